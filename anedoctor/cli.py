@@ -1,0 +1,139 @@
+"""Command line: thin shells over the public functions in :mod:`anedoctor.api`.
+
+Exit codes: 0 success, 1 the --min-ane gate failed, 2 unusable input (one-line error).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .ir import ModelError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Does my Core ML model run on the Apple Neural Engine? Which ops don't, why, and how to fix it.")
+err = Console(stderr=True)
+
+
+class ComputeUnits(str, Enum):
+    all = "all"
+    cpu_and_ne = "cpu_and_ne"
+    cpu_and_gpu = "cpu_and_gpu"
+    cpu_only = "cpu_only"
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"anedoctor: error: {message}", highlight=False, markup=False)
+    raise typer.Exit(code)
+
+
+def guarded(fn):
+    """Run a command, turning bad input into a one-line error and exit code 2."""
+    try:
+        return fn()
+    except ModelError as e:
+        fail(str(e))
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as e:  # an input we did not foresee must still not print a traceback
+        if os.environ.get("ANEDOCTOR_DEBUG"):
+            raise
+        fail(f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (set ANEDOCTOR_DEBUG=1 for a traceback)")
+
+
+def run_check(model: str, chip, os_, compute_units, json_path, html_path, min_ane, explain, verbose) -> None:
+    from .api import check
+
+    def body():
+        if min_ane is not None and not 0.0 <= min_ane <= 1.0:
+            raise ModelError(f"--min-ane must be a fraction between 0 and 1, got {min_ane}")
+        report = check(model, chip=chip, os=os_, compute_units=compute_units.value)
+        console = Console()
+        if explain:
+            report.explain(explain, console)
+        elif json_path != "-":
+            report.render(console, verbose)
+        if json_path:
+            text = report.to_json(None if json_path == "-" else json_path)
+            if json_path == "-":
+                print(text)
+        if html_path:
+            report.to_html(html_path)
+        if min_ane is not None:
+            share = report.summary["ane_fraction"]
+            if share < min_ane:
+                err.print(f"anedoctor: gate failed: ANE share of ops {share:.1%} is below --min-ane {min_ane:.1%} "
+                          f"({report.summary['ane']} of {report.summary['ops']} ops predicted on the Neural Engine)", highlight=False)
+                raise typer.Exit(1)
+    guarded(body)
+
+
+@app.command("check")
+def check_cmd(
+    model: str = typer.Argument(..., help="Model: .mlpackage, .mlmodel or .mlmodelc"),
+    chip: Optional[str] = typer.Option(None, help="m1|m2|m3|m4|m5|a11..a18 (default: a17, assumed)"),
+    os_: Optional[str] = typer.Option(None, "--os", help="ios16|ios17|ios18|ios26|macos13|macos14|macos15|macos26 ... (default: the model's deployment target)"),
+    compute_units: ComputeUnits = typer.Option(ComputeUnits.all, "--compute-units", help="Core ML compute units the model is loaded with"),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Write the JSON report here ('-' for stdout)"),
+    html_path: Optional[str] = typer.Option(None, "--html", help="Write the self-contained HTML report here"),
+    min_ane: Optional[float] = typer.Option(None, "--min-ane", help="CI gate: exit 1 when the ANE share of ops is below this fraction"),
+    explain: Optional[str] = typer.Option(None, "--explain", help="Explain one op by name"),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="List every op"),
+) -> None:
+    """Predict where every op runs (ANE / GPU / CPU) and why ops miss the Neural Engine."""
+    run_check(model, chip, os_, compute_units, json_path, html_path, min_ane, explain, verbose)
+
+
+@app.command("demo")
+def demo_cmd(
+    save: Optional[Path] = typer.Option(None, help="Keep the example model in this folder"),
+    chip: Optional[str] = typer.Option(None, help="Chip to predict for"),
+    verbose: bool = typer.Option(False, "-v", "--verbose"),
+) -> None:
+    """Build the built-in example model and check it."""
+    from .demo import build_demo_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = guarded(lambda: build_demo_model(folder))
+        Console().print(f"Built the example model {path}\n", highlight=False)
+        run_check(str(path), chip, None, ComputeUnits.all, None, None, None, None, verbose)
+
+
+@app.command("rules")
+def rules_cmd(rule_id: Optional[str] = typer.Argument(None, help="A rule id, e.g. DT-4")) -> None:
+    """List the ANE rules, or explain one."""
+    from .rules import RULES, explain
+
+    console = Console()
+    if rule_id is None:
+        from rich.table import Table
+
+        table = Table(title=f"{len(RULES)} rules (confidence: A Apple, M measured, R reverse-engineered, C community)")
+        for col in ("id", "name", "conf", "blocks", "scope", "checks"):
+            table.add_column(col, overflow="fold")
+        for r in RULES.values():
+            table.add_row(r.id, r.name, r.confidence, ",".join(r.blocks) or "note", r.scope, r.summary)
+        console.print(table)
+        return
+    r = guarded(lambda: explain(rule_id))
+    console.print(f"[bold cyan]{r.id}[/] [bold]{r.name}[/] ({r.family})")
+    for label, text in (("checks", r.summary), ("why", r.why), ("blocks", ", ".join(r.blocks) or "nothing (advisory note)"),
+                        ("scope", r.scope), ("confidence", r.confidence), ("source", r.source),
+                        ("Apple's message", r.apple_message or "-"), ("fix", r.fix)):
+        console.print(f"  [bold]{label}:[/] {text}", highlight=False)
+
+
+def main() -> None:
+    app(prog_name="anedoctor")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The one graph IR every loader produces and every analysis reads.
+
+A :class:`Model` holds one or more :class:`Graph` s (an ML Program function, a
+NeuralNetwork, or each sub-model of a pipeline). A graph is a list of :class:`Op`
+in execution order; ops read and write named :class:`Value` s. Constants are
+values with ``const`` set (weights stay lazy: a :class:`BlobRef` reads its bytes
+only when asked). Op types use ML Program (MIL) names; NeuralNetwork layers are
+translated to their MIL equivalent where one exists and keep the layer type in
+``Op.layer_type``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+DTYPE_BYTES = {
+    "fp16": 2, "bf16": 2, "fp32": 4, "fp64": 8, "int4": 0.5, "uint4": 0.5, "int8": 1, "uint8": 1,
+    "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "bool": 1,
+    "uint1": 0.125, "uint2": 0.25, "uint3": 0.375, "uint6": 0.75, "int2": 0.25, "int3": 0.375,
+    "int6": 0.75, "fp8e4m3fn": 1, "fp8e5m2": 1,
+}
+NUMPY_DTYPES = {
+    "fp16": np.float16, "fp32": np.float32, "fp64": np.float64, "int8": np.int8, "uint8": np.uint8,
+    "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32,
+    "int64": np.int64, "uint64": np.uint64, "bool": np.bool_,
+}
+
+
+class ModelError(Exception):
+    """A model file that cannot be analysed; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """Shape and element type of a value. A dim is an int, or None when unknown/flexible.
+    ``shape`` is None when even the rank is unknown. Non-tensor values (lists, dicts,
+    strings) use ``kind``."""
+
+    dtype: str
+    shape: tuple[int | None, ...] | None = ()
+    kind: str = "tensor"  # tensor | state | list | dict | tuple
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.shape is None else len(self.shape)
+
+    @property
+    def is_static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+    @property
+    def numel(self) -> int | None:
+        if not self.is_static:
+            return None
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the tensor; 0 when the shape is unknown."""
+        return int((self.numel or 0) * DTYPE_BYTES.get(self.dtype, 4))
+
+    def __str__(self) -> str:
+        dims = "?" if self.shape is None else ",".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.dtype}[{dims}]"
+
+
+class LazyConst:
+    """A constant whose data is decoded only when an analysis asks for it."""
+
+    def load(self) -> Any:
+        raise NotImplementedError
+
+
+@dataclass
+class BlobRef(LazyConst):
+    """A weight stored in a Core ML blob file (``weight.bin``), read on demand."""
+
+    path: Path
+    offset: int
+    dtype: str
+    shape: tuple[int, ...]
+
+    def load(self) -> np.ndarray:
+        from .loaders.blob import read_blob  # deferred: only a few analyses need weight bytes
+
+        return read_blob(self)
+
+
+@dataclass
+class Value:
+    """A named SSA value: a graph input, an op output, or a constant."""
+
+    name: str
+    type: TensorType
+    const: Any = None  # numpy array, python scalar/str/list, or a LazyConst; None when not constant
+    producer: "Op | None" = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not None
+
+    def data(self) -> Any:
+        """The constant's value, with blob weights loaded; None for a runtime value."""
+        return self.const.load() if isinstance(self.const, LazyConst) else self.const
+
+
+@dataclass(eq=False)
+class Op:
+    """One operation. ``inputs`` maps MIL argument names to a Value or a list of Values
+    (variadic arguments such as concat's ``values``)."""
+
+    name: str
+    type: str  # MIL op type without opset prefix, e.g. "conv"
+    inputs: dict[str, Value | list[Value]]
+    outputs: list[Value]
+    opset: str = ""  # e.g. "ios18"; "" when not known
+    attrs: dict[str, Any] = field(default_factory=dict)
+    blocks: list["Block"] = field(default_factory=list)  # cond / while_loop bodies
+    layer_type: str = ""  # original NeuralNetwork layer type, when translated
+    index: int = -1  # position among the graph's ops (constants excluded)
+
+    def input(self, arg: str) -> Value | None:
+        v = self.inputs.get(arg)
+        return v[0] if isinstance(v, list) and v else (None if isinstance(v, list) else v)
+
+    def param(self, arg: str, default: Any = None) -> Any:
+        """The value of a constant argument or attribute (loaded), else ``default``."""
+        if arg in self.attrs:
+            return self.attrs[arg]
+        v = self.input(arg)
+        if v is None or not v.is_const:
+            return default
+        return v.data()
+
+    def input_values(self) -> list[Value]:
+        out: list[Value] = []
+        for v in self.inputs.values():
+            out.extend(v if isinstance(v, list) else [v])
+        return out
+
+    def runtime_inputs(self) -> list[Value]:
+        return [v for v in self.input_values() if not v.is_const]
+
+    @property
+    def qualified_type(self) -> str:
+        return f"{self.opset}.{self.type}" if self.opset else self.type
+
+
+@dataclass
+class Block:
+    """A nested block (control-flow body): its own inputs, ops and outputs."""
+
+    inputs: list[Value]
+    ops: list[Op]
+    outputs: list[Value]
+
+
+@dataclass
+class InputSpec:
+    """A model input as the model description states it, including flexibility."""
+
+    name: str
+    type: TensorType
+    flexibility: str = "fixed"  # fixed | range | enumerated | unbounded
+    enumerated_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    default_shape: tuple[int, ...] | None = None
+    image: bool = False
+
+
+@dataclass
+class Graph:
+    """One executable unit: an ML Program function, a NeuralNetwork, or a pipeline stage."""
+
+    name: str
+    ops: list[Op]
+    inputs: list[Value]
+    outputs: list[Value]
+    input_specs: list[InputSpec] = field(default_factory=list)
+    opset: str = ""
+    states: list[Value] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for i, op in enumerate(self.ops):
+            op.index = i
+
+    def values(self) -> Iterator[Value]:
+        seen: set[int] = set()
+        for v in self.inputs:
+            seen.add(id(v))
+            yield v
+        for op in self.ops:
+            for v in op.input_values() + op.outputs:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    yield v
+
+    def consumers(self) -> dict[str, list[Op]]:
+        """Map value name -> ops that read it."""
+        out: dict[str, list[Op]] = {}
+        for op in self.ops:
+            for v in op.input_values():
+                out.setdefault(v.name, []).append(op)
+        return out
+
+    def weight_bytes(self) -> int:
+        total = 0
+        for v in self.values():
+            if v.is_const:
+                total += v.type.nbytes
+        return total
+
+
+@dataclass
+class Model:
+    """A loaded model file: format, description and its graphs."""
+
+    path: str
+    format: str  # mlprogram | neuralnetwork | pipeline | mlmodelc-mlprogram | mlmodelc-neuralnetwork | torch
+    graphs: list[Graph]
+    spec_version: int = 0
+    deployment_target: str = ""  # e.g. "ios16" (from spec version / opset)
+    description: str = ""
+    notes: list[str] = field(default_factory=list)  # what could not be analysed, and why
+    weights_bytes: int = 0  # size of the weight files on disk
+    is_updatable: bool = False
+
+    @property
+    def ops(self) -> list[Op]:
+        return [op for g in self.graphs for op in g.ops]

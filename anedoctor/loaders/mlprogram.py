@@ -1,0 +1,220 @@
+"""ML Program (``.mlpackage`` / ``mlProgram`` spec) -> IR.
+
+Walks the protobuf once. ``const`` ops become constant Values, not ops; weights in the
+blob file stay :class:`BlobRef` s and large inline tensors stay undecoded until asked for.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..ir import NUMPY_DTYPES, BlobRef, Block, Graph, InputSpec, LazyConst, ModelError, Op, TensorType, Value
+
+# MIL proto DataType enum -> IR dtype name
+PROTO_DTYPES = {
+    0: "unused", 1: "bool", 2: "string", 10: "fp16", 11: "fp32", 12: "fp64", 13: "bf16",
+    21: "int8", 22: "int16", 23: "int32", 24: "int64", 25: "int4", 31: "uint8", 32: "uint16",
+    33: "uint32", 34: "uint64", 35: "uint4", 36: "uint2", 37: "uint1", 38: "uint6", 39: "uint3",
+    40: "fp8e4m3fn", 41: "fp8e5m2",
+}
+# FeatureTypes ArrayDataType enum -> IR dtype
+ARRAY_DTYPES = {65568: "fp32", 65600: "fp64", 131104: "int32", 65552: "fp16", 131080: "int8"}
+EAGER_LIMIT = 64  # inline tensors up to this many elements are decoded while loading
+
+
+def opset_to_target(opset: str) -> str:
+    """'CoreML7' -> 'ios17' (the opset names the minimum OS of an ML Program function)."""
+    digits = "".join(ch for ch in opset if ch.isdigit())
+    version = {"5": 15, "6": 16, "7": 17, "8": 18, "9": 26}.get(digits)
+    return f"ios{version}" if version else opset.lower()
+
+
+def tensor_type(vt) -> TensorType:
+    """Proto ValueType -> TensorType."""
+    kind = vt.WhichOneof("type")
+    if kind == "stateType":
+        inner = tensor_type(vt.stateType.wrappedType)
+        return TensorType(inner.dtype, inner.shape, "state")
+    if kind != "tensorType":
+        return TensorType("", None, {"listType": "list", "dictionaryType": "dict", "tupleType": "tuple"}.get(kind, "tensor"))
+    t = vt.tensorType
+    dtype = PROTO_DTYPES.get(t.dataType, "unused")
+    if t.rank < 0:
+        return TensorType(dtype, None)
+    dims = tuple(d.constant.size if d.WhichOneof("dimension") == "constant" else None for d in t.dimensions)
+    return TensorType(dtype, dims)
+
+
+class InlineTensor(LazyConst):
+    """An immediate tensor too large to decode eagerly."""
+
+    def __init__(self, proto, ttype: TensorType):
+        self.proto, self.ttype = proto, ttype
+
+    def load(self) -> Any:
+        return decode_tensor(self.proto, self.ttype)
+
+
+def decode_tensor(tv, ttype: TensorType) -> Any:
+    """Proto TensorValue -> numpy array (or python scalar / str for rank 0)."""
+    which = tv.WhichOneof("value")
+    if which is None:
+        return np.zeros(ttype.shape or (), dtype=NUMPY_DTYPES.get(ttype.dtype, np.float32))
+    if which == "bytes":
+        np_dtype = NUMPY_DTYPES.get(ttype.dtype, np.uint8)
+        arr = np.frombuffer(tv.bytes.values, dtype=np_dtype) if ttype.dtype in NUMPY_DTYPES else np.frombuffer(tv.bytes.values, np.uint8)
+    else:
+        values = list(getattr(tv, which).values)
+        if which == "strings":
+            return values[0] if ttype.shape == () and values else values
+        arr = np.asarray(values, dtype=NUMPY_DTYPES.get(ttype.dtype, np.float32))
+    if ttype.is_static and arr.size == (ttype.numel or 0):
+        arr = arr.reshape(ttype.shape)
+    return arr[()] if ttype.shape == () and arr.size == 1 else arr
+
+
+def decode_value(value, weights_dir: Path | None, ttype: TensorType) -> Any:
+    """Proto Value (immediate or blob) -> constant payload."""
+    which = value.WhichOneof("value")
+    if which == "blobFileValue":
+        return blob_ref(value.blobFileValue.fileName, value.blobFileValue.offset, weights_dir, ttype)
+    imm = value.immediateValue
+    kind = imm.WhichOneof("value")
+    if kind == "tensor":
+        n = ttype.numel
+        if n is not None and n > EAGER_LIMIT:
+            return InlineTensor(imm.tensor, ttype)
+        return decode_tensor(imm.tensor, ttype)
+    if kind == "list":
+        return [decode_value(v, weights_dir, tensor_type(v.type)) for v in imm.list.values]
+    if kind == "tuple":
+        return tuple(decode_value(v, weights_dir, tensor_type(v.type)) for v in imm.tuple.values)
+    return None
+
+
+def blob_ref(file_name: str, offset: int, weights_dir: Path | None, ttype: TensorType) -> BlobRef:
+    """Resolve ``@model_path/weights/x.bin`` inside the model; refuse paths that escape it."""
+    if weights_dir is None:
+        raise ModelError(f"weight file {file_name} is referenced but the model has no weights folder")
+    rel = file_name.removeprefix("@model_path/").removeprefix("weights/")
+    path = (weights_dir / rel).resolve()
+    if weights_dir.resolve() not in path.parents:
+        raise ModelError(f"{weights_dir}: weight path {file_name!r} points outside the model")
+    return BlobRef(path, int(offset), ttype.dtype, tuple(d or 0 for d in (ttype.shape or ())))
+
+
+class ProgramReader:
+    """Builds IR graphs from the functions of one ``mlProgram`` message."""
+
+    def __init__(self, weights_dir: Path | None):
+        self.weights_dir = weights_dir
+
+    def graph(self, name: str, function, input_specs: list[InputSpec]) -> Graph:
+        opset = function.opset
+        block = function.block_specializations[opset]
+        values: dict[str, Value] = {}
+        inputs = []
+        for nvt in function.inputs:
+            v = Value(nvt.name, tensor_type(nvt.type))
+            values[nvt.name] = inputs.append(v) or v
+        ops = self.block_ops(block, values, opset_to_target(opset))
+        outputs = [self.lookup(values, n) for n in block.outputs]
+        states = [v for v in inputs if v.type.kind == "state"]
+        return Graph(name, ops, inputs, outputs, input_specs, opset_to_target(opset), states)
+
+    def block_ops(self, block, values: dict[str, Value], opset: str) -> list[Op]:
+        ops: list[Op] = []
+        for p in block.operations:
+            op_type = p.type
+            if op_type == "const":
+                out = p.outputs[0]
+                ttype = tensor_type(out.type)
+                val = p.attributes["val"] if "val" in p.attributes else None
+                payload = decode_value(val, self.weights_dir, ttype) if val is not None else None
+                values[out.name] = Value(out.name, ttype, payload if payload is not None else np.zeros(0))
+                continue
+            inputs: dict[str, Value | list[Value]] = {}
+            for arg, argument in p.inputs.items():
+                bound = [self.binding(b, values) for b in argument.arguments]
+                inputs[arg] = bound[0] if len(bound) == 1 and arg not in VARIADIC_ARGS else bound
+            name_attr = p.attributes.get("name") if "name" in p.attributes else None
+            name = name_attr.immediateValue.tensor.strings.values[0] if name_attr is not None else (p.outputs[0].name if p.outputs else op_type)
+            attrs = {k: decode_value(v, self.weights_dir, tensor_type(v.type)) for k, v in p.attributes.items() if k != "name"}
+            prefix, _, bare = op_type.rpartition(".")
+            op = Op(name, bare, inputs, [], prefix or opset, attrs)
+            for nvt in p.outputs:
+                v = Value(nvt.name, tensor_type(nvt.type), producer=op)
+                values[nvt.name] = v
+                op.outputs.append(v)
+            for b in p.blocks:
+                inner = dict(values)
+                b_inputs = [Value(i.name, tensor_type(i.type)) for i in b.inputs]
+                inner.update((v.name, v) for v in b_inputs)
+                b_ops = self.block_ops(b, inner, opset)
+                op.blocks.append(Block(b_inputs, b_ops, [self.lookup(inner, n) for n in b.outputs]))
+            ops.append(op)
+        return ops
+
+    def binding(self, b, values: dict[str, Value]) -> Value:
+        if b.WhichOneof("binding") == "name":
+            return self.lookup(values, b.name)
+        ttype = tensor_type(b.value.type)
+        return Value("<immediate>", ttype, decode_value(b.value, self.weights_dir, ttype))
+
+    @staticmethod
+    def lookup(values: dict[str, Value], name: str) -> Value:
+        try:
+            return values[name]
+        except KeyError:
+            raise ModelError(f"the program uses value {name!r} before defining it") from None
+
+
+VARIADIC_ARGS = frozenset({"values", "inputs", "_values", "cond_var"})
+
+
+def input_specs(description) -> list[InputSpec]:
+    """Model description inputs -> InputSpecs with their flexibility (range / enumerated)."""
+    specs = []
+    for f in description.input:
+        kind = f.type.WhichOneof("Type")
+        if kind == "multiArrayType":
+            t = f.type.multiArrayType
+            shape = tuple(int(d) for d in t.shape)
+            flex, enum = "fixed", []
+            which = t.WhichOneof("ShapeFlexibility")
+            if which == "shapeRange" and any(r.lowerBound != r.upperBound for r in t.shapeRange.sizeRanges):
+                flex = "range"
+            elif which == "enumeratedShapes" and len(t.enumeratedShapes.shapes) > 1:
+                flex, enum = "enumerated", [tuple(s.shape) for s in t.enumeratedShapes.shapes]
+            specs.append(InputSpec(f.name, TensorType(ARRAY_DTYPES.get(t.dataType, "fp32"), shape), flex, enum, shape))
+        elif kind == "imageType":
+            t = f.type.imageType
+            channels = 1 if t.colorSpace == 10 else 3  # GRAYSCALE = 10
+            shape = (1, channels, int(t.height), int(t.width))
+            flex, enum = "fixed", []
+            which = t.WhichOneof("SizeFlexibility")
+            if which == "imageSizeRange":
+                r = t.imageSizeRange
+                if r.widthRange.lowerBound != r.widthRange.upperBound or r.heightRange.lowerBound != r.heightRange.upperBound:
+                    flex = "range"
+            elif which == "enumeratedSizes" and len(t.enumeratedSizes.sizes) > 1:
+                flex = "enumerated"
+                enum = [(1, channels, int(s.height), int(s.width)) for s in t.enumeratedSizes.sizes]
+            specs.append(InputSpec(f.name, TensorType("fp32", shape), flex, enum, shape, image=True))
+        else:
+            specs.append(InputSpec(f.name, TensorType(kind or "", None)))
+    return specs
+
+
+def graphs_from_mlprogram(spec, weights_dir: Path | None, prefix: str = "") -> list[Graph]:
+    """All functions of an ML Program spec; the default function first."""
+    program = spec.mlProgram
+    reader = ProgramReader(weights_dir)
+    specs = input_specs(spec.description)
+    default = spec.description.defaultFunctionName or "main"
+    names = sorted(program.functions, key=lambda n: (n != default, n))
+    if not names:
+        raise ModelError("the ML Program has no functions")
+    return [reader.graph(prefix + n, program.functions[n], specs if n == default else []) for n in names]
