@@ -10,6 +10,7 @@ translated to their MIL equivalent where one exists and keep the layer type in
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,24 +44,26 @@ class TensorType:
     shape: tuple[int | None, ...] | None = ()
     kind: str = "tensor"  # tensor | state | list | dict | tuple
 
+    def __post_init__(self) -> None:
+        static = self.shape is not None and all(isinstance(d, int) for d in self.shape)
+        object.__setattr__(self, "_numel", (math.prod(self.shape) if static else None))
+
     @property
     def rank(self) -> int | None:
         return None if self.shape is None else len(self.shape)
 
     @property
     def is_static(self) -> bool:
-        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+        return self._numel is not None
 
     @property
     def numel(self) -> int | None:
-        if not self.is_static:
-            return None
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return self._numel
 
     @property
     def nbytes(self) -> int:
         """Bytes of the tensor; 0 when the shape is unknown."""
-        return int((self.numel or 0) * DTYPE_BYTES.get(self.dtype, 4))
+        return int((self._numel or 0) * DTYPE_BYTES.get(self.dtype, 4))
 
     def __str__(self) -> str:
         dims = "?" if self.shape is None else ",".join("?" if d is None else str(d) for d in self.shape)
@@ -136,10 +139,18 @@ class Op:
         return v.data()
 
     def input_values(self) -> list[Value]:
-        out: list[Value] = []
-        for v in self.inputs.values():
-            out.extend(v if isinstance(v, list) else [v])
-        return out
+        """All input Values, variadic lists flattened (cached: use ``set_input`` to change inputs)."""
+        cached = self.__dict__.get("_input_values")
+        if cached is None:
+            cached = []
+            for v in self.inputs.values():
+                cached.extend(v if isinstance(v, list) else [v])
+            self.__dict__["_input_values"] = cached
+        return cached
+
+    def set_input(self, arg: str, value: "Value | list[Value]") -> None:
+        self.inputs[arg] = value
+        self.__dict__.pop("_input_values", None)
 
     def runtime_inputs(self) -> list[Value]:
         return [v for v in self.input_values() if not v.is_const]

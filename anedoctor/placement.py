@@ -177,30 +177,37 @@ def segment(placements: list[OpPlacement], allowed: tuple[str, ...]) -> None:
 
 
 def explain_off_ane(placements: list[OpPlacement], allowed: tuple[str, ...]) -> None:
-    """Attach a placement reason to each ANE-eligible op that did not land on the ANE."""
-    for i, p in enumerate(placements):
+    """Attach a placement reason to each ANE-eligible op that did not land on the ANE.
+
+    Eligible ops kept off the ANE are explained per run (contiguous eligible ops on one device):
+    what moving the run to the ANE would save against what opening the segment would cost."""
+    n, i = len(placements), 0
+    while i < n:
+        p = placements[i]
         if p.device == "ane" or not p.supported["ane"]:
+            i += 1
             continue
-        if "ane" not in allowed:
-            p.findings.append(Finding(RULES["CU-1"], "the compute units exclude the Neural Engine"))
-            continue
-        lo, hi = i, i
-        while lo > 0 and placements[lo - 1].supported["ane"] and placements[lo - 1].device == p.device:
-            lo -= 1
-        while hi + 1 < len(placements) and placements[hi + 1].supported["ane"] and placements[hi + 1].device == p.device:
+        hi = i
+        while hi + 1 < n and placements[hi + 1].supported["ane"] and placements[hi + 1].device == p.device:
             hi += 1
-        run = placements[lo:hi + 1]
-        saving = sum(q.cost_ms[p.device] - q.cost_ms["ane"] for q in run)
-        price = LAUNCH_MS + (SWITCH_MS if lo > 0 else 0.0) + (SWITCH_MS if hi < len(placements) - 1 else OUTPUT_ON_ACCEL_MS)
-        rule_id = "SEG-2" if p.device == "gpu" else "SEG-1"
-        p.findings.append(Finding(RULES[rule_id], f"ANE-eligible, but moving the {len(run)} eligible op(s) around it from the "
-                                  f"{p.device.upper()} to the ANE would save only ~{saving:.3f} ms, less than the ~{price:.3f} ms "
-                                  f"an ANE segment costs there (launch, switches)"))
+        run = placements[i:hi + 1]
+        if "ane" not in allowed:
+            finding = Finding(RULES["CU-1"], "the compute units exclude the Neural Engine")
+        else:
+            saving = sum(q.cost_ms[p.device] - q.cost_ms["ane"] for q in run)
+            price = LAUNCH_MS + (SWITCH_MS if i > 0 else 0.0) + (SWITCH_MS if hi < n - 1 else OUTPUT_ON_ACCEL_MS)
+            finding = Finding(RULES["SEG-2" if p.device == "gpu" else "SEG-1"],
+                              f"ANE-eligible, but moving the {len(run)} eligible op(s) around it from the {p.device.upper()} to "
+                              f"the ANE would save only ~{saving:.3f} ms, less than the ~{price:.3f} ms an ANE segment costs "
+                              f"there (launch, switches)")
+        for q in run:
+            q.findings.append(finding)
+        i = hi + 1
 
 
 def place_graph(graph: Graph, model: Model, target: Target, compute_units: str) -> list[OpPlacement]:
     """Eligibility, costs and devices for every (non-constant) op of one graph."""
-    ctx = Context(target, model, graph, typed=bool(graph.opset), consumers=graph.consumers())
+    ctx = Context(target, model, graph, typed=bool(graph.opset))
     graph_findings, graph_notes = [], []
     for r in RULES.values():
         if r.level == "graph" and r.applies(target):
@@ -209,11 +216,14 @@ def place_graph(graph: Graph, model: Model, target: Target, compute_units: str) 
                 message, apple = out if isinstance(out, tuple) else (out, None)
                 (graph_findings if r.blocking else graph_notes).append(Finding(r, message, apple))
     op_rules = [r for r in RULES.values() if r.level == "op" and r.applies(target)]
+    rules_by_type: dict[str, list[Rule]] = {}
     placements = []
     for op in graph.ops:
         if op.type.startswith("constexpr_"):
             continue  # materialised weights, not work placed on a device
-        p = run_rules(op, ctx, graph_findings, op_rules)
+        if op.type not in rules_by_type:
+            rules_by_type[op.type] = [r for r in op_rules if r.ops is None or op.type in r.ops]
+        p = run_rules(op, ctx, graph_findings, rules_by_type[op.type])
         p.notes.extend(graph_notes)
         p.flops, p.bytes = opinfo.flops(op), opinfo.bytes_moved(op)
         p.cost_ms = {d: op_time_ms(p, d, target) for d in DEVICES}

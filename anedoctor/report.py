@@ -75,9 +75,12 @@ class Report:
         return p.device if p else None
 
     def find(self, name: str) -> OpPlacement:
-        for p in self.placements:
-            if p.op.name == name or any(v.name == name for v in p.op.outputs):
-                return p
+        """The op with this name or output name; a unique name prefix also matches (converters add
+        suffixes such as ``_cast_fp16``)."""
+        exact = [p for p in self.placements if p.op.name == name or any(v.name == name for v in p.op.outputs)]
+        prefixed = [p for p in self.placements if p.op.name.startswith(name)]
+        if exact or len(prefixed) == 1:
+            return (exact or prefixed)[0]
         from .ir import ModelError
 
         close = [p.op.name for p in self.placements if name.lower() in p.op.name.lower()][:5]
@@ -114,9 +117,10 @@ class Report:
                 if not c.ops or c.ops[-1] != index[id(p)]:
                     c.ops.append(index[id(p)])
                     c.flops += p.flops
-        for a, b in self.switches:
+        for a, b in self.switches:  # a switch is the price of the off-ANE segment it enters or leaves
+            off = range(a.start, a.end + 1) if a.device != "ane" else range(b.start, b.end + 1)
             for c in causes.values():
-                if {a.end, b.start} & set(c.ops):
+                if any(i in off for i in c.ops):
                     c.switches += 1
         return sorted(causes.values(), key=lambda c: (-c.flops, -c.switches, -len(c.ops), c.rule.id))
 
@@ -185,7 +189,10 @@ class Report:
         return html
 
     def _repr_html_(self) -> str:
-        return self.to_html()
+        """Notebook view: the page in an iframe, so its styles and ids cannot clash with the notebook."""
+        import html
+
+        return f'<iframe srcdoc="{html.escape(self.to_html())}" style="width:100%;height:900px;border:0"></iframe>'
 
     # ---- terminal ---------------------------------------------------------------------------
     def headline(self) -> str:

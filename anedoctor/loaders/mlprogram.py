@@ -5,6 +5,7 @@ blob file stay :class:`BlobRef` s and large inline tensors stay undecoded until 
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,9 @@ def tensor_type(vt) -> TensorType:
     dtype = PROTO_DTYPES.get(t.dataType, "unused")
     if t.rank < 0:
         return TensorType(dtype, None)
-    dims = tuple(d.constant.size if d.WhichOneof("dimension") == "constant" else None for d in t.dimensions)
+    dims = tuple(d.constant.size for d in t.dimensions)
+    if 0 in dims:  # an unknown dim reads as size 0; tell it apart from a real zero-size dim
+        dims = tuple(d.constant.size if d.WhichOneof("dimension") == "constant" else None for d in t.dimensions)
     return TensorType(dtype, dims)
 
 
@@ -98,11 +101,16 @@ def blob_ref(file_name: str, offset: int, weights_dir: Path | None, ttype: Tenso
     """Resolve ``@model_path/weights/x.bin`` inside the model; refuse paths that escape it."""
     if weights_dir is None:
         raise ModelError(f"weight file {file_name} is referenced but the model has no weights folder")
+    return BlobRef(resolve_weight_file(file_name, weights_dir), int(offset), ttype.dtype, tuple(d or 0 for d in (ttype.shape or ())))
+
+
+@functools.lru_cache(maxsize=64)
+def resolve_weight_file(file_name: str, weights_dir: Path) -> Path:
     rel = file_name.removeprefix("@model_path/").removeprefix("weights/")
     path = (weights_dir / rel).resolve()
     if weights_dir.resolve() not in path.parents:
         raise ModelError(f"{weights_dir}: weight path {file_name!r} points outside the model")
-    return BlobRef(path, int(offset), ttype.dtype, tuple(d or 0 for d in (ttype.shape or ())))
+    return path
 
 
 class ProgramReader:
@@ -191,7 +199,7 @@ def input_specs(description) -> list[InputSpec]:
             specs.append(InputSpec(f.name, TensorType(ARRAY_DTYPES.get(t.dataType, "fp32"), shape), flex, enum, shape))
         elif kind == "imageType":
             t = f.type.imageType
-            channels = 1 if t.colorSpace == 10 else 3  # GRAYSCALE = 10
+            channels = 1 if t.colorSpace in (10, 40) else 3  # GRAYSCALE = 10, GRAYSCALE_FLOAT16 = 40
             shape = (1, channels, int(t.height), int(t.width))
             flex, enum = "fixed", []
             which = t.WhichOneof("SizeFlexibility")
@@ -202,7 +210,7 @@ def input_specs(description) -> list[InputSpec]:
             elif which == "enumeratedSizes" and len(t.enumeratedSizes.sizes) > 1:
                 flex = "enumerated"
                 enum = [(1, channels, int(s.height), int(s.width)) for s in t.enumeratedSizes.sizes]
-            specs.append(InputSpec(f.name, TensorType("fp32", shape), flex, enum, shape, image=True))
+            specs.append(InputSpec(f.name, TensorType("fp16" if t.colorSpace == 40 else "fp32", shape), flex, enum, shape, image=True))
         else:
             specs.append(InputSpec(f.name, TensorType(kind or "", None)))
     return specs

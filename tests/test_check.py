@@ -1,0 +1,216 @@
+"""anedoctor check: loaders, rules per family, placement, segments, reports."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import anedoctor
+from anedoctor.ir import BlobRef, ModelError
+from mil_models import ct, mb, sandwich, save, single, types, w
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("check")
+
+
+def op_named(report, fragment):
+    return next(p for p in report.placements if fragment in p.op.name)
+
+
+def rule_ids(p):
+    return {f.rule.id for f in p.findings}
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+def test_mlpackage_loads_ops_shapes_and_lazy_weights(tmp):
+    path = single(tmp / "conv.mlpackage", (1, 8, 16, 16), lambda x: mb.relu(x=mb.conv(x=x, weight=w(4, 8, 3, 3), name="c")))
+    model = anedoctor.load(path)
+    ops = model.graphs[0].ops
+    assert [o.type for o in ops] == ["cast", "conv", "relu", "cast"]  # constants are not ops
+    conv = ops[1]
+    assert conv.outputs[0].type.shape == (1, 4, 14, 14) and conv.outputs[0].type.dtype == "fp16"
+    weight = conv.input("weight")
+    assert isinstance(weight.const, BlobRef)  # not read until asked
+    assert weight.data().shape == (4, 8, 3, 3) and weight.data().dtype == np.float16
+    assert model.deployment_target == "ios17" and model.format == "mlprogram"
+
+
+def test_torch_module_is_converted_and_checked():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1))
+    report = anedoctor.check(net, example_inputs=torch.randn(1, 3, 32, 32))
+    assert report.model.format == "torch"
+    assert [p.op.type for p in report.placements if p.op.type == "conv"] == ["conv", "conv"]
+
+
+def test_lstm_in_torch_module_runs_on_cpu_with_a_reason():
+    class Tagger(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(32, 32)
+            self.head = torch.nn.Linear(32, 8)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0])
+
+    report = anedoctor.check(Tagger().eval(), example_inputs=torch.randn(10, 1, 32))
+    lstm = next(p for p in report.placements if p.op.type == "lstm")
+    assert lstm.device == "cpu" and not lstm.supported["ane"] and "OP-1" in rule_ids(lstm)
+
+
+def test_mlmodel_object_and_pipeline(tmp):
+    a = single(tmp / "a.mlpackage", (1, 8, 16, 16), lambda x: mb.relu(x=x, name="a_out"))
+    b = single(tmp / "b.mlpackage", (1, 8, 16, 16), lambda x: mb.sigmoid(x=x, name="b_out"))
+    m_a, m_b = ct.models.MLModel(str(a), skip_model_load=True), ct.models.MLModel(str(b), skip_model_load=True)
+    assert anedoctor.check(m_a).summary["ops"] == 3
+    spec_b = m_b.get_spec()
+    ct.utils.rename_feature(spec_b, spec_b.description.input[0].name, m_a.get_spec().description.output[0].name)
+    m_b2 = ct.models.MLModel(spec_b, weights_dir=m_b.weights_dir, skip_model_load=True)
+    pipe = ct.utils.make_pipeline(m_a, m_b2)
+    pipe.save(str(tmp / "pipe.mlpackage"))
+    report = anedoctor.check(tmp / "pipe.mlpackage")
+    assert report.model.format == "pipeline" and len(report.model.graphs) == 2
+    assert {p.op.type for p in report.placements} >= {"relu", "sigmoid"}
+
+
+# ---- rule families -------------------------------------------------------------------------
+
+def test_dtype_fp32_model_is_barred_from_ane(tmp):
+    path = single(tmp / "fp32.mlpackage", (1, 64, 32, 32), lambda x: mb.relu(x=x), precision=ct.precision.FLOAT32)
+    relu = op_named(anedoctor.check(path), "relu")
+    assert not relu.supported["ane"] and relu.supported["gpu"] and "DT-1" in rule_ids(relu)
+
+
+def test_dtype_int32_and_fp32_io_on_m1(tmp):
+    path = single(tmp / "argmax.mlpackage", (1, 64, 32, 32), lambda x: mb.reduce_argmax(x=mb.relu(x=x), axis=1, name="am"))
+    report = anedoctor.check(path)
+    assert "DT-4" in rule_ids(op_named(report, "am"))
+    cast_in = report.placements[0]
+    assert cast_in.op.type == "cast" and cast_in.supported["ane"]  # fp32 input cast is eligible on H16 (DT-2)
+    m1 = anedoctor.check(path, chip="m1")
+    assert "DT-12" in rule_ids(m1.placements[0]) and m1.placements[0].findings[0].apple_message == "Invalid input tensor format: fp32"
+
+
+@pytest.mark.parametrize("build, rule", [
+    (lambda x: mb.cumsum(x=x, axis=1), "OP-6"),
+    (lambda x: mb.reshape(x=mb.band_part(x=mb.reshape(x=x, shape=[64, 64, 64]), lower=-1, upper=0), shape=[1, 64, 64, 64]), "OP-3"),
+    (lambda x: mb.conv(x=x, weight=w(64, 64, 17, 17), pad_type="same"), "PA-1"),
+    (lambda x: mb.conv(x=x, weight=w(64, 64, 3, 3), dilations=[8, 8], pad_type="same"), "PA-11"),
+    (lambda x: mb.max_pool(x=x, kernel_sizes=[9, 9], strides=[1, 1], pad_type="same"), "PA-6"),
+    (lambda x: mb.pad(x=x, pad=[0, 0, 0, 0, 1, 1, 1, 1], constant_val=1.0), "PA-12"),
+    (lambda x: mb.asin(x=x), "OP-5"),
+])
+def test_op_and_parameter_rules_split_the_graph(tmp, build, rule):
+    path = sandwich(tmp / f"sandwich_{rule}.mlpackage", lambda x: build(x))
+    report = anedoctor.check(path, compute_units="cpu_and_ne")
+    culprit = next(p for p in report.placements if rule in rule_ids(p))
+    assert culprit.device == "cpu" and not culprit.supported["ane"]
+    convs = [p for p in report.placements if p.op.type == "conv" and p is not culprit]
+    assert all(p.device == "ane" for p in convs)  # both sides of the culprit still pay for the ANE
+    s = report.summary
+    assert s["segments"] >= 3 and s["switches"] == s["segments"] - 1
+    assert any(a.end == b.start - 1 for a, b in report.switches)
+
+
+def test_eligible_ops_stay_on_ane_in_a_big_graph(tmp):
+    path = sandwich(tmp / "clean.mlpackage", lambda x: mb.max_pool(x=x, kernel_sizes=[3, 3], strides=[1, 1], pad_type="same"))
+    report = anedoctor.check(path, compute_units="cpu_and_ne")
+    devices = [p.device for p in report.placements]
+    # the trailing relu/cast tie between a switch and the output-on-ANE cost: Core ML (and we) pick the CPU
+    assert devices[:-2] == ["ane"] * (len(devices) - 2), report.headline()
+    assert report.summary["switches"] <= 1
+
+
+def test_tiny_graph_stays_on_cpu_with_segment_reason(tmp):
+    path = single(tmp / "tiny.mlpackage", (1, 64, 32, 32), lambda x: mb.relu(x=x))
+    p = op_named(anedoctor.check(path, compute_units="cpu_and_ne"), "relu")
+    assert p.supported["ane"] and p.device == "cpu" and "SEG-1" in rule_ids(p)
+
+
+def test_shape_limits_depend_on_generation(tmp):
+    path = single(tmp / "wide.mlpackage", (1, 1, 1, 20000), lambda x: mb.relu(x=x, name="r"), dtype=types.fp16)
+    assert op_named(anedoctor.check(path, chip="m4"), "r").supported["ane"]
+    m1 = op_named(anedoctor.check(path, chip="m1"), "r")
+    assert "SH-1" in rule_ids(m1)
+    assert m1.findings[0].apple_message.startswith("Tensor dimensions N1D1C1H1W20000 are not within supported range")
+
+
+def test_range_shape_input_keeps_whole_model_off_ane(tmp):
+    traced = torch.jit.trace(torch.nn.Conv2d(3, 8, 3).eval(), torch.randn(1, 3, 32, 32))
+    flexible = ct.TensorType(name="x", shape=(1, 3, ct.RangeDim(16, 64, 32), ct.RangeDim(16, 64, 32)))
+    ct.convert(traced, inputs=[flexible], convert_to="mlprogram").save(str(tmp / "flex.mlpackage"))
+    report = anedoctor.check(tmp / "flex.mlpackage")
+    assert report.model.graphs[0].input_specs[0].flexibility == "range"
+    assert report.placements and all("DY-1" in rule_ids(p) and not p.supported["ane"] for p in report.placements)
+
+
+def test_blockwise_quantized_conv_along_input_channels(tmp):
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 64, 32, 32), dtype=types.fp16)], opset_version=ct.target.iOS18)
+    def prog(x):
+        q = RNG_INT8((64, 64, 3, 3))
+        weight = mb.constexpr_blockwise_shift_scale(data=q, scale=np.full((64, 2, 1, 1), 0.01, np.float16))
+        return mb.conv(x=x, weight=weight, pad_type="same", name="qconv")
+    path = save(prog, tmp / "blockwise.mlpackage", target=ct.target.iOS18)
+    report = anedoctor.check(path)
+    qconv = op_named(report, "qconv")
+    assert "PA-29" in rule_ids(qconv)
+    assert all(not p.op.type.startswith("constexpr_") for p in report.placements)  # weights, not ops
+
+
+def RNG_INT8(shape):
+    return np.random.default_rng(1).integers(-8, 8, shape).astype(np.int8)
+
+
+def test_graph_rules_size_chip_and_os(tmp):
+    path = single(tmp / "small.mlpackage", (1, 64, 32, 32), lambda x: mb.relu(x=x))
+    model = anedoctor.load(path)
+    model.weights_bytes = 2 << 30
+    assert "SZ-1" in rule_ids(anedoctor.check(model, chip="a17").placements[0])
+    assert "SZ-1" not in rule_ids(anedoctor.check(model, chip="m4").placements[0])
+    a11 = anedoctor.check(path, chip="a11")
+    assert all("CH-0" in rule_ids(p) for p in a11.placements)
+    old_os = anedoctor.check(path, os="ios16")
+    assert any("ios17" in n for n in old_os.notes)
+
+
+def test_default_target_is_assumed_and_explicit_is_not(tmp):
+    path = single(tmp / "t.mlpackage", (1, 8, 8, 8), lambda x: mb.relu(x=x))
+    r = anedoctor.check(path)
+    assert r.target.chip.id == "a17" and r.target.chip_assumed and r.target.os.id == "ios17" and r.target.os_assumed
+    r = anedoctor.check(path, chip="m2", os="macos14")
+    assert not r.target.chip_assumed and not r.target.os_assumed and r.target.os.ios == 17
+    with pytest.raises(ModelError, match="unknown chip"):
+        anedoctor.check(path, chip="z9")
+
+
+# ---- report ------------------------------------------------------------------------------------
+
+def test_json_report_is_consistent(tmp):
+    path = sandwich(tmp / "json.mlpackage", lambda x: mb.cumsum(x=x, axis=1))
+    report = anedoctor.check(path, compute_units="cpu_and_ne")
+    d = json.loads(report.to_json(tmp / "r.json"))
+    assert d == json.loads((tmp / "r.json").read_text())
+    assert d["schema_version"] == "1.0" and d["kind"] == "prediction"
+    s = d["summary"]
+    assert s["ops"] == len(d["ops"]) == s["ane"] + s["gpu"] + s["cpu"]
+    assert s["segments"] == len(d["segments"]) and s["switches"] == len(d["switches"])
+    assert 0 < s["ane_flops_fraction"] < 1
+    cumsum = next(o for o in d["ops"] if o["type"] == "cumsum")
+    assert cumsum["device"] == "cpu" and cumsum["reasons"][0]["rule"] == "OP-6"
+    assert {"rule", "message", "source", "confidence", "apple_message", "fix"} <= set(cumsum["reasons"][0])
+    assert cumsum["inputs"][0]["producer"] == cumsum["index"] - 1
+    assert d["causes"][0]["rule"] == "OP-6" and d["causes"][0]["switches"] == 2
+    for seg in d["segments"]:
+        assert all(d["ops"][i]["device"] == seg["device"] for i in range(seg["start"], seg["end"] + 1))
+
+
+def test_every_rule_is_documented():
+    from anedoctor.rules import RULES
+
+    assert len(RULES) >= 50
+    for r in RULES.values():
+        assert r.summary and r.source and r.fix and r.confidence in "AMRC", r.id
