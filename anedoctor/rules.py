@@ -139,7 +139,10 @@ def fp32_io_on_early_ane(op: Op, ctx: Context):
 
     On H13 (M1) Apple's own analytics mark the converter's fp32->fp16 input cast, the
     fp16->fp32 output cast and fp32 image scale/bias ops as not ANE-supported. On M4/macOS 27
-    the same casts are ANE-eligible (DT-2), so this rule is scoped to the early generations."""
+    the same casts are ANE-eligible (DT-2), so this rule is scoped to the early generations.
+    NeuralNetwork models are untyped (their fp32 blobs run as fp16 on the ANE): not checked."""
+    if not ctx.typed:
+        return None
     fp32_in = [v for v in op.runtime_inputs() if v.type.dtype == "fp32"]
     fp32_out = [v for v in op.outputs if v.type.dtype == "fp32"]
     if fp32_in:
