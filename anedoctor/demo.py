@@ -22,7 +22,7 @@ def build_demo_model(path: str | Path) -> Path:
     def w(*shape):
         return (rng.standard_normal(shape) * 0.05).astype(np.float32)
 
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, 128, 128))], opset_version=ct.target.iOS17)
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, 256, 256))], opset_version=ct.target.iOS17)
     def demo(image):
         x = mb.relu(x=mb.conv(x=image, weight=w(32, 3, 3, 3), strides=[2, 2], pad_type="same", name="stem_conv"), name="stem_relu")
         for i in range(4):
@@ -31,7 +31,7 @@ def build_demo_model(path: str | Path) -> Path:
         x = mb.max_pool(x=x, kernel_sizes=[9, 9], strides=[1, 1], pad_type="same", name="context_pool_9x9")
         for i in range(3):
             x = mb.relu(x=mb.conv(x=x, weight=w(64, 64, 3, 3), pad_type="same", name=f"head{i}_conv"), name=f"head{i}_relu")
-        x = mb.conv(x=x, weight=w(64, 64, 2, 2), strides=[2, 2], name="patchify")  # (1,64,32,32)
+        x = mb.conv(x=x, weight=w(64, 64, 4, 4), strides=[4, 4], name="patchify")  # (1,64,32,32)
         t = mb.transpose(x=mb.reshape(x=x, shape=[1, 64, 1024]), perm=[0, 2, 1], name="to_tokens")  # (1,1024,64)
         t = mb.layer_norm(x=t, axes=[-1], gamma=np.ones(64, np.float32), beta=np.zeros(64, np.float32), name="attn_norm")
         q = mb.linear(x=t, weight=w(64, 64), name="q_proj")

@@ -214,3 +214,12 @@ def test_every_rule_is_documented():
     assert len(RULES) >= 50
     for r in RULES.values():
         assert r.summary and r.source and r.fix and r.confidence in "AMRC", r.id
+
+
+def test_readme_lists_every_rule():
+    from pathlib import Path
+
+    from anedoctor.rules import RULES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert [r for r in RULES if f"| {r} |" not in readme] == []
