@@ -33,6 +33,11 @@ class Context:
     typed: bool  # ML Program typed execution: an fp32 tensor means fp32 compute
 
     @functools.cached_property
+    def flexible(self) -> bool:
+        """Whether any model input has a range or enumerated shape."""
+        return any(s.flexibility != "fixed" for s in self.graph.input_specs)
+
+    @functools.cached_property
     def consumers(self) -> dict[str, list[Op]]:
         return self.graph.consumers()
 
@@ -641,7 +646,12 @@ def narrow_last_axis_io(op: Op, ctx: Context):
       source="Apple MLComputePlan message catalogue (apple-messages.md §2.2, state 300); apple/coreai-models neural_engine_rules.md ('Fully static shapes'); ane-rules.md DY-7",
       fix="Give the model fixed input shapes (one model or function per shape), or EnumeratedShapes.")
 def dynamic_tensor_shape(op: Op, ctx: Context):
-    """An op whose input or output shape is not known when the model is compiled."""
+    """An op whose input or output shape is not known when the model is compiled.
+
+    Only for models whose inputs are fixed: with range inputs DY-1 decides, and enumerated
+    inputs are compiled per shape (DY-2)."""
+    if ctx.flexible:
+        return None
     for v in runtime_tensors(op):
         if not v.type.is_static:
             return f"{v.name} has a shape that is not static ({v.type})"
@@ -663,6 +673,19 @@ def range_shape_input(graph: Graph, ctx: Context):
     if flex:
         return f"input {flex[0].name} has a range (flexible) shape; the ANE compiler does not support range shapes"
     return None
+
+
+@rule("DY-2", family="dynamic", confidence="A", level="graph", blocks=(),
+      source="apple/coremltools docs-guides/source/faqs.md ('Neural Engine With Flexible Input Shapes'); ane-rules.md DY-2",
+      fix="Keep reshapes static so each enumerated shape compiles to a fully static graph; check each shape with a fixed-shape copy of the model.")
+def enumerated_shape_input(graph: Graph, ctx: Context):
+    """A model input with EnumeratedShapes: runs on the ANE unless conversion made layers dynamic.
+
+    Apple: 'The converted model will run on the NE, unless the conversion introduces dynamic layers
+    not supported on the NE.' The spec leaves the flexible dims unknown, so this prediction cannot
+    size those ops: their FLOPs and costs count as 0."""
+    flex = [s for s in graph.input_specs if s.flexibility == "enumerated"]
+    return f"input {flex[0].name} has {len(flex[0].enumerated_shapes)} enumerated shapes; ops with unknown dims are not sized" if flex else None
 
 
 @rule("DY-4", family="dynamic", confidence="M", level="graph", scope="iOS 16 / macOS 13 (measured 2023)",

@@ -223,3 +223,34 @@ def test_readme_lists_every_rule():
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert [r for r in RULES if f"| {r} |" not in readme] == []
+
+
+def test_non_uniform_states_on_m1_only(tmp):
+    @mb.program(input_specs=[mb.TensorSpec((1, 64, 8, 8), dtype=types.fp16), mb.StateTensorSpec((1, 64, 8, 8), dtype=types.fp16),
+                             mb.StateTensorSpec((1, 64, 16, 8), dtype=types.fp16)], opset_version=ct.target.iOS18)
+    def prog(x, k, v):
+        a = mb.read_state(input=k)
+        mb.coreml_update_state(state=k, value=mb.add(x=a, y=x))
+        mb.coreml_update_state(state=v, value=mb.mul(x=mb.read_state(input=v), y=np.float16(0.5)))
+        return mb.add(x=a, y=x)
+    path = save(prog, tmp / "state.mlpackage", target=ct.target.iOS18)
+    assert all("ST-2" in rule_ids(p) for p in anedoctor.check(path, chip="m1").placements)
+    assert not any("ST-2" in rule_ids(p) for p in anedoctor.check(path, chip="m4").placements)
+
+
+def test_enumerated_shapes_are_noted_not_blocked(tmp):
+    traced = torch.jit.trace(torch.nn.Conv2d(3, 8, 3).eval(), torch.randn(1, 3, 32, 32))
+    enum = ct.TensorType(name="x", shape=ct.EnumeratedShapes(shapes=[(1, 3, 32, 32), (1, 3, 64, 64)], default=(1, 3, 32, 32)))
+    ct.convert(traced, inputs=[enum], convert_to="mlprogram").save(str(tmp / "enum.mlpackage"))
+    report = anedoctor.check(tmp / "enum.mlpackage")
+    conv = next(p for p in report.placements if p.op.type == "conv")
+    assert conv.supported["ane"] and "DY-0" not in rule_ids(conv)
+    assert any(f.rule.id == "DY-2" and "2 enumerated shapes" in f.message for f in conv.notes)
+
+
+def test_compute_units_without_ane(tmp):
+    path = sandwich(tmp / "cu.mlpackage", lambda x: mb.relu(x=x))
+    report = anedoctor.check(path, compute_units="cpu_and_gpu")
+    assert report.summary["ane"] == 0 and report.summary["gpu"] > 0
+    assert all("CU-1" in rule_ids(p) for p in report.placements if p.supported["ane"])
+    assert anedoctor.check(path, compute_units="cpu_only").summary["cpu"] == report.summary["ops"]
