@@ -715,7 +715,7 @@ def several_flexible_inputs(graph: Graph, ctx: Context):
       fix="Split the model (ct.models.utils.bisect_model) or compress weights to 6 bits or fewer.")
 def model_over_1gb_on_ios(graph: Graph, ctx: Context):
     """A model whose weights exceed 1 GB on an iPhone/iPad."""
-    size = max(ctx.model.weights_bytes, graph.weight_bytes())
+    size = ctx.model.weights_bytes or graph.weight_bytes()
     if size > 1 << 30:
         return f"weights are {size / (1 << 30):.2f} GB > 1 GB, the iOS limit for the Neural Engine"
     return None
@@ -726,7 +726,7 @@ def model_over_1gb_on_ios(graph: Graph, ctx: Context):
       fix="Compress weights (palettize to 4-6 bits) or split the model.")
 def model_over_ane_address_space_m1(graph: Graph, ctx: Context):
     """A model whose weights exceed ~3 GB on M1 (the ANE's mapped address space)."""
-    size = max(ctx.model.weights_bytes, graph.weight_bytes())
+    size = ctx.model.weights_bytes or graph.weight_bytes()
     return f"weights are {size / (1 << 30):.2f} GB; M1 maps at most ~3-3.75 GB for the ANE" if size > 3 << 30 else None
 
 

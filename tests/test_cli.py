@@ -60,6 +60,15 @@ def test_check_writes_json_and_gates(models, tmp_path):
     assert tree_digest(models["split"]) == before  # input never modified
 
 
+def test_html_report_is_written(models, tmp_path):
+    out = tmp_path / "report.html"
+    r = run("check", models["split"], "--html", out)
+    assert r.returncode == 0, r.stderr
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "split.mlpackage" in page and "http" not in page.split("<script")[0].lower().replace("http-equiv", "")
+    assert not list(tmp_path.glob(".report.html.*"))  # atomic write leaves no temp file
+
+
 def test_json_to_stdout_and_explain(models):
     r = run("check", models["split"], "--json", "-")
     assert r.returncode == 0 and json.loads(r.stdout)["schema_version"] == "1.0"

@@ -33,7 +33,20 @@ def opset_to_target(opset: str) -> str:
 
 
 def tensor_type(vt) -> TensorType:
-    """Proto ValueType -> TensorType."""
+    """Proto ValueType -> TensorType (memoised on the serialised type: big programs repeat a few types)."""
+    key = vt.SerializeToString()
+    cached = TYPE_CACHE.get(key)
+    if cached is None:
+        if len(TYPE_CACHE) > 65536:
+            TYPE_CACHE.clear()
+        cached = TYPE_CACHE[key] = decode_type(vt)
+    return cached
+
+
+TYPE_CACHE: dict[bytes, TensorType] = {}
+
+
+def decode_type(vt) -> TensorType:
     kind = vt.WhichOneof("type")
     if kind == "stateType":
         inner = tensor_type(vt.stateType.wrappedType)
@@ -166,8 +179,9 @@ class ProgramReader:
         return ops
 
     def binding(self, b, values: dict[str, Value]) -> Value:
-        if b.WhichOneof("binding") == "name":
-            return self.lookup(values, b.name)
+        name = b.name
+        if name:
+            return self.lookup(values, name)
         ttype = tensor_type(b.value.type)
         return Value("<immediate>", ttype, decode_value(b.value, self.weights_dir, ttype))
 
