@@ -18,7 +18,6 @@ from .ir import ModelError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Does my Core ML model run on the Apple Neural Engine? Which ops don't, why, and how to fix it.")
-err = Console(stderr=True)
 
 
 class ComputeUnits(str, Enum):
@@ -29,7 +28,7 @@ class ComputeUnits(str, Enum):
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"anedoctor: error: {message}", highlight=False, markup=False)
+    print(f"anedoctor: error: {message}", file=sys.stderr)
     raise typer.Exit(code)
 
 
@@ -68,8 +67,8 @@ def run_check(model: str, chip, os_, compute_units, json_path, html_path, min_an
         if min_ane is not None:
             share = report.summary["ane_fraction"]
             if share < min_ane:
-                err.print(f"anedoctor: gate failed: ANE share of ops {share:.1%} is below --min-ane {min_ane:.1%} "
-                          f"({report.summary['ane']} of {report.summary['ops']} ops predicted on the Neural Engine)", highlight=False)
+                print(f"anedoctor: gate failed: ANE share of ops {share:.1%} is below --min-ane {min_ane:.1%} "
+                      f"({report.summary['ane']} of {report.summary['ops']} ops predicted on the Neural Engine)", file=sys.stderr)
                 raise typer.Exit(1)
     guarded(body)
 
