@@ -3,10 +3,24 @@
     >>> import anedoctor
     >>> report = anedoctor.check("model.mlpackage", chip="m4")
     >>> report.summary["ane_fraction"]
+    >>> anedoctor.numerics("model.mlpackage").first   # where emulated ANE fp16 first breaks the model
 """
 __version__ = "0.1.0"
 
 from .api import check, load  # noqa: E402
 from .ir import ModelError  # noqa: E402
 
-__all__ = ["check", "load", "ModelError", "__version__"]
+__all__ = ["check", "load", "run", "numerics", "ModelError", "__version__"]
+
+
+def __getattr__(name: str):
+    """``run`` and ``numerics`` import torch: load them only when asked for."""
+    if name == "run":
+        from .execute import run
+
+        return run
+    if name == "numerics":
+        from .numerics import numerics
+
+        return numerics
+    raise AttributeError(f"module 'anedoctor' has no attribute {name!r}")

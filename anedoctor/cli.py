@@ -1,6 +1,7 @@
 """Command line: thin shells over the public functions in :mod:`anedoctor.api`.
 
-Exit codes: 0 success, 1 the --min-ane gate failed, 2 unusable input (one-line error).
+Exit codes: 0 success, 1 a gate failed (--min-ane, or numerics found a problem), 2 unusable input
+(one-line error).
 """
 from __future__ import annotations
 
@@ -104,6 +105,111 @@ def demo_cmd(
         path = guarded(lambda: build_demo_model(folder))
         Console().print(f"Built the example model {path}\n", highlight=False)
         run_check(str(path), chip, None, ComputeUnits.all, None, None, None, None, verbose)
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+def placement_for(model, devices: str, chip, os_):
+    """The devices option: 'predicted' (anedoctor.check for --chip/--os) or one device for every op."""
+    from .api import check
+
+    if devices == "predicted":
+        return check(model, chip=chip, os=os_)
+    if devices not in ("ane", "gpu", "cpu"):
+        raise ModelError(f"--devices must be predicted, ane, gpu or cpu, not {devices!r}")
+    return devices
+
+
+def torch_reference(reference: str):
+    """--reference: 'fp32', a TorchScript file (.pt/.pth), or 'package.module:factory' returning an nn.Module."""
+    if reference == "fp32":
+        return reference
+    import importlib
+
+    import torch
+
+    if reference.endswith((".pt", ".pth")):
+        try:
+            return torch.jit.load(reference).eval()
+        except (RuntimeError, OSError, ValueError) as e:
+            raise ModelError(f"{reference}: not a TorchScript module ({str(e).splitlines()[0][:100]})") from None
+    module_name, _, attr = reference.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ModelError(f"--reference {reference!r}: use fp32, a TorchScript .pt file or package.module:factory ({e})") from None
+    module = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
+    return module.eval()
+
+
+INPUT_HELP = "Inputs: an .npz (arrays by name) or name=file.npy / name=file.npz; repeatable. Default: generated from the model's input description"
+DEVICES_HELP = "Where ops run in fp16 emulation: predicted (anedoctor check placement), or ane / gpu / cpu for every op"
+
+
+@app.command("run")
+def run_cmd(
+    model: str = typer.Argument(..., help="Model: .mlpackage, .mlmodel or .mlmodelc"),
+    inputs: Optional[list[str]] = typer.Option(None, "--input", help=INPUT_HELP),
+    precision: Precision = typer.Option(Precision.fp32, help="fp32, or fp16 = emulated ANE fp16 on the ANE-placed ops"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the outputs to this .npz (atomically)"),
+    devices: str = typer.Option("predicted", help=DEVICES_HELP),
+    accumulator: Precision = typer.Option(Precision.fp32, help="Accumulator width emulated for ANE conv/matmul/reductions"),
+    seed: int = typer.Option(0, help="Seed for generated inputs"),
+    chip: Optional[str] = typer.Option(None, help="Chip whose placement decides the fp16 ops"),
+    os_: Optional[str] = typer.Option(None, "--os", help="OS whose placement decides the fp16 ops"),
+) -> None:
+    """Execute a model on this machine (PyTorch backend), in fp32 or emulated ANE fp16."""
+    def body():
+        from .api import load
+        from .execute import load_inputs, run, save_outputs
+
+        loaded = load(model)
+        placement = placement_for(loaded, devices, chip, os_) if precision is Precision.fp16 else None
+        result = run(loaded, load_inputs(*inputs) if inputs else None, precision=precision.value, devices=placement,
+                     accumulator=accumulator.value, seed=seed)
+        print(result.describe())
+        if out:
+            save_outputs(out, result.outputs)
+            print(f"outputs written to {out}")
+    guarded(body)
+
+
+@app.command("numerics")
+def numerics_cmd(
+    model: str = typer.Argument(..., help="Model: .mlpackage, .mlmodel or .mlmodelc"),
+    inputs: Optional[list[str]] = typer.Option(None, "--input", help=INPUT_HELP),
+    reference: str = typer.Option("fp32", help="fp32 (the model itself in fp32), a TorchScript .pt file, or package.module:factory"),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Write the JSON report here"),
+    threshold: float = typer.Option(0.05, help="Relative error above which an op drifts"),
+    min_psnr: float = typer.Option(35.0, help="PSNR (dB) below which an op drifts"),
+    devices: str = typer.Option("predicted", help=DEVICES_HELP),
+    accumulator: Precision = typer.Option(Precision.fp32, help="Accumulator width emulated for ANE conv/matmul/reductions"),
+    seed: int = typer.Option(0, help="Seed for generated inputs"),
+    chip: Optional[str] = typer.Option(None, help="Chip whose placement decides the fp16 ops"),
+    os_: Optional[str] = typer.Option(None, "--os", help="OS whose placement decides the fp16 ops"),
+) -> None:
+    """Find the first op where emulated ANE fp16 overflows, goes NaN/inf or drifts from fp32. Exit 1 if any does."""
+    def body():
+        from .api import load
+        from .execute import load_inputs
+        from .numerics import numerics
+        from .report import write_atomic
+
+        loaded = load(model)
+        rep = numerics(loaded, load_inputs(*inputs) if inputs else None, reference=torch_reference(reference),
+                       threshold=threshold, min_psnr=min_psnr, devices=placement_for(loaded, devices, chip, os_),
+                       accumulator=accumulator.value, seed=seed)
+        print(rep.render())
+        if json_path:
+            import json
+
+            write_atomic(json_path, json.dumps(rep.to_dict(), indent=1))
+        if not rep.ok:
+            raise typer.Exit(1)
+    guarded(body)
 
 
 @app.command("rules")

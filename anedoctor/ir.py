@@ -132,7 +132,8 @@ class Op:
     def param(self, arg: str, default: Any = None) -> Any:
         """The value of a constant argument or attribute (loaded), else ``default``."""
         if arg in self.attrs:
-            return self.attrs[arg]
+            v = self.attrs[arg]
+            return v.load() if isinstance(v, LazyConst) else v
         v = self.input(arg)
         if v is None or not v.is_const:
             return default

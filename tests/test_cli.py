@@ -142,3 +142,23 @@ def test_bad_options_are_one_line_errors(models):
     for args in (["--chip", "z80"], ["--os", "windows11"], ["--min-ane", "7"]):
         r = run("check", models["clean"], *args)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+
+
+def test_run_and_numerics_commands(models, tmp_path):
+    import numpy as np
+
+    big = np.full((8, 8, 3, 3), 400.0, np.float32)  # 72 taps x 3.0 x 400 = 86400 > 65504 (fp16 max)
+    hot = single(tmp_path / "hot.mlpackage", (1, 8, 16, 16),
+                 lambda x: mb.relu(x=mb.conv(x=x, weight=big, name="hot_conv"), name="after"))
+    np.savez(tmp_path / "in.npz", x=np.full((1, 8, 16, 16), 3.0, np.float32))
+    r = run("run", hot, "--input", tmp_path / "in.npz", "--out", tmp_path / "out.npz")
+    assert r.returncode == 0, r.stderr
+    out = np.load(tmp_path / "out.npz")
+    assert list(out) == ["after"] and np.isfinite(out["after"]).all() and out["after"].max() > 65504
+    r = run("numerics", hot, "--input", tmp_path / "in.npz", "--devices", "ane", "--json", tmp_path / "n.json")
+    assert r.returncode == 1 and "hot_conv" in r.stdout and "overflow" in r.stdout
+    report = json.loads((tmp_path / "n.json").read_text())
+    assert report["first"]["op"].startswith("hot_conv") and report["first"]["kind"] == "overflow"
+    np.savez(tmp_path / "bad.npz", y=np.zeros((1, 8, 16, 16), np.float32))
+    r = run("run", hot, "--input", tmp_path / "bad.npz")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr

@@ -193,7 +193,7 @@ class ProgramReader:
             raise ModelError(f"the program uses value {name!r} before defining it") from None
 
 
-VARIADIC_ARGS = frozenset({"values", "inputs", "_values", "cond_var"})
+VARIADIC_ARGS = frozenset({"values", "inputs", "_values", "cond_var", "loop_vars"})
 
 
 def input_specs(description) -> list[InputSpec]:
