@@ -28,6 +28,21 @@ class ComputeUnits(str, Enum):
     cpu_only = "cpu_only"
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+MODEL = typer.Argument(..., help="Model: .mlpackage, .mlmodel or .mlmodelc")
+INPUTS = typer.Option(None, "--input", help="Inputs: an .npz (arrays by name) or name=file.npy / name=file.npz; repeatable. "
+                                           "Default: generated from the model's input description")
+DEVICES = typer.Option("predicted", help="Where ops run in fp16 emulation: predicted (anedoctor check placement), or ane / gpu / cpu for every op")
+ACCUMULATOR = typer.Option(Precision.fp32, help="Accumulator width emulated for ANE conv/matmul/reductions")
+SEED = typer.Option(0, help="Seed for generated inputs")
+CHIP = typer.Option(None, help="m1|m2|m3|m4|m5|a11..a18 (default: a17, assumed)")
+OS = typer.Option(None, "--os", help="ios16|ios17|ios18|ios26|macos13|macos14|macos15|macos26 ... (default: the model's deployment target)")
+
+
 def fail(message: str, code: int = 2) -> None:
     print(f"anedoctor: error: {message}", file=sys.stderr)
     raise typer.Exit(code)
@@ -76,9 +91,9 @@ def run_check(model: str, chip, os_, compute_units, json_path, html_path, min_an
 
 @app.command("check")
 def check_cmd(
-    model: str = typer.Argument(..., help="Model: .mlpackage, .mlmodel or .mlmodelc"),
-    chip: Optional[str] = typer.Option(None, help="m1|m2|m3|m4|m5|a11..a18 (default: a17, assumed)"),
-    os_: Optional[str] = typer.Option(None, "--os", help="ios16|ios17|ios18|ios26|macos13|macos14|macos15|macos26 ... (default: the model's deployment target)"),
+    model: str = MODEL,
+    chip: Optional[str] = CHIP,
+    os_: Optional[str] = OS,
     compute_units: ComputeUnits = typer.Option(ComputeUnits.all, "--compute-units", help="Core ML compute units the model is loaded with"),
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the JSON report here ('-' for stdout)"),
     html_path: Optional[str] = typer.Option(None, "--html", help="Write the self-contained HTML report here"),
@@ -93,7 +108,7 @@ def check_cmd(
 @app.command("demo")
 def demo_cmd(
     save: Optional[Path] = typer.Option(None, help="Keep the example model in this folder"),
-    chip: Optional[str] = typer.Option(None, help="Chip to predict for"),
+    chip: Optional[str] = CHIP,
     verbose: bool = typer.Option(False, "-v", "--verbose"),
 ) -> None:
     """Build the built-in example model and check it."""
@@ -105,11 +120,6 @@ def demo_cmd(
         path = guarded(lambda: build_demo_model(folder))
         Console().print(f"Built the example model {path}\n", highlight=False)
         run_check(str(path), chip, None, ComputeUnits.all, None, None, None, None, verbose)
-
-
-class Precision(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
 
 
 def placement_for(model, devices: str, chip, os_):
@@ -145,21 +155,17 @@ def torch_reference(reference: str):
     return module.eval()
 
 
-INPUT_HELP = "Inputs: an .npz (arrays by name) or name=file.npy / name=file.npz; repeatable. Default: generated from the model's input description"
-DEVICES_HELP = "Where ops run in fp16 emulation: predicted (anedoctor check placement), or ane / gpu / cpu for every op"
-
-
 @app.command("run")
 def run_cmd(
-    model: str = typer.Argument(..., help="Model: .mlpackage, .mlmodel or .mlmodelc"),
-    inputs: Optional[list[str]] = typer.Option(None, "--input", help=INPUT_HELP),
+    model: str = MODEL,
+    inputs: Optional[list[str]] = INPUTS,
     precision: Precision = typer.Option(Precision.fp32, help="fp32, or fp16 = emulated ANE fp16 on the ANE-placed ops"),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the outputs to this .npz (atomically)"),
-    devices: str = typer.Option("predicted", help=DEVICES_HELP),
-    accumulator: Precision = typer.Option(Precision.fp32, help="Accumulator width emulated for ANE conv/matmul/reductions"),
-    seed: int = typer.Option(0, help="Seed for generated inputs"),
-    chip: Optional[str] = typer.Option(None, help="Chip whose placement decides the fp16 ops"),
-    os_: Optional[str] = typer.Option(None, "--os", help="OS whose placement decides the fp16 ops"),
+    devices: str = DEVICES,
+    accumulator: Precision = ACCUMULATOR,
+    seed: int = SEED,
+    chip: Optional[str] = CHIP,
+    os_: Optional[str] = OS,
 ) -> None:
     """Execute a model on this machine (PyTorch backend), in fp32 or emulated ANE fp16."""
     def body():
@@ -179,17 +185,17 @@ def run_cmd(
 
 @app.command("numerics")
 def numerics_cmd(
-    model: str = typer.Argument(..., help="Model: .mlpackage, .mlmodel or .mlmodelc"),
-    inputs: Optional[list[str]] = typer.Option(None, "--input", help=INPUT_HELP),
+    model: str = MODEL,
+    inputs: Optional[list[str]] = INPUTS,
     reference: str = typer.Option("fp32", help="fp32 (the model itself in fp32), a TorchScript .pt file, or package.module:factory"),
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the JSON report here"),
     threshold: float = typer.Option(0.05, help="Relative error above which an op drifts"),
     min_psnr: float = typer.Option(35.0, help="PSNR (dB) below which an op drifts"),
-    devices: str = typer.Option("predicted", help=DEVICES_HELP),
-    accumulator: Precision = typer.Option(Precision.fp32, help="Accumulator width emulated for ANE conv/matmul/reductions"),
-    seed: int = typer.Option(0, help="Seed for generated inputs"),
-    chip: Optional[str] = typer.Option(None, help="Chip whose placement decides the fp16 ops"),
-    os_: Optional[str] = typer.Option(None, "--os", help="OS whose placement decides the fp16 ops"),
+    devices: str = DEVICES,
+    accumulator: Precision = ACCUMULATOR,
+    seed: int = SEED,
+    chip: Optional[str] = CHIP,
+    os_: Optional[str] = OS,
 ) -> None:
     """Find the first op where emulated ANE fp16 overflows, goes NaN/inf or drifts from fp32. Exit 1 if any does."""
     def body():

@@ -39,9 +39,9 @@ crop_resize, resample, NeuralNetwork loop/branch layers) raise :class:`ModelErro
 """
 from __future__ import annotations
 
+import io
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1618,17 +1618,12 @@ def load_inputs(*sources: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def save_outputs(path: str | os.PathLike, outputs: dict[str, np.ndarray]) -> Path:
-    """Write arrays to ``path`` as .npz atomically (a temporary file in the same folder, then os.replace)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **outputs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write arrays to ``path`` as .npz, atomically."""
+    from .report import write_atomic
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **outputs)
+    return write_atomic(path, buffer.getvalue())
 
 
 # ------------------------------------------------------------------ placement

@@ -23,17 +23,18 @@ SCHEMA_VERSION = "1.0"
 DEVICE_NAMES = {"ane": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write a file so readers never see a half-written one (temp file + rename)."""
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write a file so readers never see a half-written one (temp file in the same folder + rename)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
 @dataclass
