@@ -20,7 +20,7 @@ def __getattr__(name: str):
 
         return run
     if name == "numerics":
-        from .numerics import numerics
+        from .fp16 import numerics
 
         return numerics
     raise AttributeError(f"module 'anedoctor' has no attribute {name!r}")

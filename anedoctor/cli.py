@@ -189,6 +189,7 @@ def numerics_cmd(
     inputs: Optional[list[str]] = INPUTS,
     reference: str = typer.Option("fp32", help="fp32 (the model itself in fp32), a TorchScript .pt file, or package.module:factory"),
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the JSON report here"),
+    html_path: Optional[str] = typer.Option(None, "--html", help="Write the check report with fp16 error per op and the findings"),
     threshold: float = typer.Option(0.05, help="Relative error above which an op drifts"),
     min_psnr: float = typer.Option(35.0, help="PSNR (dB) below which an op drifts"),
     devices: str = DEVICES,
@@ -201,14 +202,19 @@ def numerics_cmd(
     def body():
         from .api import load
         from .execute import load_inputs
-        from .numerics import numerics
+        from .fp16 import numerics
         from .report import write_atomic
 
         loaded = load(model)
+        placement = placement_for(loaded, devices, chip, os_)
         rep = numerics(loaded, load_inputs(*inputs) if inputs else None, reference=torch_reference(reference),
-                       threshold=threshold, min_psnr=min_psnr, devices=placement_for(loaded, devices, chip, os_),
-                       accumulator=accumulator.value, seed=seed)
+                       threshold=threshold, min_psnr=min_psnr, devices=placement, accumulator=accumulator.value, seed=seed)
         print(rep.render())
+        if html_path:
+            from .api import check
+
+            report = placement if not isinstance(placement, str) else check(loaded, chip=chip, os=os_)
+            report.add_numerics(rep).to_html(html_path)
         if json_path:
             import json
 

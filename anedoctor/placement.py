@@ -102,6 +102,7 @@ class OpPlacement:
     bytes: int = 0
     cost_ms: dict[str, float | None] = field(default_factory=dict)
     device: str = "cpu"
+    extra: dict[str, float] = field(default_factory=dict)  # per-op figures later analyses add
 
 
 def run_rules(op: Op, ctx: Context, graph_findings: list[Finding], op_rules: list[Rule]) -> OpPlacement:

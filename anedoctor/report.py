@@ -64,6 +64,7 @@ class Report:
         self.placements = placements
         self.kind = "prediction"
         self.notes = list(model.notes)
+        self.panels: list[dict[str, Any]] = []
         self._by_op = {p.op: p for p in placements}
         self.segments = self._segments()
         self.switches = [(a, b) for a, b in zip(self.segments, self.segments[1:]) if a.part == b.part]
@@ -125,6 +126,20 @@ class Report:
                     c.switches += 1
         return sorted(causes.values(), key=lambda c: (-c.flops, -c.switches, -len(c.ops), c.rule.id))
 
+    def add_numerics(self, numerics_report) -> "Report":
+        """Show a :func:`anedoctor.numerics` result here: fp16 error per op (``extra`` columns) and
+        its findings (a panel). Ops are matched by name, so both may come from separate loads."""
+        rows = {row["op"]: row for row in numerics_report.ops}
+        for p in self.placements:
+            row = rows.get(p.op.name)
+            if row is not None:
+                p.extra.update({"fp16 rel err": row["rel_err"], "fp16 PSNR dB": row["psnr"], "fp32 |max|": row["ref_absmax"]})
+        findings = [{"kind": f.kind, "op": f.op, "type": f.op_type, "device": f.device, "message": f.message, "fix": f.fix}
+                    for f in numerics_report.findings]
+        self.panels.append({"title": f"fp16 numerics (emulated ANE; placement: {numerics_report.placement})",
+                            "rows": findings or [{"result": "no op overflows, goes NaN/inf or drifts past the threshold"}]})
+        return self
+
     # ---- JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         index = {id(p.op): i for i, p in enumerate(self.placements)}
@@ -149,7 +164,7 @@ class Report:
                         "flops_fraction": c.flops / total_flops if total_flops else 0.0, "switches": c.switches,
                         "op_indices": c.ops} for c in self.causes],
             "notes": self.notes,
-            "panels": [],
+            "panels": self.panels,
         }
 
     @staticmethod
@@ -172,7 +187,7 @@ class Report:
                 "flops": p.flops, "bytes": p.bytes,
                 "inputs": [tensor(v, True) for v in p.op.input_values() if not (v.is_const and v.type.nbytes <= 64)],
                 "outputs": [tensor(v, False) for v in p.op.outputs],
-                "cost_ms": {d: round(c, 6) for d, c in p.cost_ms.items()}, "extra": {}}
+                "cost_ms": {d: round(c, 6) for d, c in p.cost_ms.items()}, "extra": dict(p.extra)}
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=1)

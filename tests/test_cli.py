@@ -155,10 +155,13 @@ def test_run_and_numerics_commands(models, tmp_path):
     assert r.returncode == 0, r.stderr
     out = np.load(tmp_path / "out.npz")
     assert list(out) == ["after"] and np.isfinite(out["after"]).all() and out["after"].max() > 65504
-    r = run("numerics", hot, "--input", tmp_path / "in.npz", "--devices", "ane", "--json", tmp_path / "n.json")
+    r = run("numerics", hot, "--input", tmp_path / "in.npz", "--devices", "ane", "--json", tmp_path / "n.json",
+            "--html", tmp_path / "n.html")
     assert r.returncode == 1 and "hot_conv" in r.stdout and "overflow" in r.stdout
     report = json.loads((tmp_path / "n.json").read_text())
     assert report["first"]["op"].startswith("hot_conv") and report["first"]["kind"] == "overflow"
+    page = (tmp_path / "n.html").read_text()
+    assert "fp16 numerics" in page and "fp16 rel err" in page and "hot_conv" in page
     np.savez(tmp_path / "bad.npz", y=np.zeros((1, 8, 16, 16), np.float32))
     r = run("run", hot, "--input", tmp_path / "bad.npz")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr

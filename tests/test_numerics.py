@@ -12,7 +12,7 @@ import torch
 
 from anedoctor.ir import ModelError
 from anedoctor.loaders import load
-from anedoctor.numerics import numerics, psnr, rel_err
+from anedoctor.fp16 import numerics, psnr, rel_err
 from test_execute import mb, program_model
 from zoo import ZOO, input_names, zoo_models  # noqa: F401  (zoo_models is a fixture)
 
@@ -138,3 +138,19 @@ def test_bad_arguments(zoo_models):
     with pytest.raises(ModelError, match="no such file"):
         with contextlib.redirect_stderr(io.StringIO()):
             numerics("/nonexistent/model.mlpackage")
+
+
+def test_numerics_results_join_the_check_report(tmp_path):
+    """The check report carries numerics as per-op columns and a findings panel (JSON and HTML)."""
+    import anedoctor
+    from mil_models import mb, single
+
+    big = np.full((8, 8, 3, 3), 400.0, np.float32)
+    path = single(tmp_path / "hot.mlpackage", (1, 8, 16, 16), lambda x: mb.conv(x=x, weight=big, name="hot_conv"))
+    model = anedoctor.load(path)
+    report = anedoctor.check(model)
+    rep = anedoctor.numerics(model, {"x": np.full((1, 8, 16, 16), 3.0, np.float32)}, devices="ane")
+    d = json.loads(report.add_numerics(rep).to_json())
+    conv = next(o for o in d["ops"] if o["type"] == "conv")
+    assert conv["extra"]["fp32 |max|"] > 65504 and "fp16 rel err" in conv["extra"]
+    assert d["panels"][0]["rows"][0]["kind"] == "overflow" and d["panels"][0]["rows"][0]["op"].startswith("hot_conv")
