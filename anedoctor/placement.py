@@ -52,7 +52,6 @@ CLASS_EFFICIENCY = {
     "recurrent": {"ane": (0.1, 1.0), "cpu": (0.1, 1.0), "gpu": (0.1, 1.0)},
 }
 CPU_BANDWIDTH_PENALTY = {"concat": 0.15}  # channel concat: 2.62 us ANE vs 22.79 us CPU on M4
-GPU_UNSUPPORTED = {"affine", "non_zero", "sliding_windows"}  # GT-A 'supported ALL' lacks GPU (M4)
 
 
 @rule("SEG-1", family="placement", confidence="M", level="placement",
@@ -122,8 +121,6 @@ def run_rules(op: Op, ctx: Context, graph_findings: list[Finding], op_rules: lis
                 p.supported[d] = False
         else:
             p.notes.append(finding)
-    if op.type in GPU_UNSUPPORTED:
-        p.supported["gpu"] = False
     return p
 
 

@@ -266,6 +266,16 @@ never_rule("OP-18", "Ops rejected by the ANE compiler on every generation", "Rej
            fix="Move the op out of the model or rewrite it with eligible ops.")
 
 
+@rule("GPU-1", family="op", confidence="M", blocks=("gpu",), ops=("affine", "non_zero", "sliding_windows"),
+      source="751K plan_iso_all.tsv (M4, macOS 27, compute units ALL): supported set lacks the GPU; ane-rules.md GT-A",
+      fix="Nothing to do for the ANE; under cpu_and_gpu these ops run on the CPU.")
+def no_gpu_kernel(op: Op, ctx: Context):
+    """An op Core ML has no GPU kernel for (affine, non_zero, sliding_windows).
+
+    Measured with compute units ALL on M4: the supported set was {CPU, ANE} or {CPU}."""
+    return f"{op.type} has no Core ML GPU implementation"
+
+
 @rule("OP-9", family="op", confidence="M",
       source="751K GT-1 slice_dyn (M4 macOS 27); smpanaro NOTES.md 2023-10-25; ane-rules.md OP-9",
       fix="Use static slices; for KV caches use read_state -> slice_update -> write_state, or a precomputed mask.", ops=('slice_by_index', 'slice_by_size', 'dynamic_slice'))

@@ -15,7 +15,7 @@ MAX_LISTED_OPS = 6
 
 
 def shapes(values) -> str:
-    return ", ".join(str(v.type) for values_ in [values] for v in values_ if not v.is_const) or "-"
+    return ", ".join(str(v.type) for v in values if not v.is_const) or "-"
 
 
 def fmt_flops(n: int) -> str:

@@ -254,3 +254,14 @@ def test_compute_units_without_ane(tmp):
     assert report.summary["ane"] == 0 and report.summary["gpu"] > 0
     assert all("CU-1" in rule_ids(p) for p in report.placements if p.supported["ane"])
     assert anedoctor.check(path, compute_units="cpu_only").summary["cpu"] == report.summary["ops"]
+
+
+def test_compiled_neuralnetwork_layers_get_rules():
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "mlmodelc" / "chiron_parkinson_wave_nn.mlmodelc"
+    report = anedoctor.check(path, chip="m4")
+    pool = op_named(report, "max_pool_0")
+    assert pool.op.layer_type == "pool" and "PA-6" in rule_ids(pool) and not pool.supported["ane"]
+    conv = op_named(report, "conv1")
+    assert conv.flops == 2 * 128 * 25 * 128 * 128  # from the layer's C, K, Nx, Ny and the output shape

@@ -127,13 +127,18 @@ def test_real_espresso_neuralnetwork():
     m = load_mlmodelc(DATA / "chiron_parkinson_wave_nn.mlmodelc")
     assert (m.format, m.spec_version, m.deployment_target) == ("mlmodelc-neuralnetwork", 4, "ios13")
     (g,) = m.graphs
-    assert len(g.ops) == 14 and all(op.type == "espresso." + op.layer_type for op in g.ops)
+    assert len(g.ops) == 14
     assert [op.layer_type for op in g.ops[:4]] == ["transpose", "convolution", "pool", "convolution"]
+    assert [op.type for op in g.ops[:4]] == ["transpose", "conv", "max_pool", "conv"]  # MIL equivalents for rules
     conv = g.ops[1]
     assert conv.name == "sequential/conv1/BiasAdd" and conv.attrs["Nx"] == 5 and conv.attrs["C"] == 128
+    assert conv.input("weight").type.shape == (128, 1, 5, 5) and conv.param("groups") == 1
+    with pytest.raises(ModelError, match="model.espresso.weights"):
+        conv.input("weight").data()  # shape known, bytes not read
+    assert g.ops[2].param("kernel_sizes") == [9, 9]
     assert conv.input("x") is g.ops[0].outputs[0]
     assert conv.outputs[0].type.shape == (1, 128, 128, 128)  # n, k, h, w
-    assert op_of(g, "espresso.inner_product").outputs[0].type.shape == (1, 64)  # _rank 2
+    assert op_of(g, "linear").outputs[0].type.shape == (1, 64)  # _rank 2
     ((x,), (y,)) = g.inputs, g.outputs
     assert (x.name, x.type.shape, y.name, y.type.shape) == ("input_1", (1, 128, 128, 1), "Identity", (1, 2))
     (spec,) = g.input_specs

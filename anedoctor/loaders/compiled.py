@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ir import DTYPE_BYTES, NUMPY_DTYPES, BlobRef, Block, Graph, InputSpec, Model, ModelError, Op, TensorType, Value
+from ..ir import DTYPE_BYTES, NUMPY_DTYPES, BlobRef, Block, Graph, InputSpec, LazyConst, Model, ModelError, Op, TensorType, Value
 from .mlprogram import opset_to_target
 
 SCALAR_TYPES = frozenset(DTYPE_BYTES) | {"string"}
@@ -629,6 +629,40 @@ def espresso_shape(entry: Any) -> tuple[int | None, ...] | None:
     return tuple(full[5 - rank:]) if rank else ()
 
 
+class EspressoWeight(LazyConst):
+    """A weight of a compiled NeuralNetwork: its shape is known from the layer, its bytes
+    (``model.espresso.weights``) are not read."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def load(self):
+        raise ModelError(f"{self.folder / 'model.espresso.weights'}: compiled NeuralNetwork weights cannot be read")
+
+
+def espresso_as_mil(kind: str, attrs: dict[str, Any], inputs: dict[str, Any], folder: Path) -> str:
+    """The MIL op an Espresso layer computes, with MIL parameter names added to ``attrs`` (and a
+    shape-only weight input), so rules and costs apply; other layers stay ``espresso.<type>``."""
+    if kind in ("convolution", "deconvolution") and {"C", "K", "Nx", "Ny"} <= attrs.keys():
+        groups = int(attrs.get("n_groups", 1) or 1)
+        shape = (int(attrs["C"]), int(attrs["K"]) // groups, int(attrs["Ny"]), int(attrs["Nx"]))
+        inputs["weight"] = Value("weight", TensorType("fp16", shape), EspressoWeight(folder))
+        attrs.update(strides=[int(attrs.get("stride_y", 1)), int(attrs.get("stride_x", 1))], groups=groups,
+                     dilations=[int(attrs.get("dilation_y", 1)), int(attrs.get("dilation_x", 1))])
+        return "conv" if kind == "convolution" else "conv_transpose"
+    if kind == "pool" and {"size_x", "size_y"} <= attrs.keys():
+        attrs.update(kernel_sizes=[int(attrs["size_y"]), int(attrs["size_x"])],
+                     strides=[int(attrs.get("stride_y", 1)), int(attrs.get("stride_x", 1))])
+        return "max_pool" if attrs.get("avg_or_max") == 1 else "avg_pool"
+    if kind == "inner_product" and {"nB", "nC"} <= attrs.keys():
+        inputs["weight"] = Value("weight", TensorType("fp16", (int(attrs["nC"]), int(attrs["nB"]))), EspressoWeight(folder))
+        return "linear"
+    return ESPRESSO_SAME.get(kind, "espresso." + kind)
+
+
+ESPRESSO_SAME = {"softmax": "softmax", "softmax_nd": "softmax", "transpose": "transpose", "reshape": "reshape", "concat": "concat"}
+
+
 def espresso_graph(folder: Path, name: str, notes: list[str], where: str) -> Graph | None:
     """Graph from JSON ``model.espresso.net`` (+ ``.shape``); None (with a note) when binary."""
     net = read_json(folder / "model.espresso.net")
@@ -659,8 +693,9 @@ def espresso_graph(folder: Path, name: str, notes: list[str], where: str) -> Gra
         op_inputs: dict[str, Value | list[Value]] = (
             {"x": args[0]} if len(args) == 1 else {"x": args[0], "y": args[1]} if len(args) == 2 else {"values": args} if args else {})
         kind = str(layer["type"])
-        op = Op(str(layer.get("name", kind)), "espresso." + kind, op_inputs, [],
-                attrs={k: v for k, v in layer.items() if k not in skip}, layer_type=kind)
+        attrs = {k: v for k, v in layer.items() if k not in skip}
+        op_type = espresso_as_mil(kind, attrs, op_inputs, folder)
+        op = Op(str(layer.get("name", kind)), op_type, op_inputs, [], attrs=attrs, layer_type=kind)
         for top in [t for t in str(layer.get("top", "")).split(",") if t]:
             v = blobs[top] = Value(top, TensorType("fp32", espresso_shape(layer_shapes.get(top))), producer=op)
             op.outputs.append(v)
