@@ -122,15 +122,19 @@ def demo_cmd(
         run_check(str(path), chip, None, ComputeUnits.all, None, None, None, None, verbose)
 
 
-def placement_for(model, devices: str, chip, os_):
-    """The devices option: 'predicted' (anedoctor.check for --chip/--os) or one device for every op."""
-    from .api import check
+def emulation_setup(model: str, inputs, devices: str, chip, os_):
+    """Load the model once, read the --input files, and resolve --devices: 'predicted' (the check
+    report for --chip/--os, so its ops are the executor's ops) or one device for every op."""
+    from .api import check, load
+    from .execute import load_inputs
 
+    loaded = load(model)
+    arrays = load_inputs(*inputs) if inputs else None
     if devices == "predicted":
-        return check(model, chip=chip, os=os_)
+        return loaded, arrays, check(loaded, chip=chip, os=os_)
     if devices not in ("ane", "gpu", "cpu"):
         raise ModelError(f"--devices must be predicted, ane, gpu or cpu, not {devices!r}")
-    return devices
+    return loaded, arrays, devices
 
 
 def torch_reference(reference: str):
@@ -169,13 +173,10 @@ def run_cmd(
 ) -> None:
     """Execute a model on this machine (PyTorch backend), in fp32 or emulated ANE fp16."""
     def body():
-        from .api import load
-        from .execute import load_inputs, run, save_outputs
+        from .execute import run, save_outputs
 
-        loaded = load(model)
-        placement = placement_for(loaded, devices, chip, os_) if precision is Precision.fp16 else None
-        result = run(loaded, load_inputs(*inputs) if inputs else None, precision=precision.value, devices=placement,
-                     accumulator=accumulator.value, seed=seed)
+        loaded, arrays, placement = emulation_setup(model, inputs, devices if precision is Precision.fp16 else "cpu", chip, os_)
+        result = run(loaded, arrays, precision=precision.value, devices=placement, accumulator=accumulator.value, seed=seed)
         print(result.describe())
         if out:
             save_outputs(out, result.outputs)
@@ -200,15 +201,12 @@ def numerics_cmd(
 ) -> None:
     """Find the first op where emulated ANE fp16 overflows, goes NaN/inf or drifts from fp32. Exit 1 if any does."""
     def body():
-        from .api import load
-        from .execute import load_inputs
         from .fp16 import numerics
         from .report import write_atomic
 
-        loaded = load(model)
-        placement = placement_for(loaded, devices, chip, os_)
-        rep = numerics(loaded, load_inputs(*inputs) if inputs else None, reference=torch_reference(reference),
-                       threshold=threshold, min_psnr=min_psnr, devices=placement, accumulator=accumulator.value, seed=seed)
+        loaded, arrays, placement = emulation_setup(model, inputs, devices, chip, os_)
+        rep = numerics(loaded, arrays, reference=torch_reference(reference), threshold=threshold, min_psnr=min_psnr,
+                       devices=placement, accumulator=accumulator.value, seed=seed)
         print(rep.render())
         if html_path:
             from .api import check
