@@ -692,10 +692,10 @@ def enumerated_shape_input(graph: Graph, ctx: Context):
     """A model input with EnumeratedShapes: runs on the ANE unless conversion made layers dynamic.
 
     Apple: 'The converted model will run on the NE, unless the conversion introduces dynamic layers
-    not supported on the NE.' The spec leaves the flexible dims unknown, so this prediction cannot
-    size those ops: their FLOPs and costs count as 0."""
+    not supported on the NE.' Costs are predicted at the default shape (see the report's notes)."""
     flex = [s for s in graph.input_specs if s.flexibility == "enumerated"]
-    return f"input {flex[0].name} has {len(flex[0].enumerated_shapes)} enumerated shapes; ops with unknown dims are not sized" if flex else None
+    return (f"input {flex[0].name} has {len(flex[0].enumerated_shapes)} enumerated shapes; Core ML compiles each as a "
+            f"static model, predicted here at the default {flex[0].default_shape}") if flex else None
 
 
 @rule("DY-4", family="dynamic", confidence="M", level="graph", scope="iOS 16 / macOS 13 (measured 2023)",

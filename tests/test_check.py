@@ -246,6 +246,8 @@ def test_enumerated_shapes_are_noted_not_blocked(tmp):
     conv = next(p for p in report.placements if p.op.type == "conv")
     assert conv.supported["ane"] and "DY-0" not in rule_ids(conv)
     assert any(f.rule.id == "DY-2" and "2 enumerated shapes" in f.message for f in conv.notes)
+    assert conv.op.outputs[0].type.shape == (1, 8, 30, 30) and conv.flops == 2 * 8 * 27 * 30 * 30  # sized at the default
+    assert any("sized at the default shape" in n for n in report.notes)
 
 
 def test_compute_units_without_ane(tmp):
