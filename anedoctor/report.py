@@ -110,20 +110,22 @@ class Report:
 
     def _causes(self) -> list[Cause]:
         causes: dict[str, Cause] = {}
-        index = {id(p): i for i, p in enumerate(self.placements)}
-        for p in self.placements:
+        segment_of = [s.index for s in self.segments for _ in range(s.ops)]  # segments tile the ops in order
+        segments_hit: dict[str, set[int]] = {}  # rule id -> off-ANE segments holding its ops
+        for i, p in enumerate(self.placements):
             if p.device == "ane":
                 continue
             for f in p.findings:
                 c = causes.setdefault(f.rule.id, Cause(f.rule))
-                if not c.ops or c.ops[-1] != index[id(p)]:
-                    c.ops.append(index[id(p)])
+                if not c.ops or c.ops[-1] != i:
+                    c.ops.append(i)
                     c.flops += p.flops
+                    segments_hit.setdefault(f.rule.id, set()).add(segment_of[i])
         for a, b in self.switches:  # a switch is the price of the off-ANE segment it enters or leaves
-            off = range(a.start, a.end + 1) if a.device != "ane" else range(b.start, b.end + 1)
-            for c in causes.values():
-                if any(i in off for i in c.ops):
-                    c.switches += 1
+            off = a.index if a.device != "ane" else b.index
+            for rule_id, hit in segments_hit.items():
+                if off in hit:
+                    causes[rule_id].switches += 1
         return sorted(causes.values(), key=lambda c: (-c.flops, -c.switches, -len(c.ops), c.rule.id))
 
     def add_numerics(self, numerics_report) -> "Report":
