@@ -7,12 +7,20 @@ so only the bytes of the weights an analysis touches are paged in.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..ir import NUMPY_DTYPES, BlobRef, ModelError
 
 SENTINEL = 0xDEADBEEF
 SUB_BYTE_BITS = {"uint1": 1, "uint2": 2, "uint3": 3, "uint4": 4, "uint6": 6, "int4": 4, "int2": 2, "int3": 3, "int6": 6}
+
+
+def resolve_inside(root: Path, rel: str) -> Path | None:
+    """``root / rel`` with links resolved, or None when it escapes ``root`` (absolute, ``..``, symlink)."""
+    path = (root / rel).resolve()
+    return path if not Path(rel).is_absolute() and path.is_relative_to(root.resolve()) else None
 
 
 def read_blob(ref: BlobRef) -> np.ndarray:

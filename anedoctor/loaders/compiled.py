@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import DTYPE_BYTES, NUMPY_DTYPES, BlobRef, Block, Graph, InputSpec, LazyConst, Model, ModelError, Op, TensorType, Value
+from .blob import resolve_inside
 from .mlprogram import opset_to_target
 
 SCALAR_TYPES = frozenset(DTYPE_BYTES) | {"string"}
@@ -538,9 +539,8 @@ class MilParser:
         """Resolve a BLOBFILE path inside the model folder; refuse one that escapes it."""
         path = self.weight_files.get(name)
         if path is None:
-            rel = name[len(MODEL_PATH):] if name.startswith(MODEL_PATH) else name
-            path = (self.folder / rel).resolve()
-            if Path(rel).is_absolute() or not path.is_relative_to(self.folder.resolve()):
+            path = resolve_inside(self.folder, name[len(MODEL_PATH):] if name.startswith(MODEL_PATH) else name)
+            if path is None:
                 raise ModelError(f"{self.path}: weight path {name!r} points outside the model folder")
             self.weight_files[name] = path
         return path

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import NUMPY_DTYPES, BlobRef, Block, Graph, InputSpec, LazyConst, ModelError, Op, TensorType, Value
+from .blob import resolve_inside
 
 # MIL proto DataType enum -> IR dtype name
 PROTO_DTYPES = {
@@ -119,9 +120,8 @@ def blob_ref(file_name: str, offset: int, weights_dir: Path | None, ttype: Tenso
 
 @functools.lru_cache(maxsize=64)
 def resolve_weight_file(file_name: str, weights_dir: Path) -> Path:
-    rel = file_name.removeprefix("@model_path/").removeprefix("weights/")
-    path = (weights_dir / rel).resolve()
-    if weights_dir.resolve() not in path.parents:
+    path = resolve_inside(weights_dir, file_name.removeprefix("@model_path/").removeprefix("weights/"))
+    if path is None:
         raise ModelError(f"{weights_dir}: weight path {file_name!r} points outside the model")
     return path
 
