@@ -124,54 +124,68 @@ def run_rules(op: Op, ctx: Context, graph_findings: list[Finding], op_rules: lis
     return p
 
 
-def op_time_ms(p: OpPlacement, device: str, target: Target) -> float:
-    tflops, gbps, overhead_us = DEVICE_PEAKS[device]
-    if device == "ane":
-        tflops *= target.chip.fp16_tflops / 19.0
-        gbps *= max(target.chip.dram_gbps, 1.0) / 120.0
-    cls = opinfo.cost_class(p.op.type)
-    flop_eff, bw_eff = CLASS_EFFICIENCY[cls][device]
-    if device == "cpu":
-        bw_eff *= CPU_BANDWIDTH_PENALTY.get(p.op.type, 1.0)
-    moved = 0 if p.op.type in opinfo.FREE else p.bytes
-    compute_us = p.flops / (tflops * flop_eff * 1e6) if tflops else float("inf")
-    memory_us = moved / (gbps * bw_eff * 1e3)
-    return (overhead_us + max(compute_us, memory_us)) / 1000.0
+def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """(cost class, device) -> (FLOPs per us, bytes per us, overhead us) on ``target``."""
+    rates = {}
+    for cls, per_device in CLASS_EFFICIENCY.items():
+        for device, (flop_eff, bw_eff) in per_device.items():
+            tflops, gbps, overhead_us = DEVICE_PEAKS[device]
+            if device == "ane":
+                tflops *= target.chip.fp16_tflops / 19.0
+                gbps *= max(target.chip.dram_gbps, 1.0) / 120.0
+            rates[cls, device] = (tflops * flop_eff * 1e6, gbps * bw_eff * 1e3, overhead_us)
+    return rates
+
+
+def op_costs(p: OpPlacement, rates: dict[tuple[str, str], tuple[float, float, float]]) -> dict[str, float]:
+    """Roofline time in ms of one op on each device: overhead + max(compute, memory)."""
+    op_type = p.op.type
+    cls = opinfo.cost_class(op_type)
+    moved = 0 if op_type in opinfo.FREE else p.bytes
+    costs = {}
+    for device in DEVICES:
+        flop_rate, byte_rate, overhead_us = rates[cls, device]
+        if device == "cpu":
+            byte_rate *= CPU_BANDWIDTH_PENALTY.get(op_type, 1.0)
+        compute_us = p.flops / flop_rate if flop_rate else float("inf")
+        costs[device] = (overhead_us + max(compute_us, moved / byte_rate)) / 1000.0
+    return costs
 
 
 def segment(placements: list[OpPlacement], allowed: tuple[str, ...]) -> None:
-    """Assign devices minimising op time + launch/switch/output costs (shortest path)."""
+    """Assign devices minimising op time + launch/switch/output costs (shortest path).
+
+    One state per device; entering a device from another costs the switch, plus the launch when
+    the device is an accelerator. Ties go to the first device in DEVICES."""
     inf = float("inf")
-    best = {d: 0.0 if d == "cpu" else inf for d in DEVICES}  # start: inputs live in CPU memory
-    started = False
-    back: list[dict[str, str]] = []
+    best = [0.0 if d == "cpu" else inf for d in DEVICES]  # start: inputs live in CPU memory
+    entry = [LAUNCH_MS if d != "cpu" else 0.0 for d in DEVICES]  # the first op: no switch yet
+    switched_entry = [LAUNCH_MS + SWITCH_MS if d != "cpu" else SWITCH_MS for d in DEVICES]
+    back: list[tuple[int, ...]] = []
     for p in placements:
-        options = [d for d in DEVICES if d in allowed and p.supported[d]]
-        nxt, choice = {}, {}
-        for d in DEVICES:
-            if d not in options:
-                nxt[d] = inf
+        supported, cost = p.supported, p.cost_ms
+        nxt, choice = [], []
+        for i, d in enumerate(DEVICES):
+            if d not in allowed or not supported[d]:
+                nxt.append(inf)
+                choice.append(i)
                 continue
-            cands = []
-            for prev in DEVICES:
-                if best[prev] == inf:
-                    continue
-                extra = 0.0
-                if prev != d and (started or d != "cpu"):
-                    extra += LAUNCH_MS if d != "cpu" else 0.0
-                    extra += SWITCH_MS if started else 0.0
-                cands.append((best[prev] + extra, DEVICES.index(prev), prev))
-            cost, _, prev = min(cands)
-            nxt[d], choice[d] = cost + p.cost_ms[d], prev
-        back.append(choice)
-        best, started = nxt, True
+            arrive, came_from = inf, i
+            for j, prev_cost in enumerate(best):
+                c = prev_cost if j == i else prev_cost + entry[i]
+                if c < arrive:
+                    arrive, came_from = c, j
+            nxt.append(arrive + cost[d])
+            choice.append(came_from)
+        back.append(tuple(choice))
+        best, entry = nxt, switched_entry
     if not placements:
         return
-    final = {d: best[d] + (OUTPUT_ON_ACCEL_MS if d != "cpu" else 0.0) for d in DEVICES}
-    device = min(DEVICES, key=lambda d: (final[d], DEVICES.index(d)))
+    final = [c + (OUTPUT_ON_ACCEL_MS if d != "cpu" else 0.0) for d, c in zip(DEVICES, best)]
+    i = min(range(len(DEVICES)), key=lambda k: (final[k], k))
     for p, choice in zip(reversed(placements), reversed(back)):
-        p.device = device
-        device = choice.get(device, "cpu")
+        p.device = DEVICES[i]
+        i = choice[i]
 
 
 def explain_off_ane(placements: list[OpPlacement], allowed: tuple[str, ...]) -> None:
@@ -215,6 +229,7 @@ def place_graph(graph: Graph, model: Model, target: Target, compute_units: str) 
                 (graph_findings if r.blocking else graph_notes).append(Finding(r, message, apple))
     op_rules = [r for r in RULES.values() if r.level == "op" and r.applies(target)]
     rules_by_type: dict[str, list[Rule]] = {}
+    rates = device_rates(target)
     placements = []
     for op in graph.ops:
         if op.type.startswith("constexpr_"):
@@ -224,7 +239,7 @@ def place_graph(graph: Graph, model: Model, target: Target, compute_units: str) 
         p = run_rules(op, ctx, graph_findings, rules_by_type[op.type])
         p.notes.extend(graph_notes)
         p.flops, p.bytes = opinfo.flops(op), opinfo.bytes_moved(op)
-        p.cost_ms = {d: op_time_ms(p, d, target) for d in DEVICES}
+        p.cost_ms = op_costs(p, rates)
         placements.append(p)
     allowed = COMPUTE_UNITS[compute_units]
     segment(placements, allowed)

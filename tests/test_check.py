@@ -38,6 +38,8 @@ def test_mlpackage_loads_ops_shapes_and_lazy_weights(tmp):
     assert isinstance(weight.const, BlobRef)  # not read until asked
     assert weight.data().shape == (4, 8, 3, 3) and weight.data().dtype == np.float16
     assert model.deployment_target == "ios17" and model.format == "mlprogram"
+    # inputs keep MIL's declared order, not the proto map's per-process hash order
+    assert list(conv.inputs) == ["x", "weight", "strides", "pad_type", "pad", "dilations", "groups"]
 
 
 def test_torch_module_is_converted_and_checked():

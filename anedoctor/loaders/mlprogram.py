@@ -131,6 +131,7 @@ class ProgramReader:
 
     def __init__(self, weights_dir: Path | None):
         self.weights_dir = weights_dir
+        self.constants: dict[bytes, Any] = {}  # serialised small immediate Value -> decoded payload
 
     def graph(self, name: str, function, input_specs: list[InputSpec]) -> Graph:
         opset = function.opset
@@ -146,28 +147,38 @@ class ProgramReader:
         return Graph(name, ops, inputs, outputs, input_specs, opset_to_target(opset), states)
 
     def block_ops(self, block, values: dict[str, Value], opset: str) -> list[Op]:
+        # The hottest loop of `check` on big models: proto maps are iterated by key (their
+        # items() is a slow Python mixin) and identical small constants are decoded once.
         ops: list[Op] = []
         for p in block.operations:
             op_type = p.type
+            attributes = p.attributes
             if op_type == "const":
                 out = p.outputs[0]
                 ttype = tensor_type(out.type)
-                val = p.attributes["val"] if "val" in p.attributes else None
-                payload = decode_value(val, self.weights_dir, ttype) if val is not None else None
+                payload = self.constant(attributes["val"], ttype) if "val" in attributes else None
                 values[out.name] = Value(out.name, ttype, payload if payload is not None else np.zeros(0))
                 continue
             inputs: dict[str, Value | list[Value]] = {}
-            for arg, argument in p.inputs.items():
-                bound = [self.binding(b, values) for b in argument.arguments]
+            proto_inputs = p.inputs
+            for arg in declared_order(op_type, proto_inputs):
+                bound = [self.binding(b, values) for b in proto_inputs[arg].arguments]
                 inputs[arg] = bound[0] if len(bound) == 1 and arg not in VARIADIC_ARGS else bound
-            name_attr = p.attributes.get("name") if "name" in p.attributes else None
-            name = name_attr.immediateValue.tensor.strings.values[0] if name_attr is not None else (p.outputs[0].name if p.outputs else op_type)
-            attrs = {k: decode_value(v, self.weights_dir, tensor_type(v.type)) for k, v in p.attributes.items() if k != "name"}
+            attrs = {}
+            name = None
+            for key in sorted(attributes):
+                if key == "name":
+                    name = attributes[key].immediateValue.tensor.strings.values[0]
+                else:
+                    v = attributes[key]
+                    attrs[key] = decode_value(v, self.weights_dir, tensor_type(v.type))
+            outputs = p.outputs
+            if name is None:
+                name = outputs[0].name if outputs else op_type
             prefix, _, bare = op_type.rpartition(".")
             op = Op(name, bare, inputs, [], prefix or opset, attrs)
-            for nvt in p.outputs:
-                v = Value(nvt.name, tensor_type(nvt.type), producer=op)
-                values[nvt.name] = v
+            for nvt in outputs:
+                v = values[nvt.name] = Value(nvt.name, tensor_type(nvt.type), producer=op)
                 op.outputs.append(v)
             for b in p.blocks:
                 inner = dict(values)
@@ -177,6 +188,19 @@ class ProgramReader:
                 op.blocks.append(Block(b_inputs, b_ops, [self.lookup(inner, n) for n in b.outputs]))
             ops.append(op)
         return ops
+
+    def constant(self, value, ttype: TensorType) -> Any:
+        """A const op's payload; small immediate ones are decoded once per distinct content and
+        shared read-only (big programs repeat strides, pads and flags thousands of times)."""
+        if value.WhichOneof("value") != "immediateValue" or (ttype.numel or 0) > EAGER_LIMIT:
+            return decode_value(value, self.weights_dir, ttype)
+        key = value.SerializeToString()
+        payload = self.constants.get(key)
+        if payload is None:
+            payload = self.constants[key] = decode_value(value, self.weights_dir, ttype)
+            if isinstance(payload, np.ndarray):
+                payload.flags.writeable = False
+        return payload
 
     def binding(self, b, values: dict[str, Value]) -> Value:
         name = b.name
@@ -191,6 +215,24 @@ class ProgramReader:
             return values[name]
         except KeyError:
             raise ModelError(f"the program uses value {name!r} before defining it") from None
+
+
+def declared_order(op_type: str, args) -> list[str]:
+    """An op's argument names in the order its MIL definition declares them (x, weight, bias ...).
+
+    Proto maps do not keep order (upb iterates them in a per-process hash order), so reports
+    would list inputs differently from run to run; unknown names follow, sorted."""
+    rank = argument_ranks(op_type)
+    return sorted(args, key=lambda a: (rank.get(a, len(rank)), a))
+
+
+@functools.lru_cache(maxsize=None)
+def argument_ranks(op_type: str) -> dict[str, int]:
+    from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry
+
+    versions = SSAOpRegistry.core_ops.get(op_type.rpartition(".")[2]) or {}
+    op_class = versions[max(versions)] if versions else None
+    return {name: i for i, name in enumerate(op_class.input_spec.input_types)} if op_class else {}
 
 
 VARIADIC_ARGS = frozenset({"values", "inputs", "_values", "cond_var", "loop_vars"})
