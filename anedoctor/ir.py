@@ -46,7 +46,9 @@ class TensorType:
 
     def __post_init__(self) -> None:
         static = self.shape is not None and all(isinstance(d, int) for d in self.shape)
-        object.__setattr__(self, "_numel", (math.prod(self.shape) if static else None))
+        numel = math.prod(self.shape) if static else None
+        object.__setattr__(self, "_numel", numel)
+        object.__setattr__(self, "_nbytes", int((numel or 0) * DTYPE_BYTES.get(self.dtype, 4)))
 
     @property
     def rank(self) -> int | None:
@@ -63,7 +65,7 @@ class TensorType:
     @property
     def nbytes(self) -> int:
         """Bytes of the tensor; 0 when the shape is unknown."""
-        return int((self._numel or 0) * DTYPE_BYTES.get(self.dtype, 4))
+        return self._nbytes
 
     def __str__(self) -> str:
         dims = "?" if self.shape is None else ",".join("?" if d is None else str(d) for d in self.shape)
@@ -92,9 +94,9 @@ class BlobRef(LazyConst):
         return read_blob(self)
 
 
-@dataclass
+@dataclass(eq=False)
 class Value:
-    """A named SSA value: a graph input, an op output, or a constant."""
+    """A named SSA value: a graph input, an op output, or a constant (compared by identity)."""
 
     name: str
     type: TensorType

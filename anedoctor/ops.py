@@ -5,6 +5,7 @@ constant weights it reads. Ops with unknown shapes count 0 (and say so via ``kno
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -29,6 +30,7 @@ LAYOUT = {"transpose", "concat", "split", "stack", "pad", "slice_by_index", "sli
 FREE = {"reshape", "squeeze", "expand_dims", "identity", "shape", "flatten2d"}
 
 
+@functools.lru_cache(maxsize=None)
 def cost_class(op_type: str) -> str:
     if op_type in CONV:
         return "conv"

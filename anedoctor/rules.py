@@ -634,7 +634,7 @@ def rank_above_five(op: Op, ctx: Context):
 def zero_size_dim(op: Op, ctx: Context):
     """A runtime tensor with a zero-size dimension."""
     for v in runtime_tensors(op):
-        if v.type.shape and any(d == 0 for d in v.type.shape):
+        if v.type.shape and 0 in v.type.shape:
             return f"{v.name} has a zero-size dimension"
     return None
 

@@ -1,12 +1,16 @@
 """Benchmark: `anedoctor.check` on big ML Programs against coremltools loading the same spec.
 
 Builds chains of conv/relu/add ops (2,500 / 5,000 / 10,000 ops), then times, in one run:
-  spec   - coremltools.utils.load_spec (protobuf parse; upb parses lazily, so this touches little)
+  spec   - coremltools.utils.load_spec (the protobuf parse, in C; Python objects are made lazily)
+  walk   - load_spec, then the least any Python code must do to see the ops: read every op's
+           type, input names and output names and types (no decoding, no analysis)
   mil    - coremltools' own spec -> MIL Program load (milproto.load, once: it is slow)
   load   - anedoctor.load (spec -> IR)
   check  - anedoctor.check (load + rules + placement + report)
-and prints check/spec, check/mil and the time per op (linear scaling shows as a flat column).
-Run: python bench/bench_check.py [--sizes 2500 5000 10000] [--repeat 3]
+and prints check/spec, check/walk, check/mil and the time per op (linear scaling shows as a flat
+column). Medians of --repeat rounds; each round times every phase in turn, so machine noise
+hits them alike.
+Run: python bench/bench_check.py [--sizes 2500 5000 10000] [--repeat 5]
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -24,41 +29,58 @@ from anedoctor.loaders import quiet_coremltools  # noqa: E402
 from mil_models import chain  # noqa: E402
 
 
-def median_time(fn, repeat: int) -> float:
-    times = []
+def interleaved_medians(phases: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median seconds of each phase, running the phases in turn ``repeat`` times."""
+    times: dict[str, list[float]] = {name: [] for name in phases}
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, fn in phases.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def walk_ops(ct, path: Path) -> int:
+    """Parse the spec and touch what every op declares; returns the number of ops seen."""
+    spec = ct.utils.load_spec(str(path))
+    seen = 0
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            for op in block.operations:
+                op.type  # noqa: B018 - the reads are the point
+                for arg in op.inputs:
+                    for binding in op.inputs[arg].arguments:
+                        binding.name  # noqa: B018
+                for out in op.outputs:
+                    out.name, out.type  # noqa: B018
+                seen += 1
+    return seen
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[2500, 5000, 10000])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     ct = quiet_coremltools()
     from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
 
-    print(f"{'ops':>7} {'spec s':>8} {'mil s':>8} {'load s':>8} {'check s':>8} {'check/spec':>10} {'check/mil':>9} {'us/op':>7}")
+    print(f"{'ops':>7} {'spec s':>8} {'walk s':>8} {'mil s':>8} {'load s':>8} {'check s':>8} {'check/spec':>10} "
+          f"{'check/walk':>10} {'check/mil':>9} {'us/op':>7}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             path = chain(Path(tmp) / f"chain{size}.mlpackage", size)
-            spec = median_time(lambda: ct.utils.load_spec(str(path)), args.repeat)
             parsed = ct.utils.load_spec(str(path))
-            mil = median_time(lambda: milproto_load(parsed, specification_version=parsed.specificationVersion,
-                                                    file_weights_dir=str(path / "Data" / "com.apple.CoreML" / "weights")), 1)
-            load = median_time(lambda: anedoctor.load(path), args.repeat)
-            report = None
-
-            def run_check():
-                nonlocal report
-                report = anedoctor.check(path)
-            check = median_time(run_check, args.repeat)
-            ops = report.summary["ops"]
-            print(f"{ops:>7} {spec:>8.3f} {mil:>8.3f} {load:>8.3f} {check:>8.3f} {check / spec:>10.1f} {check / mil:>9.2f} "
-                  f"{1e6 * check / ops:>7.1f}")
+            weights = str(path / "Data" / "com.apple.CoreML" / "weights")
+            mil = interleaved_medians({"mil": lambda: milproto_load(
+                parsed, specification_version=parsed.specificationVersion, file_weights_dir=weights)}, 1)["mil"]
+            t = interleaved_medians({"spec": lambda: ct.utils.load_spec(str(path)), "walk": lambda: walk_ops(ct, path),
+                                     "load": lambda: anedoctor.load(path), "check": lambda: anedoctor.check(path)},
+                                    args.repeat)
+            spec, walk, load, check = t["spec"], t["walk"], t["load"], t["check"]
+            ops = anedoctor.check(path).summary["ops"]
+            print(f"{ops:>7} {spec:>8.3f} {walk:>8.3f} {mil:>8.3f} {load:>8.3f} {check:>8.3f} {check / spec:>10.1f} "
+                  f"{check / walk:>10.1f} {check / mil:>9.2f} {1e6 * check / ops:>7.1f}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ PROTO_DTYPES = {
 # FeatureTypes ArrayDataType enum -> IR dtype
 ARRAY_DTYPES = {65568: "fp32", 65600: "fp64", 131104: "int32", 65552: "fp16", 131080: "int8"}
 EAGER_LIMIT = 64  # inline tensors up to this many elements are decoded while loading
+SHARED_CONSTANT_BYTES = 512  # serialised constants up to this size are decoded once and shared
 
 
 def opset_to_target(opset: str) -> str:
@@ -131,7 +132,7 @@ class ProgramReader:
 
     def __init__(self, weights_dir: Path | None):
         self.weights_dir = weights_dir
-        self.constants: dict[bytes, Any] = {}  # serialised small immediate Value -> decoded payload
+        self.constants: dict[bytes, tuple[TensorType, Any]] = {}  # serialised small Value -> (type, payload)
 
     def graph(self, name: str, function, input_specs: list[InputSpec]) -> Graph:
         opset = function.opset
@@ -155,8 +156,10 @@ class ProgramReader:
             attributes = p.attributes
             if op_type == "const":
                 out = p.outputs[0]
-                ttype = tensor_type(out.type)
-                payload = self.constant(attributes["val"], ttype) if "val" in attributes else None
+                if "val" in attributes:  # (indexing a proto map with a missing key would insert it)
+                    ttype, payload = self.constant(attributes["val"])
+                else:
+                    ttype, payload = tensor_type(out.type), None
                 values[out.name] = Value(out.name, ttype, payload if payload is not None else np.zeros(0))
                 continue
             inputs: dict[str, Value | list[Value]] = {}
@@ -189,18 +192,21 @@ class ProgramReader:
             ops.append(op)
         return ops
 
-    def constant(self, value, ttype: TensorType) -> Any:
-        """A const op's payload; small immediate ones are decoded once per distinct content and
-        shared read-only (big programs repeat strides, pads and flags thousands of times)."""
-        if value.WhichOneof("value") != "immediateValue" or (ttype.numel or 0) > EAGER_LIMIT:
-            return decode_value(value, self.weights_dir, ttype)
+    def constant(self, value) -> tuple[TensorType, Any]:
+        """A const op's type and payload. Small values (strides, pads, flags, blob references)
+        are decoded once per distinct content and shared read-only: big programs repeat them
+        thousands of times."""
         key = value.SerializeToString()
-        payload = self.constants.get(key)
-        if payload is None:
-            payload = self.constants[key] = decode_value(value, self.weights_dir, ttype)
+        known = self.constants.get(key)
+        if known is None:
+            ttype = tensor_type(value.type)
+            payload = decode_value(value, self.weights_dir, ttype)
             if isinstance(payload, np.ndarray):
                 payload.flags.writeable = False
-        return payload
+            known = (ttype, payload)
+            if len(key) <= SHARED_CONSTANT_BYTES:
+                self.constants[key] = known
+        return known
 
     def binding(self, b, values: dict[str, Value]) -> Value:
         name = b.name
