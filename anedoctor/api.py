@@ -1,31 +1,13 @@
 """The public functions; the CLI is a thin shell over these."""
 from __future__ import annotations
 
-import contextlib
-import gc
-from typing import Any, Iterator
+from typing import Any
 
 from .chips import resolve_target
-from .ir import Model, ModelError, TensorType
+from .ir import Model, ModelError, TensorType, gc_paused
 from .loaders import load as load_model
 from .placement import COMPUTE_UNITS, place_graph
 from .report import Report
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while building and analysing a model.
-
-    A 10,000-op program allocates a few hundred thousand objects that all stay alive; the
-    collector's repeated full passes over them took about half of `check`'s time. Cycles made
-    meanwhile are collected once it is re-enabled."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def load(source: Any, example_inputs: Any = None) -> Model:

@@ -64,7 +64,9 @@ def guarded(fn):
 
 def run_check(model: str, chip, os_, compute_units, json_path, html_path, min_ane, explain, verbose) -> None:
     from .api import check
+    from .ir import gc_paused
 
+    @gc_paused()
     def body():
         if min_ane is not None and not 0.0 <= min_ane <= 1.0:
             raise ModelError(f"--min-ane must be a fraction between 0 and 1, got {min_ane}")

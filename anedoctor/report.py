@@ -15,12 +15,25 @@ from typing import Any
 
 from . import __version__
 from .chips import Target
-from .ir import Model, Op, Value
+from .ir import Model, Op, Value, gc_paused
 from .placement import OpPlacement
 from .rules import CONFIDENCE, Rule
 
 SCHEMA_VERSION = "1.0"
 DEVICE_NAMES = {"ane": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
+
+
+def json_rows(d: dict[str, Any]) -> str:
+    """JSON with a line per top-level field and per element of a list field: readable, diffable,
+    and written by json's C encoder (an indented dump runs in pure Python, ~4x slower)."""
+    fields = []
+    for key, value in d.items():
+        if isinstance(value, list) and value:
+            rows = ",\n  ".join(json.dumps(row) for row in value)
+            fields.append(f" {json.dumps(key)}: [\n  {rows}\n ]")
+        else:
+            fields.append(f" {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
@@ -143,6 +156,7 @@ class Report:
         return self
 
     # ---- JSON ------------------------------------------------------------------------------
+    @gc_paused()
     def to_dict(self) -> dict[str, Any]:
         index = {id(p.op): i for i, p in enumerate(self.placements)}
         total_flops = self.summary["flops"]
@@ -192,12 +206,14 @@ class Report:
                 "cost_ms": {d: round(c, 6) for d, c in p.cost_ms.items()}, "extra": dict(p.extra)}
 
     def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=1)
+        """The JSON report: one line per top-level field and per op, segment, switch and cause."""
+        text = json_rows(self.to_dict())
         if path is not None:
             write_atomic(path, text)
         return text
 
     # ---- HTML ------------------------------------------------------------------------------
+    @gc_paused()
     def to_html(self, path: str | Path | None = None) -> str:
         from .html import render_html
 

@@ -49,11 +49,15 @@ def single(path: Path, shape, build, dtype=types.fp32, target=None, precision=No
 
 
 def chain(path: Path, n_ops: int) -> Path:
-    """A long chain of conv/relu/add ops (for speed and scale checks)."""
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 16, 8, 8))], opset_version=ct.target.iOS17)
+    """A long chain of conv/relu/add blocks (for speed and scale checks); every 50th block's conv
+    has a large dilation (off the ANE), so the prediction has segments and switches to report."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 64, 64, 64))], opset_version=ct.target.iOS17)
     def prog(x):
         for i in range(n_ops // 3):
-            y = mb.conv(x=x, weight=w(16, 16, 1, 1))
+            if i % 50 == 49:
+                y = mb.conv(x=x, weight=w(64, 64, 3, 3), dilations=[8, 8], pad_type="same")
+            else:
+                y = mb.conv(x=x, weight=w(64, 64, 1, 1))
             x = mb.add(x=mb.relu(x=y), y=x)
         return x
     return save(prog, path)
