@@ -8,7 +8,7 @@
 __version__ = "0.1.0"
 
 from .api import check, load  # noqa: E402
-from .ir import ModelError  # noqa: E402
+from .errors import ModelError  # noqa: E402
 
 __all__ = ["check", "load", "run", "numerics", "ModelError", "__version__"]
 

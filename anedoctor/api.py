@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .chips import resolve_target
-from .ir import Model, ModelError, TensorType, gc_paused
+from .errors import ModelError
+from .hardware import resolve_target
+from .ir import Model, TensorType
 from .loaders import load as load_model
 from .placement import COMPUTE_UNITS, place_graph
 from .report import Report
+from .util import gc_paused
 
 
 def load(source: Any, example_inputs: Any = None) -> Model:

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from .ir import ModelError
+from .errors import ModelError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Does my Core ML model run on the Apple Neural Engine? Which ops don't, why, and how to fix it.")
@@ -64,7 +64,7 @@ def guarded(fn):
 
 def run_check(model: str, chip, os_, compute_units, json_path, html_path, min_ane, explain, verbose) -> None:
     from .api import check
-    from .ir import gc_paused
+    from .util import gc_paused
 
     @gc_paused()
     def body():
@@ -204,7 +204,7 @@ def numerics_cmd(
     """Find the first op where emulated ANE fp16 overflows, goes NaN/inf or drifts from fp32. Exit 1 if any does."""
     def body():
         from .fp16 import numerics
-        from .report import write_atomic
+        from .util import write_atomic
 
         loaded, arrays, placement = emulation_setup(model, inputs, devices, chip, os_)
         rep = numerics(loaded, arrays, reference=torch_reference(reference), threshold=threshold, min_psnr=min_psnr,

@@ -51,12 +51,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .ir import NUMPY_DTYPES, Graph, LazyConst, Model, ModelError, Op, Value
+from .errors import ModelError
+from .hardware import DISPLAY_ORDER
+from .ir import Graph, LazyConst, Model, Op, Value
+from .ir.dtypes import NUMPY_DTYPES
 
 FP16_MAX = 65504.0
 ACC_CHUNK = 8  # products summed in fp32 before each fp16 accumulation step (accumulator="fp16")
 MAX_LOOP_ITERATIONS = 1_000_000
-DEVICES = ("ane", "gpu", "cpu")
 OPS: dict[str, Callable[["Step", dict], Any]] = {}
 
 
@@ -1374,8 +1376,8 @@ class Plan:
             return
         s.emulate = True
         s.device = self.device_of(s.op) or "cpu"
-        if s.device not in DEVICES:
-            raise ModelError(f"op {s.op.name!r}: unknown device {s.device!r} (use one of {', '.join(DEVICES)})")
+        if s.device not in DISPLAY_ORDER:
+            raise ModelError(f"op {s.op.name!r}: unknown device {s.device!r} (use one of {', '.join(DISPLAY_ORDER)})")
         s.rin = s.rout = s.device in ("ane", "gpu")
         s.ane = s.device == "ane"
         s.acc16 = s.ane and self.accumulator == "fp16"
@@ -1619,7 +1621,7 @@ def load_inputs(*sources: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def save_outputs(path: str | os.PathLike, outputs: dict[str, np.ndarray]) -> Path:
     """Write arrays to ``path`` as .npz, atomically."""
-    from .report import write_atomic
+    from .util import write_atomic
 
     buffer = io.BytesIO()
     np.savez(buffer, **outputs)

@@ -17,8 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from .execute import FP16_MAX, check_inputs, default_inputs, generate_inputs, load_inputs, load_model, run, save_outputs
-from .ir import ModelError, Op, Value
+from .errors import ModelError
+from .execute import (
+    FP16_MAX,
+    check_inputs,
+    default_inputs,
+    generate_inputs,
+    load_inputs,
+    load_model,
+    run,
+    save_outputs,
+)
+from .ir import Op, Value
 
 __all__ = ["numerics", "NumericsReport", "Finding", "compare", "psnr", "rel_err", "load_inputs", "save_outputs",
            "generate_inputs"]

@@ -8,10 +8,9 @@ from importlib.resources import files
 
 import jinja2
 
+from .hardware import DEVICE_LABELS, DISPLAY_ORDER
 from .rules import CONFIDENCE
 
-DEVICES = ("ane", "gpu", "cpu")
-DEVICE_LABELS = {"ane": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
 _PLAIN = {str, int, bool, type(None)}
 
 
@@ -60,15 +59,15 @@ def _bars(report: dict) -> list[dict]:
     """Ops and FLOPs share per device, for the server-rendered mapping bars."""
     ops = report.get("ops") or []
     summary = report.get("summary") or {}
-    n = {d: summary.get(d, sum(o.get("device") == d for o in ops)) for d in DEVICES}
-    f = {d: sum(o.get("flops") or 0 for o in ops if o.get("device") == d) for d in DEVICES}
+    n = {d: summary.get(d, sum(o.get("device") == d for o in ops)) for d in DISPLAY_ORDER}
+    f = {d: sum(o.get("flops") or 0 for o in ops if o.get("device") == d) for d in DISPLAY_ORDER}
     bars = []
     for label, vals, fmt in (("Ops", n, "{:,}"), ("FLOPs", f, None)):
         total = sum(vals.values())
         if total:
             bars.append({"label": label, "parts": [
                 {"device": d, "value": vals[d], "pct": 100 * vals[d] / total,
-                 "text": fmt.format(vals[d]) if fmt else human(vals[d])} for d in DEVICES if vals[d]]})
+                 "text": fmt.format(vals[d]) if fmt else human(vals[d])} for d in DISPLAY_ORDER if vals[d]]})
     return bars
 
 
@@ -85,11 +84,11 @@ def human(n: float | int | None) -> str:
 def render_html(report: dict) -> str:
     """Turn a JSON report dict (schema 1.x) into one self-contained HTML page."""
     ops = report.get("ops") or []
-    summary = {"ops": len(ops), **{d: sum(o.get("device") == d for o in ops) for d in DEVICES},
+    summary = {"ops": len(ops), **{d: sum(o.get("device") == d for o in ops) for d in DISPLAY_ORDER},
                "segments": len(report.get("segments") or []), "switches": len(report.get("switches") or []),
                **(report.get("summary") or {})}
     causes = sorted(report.get("causes") or [], key=lambda c: (-(c.get("flops") or 0), -(c.get("switches") or 0)))
     return _template().render(
         r=report, model=report.get("model") or {}, summary=summary, causes=causes, bars=_bars(report),
-        devices=DEVICES, labels=DEVICE_LABELS, confidence=CONFIDENCE, human=human,
+        devices=DISPLAY_ORDER, labels=DEVICE_LABELS, confidence=CONFIDENCE, human=human,
         payload=_payload(report))

@@ -227,9 +227,7 @@ def build_probe(probe: Probe, context: bool = False):
     """Convert a probe to an ML Program (iOS 18 opset, fp16); with ``context`` wrap it as GT-A did."""
     ct = quiet_coremltools()
     from coremltools.converters.mil import Builder as mb
-    from coremltools.converters.mil.mil import types
-
-    from coremltools.converters.mil.mil import Function, Program
+    from coremltools.converters.mil.mil import Function, Program, types
 
     dtypes = {"fp16": types.fp16, "fp32": types.fp32, "int32": types.int32}
     placeholders = {f"input_{i}": mb.placeholder(shape=s, dtype=dtypes[d]) for i, (s, d) in enumerate(probe.inputs)}

@@ -6,48 +6,18 @@ under ``panels`` without changing what is already there.
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .chips import Target
-from .ir import Model, Op, Value, gc_paused
+from .hardware import Target
+from .ir import Model, Op, Value
 from .placement import OpPlacement
 from .rules import CONFIDENCE, Rule
+from .util import gc_paused, json_rows, write_atomic
 
 SCHEMA_VERSION = "1.0"
-DEVICE_NAMES = {"ane": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
-
-
-def json_rows(d: dict[str, Any]) -> str:
-    """JSON with a line per top-level field and per element of a list field: readable, diffable,
-    and written by json's C encoder (an indented dump runs in pure Python, ~4x slower)."""
-    fields = []
-    for key, value in d.items():
-        if isinstance(value, list) and value:
-            rows = ",\n  ".join(json.dumps(row) for row in value)
-            fields.append(f" {json.dumps(key)}: [\n  {rows}\n ]")
-        else:
-            fields.append(f" {json.dumps(key)}: {json.dumps(value)}")
-    return "{\n" + ",\n".join(fields) + "\n}\n"
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write a file so readers never see a half-written one (temp file in the same folder + rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 @dataclass
@@ -96,7 +66,7 @@ class Report:
         prefixed = [p for p in self.placements if p.op.name.startswith(name)]
         if exact or len(prefixed) == 1:
             return (exact or prefixed)[0]
-        from .ir import ModelError
+        from .errors import ModelError
 
         close = [p.op.name for p in self.placements if name.lower() in p.op.name.lower()][:5]
         raise ModelError(f"no op named {name!r} in {self.model.path}" + (f"; did you mean {', '.join(close)}?" if close else ""))

@@ -7,8 +7,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .hardware import DEVICE_LABELS
 from .placement import OpPlacement
-from .report import DEVICE_NAMES, Report, confidence_label
+from .report import Report, confidence_label
 
 STYLE = {"ane": "bold green", "gpu": "bold yellow", "cpu": "bold red"}
 MAX_LISTED_OPS = 6
@@ -59,8 +60,8 @@ def render_report(report: Report, console: Console | None = None, verbose: bool 
         console.print()
         console.print(Text("Device switches:", style="bold underline"))
         for a, b in report.switches:
-            console.print(f"  after {report.placements[a.end].op.name!r} ({DEVICE_NAMES[a.device]}) → "
-                          f"{report.placements[b.start].op.name!r} ({DEVICE_NAMES[b.device]})")
+            console.print(f"  after {report.placements[a.end].op.name!r} ({DEVICE_LABELS[a.device]}) → "
+                          f"{report.placements[b.start].op.name!r} ({DEVICE_LABELS[b.device]})")
     if verbose:
         console.print()
         render_op_table(report, console)
@@ -76,7 +77,7 @@ def render_op_table(report: Report, console: Console) -> None:
         sup = "/".join("yes" if p.supported[d] else "no" for d in ("ane", "gpu", "cpu"))
         why = "; ".join(f"{f.rule.id}" for f in p.findings) if p.device != "ane" else ""
         table.add_row(str(i), p.op.name, p.op.type, shapes(p.op.outputs), fmt_flops(p.flops), sup,
-                      Text(DEVICE_NAMES[p.device], style=STYLE[p.device]), why)
+                      Text(DEVICE_LABELS[p.device], style=STYLE[p.device]), why)
     console.print(table)
 
 
@@ -88,8 +89,8 @@ def render_op(report: Report, p: OpPlacement, console: Console | None = None) ->
     console.print(f"  outputs: {shapes(op.outputs)}")
     console.print(f"  FLOPs {fmt_flops(p.flops)} · bytes {p.bytes:,} · estimated ms " +
                   " · ".join(f"{d.upper()} {p.cost_ms[d]:.4f}" for d in ("ane", "gpu", "cpu")))
-    console.print("  supported: " + ", ".join(f"{DEVICE_NAMES[d]} {'yes' if p.supported[d] else 'no'}" for d in ("ane", "gpu", "cpu")))
-    console.print(Text.assemble("  predicted device: ", (DEVICE_NAMES[p.device], STYLE[p.device])))
+    console.print("  supported: " + ", ".join(f"{DEVICE_LABELS[d]} {'yes' if p.supported[d] else 'no'}" for d in ("ane", "gpu", "cpu")))
+    console.print(Text.assemble("  predicted device: ", (DEVICE_LABELS[p.device], STYLE[p.device])))
     for title, findings in (("reasons", p.findings), ("notes", p.notes)):
         for f in findings:
             r = f.rule

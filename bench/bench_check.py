@@ -32,10 +32,10 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import anedoctor  # noqa: E402
-from anedoctor.loaders import quiet_coremltools  # noqa: E402
 from mil_models import chain  # noqa: E402
 
+import anedoctor  # noqa: E402
+from anedoctor.loaders import quiet_coremltools  # noqa: E402
 
 UNITS = "cpu_and_ne"
 

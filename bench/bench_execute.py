@@ -29,7 +29,6 @@ warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 import zoo  # noqa: E402
 
 

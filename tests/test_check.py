@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from mil_models import ct, mb, sandwich, save, single, types, w
 
 import anedoctor
-from anedoctor.ir import BlobRef, ModelError
-from mil_models import ct, mb, sandwich, save, single, types, w
+from anedoctor.errors import ModelError
+from anedoctor.loaders.blob import BlobRef
 
 
 @pytest.fixture(scope="module")

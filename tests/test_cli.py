@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from mil_models import mb, sandwich, single
 
 CLI = [sys.executable, "-m", "anedoctor.cli"]

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anedoctor.ir import BlobRef, ModelError
+from anedoctor.errors import ModelError
 from anedoctor.loaders import load
-from anedoctor.loaders.compiled import load_mlmodelc
+from anedoctor.loaders.blob import BlobRef
+from anedoctor.loaders.mlmodelc import load_mlmodelc
 
 DATA = Path(__file__).parent / "data" / "mlmodelc"
 

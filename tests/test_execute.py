@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
-
-from anedoctor.execute import generate_inputs, load_inputs, run, save_outputs
-from anedoctor.ir import ModelError
-from anedoctor.loaders import load
 from zoo import ZOO, input_names, zoo_models  # noqa: F401  (zoo_models is a fixture)
+
+from anedoctor.errors import ModelError
+from anedoctor.execute import generate_inputs, load_inputs, run, save_outputs
+from anedoctor.loaders import load
 
 warnings.filterwarnings("ignore")
 import coremltools as ct  # noqa: E402

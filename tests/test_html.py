@@ -21,9 +21,10 @@ def mil_report(tmp_path_factory) -> dict:
     """Convs on the ANE split by a CPU-only band_part: a real prediction with switches."""
     np = pytest.importorskip("numpy")
     ct = pytest.importorskip("coremltools")
-    import anedoctor
     from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.mil import types
+
+    import anedoctor
 
     w = (np.random.RandomState(0).randn(128, 128, 3, 3) * 0.01).astype(np.float16)
 
@@ -45,8 +46,9 @@ def mil_report(tmp_path_factory) -> dict:
 def torch_report() -> dict:
     """A small torch LSTM: recurrent ops never reach the ANE."""
     pytest.importorskip("torch")
-    import anedoctor
     import zoo
+
+    import anedoctor
 
     module, inputs = zoo.ZOO["lstm"]()
     return anedoctor.check(module, inputs).to_dict()

@@ -1,8 +1,9 @@
 """NeuralNetwork models through the whole check: rules keyed on MIL equivalents and NN layer types."""
 from __future__ import annotations
 
-import anedoctor
 import nn_models
+
+import anedoctor
 from anedoctor.loaders import quiet_coremltools
 
 ct = quiet_coremltools()

@@ -9,12 +9,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
-from anedoctor.ir import ModelError
-from anedoctor.loaders import load
-from anedoctor.fp16 import numerics, psnr, rel_err
 from test_execute import mb, program_model
 from zoo import ZOO, input_names, zoo_models  # noqa: F401  (zoo_models is a fixture)
+
+from anedoctor.errors import ModelError
+from anedoctor.fp16 import numerics, psnr, rel_err
+from anedoctor.loaders import load
 
 warnings.filterwarnings("ignore")
 HEALTHY = [n for n in ZOO if n not in ("vae_decoder", "energy_head")]
@@ -142,8 +142,9 @@ def test_bad_arguments(zoo_models):
 
 def test_numerics_results_join_the_check_report(tmp_path):
     """The check report carries numerics as per-op columns and a findings panel (JSON and HTML)."""
-    import anedoctor
     from mil_models import mb, single
+
+    import anedoctor
 
     big = np.full((8, 8, 3, 3), 400.0, np.float32)
     path = single(tmp_path / "hot.mlpackage", (1, 8, 16, 16), lambda x: mb.conv(x=x, weight=big, name="hot_conv"))

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..ir import Graph, Model, ModelError
+from ..errors import ModelError
+from ..ir import Graph, Model
 
 SPEC_VERSION_TARGETS = {1: "ios11", 2: "ios11.2", 3: "ios12", 4: "ios13", 5: "ios14", 6: "ios15", 7: "ios16",
                         8: "ios17", 9: "ios18", 10: "ios26"}
@@ -50,7 +51,7 @@ def load_path(path: Path) -> Model:
         if (path / "Manifest.json").exists():
             return load_mlpackage(path)
         if any((path / f).exists() for f in ("model.mil", "coremldata.bin", "model.espresso.net")):
-            from .compiled import load_mlmodelc
+            from .mlmodelc import load_mlmodelc
 
             return load_mlmodelc(path)
         contents = "it is empty" if not any(path.iterdir()) else "no Manifest.json, model.mil or coremldata.bin in it"

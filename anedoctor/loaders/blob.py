@@ -7,20 +7,31 @@ so only the bytes of the weights an analysis touches are paged in.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..ir import NUMPY_DTYPES, BlobRef, ModelError
+from ..errors import ModelError
+from ..ir import LazyConst
+from ..ir.dtypes import NUMPY_DTYPES
+
+
+@dataclass
+class BlobRef(LazyConst):
+    """A weight stored in a Core ML blob file (``weight.bin``), read on demand."""
+
+    path: Path
+    offset: int
+    dtype: str
+    shape: tuple[int, ...]
+
+    def load(self) -> np.ndarray:
+        return read_blob(self)
+
 
 SENTINEL = 0xDEADBEEF
 SUB_BYTE_BITS = {"uint1": 1, "uint2": 2, "uint3": 3, "uint4": 4, "uint6": 6, "int4": 4, "int2": 2, "int3": 3, "int6": 6}
-
-
-def resolve_inside(root: Path, rel: str) -> Path | None:
-    """``root / rel`` with links resolved, or None when it escapes ``root`` (absolute, ``..``, symlink)."""
-    path = (root / rel).resolve()
-    return path if not Path(rel).is_absolute() and path.is_relative_to(root.resolve()) else None
 
 
 def read_blob(ref: BlobRef) -> np.ndarray:

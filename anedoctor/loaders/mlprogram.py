@@ -11,8 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from ..ir import NUMPY_DTYPES, BlobRef, Block, Graph, InputSpec, LazyConst, ModelError, Op, TensorType, Value
-from .blob import resolve_inside
+from ..errors import ModelError
+from ..ir import Block, Graph, InputSpec, LazyConst, Op, TensorType, Value
+from ..ir.dtypes import NUMPY_DTYPES
+from .blob import BlobRef
+from .files import resolve_inside
 
 # MIL proto DataType enum -> IR dtype name
 PROTO_DTYPES = {

@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..ir import DTYPE_BYTES, NUMPY_DTYPES, Block, Graph, LazyConst, Op, TensorType, Value
+from ..ir import Block, Graph, LazyConst, Op, TensorType, Value
+from ..ir.dtypes import DTYPE_BYTES, NUMPY_DTYPES
 from .mlprogram import input_specs
 
 IR_DTYPES = {np.dtype(v): k for k, v in NUMPY_DTYPES.items()}

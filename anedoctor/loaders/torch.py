@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..ir import ModelError
+from ..errors import ModelError
 
 
 def convert_module(module: Any, example_inputs: Any, deployment_target: str = "ios18"):

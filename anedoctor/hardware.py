@@ -1,4 +1,7 @@
-"""Chips (ANE generations) and OS versions a prediction is made for.
+"""The hardware vocabulary, defined once: devices, compute-unit settings, chips and OS versions.
+
+Devices are named ``ane``, ``gpu``, ``cpu`` everywhere; ``DISPLAY_ORDER`` is how reports list
+them and ``SEGMENTER_ORDER`` the placement tie-break (the first cheapest device wins).
 
 The ANE generation ("H-number") is what the compiler keys on; marketing names map to it
 per ``../shared/knowledge/ane-hardware.md`` §1.2 and ``ane-rules.md`` §5. fp16 TFLOP/s is
@@ -9,7 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ir import ModelError
+from .errors import ModelError
+
+DISPLAY_ORDER = ("ane", "gpu", "cpu")
+SEGMENTER_ORDER = ("cpu", "gpu", "ane")  # tie-break order: the first cheapest wins
+DEVICE_LABELS = {"ane": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
+COMPUTE_UNITS = {"all": ("cpu", "gpu", "ane"), "cpu_and_ne": ("cpu", "ane"), "cpu_and_gpu": ("cpu", "gpu"),
+                 "cpu_only": ("cpu",)}
 
 
 @dataclass(frozen=True)

@@ -3,53 +3,18 @@
 A :class:`Model` holds one or more :class:`Graph` s (an ML Program function, a
 NeuralNetwork, or each sub-model of a pipeline). A graph is a list of :class:`Op`
 in execution order; ops read and write named :class:`Value` s. Constants are
-values with ``const`` set (weights stay lazy: a :class:`BlobRef` reads its bytes
-only when asked). Op types use ML Program (MIL) names; NeuralNetwork layers are
+values with ``const`` set (weights stay lazy: a :class:`LazyConst` such as
+``loaders.blob.BlobRef`` reads its bytes only when asked). Op types use ML Program (MIL) names; NeuralNetwork layers are
 translated to their MIL equivalent where one exists and keep the layer type in
 ``Op.layer_type``.
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-
-DTYPE_BYTES = {
-    "fp16": 2, "bf16": 2, "fp32": 4, "fp64": 8, "int4": 0.5, "uint4": 0.5, "int8": 1, "uint8": 1,
-    "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "bool": 1,
-    "uint1": 0.125, "uint2": 0.25, "uint3": 0.375, "uint6": 0.75, "int2": 0.25, "int3": 0.375,
-    "int6": 0.75, "fp8e4m3fn": 1, "fp8e5m2": 1,
-}
-NUMPY_DTYPES = {
-    "fp16": np.float16, "fp32": np.float32, "fp64": np.float64, "int8": np.int8, "uint8": np.uint8,
-    "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32,
-    "int64": np.int64, "uint64": np.uint64, "bool": np.bool_,
-}
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while building or walking a big IR (also a decorator).
-
-    A 10,000-op program makes a few hundred thousand objects that all stay alive; the
-    collector's repeated full passes over them took about half of `check`'s time and most of
-    the report's. Cycles made meanwhile are collected once it is re-enabled."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-class ModelError(Exception):
-    """A model file that cannot be analysed; the message names the file and the problem."""
+from .dtypes import DTYPE_BYTES
 
 
 @dataclass(frozen=True)
@@ -95,21 +60,6 @@ class LazyConst:
 
     def load(self) -> Any:
         raise NotImplementedError
-
-
-@dataclass
-class BlobRef(LazyConst):
-    """A weight stored in a Core ML blob file (``weight.bin``), read on demand."""
-
-    path: Path
-    offset: int
-    dtype: str
-    shape: tuple[int, ...]
-
-    def load(self) -> np.ndarray:
-        from .loaders.blob import read_blob  # deferred: only a few analyses need weight bytes
-
-        return read_blob(self)
 
 
 @dataclass(eq=False)

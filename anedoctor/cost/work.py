@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .ir import Op, TensorType
+from ..ir import Op, TensorType
 
 CONV = {"conv", "conv_transpose"}
 MATMUL = {"matmul", "linear", "einsum", "batched_matmul"}  # "linear" has a cost class of its own

@@ -1,0 +1,80 @@
+"""The cost model: how long each op takes on each device of a chip, and what segments cost.
+
+The segmenter (:mod:`anedoctor.placement`) asks :class:`CostModel` for per-op times; the work
+figures (FLOPs, bytes, cost class) come from :mod:`anedoctor.cost.work`.
+
+Core ML's E5 compiler picks a minimum-cost assignment of ops to backends. On M4 (macOS 27) its
+analytics record ``Launch_ane_ms = 0.125`` and ``Src_<a>_Dest_<b>_ms = 0.125``, and "+0.125 ms
+per ANE segment, +0.125 ms per backend switch, +0.125 ms if the graph output is on the ANE"
+reproduced 440/482 single-op models (github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6,
+notes/coreml_dispatch.md). Per-op times come from a roofline model: ``overhead + max(FLOPs /
+(peak * eff), bytes / bandwidth)``. The ANE and CPU constants are fitted to the segmenter's own
+per-op estimates on M4 (conv 3x3 64->64 @32x32: 4.67 vs 100.06 us; matmul; SDPA; upsample;
+softmax; relu; transpose) and to the MLComputePlan size thresholds of vx-lang/Vx #435-#437 (M4).
+GPU constants are the segmenter's relative anchors (GPU ~6x CPU FLOP/s, 4x bandwidth), not a
+measurement. Approximations: the launch/switch constants measured on M4 are used for every chip;
+ANE time scales with the chip's fp16 TFLOP/s and DRAM bandwidth.
+"""
+from __future__ import annotations
+
+from ..hardware import SEGMENTER_ORDER, Target
+from .work import FREE, cost_class
+
+LAUNCH_MS = 0.125  # opening an accelerator segment (Launch_ane_ms, M4)
+SWITCH_MS = 0.125  # any backend switch (Src_*_Dest_*_ms, M4)
+OUTPUT_ON_ACCEL_MS = 0.125  # graph output produced on the accelerator
+
+# Per device: peak TFLOP/s, bandwidth GB/s, per-op overhead us. ANE values are for M4 (19 TFLOP/s
+# fp16, 120 GB/s DRAM) and scale with the chip; CPU/GPU are M4-class and kept for all chips.
+DEVICE_PEAKS = {"ane": (19.0, 200.0, 1.2), "cpu": (0.7, 150.0, 1.0), "gpu": (4.2, 100.0, 5.0)}
+# Efficiency of each cost class as (FLOP efficiency, bandwidth efficiency) per device, fitted to
+# the M4 segmenter estimates quoted in the module docstring and to GT-A's wrapped ("ctx") models:
+# two 64-channel 3x3 convs save ~0.19 ms, less than an edge segment's 0.25 ms, while four do
+# pay for it; const-weight linears (rank-3 wrappers) are estimated far cheaper on the ANE
+# than on the CPU (band_part between two 128x128 linears still opened two ANE segments).
+CLASS_EFFICIENCY = {
+    "conv": {"ane": (1.0, 1.0), "cpu": (1.08, 1.0), "gpu": (1.0, 1.0)},
+    "linear": {"ane": (0.5, 1.0), "cpu": (0.043, 1.0), "gpu": (1.0, 1.0)},
+    "matmul": {"ane": (0.28, 1.0), "cpu": (1.2, 1.0), "gpu": (1.0, 1.0)},
+    "attention": {"ane": (0.27, 1.0), "cpu": (6.0, 1.0), "gpu": (1.0, 1.0)},
+    "norm": {"ane": (0.016, 1.0), "cpu": (0.28, 1.0), "gpu": (0.1, 1.0)},
+    "resample": {"ane": (0.02, 1.0), "cpu": (0.003, 1.0), "gpu": (0.1, 1.0)},
+    "pool": {"ane": (0.05, 1.0), "cpu": (0.2, 1.0), "gpu": (0.2, 1.0)},
+    "layout": {"ane": (1.0, 0.5), "cpu": (1.0, 1.0), "gpu": (1.0, 1.0)},
+    "elementwise": {"ane": (1.0, 1.0), "cpu": (1.0, 1.0), "gpu": (1.0, 1.0)},
+    "recurrent": {"ane": (0.1, 1.0), "cpu": (0.1, 1.0), "gpu": (0.1, 1.0)},
+}
+CPU_BANDWIDTH_PENALTY = {"concat": 0.15}  # channel concat: 2.62 us ANE vs 22.79 us CPU on M4
+
+
+class CostModel:
+    """Per-op time on each device for one target chip; the segmenter's only source of op costs."""
+
+    def __init__(self, target: Target):
+        self.rates = device_rates(target)
+
+    def op_costs(self, op_type: str, flops: int, nbytes: int) -> dict[str, float]:
+        """Roofline time in ms of one op on each device: overhead + max(compute, memory)."""
+        cls = cost_class(op_type)
+        moved = 0 if op_type in FREE else nbytes
+        costs = {}
+        for device in SEGMENTER_ORDER:
+            flop_rate, byte_rate, overhead_us = self.rates[cls, device]
+            if device == "cpu":
+                byte_rate *= CPU_BANDWIDTH_PENALTY.get(op_type, 1.0)
+            compute_us = flops / flop_rate if flop_rate else float("inf")
+            costs[device] = (overhead_us + max(compute_us, moved / byte_rate)) / 1000.0
+        return costs
+
+
+def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """(cost class, device) -> (FLOPs per us, bytes per us, overhead us) on ``target``."""
+    rates = {}
+    for cls, per_device in CLASS_EFFICIENCY.items():
+        for device, (flop_eff, bw_eff) in per_device.items():
+            tflops, gbps, overhead_us = DEVICE_PEAKS[device]
+            if device == "ane":
+                tflops *= target.chip.fp16_tflops / 19.0
+                gbps *= max(target.chip.dram_gbps, 1.0) / 120.0
+            rates[cls, device] = (tflops * flop_eff * 1e6, gbps * bw_eff * 1e3, overhead_us)
+    return rates
