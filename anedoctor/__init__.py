@@ -5,22 +5,18 @@
     >>> report.summary["ane_fraction"]
     >>> anedoctor.numerics("model.mlpackage").first   # where emulated ANE fp16 first breaks the model
 """
-__version__ = "0.1.0"
+from ._version import __version__
+from .api import check, gate, load, numerics, run
+from .errors import ModelError, UnknownName
+from .estimate import Estimate, estimate  # binds anedoctor.estimate to the function, not the module
 
-from .api import check, load  # noqa: E402
-from .errors import ModelError  # noqa: E402
-
-__all__ = ["check", "load", "run", "numerics", "ModelError", "__version__"]
+__all__ = ["check", "gate", "load", "run", "numerics", "estimate", "Estimate", "fix", "ModelError", "UnknownName", "__version__"]
 
 
 def __getattr__(name: str):
-    """``run`` and ``numerics`` import torch: load them only when asked for."""
-    if name == "run":
-        from .execute import run
+    """``fix`` (the rewrite passes) is imported on first use."""
+    if name == "fix":
+        from .rewrite import fix
 
-        return run
-    if name == "numerics":
-        from .fp16 import numerics
-
-        return numerics
+        return fix
     raise AttributeError(f"module 'anedoctor' has no attribute {name!r}")

@@ -1,44 +1,136 @@
 """The public functions; the CLI is a thin shell over these."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import ModelError
-from .hardware import resolve_target
+from .hardware import parse_compute_units, resolve_target
 from .ir import Model, TensorType
 from .loaders import load as load_model
-from .placement import COMPUTE_UNITS, place_graph
+from .placement import place_graph
 from .report import Report
+from .rules import RULES
 from .util import gc_paused
 
 
-def load(source: Any, example_inputs: Any = None) -> Model:
-    """Load a model (path, coremltools MLModel or torch.nn.Module) into the IR."""
+def load(source: Any, example_inputs: Any = None, via: str = "coreml") -> Model:
+    """Load a model (path, coremltools MLModel or torch.nn.Module) into the IR. A torch module is
+    converted with coremltools, or with coreai-torch to a Core AI .aimodel when ``via="coreai"``."""
     if isinstance(source, Model):
         return source
     with gc_paused():
-        return load_model(source, example_inputs)
+        return load_model(source, example_inputs, via=via)
 
 
 def check(source: Any, example_inputs: Any = None, chip: str | None = None, os: str | None = None,
-          compute_units: str = "all") -> Report:
+          compute_units: str | None = None, via: str = "coreml", select: Iterable[str] | None = None,
+          ignore: Iterable[str] | None = None) -> Report:
     """Predict where Core ML runs every op of a model, and why ops miss the Neural Engine.
 
-    ``source`` is a path (.mlpackage, .mlmodel, .mlmodelc), an MLModel, a torch.nn.Module (with
-    ``example_inputs``) or an already loaded :class:`~anedoctor.ir.Model`. ``chip`` (m1..m5,
-    a11..a18) and ``os`` (ios17, macos15 ...) default to a common recent device running the
-    model's deployment target; the report says what was assumed."""
-    if compute_units not in COMPUTE_UNITS:
-        raise ModelError(f"unknown compute units {compute_units!r}; choose one of {', '.join(COMPUTE_UNITS)}")
-    model = load(source, example_inputs)
+    ``source`` is a path (.mlpackage, .mlmodel, .mlmodelc, .aimodel), an MLModel, a torch.nn.Module
+    (with ``example_inputs``; ``via="coreai"`` converts it with coreai-torch instead of coremltools) or
+    an already loaded :class:`~anedoctor.ir.Model`. ``chip`` (a12..a19, m1..m5 and their Pro/Max/Ultra)
+    and ``os`` (ios17, macos15 ...) default to a common recent device running the model's deployment
+    target; the report says what was assumed. ``compute_units`` defaults to an MLModel's own setting,
+    else ``all``; coremltools' spellings (``CPU_AND_NE``) are accepted. ``select`` / ``ignore`` name rules
+    by id (``PA-11``), id prefix (``PA``) or family (``parameter``): only selected, not ignored rules run.
+
+        >>> report = anedoctor.check("model.mlpackage", chip="m4", compute_units="cpu_and_ne")
+        >>> report.summary["ane_fraction"], report.causes[0].rule.id"""
+    units = compute_units or getattr(getattr(source, "compute_unit", None), "name", None) or "all"
+    compute_units = parse_compute_units(units)
+    model = load(source, example_inputs, via)
     size_enumerated_shapes(model)
     target = resolve_target(model.deployment_target, chip, os)
     with gc_paused():
-        placements = [p for g in model.graphs for p in place_graph(g, model, target, compute_units)]
+        rules = selected_rules(select, ignore)
+        placements = [p for g in model.graphs for p in place_graph(g, model, target, compute_units, rules)]
         report = Report(model, target, compute_units, placements)
     if model.deployment_target.startswith("ios") and target.os.ios < _ios_major(model.deployment_target):
         report.notes.append(f"the model needs {model.deployment_target} or later; Core ML on {target.os.id} will refuse to load it")
     return report
+
+
+def selected_rules(select: Iterable[str] | None, ignore: Iterable[str] | None) -> set[str] | None:
+    """Rule ids that stay on: those ``select`` names (all when None) less those ``ignore`` names. A rule is
+    named by its id (``PA-11``), its id prefix (``PA``) or its family (``parameter``)."""
+    if select is None and ignore is None:
+        return None
+
+    def named(tokens: Iterable[str]) -> set[str]:
+        ids: set[str] = set()
+        for token in (t.strip() for t in tokens if t.strip()):
+            key = token.upper()
+            hit = {r.id for r in RULES.values() if key in (r.id, r.id.split("-")[0]) or token.lower() == r.family}
+            if not hit:
+                raise ModelError(f"no rule or rule family {token!r}; run `anedoctor rules` for the list")
+            ids |= hit
+        return ids
+
+    return (named(select) if select is not None else set(RULES)) - named(ignore or ())
+
+
+def gate(report: Report, min_ane: float | None = None, min_ane_flops: float | None = None,
+         max_latency_ms: float | None = None) -> list[str]:
+    """The CI gates a report fails, one line each (empty: it passes).
+
+        >>> anedoctor.gate(report, min_ane=0.95, max_latency_ms=5.0)
+        ['ANE share of ops 82.0% is below 95.0% (41 of 50 ops predicted on the Neural Engine)']"""
+    for name, value in (("min_ane", min_ane), ("min_ane_flops", min_ane_flops)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ModelError(f"{name} must be a fraction between 0 and 1, got {value}")
+    s, failures = report.summary, []
+    if min_ane is not None and s["ane_fraction"] < min_ane:
+        failures.append(f"ANE share of ops {s['ane_fraction']:.1%} is below {min_ane:.1%} "
+                        f"({s['ane']} of {s['ops']} ops predicted on the Neural Engine)")
+    if min_ane_flops is not None and s["ane_flops_fraction"] < min_ane_flops:
+        failures.append(f"ANE share of FLOPs {s['ane_flops_fraction']:.1%} is below {min_ane_flops:.1%}")
+    if max_latency_ms is not None:
+        latency = s.get("latency_ms")
+        if latency is None:
+            raise ModelError("max_latency_ms needs a latency estimate, and this report has none")
+        if latency > max_latency_ms:
+            failures.append(f"estimated latency {latency:.3f} ms is above {max_latency_ms:g} ms "
+                            f"({report.target.chip.name}, compute units {report.compute_units}; a prediction)")
+    return failures
+
+
+def run(model: Any, inputs: dict[str, Any] | None = None, precision: str = "fp32", devices: Any = None,
+        chip: str | None = None, os: str | None = None, compute_units: str = "all", **options: Any):
+    """Execute a model on this machine (PyTorch backend) in fp32 or emulated ANE fp16.
+
+    ``devices`` is the placement for fp16 emulation; by default the one :func:`check` predicts
+    for ``chip``/``os``/``compute_units``. Other options (``accumulator``, ``seed``,
+    ``keep_intermediates``, ``example_inputs``) are those of :func:`anedoctor.execute.run`.
+
+        >>> result = anedoctor.run("model.mlpackage", precision="fp16")
+        >>> result.outputs["logits"].shape"""
+    from .execute import run as execute
+
+    example = options.pop("example_inputs", None)
+    model = load(model, example)
+    if precision == "fp16" and devices is None:
+        devices = check(model, chip=chip, os=os, compute_units=compute_units)
+    return execute(model, inputs, precision, devices, example_inputs=example, **options)
+
+
+def numerics(model: Any, inputs: dict[str, Any] | None = None, devices: Any = None, chip: str | None = None,
+             os: str | None = None, compute_units: str = "all", **options: Any):
+    """Find the first op where emulated ANE fp16 overflows, goes NaN/inf or drifts from fp32.
+
+    ``devices`` defaults to the placement :func:`check` predicts; other options are those of
+    :func:`anedoctor.drift.numerics` (``reference``, ``threshold``, ``min_psnr``, ``accumulator`` …).
+
+        >>> report = anedoctor.numerics("model.mlpackage")
+        >>> report.first          # the first op that breaks in fp16, or None"""
+    from .drift import numerics as compare_precisions
+
+    if hasattr(model, "forward") and options.get("reference", "fp32") == "fp32":
+        options["reference"] = model  # a torch module is also the reference its conversion is held against
+    loaded = load(model, options.get("example_inputs"))
+    if devices is None:
+        devices = check(loaded, chip=chip, os=os, compute_units=compute_units)
+    return compare_precisions(loaded, inputs, devices=devices, **options)
 
 
 def size_enumerated_shapes(model: Model) -> None:
@@ -53,9 +145,9 @@ def size_enumerated_shapes(model: Model) -> None:
             v.type.is_static for op in graph.ops for v in op.outputs):
         return
     try:
-        from .execute import run
+        from .execute import run as execute
 
-        shapes = {name: arr.shape for name, arr in run(model, keep_intermediates=True).intermediates.items()}
+        shapes = {name: arr.shape for name, arr in execute(model, keep_intermediates=True).intermediates.items()}
     except (ImportError, ModelError) as e:
         model.notes.append(f"{graph.name}: enumerated-shape ops could not be sized ({str(e)[:120]}); their costs count as 0")
         return

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .loaders import quiet_coremltools
+from .util import quiet_coremltools
 
 
 def build_demo_model(path: str | Path) -> Path:

@@ -10,7 +10,8 @@ INT8 TOPS for A17 Pro, A18 and M4 (ane-hardware.md §1.1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from .errors import ModelError
 
@@ -21,38 +22,132 @@ COMPUTE_UNITS = {"all": ("cpu", "gpu", "ane"), "cpu_and_ne": ("cpu", "ane"), "cp
                  "cpu_only": ("cpu",)}
 
 
+
+def parse_compute_units(text: str) -> str:
+    """A compute-units setting in anedoctor's or coremltools' spelling (``CPU_AND_NE``, ``ComputeUnit.ALL``,
+    ``cpuAndNeuralEngine``) -> one of ``COMPUTE_UNITS``."""
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", str(text).rsplit(".", 1)[-1]).lower().replace("-", "_")
+    key = words.replace("neural_engine", "ne")
+    if key not in COMPUTE_UNITS:
+        raise ModelError(f"unknown compute units {text!r}; choose one of {', '.join(COMPUTE_UNITS)} "
+                         "(coremltools' spellings such as CPU_AND_NE work too)")
+    return key
+
 @dataclass(frozen=True)
 class Chip:
+    """One chip as the cost model sees it; every figure comes from the chip's published specs."""
+
     id: str
     name: str
     tier: int  # ANE generation: 13 = H13 (A14/M1) ... 17 = H17 (A18 Pro/M5); 0 = no usable ANE
     ane_arch: str
-    fp16_tflops: float
-    dram_gbps: float
+    fp16_tflops: float  # ANE fp16 peak one model can use (one die of an Ultra)
+    dram_gbps: float  # whole-SoC memory bandwidth
     launch_os: int  # iOS-equivalent major version the chip shipped with
     fast_int8: bool = False  # faster int8-int8 (W8A8) compute: A17 Pro / M4 and newer (Q-2, A)
     arch_confidence: str = "R"  # how sure the H-number mapping is
+    ane_cores: int = 16  # marketed Neural Engine cores (32 on an Ultra: two dies)
+    ane_weight_gbps: float = 0.0  # what the ANE streams weights at (measured on M chips; derived on A chips)
+    weight_bw_measured: bool = False
+    cpu_p_cores: int = 0
+    cpu_e_cores: int = 0
+    cpu_ghz: float = 0.0  # P-core maximum clock
+    gpu_cores: int = 0
+    gpu_tflops: float = 0.0  # fp32 peak
+    base: str = ""  # the base chip of a Pro / Max / Ultra variant
 
     @property
     def platform(self) -> str:
         return "macos" if self.id.startswith("m") else "ios"
 
+    @property
+    def ane_ghz(self) -> float:
+        """The NE clock implied by the fp16 peak: 2 FLOPs x MACs/cycle x f (ane-hardware.md §1.3)."""
+        return self.fp16_tflops * 1e3 / (2 * self.ane_macs_per_cycle) if self.fp16_tflops else 0.0
 
-CHIPS = {c.id: c for c in [
-    Chip("a11", "Apple A11 (iPhone 8/X)", 0, "none", 0.0, 34, 11, arch_confidence="A"),
-    Chip("a12", "Apple A12 (iPhone XS/XR)", 11, "h11", 5.0, 34.1, 12, arch_confidence="C"),
-    Chip("a13", "Apple A13 (iPhone 11)", 12, "h12", 6.0, 34.1, 13, arch_confidence="C"),
-    Chip("a14", "Apple A14 (iPhone 12)", 13, "h13", 11.0, 34.1, 14),
-    Chip("a15", "Apple A15 (iPhone 13/14)", 14, "h14", 15.8, 34.1, 15),
-    Chip("a16", "Apple A16 (iPhone 14 Pro/15)", 15, "h15", 17.0, 51.2, 16, arch_confidence="C"),
-    Chip("a17", "Apple A17 Pro (iPhone 15 Pro)", 16, "h16", 17.5, 51.2, 17, fast_int8=True),
-    Chip("a18", "Apple A18 / A18 Pro (iPhone 16)", 17, "h17", 17.5, 60.0, 18, fast_int8=True),
-    Chip("m1", "Apple M1", 13, "h13g", 11.0, 68.25, 14),
-    Chip("m2", "Apple M2", 14, "h14g", 15.8, 100.0, 16, arch_confidence="M"),
-    Chip("m3", "Apple M3", 15, "h15g", 18.0, 100.0, 17, arch_confidence="C"),
-    Chip("m4", "Apple M4", 16, "h16g", 19.0, 120.0, 18, fast_int8=True, arch_confidence="M"),
-    Chip("m5", "Apple M5", 17, "h17", 19.0, 153.0, 26, fast_int8=True, arch_confidence="M"),
-]}
+    @property
+    def ane_macs_per_cycle(self) -> int:
+        """fp16 MACs per cycle of the ANE one model runs on: 256 per core, 16 cores (8 on A12/A13)."""
+        return 256 * (8 if self.tier in (11, 12) else 16)
+
+    @property
+    def cpu_gflops(self) -> float:
+        """fp32 NEON peak of the P-cores: 4 FMA pipes x 4 lanes x 2 FLOPs per cycle each (AnandTech's
+        Firestorm analysis, https://www.anandtech.com/show/16226/apple-silicon-m1-a14-deep-dive/2, C)."""
+        return self.cpu_p_cores * self.cpu_ghz * 32.0
+
+
+# Sources a user can follow. ANE peaks, SoC bandwidths and H-numbers: Apple's TOPS figures as
+# collected in https://github.com/hollance/neural-engine (docs/supported-devices.md, A/C) and the
+# compiler clock tables of https://github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6
+# (notes/ane_naming.md, R); from A17 Pro / M4 Apple quotes INT8 TOPS, so fp16 is half of it.
+# ANE weight bandwidth (M chips): Anemll-bench llama_lm_head, macOS 15 (https://github.com/Anemll/anemll-bench
+# Results.MD, R); a single model uses one die of an Ultra (same GB/s as the Max there).
+# A chips have no such measurement: 0.85 x the SoC bandwidth, capped at the base M chip of the same
+# ANE generation (derived, U). CPU cores/clock and GPU cores/fp32 TFLOP/s: Apple's product pages as
+# transcribed on Wikipedia (https://en.wikipedia.org/wiki/Apple_silicon, the per-chip pages linked
+# from it; C: community-transcribed, not re-checked here).
+CHIP_SOURCES = {
+    "ane": "https://github.com/hollance/neural-engine/blob/master/docs/supported-devices.md",
+    "ane_weight_gbps": "https://github.com/Anemll/anemll-bench (Results.MD)",
+    "cpu_gpu": "https://en.wikipedia.org/wiki/Apple_silicon",
+}
+_ROWS = [
+    # id, name, tier, arch, fp16 TFLOP/s, SoC GB/s, launch iOS, fast int8, arch conf, ANE cores,
+    # ANE weight GB/s (0: derive), P, E, P GHz, GPU cores, GPU fp32 TFLOP/s, base
+    ("a11", "Apple A11 (iPhone 8/X)", 0, "none", 0.0, 34.1, 11, False, "A", 2, 0, 2, 4, 2.39, 3, 0.35, ""),
+    ("a12", "Apple A12 (iPhone XS/XR)", 11, "h11", 5.0, 34.1, 12, False, "C", 8, 0, 2, 4, 2.49, 4, 0.5, ""),
+    ("a13", "Apple A13 (iPhone 11)", 12, "h12", 6.0, 34.1, 13, False, "C", 8, 0, 2, 4, 2.65, 4, 0.69, ""),
+    ("a14", "Apple A14 (iPhone 12)", 13, "h13", 11.0, 34.1, 14, False, "R", 16, 0, 2, 4, 3.0, 4, 0.75, ""),
+    ("a15", "Apple A15 (iPhone 13/14)", 14, "h14", 15.8, 34.1, 15, False, "R", 16, 0, 2, 4, 3.23, 5, 1.37, ""),
+    ("a16", "Apple A16 (iPhone 14 Pro/15)", 15, "h15", 17.0, 51.2, 16, False, "C", 16, 0, 2, 4, 3.46, 5, 1.79, ""),
+    ("a17", "Apple A17 Pro (iPhone 15 Pro)", 16, "h16", 17.5, 51.2, 17, True, "R", 16, 0, 2, 4, 3.78, 6, 2.15, ""),
+    ("a18", "Apple A18 (iPhone 16)", 17, "h17", 17.5, 60.0, 18, True, "R", 16, 0, 2, 4, 4.04, 5, 1.79, ""),
+    ("a18pro", "Apple A18 Pro (iPhone 16 Pro)", 17, "h17", 17.5, 60.0, 18, True, "R", 16, 0, 2, 4, 4.04, 6, 2.15,
+     "a18"),
+    ("a19", "Apple A19 (iPhone 17)", 18, "h18", 17.8, 68.3, 26, True, "U", 16, 0, 2, 4, 4.26, 5, 1.9, ""),
+    ("a19pro", "Apple A19 Pro (iPhone 17 Pro)", 18, "h18", 17.8, 76.8, 26, True, "U", 16, 0, 2, 4, 4.26, 6, 2.3,
+     "a19"),
+    ("m1", "Apple M1", 13, "h13g", 11.0, 68.25, 14, False, "R", 16, 60.87, 4, 4, 3.2, 8, 2.6, ""),
+    ("m1pro", "Apple M1 Pro", 13, "h13g", 11.0, 200.0, 15, False, "R", 16, 54.90, 8, 2, 3.2, 16, 5.2, "m1"),
+    ("m1max", "Apple M1 Max", 13, "h13g", 11.0, 400.0, 15, False, "R", 16, 54.62, 8, 2, 3.2, 32, 10.4, "m1"),
+    ("m1ultra", "Apple M1 Ultra", 13, "h13g", 11.0, 800.0, 15, False, "R", 32, 54.72, 16, 4, 3.2, 64, 20.8, "m1"),
+    ("m2", "Apple M2", 14, "h14g", 15.8, 100.0, 16, False, "M", 16, 60.45, 4, 4, 3.49, 10, 3.6, ""),
+    ("m2pro", "Apple M2 Pro", 14, "h14g", 15.8, 200.0, 16, False, "M", 16, 61.93, 8, 4, 3.49, 19, 6.8, "m2"),
+    ("m2max", "Apple M2 Max", 14, "h14g", 15.8, 400.0, 16, False, "M", 16, 62.01, 8, 4, 3.69, 38, 13.6, "m2"),
+    ("m2ultra", "Apple M2 Ultra", 14, "h14g", 15.8, 800.0, 16, False, "M", 32, 61.68, 16, 8, 3.69, 76, 27.2, "m2"),
+    ("m3", "Apple M3", 15, "h15g", 18.0, 100.0, 17, False, "C", 16, 63.10, 4, 4, 4.05, 10, 4.1, ""),
+    ("m3pro", "Apple M3 Pro", 15, "h15g", 18.0, 150.0, 17, False, "C", 16, 0, 6, 6, 4.05, 18, 7.4, "m3"),
+    ("m3max", "Apple M3 Max", 15, "h15g", 18.0, 400.0, 17, False, "C", 16, 120.22, 12, 4, 4.05, 40, 16.4, "m3"),
+    ("m3ultra", "Apple M3 Ultra", 15, "h15g", 18.0, 819.0, 18, False, "C", 32, 120.22, 24, 8, 4.05, 80, 32.8, "m3"),
+    ("m4", "Apple M4", 16, "h16g", 19.0, 120.0, 18, True, "M", 16, 64.18, 4, 6, 4.4, 10, 4.26, ""),
+    ("m4pro", "Apple M4 Pro", 16, "h16g", 19.0, 273.0, 18, True, "M", 16, 126.36, 10, 4, 4.5, 20, 9.2, "m4"),
+    ("m4max", "Apple M4 Max", 16, "h16g", 19.0, 546.0, 18, True, "M", 16, 118.88, 12, 4, 4.5, 40, 18.4, "m4"),
+    ("m5", "Apple M5", 17, "h17", 19.0, 153.0, 26, True, "M", 16, 70.2, 4, 6, 4.6, 10, 4.6, ""),
+    ("m5max", "Apple M5 Max", 17, "h17", 19.0, 614.0, 26, True, "M", 16, 148.4, 12, 6, 4.6, 40, 18.4, "m5"),
+]
+
+
+def _chip(row: tuple) -> Chip:
+    (cid, name, tier, arch, tflops, soc, los, int8, conf, cores, wbw, p, e, ghz, gcores, gtf, base) = row
+    return Chip(cid, name, tier, arch, tflops, soc, los, int8, conf, cores, wbw, bool(wbw), p, e, ghz, gcores, gtf,
+                base or cid)
+
+
+def _derive_weight_bandwidth(chips: dict[str, Chip]) -> dict[str, Chip]:
+    """Chips without a measured ANE weight bandwidth: 0.85 x SoC, capped at the measured base M chip of the
+    same ANE generation (or of the same family for a Pro), per ane-hardware.md §5.3 (derived, U)."""
+    measured = {c.tier: c.ane_weight_gbps for c in chips.values() if c.weight_bw_measured and c.base == c.id}
+    out = {}
+    for c in chips.values():
+        if not c.weight_bw_measured:
+            cap = chips[c.base].ane_weight_gbps if chips[c.base].weight_bw_measured else measured.get(c.tier, 64.0)
+            c = replace(c, ane_weight_gbps=round(min(0.85 * c.dram_gbps, cap), 2))
+        out[c.id] = c
+    return out
+
+
+CHIPS = _derive_weight_bandwidth({row[0]: _chip(row) for row in _ROWS})
 DEFAULT_CHIP = "a17"  # a common recent iPhone; same ANE generation (H16) as the measured M4 data
 MACOS_TO_IOS = {11: 14, 12: 15, 13: 16, 14: 17, 15: 18, 26: 26, 27: 27}
 IOS_TO_MACOS = {v: k for k, v in MACOS_TO_IOS.items()}
@@ -84,8 +179,13 @@ def parse_os(text: str) -> OSVersion:
     raise ModelError(f"unknown OS {text!r}; use e.g. ios17, ios18, ios26, macos14, macos15, macos26")
 
 
+CHIP_ALIASES = {"a17pro": "a17", "a18base": "a18"}
+
+
 def parse_chip(text: str) -> Chip:
-    chip = CHIPS.get(text.lower().replace("apple", "").replace(" ", "").replace("pro", "").replace("max", ""))
+    """A chip id from a user's spelling: 'M1 Max', 'm1max', 'm1-max', 'Apple M2 Ultra', 'A17 Pro' all work."""
+    key = "".join(ch for ch in text.lower().replace("apple", "") if ch.isalnum())
+    chip = CHIPS.get(CHIP_ALIASES.get(key, key))
     if chip is None:
         raise ModelError(f"unknown chip {text!r}; choose one of {', '.join(CHIPS)}")
     return chip

@@ -3,15 +3,21 @@
 Eligibility: every op rule and graph rule runs; a finding that blocks a device removes it
 from the op's supported set. The CPU can run everything.
 
-Placement: Core ML's E5 compiler picks a minimum-cost assignment of ops to backends. We solve
-the same shortest path over the ops in execution order (a dynamic programme over one state per
-device), with per-op times and the launch/switch/output charges from :mod:`anedoctor.cost`.
+Placement: Core ML's E5 compiler picks a minimum-cost assignment of ops to backends over the
+dataflow graph. We first order the ops so that independent ops eligible on the same devices run
+together (a topological order that changes device class only when no op of the current class is
+ready), then solve the shortest path over that order (a dynamic programme over one state per
+device) with the chip's per-op estimates and the launch/switch/output charges of
+:mod:`anedoctor.cost`. Last, :mod:`anedoctor.cost.latency` times every placed op.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+import heapq
 from dataclasses import dataclass, field
 
 from .cost import LAUNCH_MS, OUTPUT_ON_ACCEL_MS, SWITCH_MS, CostModel
+from .cost.latency import op_times
 from .cost.work import bytes_moved, flops
 from .hardware import COMPUTE_UNITS, SEGMENTER_ORDER, Target
 from .ir import Graph, Model, Op
@@ -37,6 +43,10 @@ class OpPlacement:
     cost_ms: dict[str, float | None] = field(default_factory=dict)
     device: str = "cpu"
     extra: dict[str, float] = field(default_factory=dict)  # per-op figures later analyses add
+    time_ms: float = 0.0  # estimated time on its device (anedoctor.cost.latency)
+    bound: str = ""  # what limits it: compute | weights | activations | overhead | fused
+    macs: float = 0.0
+    dram_bytes: float = 0.0
 
 
 def run_rules(op: Op, ctx: Context, graph_findings: list[Finding], op_rules: list[Rule]) -> OpPlacement:
@@ -124,17 +134,62 @@ def explain_off_ane(placements: list[OpPlacement], allowed: tuple[str, ...]) -> 
         i = hi + 1
 
 
-def place_graph(graph: Graph, model: Model, target: Target, compute_units: str) -> list[OpPlacement]:
-    """Eligibility, costs and devices for every (non-constant) op of one graph."""
+def schedule(placements: list[OpPlacement], allowed: tuple[str, ...]) -> list[OpPlacement]:
+    """A topological order of the ops that keeps ops of one device class (the allowed devices each can
+    run on) together: stay on the current class while any of its ops is ready, else take the earliest
+    ready op. The graph starts where its inputs are, on the CPU, so CPU-only ops that are ready at the
+    start (input casts, int32 mask arithmetic) run first. Ops keep their listed order when nothing is
+    gained, so a chain is never reordered."""
+    n = len(placements)
+    position = {id(p.op): i for i, p in enumerate(placements)}
+    users: list[list[int]] = [[] for _ in range(n)]
+    waiting = [0] * n
+    for i, p in enumerate(placements):
+        preds = {position[id(v.producer)] for v in p.op.input_values()
+                 if v.producer is not None and id(v.producer) in position}
+        waiting[i] = len(preds)
+        for j in preds:
+            users[j].append(i)
+    kind = [tuple(p.supported[d] for d in allowed) for p in placements]
+    ready: dict[tuple, list[int]] = {}
+    for i in range(n):
+        if not waiting[i]:
+            heapq.heappush(ready.setdefault(kind[i], []), i)
+    order: list[int] = []
+    current = tuple(d == "cpu" for d in allowed)  # the class of ops only the CPU can run
+    while len(order) < n:
+        heap = ready.get(current)
+        if not heap:
+            current = min((h[0], k) for k, h in ready.items() if h)[1]
+            heap = ready[current]
+        i = heapq.heappop(heap)
+        order.append(i)
+        for j in users[i]:
+            waiting[j] -= 1
+            if not waiting[j]:
+                heapq.heappush(ready.setdefault(kind[j], []), j)
+    return [placements[i] for i in order]
+
+
+def time_ops(placements: list[OpPlacement], target: Target) -> None:
+    """Set each placed op's estimated time and bound (anedoctor.cost.latency)."""
+    for p, t in zip(placements, op_times(placements, target.chip, target.chip.platform)):
+        p.time_ms, p.bound, p.macs, p.dram_bytes = t.ms, t.bound, t.macs, t.dram_bytes
+
+
+def place_graph(graph: Graph, model: Model, target: Target, compute_units: str,
+                rules: Collection[str] | None = None) -> list[OpPlacement]:
+    """Eligibility, costs and devices for every (non-constant) op of one graph; ``rules`` limits the
+    rules that run to these ids (None: all)."""
     ctx = Context(target, model, graph, typed=bool(graph.opset))
     graph_findings, graph_notes = [], []
     for r in RULES.values():
-        if r.level == "graph" and r.applies(target):
+        if r.level == "graph" and r.applies(target) and (rules is None or r.id in rules):
             out = r.check(graph, ctx)
             if out is not None:
                 message, apple = out if isinstance(out, tuple) else (out, None)
                 (graph_findings if r.blocking else graph_notes).append(Finding(r, message, apple))
-    op_rules = [r for r in RULES.values() if r.level == "op" and r.applies(target)]
+    op_rules = [r for r in RULES.values() if r.level == "op" and r.applies(target) and (rules is None or r.id in rules)]
     rules_by_type: dict[str, list[Rule]] = {}
     costs = CostModel(target)
     placements = []
@@ -149,6 +204,8 @@ def place_graph(graph: Graph, model: Model, target: Target, compute_units: str) 
         p.cost_ms = costs.op_costs(op.type, p.flops, p.bytes)
         placements.append(p)
     allowed = COMPUTE_UNITS[compute_units]
+    placements = schedule(placements, allowed)
     segment(placements, allowed)
     explain_off_ane(placements, allowed)
+    time_ops(placements, target)
     return placements

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -40,14 +41,47 @@ def json_rows(d: dict[str, Any]) -> str:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write a file so readers never see a half-written one (temp file in the same folder + rename)."""
+    """Write a file so readers never see a half-written one (temp file in the same folder + rename).
+
+    The file gets the mode an ordinary write would give it: an existing file keeps its mode, a new
+    one gets 0666 less the umask (not the 0600 of a temp file)."""
     path = Path(path)
+    os.replace(staged(path, data), path)
+    return path
+
+
+def staged(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to a hidden temp file beside ``path`` with the mode ``path`` should have; returns it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~current_umask())
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return Path(tmp)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def safe_text(text: object) -> str:
+    """Untrusted text (names and notes from a model) made safe for a terminal: control characters,
+    escape sequences included, are shown escaped (``\\x1b``) instead of being sent to the terminal."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in s)
+
+
+def quiet_coremltools():
+    """Import coremltools without its Linux-only warnings (no native runtime here)."""
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import coremltools
+
+    return coremltools

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from mil_models import chain  # noqa: E402
 
 import anedoctor  # noqa: E402
-from anedoctor.loaders import quiet_coremltools  # noqa: E402
+from anedoctor.util import quiet_coremltools  # noqa: E402
 
 UNITS = "cpu_and_ne"
 

@@ -89,7 +89,8 @@ def child(side: str, name: str, package: str, threads: int) -> None:
     import gc
 
     from anedoctor.execute import Plan, check_inputs
-    from anedoctor.loaders import load, quiet_coremltools
+    from anedoctor.loaders import load
+    from anedoctor.util import quiet_coremltools
 
     torch.set_num_threads(threads)
     quiet_coremltools()  # imports are not the model's memory

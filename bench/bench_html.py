@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from html_browser import chromium_path, launch, make_report  # noqa: E402
 
-from anedoctor.html import render_html  # noqa: E402
+from anedoctor.report.html import render_html  # noqa: E402
 
 
 def browser_times(path: Path, repeat: int) -> dict[str, float] | None:

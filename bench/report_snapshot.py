@@ -33,7 +33,8 @@ def build(folder: Path) -> None:
                 zoo.convert(name, folder, fp16)
     for name in ("legacy_classifier", "legacy_ops", "nd_ops", "recurrent", "custom_layer", "quantized", "flexible",
                  "flexible_image"):
-        spec = getattr(nn_models, name)()[0]
+        built = getattr(nn_models, name)()
+        spec = built[0] if isinstance(built, tuple) else built
         (folder / f"nn_{name}.mlmodel").write_bytes(spec.SerializeToString())
     if not (folder / "demo.mlpackage").exists():
         build_demo_model(folder)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anedoctor.loaders import quiet_coremltools
+from anedoctor.util import quiet_coremltools
 
 ct = quiet_coremltools()
 from coremltools.converters.mil import Builder as mb  # noqa: E402

@@ -113,7 +113,7 @@ def test_op_and_parameter_rules_split_the_graph(tmp, build, rule):
     culprit = next(p for p in report.placements if rule in rule_ids(p))
     assert culprit.device == "cpu" and not culprit.supported["ane"]
     convs = [p for p in report.placements if p.op.type == "conv" and p is not culprit]
-    assert all(p.device == "ane" for p in convs)  # both sides of the culprit still pay for the ANE
+    assert len(convs) >= 2 and all(p.device == "ane" for p in convs)  # both sides of the culprit still pay for the ANE
     s = report.summary
     assert s["segments"] >= 3 and s["switches"] == s["segments"] - 1
     assert any(a.end == b.start - 1 for a, b in report.switches)
@@ -161,7 +161,7 @@ def test_blockwise_quantized_conv_along_input_channels(tmp):
     report = anedoctor.check(path)
     qconv = op_named(report, "qconv")
     assert "PA-29" in rule_ids(qconv)
-    assert all(not p.op.type.startswith("constexpr_") for p in report.placements)  # weights, not ops
+    assert report.placements and all(not p.op.type.startswith("constexpr_") for p in report.placements)  # not ops
 
 
 def RNG_INT8(shape):
@@ -175,7 +175,7 @@ def test_graph_rules_size_chip_and_os(tmp):
     assert "SZ-1" in rule_ids(anedoctor.check(model, chip="a17").placements[0])
     assert "SZ-1" not in rule_ids(anedoctor.check(model, chip="m4").placements[0])
     a11 = anedoctor.check(path, chip="a11")
-    assert all("CH-0" in rule_ids(p) for p in a11.placements)
+    assert a11.placements and all("CH-0" in rule_ids(p) for p in a11.placements)
     old_os = anedoctor.check(path, os="ios16")
     assert any("ios17" in n for n in old_os.notes)
 
@@ -207,16 +207,9 @@ def test_json_report_is_consistent(tmp):
     assert {"rule", "message", "source", "confidence", "apple_message", "fix"} <= set(cumsum["reasons"][0])
     assert cumsum["inputs"][0]["producer"] == cumsum["index"] - 1
     assert d["causes"][0]["rule"] == "OP-6" and d["causes"][0]["switches"] == 2
+    assert d["segments"]
     for seg in d["segments"]:
         assert all(d["ops"][i]["device"] == seg["device"] for i in range(seg["start"], seg["end"] + 1))
-
-
-def test_every_rule_is_documented():
-    from anedoctor.rules import RULES
-
-    assert len(RULES) >= 50
-    for r in RULES.values():
-        assert r.summary and r.source and r.fix and r.confidence in "AMRC", r.id
 
 
 def test_readme_lists_every_rule():
@@ -237,7 +230,8 @@ def test_non_uniform_states_on_m1_only(tmp):
         mb.coreml_update_state(state=v, value=mb.mul(x=mb.read_state(input=v), y=np.float16(0.5)))
         return mb.add(x=a, y=x)
     path = save(prog, tmp / "state.mlpackage", target=ct.target.iOS18)
-    assert all("ST-2" in rule_ids(p) for p in anedoctor.check(path, chip="m1").placements)
+    m1 = anedoctor.check(path, chip="m1").placements
+    assert m1 and all("ST-2" in rule_ids(p) for p in m1)
     assert not any("ST-2" in rule_ids(p) for p in anedoctor.check(path, chip="m4").placements)
 
 
@@ -257,7 +251,8 @@ def test_compute_units_without_ane(tmp):
     path = sandwich(tmp / "cu.mlpackage", lambda x: mb.relu(x=x))
     report = anedoctor.check(path, compute_units="cpu_and_gpu")
     assert report.summary["ane"] == 0 and report.summary["gpu"] > 0
-    assert all("CU-1" in rule_ids(p) for p in report.placements if p.supported["ane"])
+    eligible = [p for p in report.placements if p.supported["ane"]]
+    assert eligible and all("CU-1" in rule_ids(p) for p in eligible)
     assert anedoctor.check(path, compute_units="cpu_only").summary["cpu"] == report.summary["ops"]
 
 

@@ -54,7 +54,7 @@ def test_check_writes_json_and_gates(models, tmp_path):
     assert d["summary"]["cpu"] >= 1 and "OP-6" in r.stdout and "running_total" in r.stdout
     share = d["summary"]["ane_fraction"]
     gate = run("check", models["split"], "--compute-units", "cpu_and_ne", "--min-ane", min(1.0, share + 0.01))
-    assert gate.returncode == 1 and "below --min-ane" in gate.stderr and len(gate.stderr.strip().splitlines()) == 1
+    assert gate.returncode == 1 and "gate failed: ANE share of ops" in gate.stderr and len(gate.stderr.strip().splitlines()) == 1
     assert run("check", models["split"], "--compute-units", "cpu_and_ne", "--min-ane", share - 0.01).returncode == 0
     assert tree_digest(models["split"]) == before  # input never modified
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from anedoctor.probes import PROBES, agreement
+from anedoctor.measure.probes import PROBES, agreement
 
 
 @pytest.fixture(scope="module")

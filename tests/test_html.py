@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from html_browser import chromium_path, launch, make_report  # noqa: E402
 
-from anedoctor.html import render_html  # noqa: E402
+from anedoctor.report.html import render_html  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "html"
 
@@ -322,8 +322,14 @@ def test_screenshots(open_report, mil_report, scheme):
     page = open_report(rep, scheme=scheme)
     op = next(o for o in rep["ops"] if o["device"] == "cpu" and o["reasons"])
     click_op(page, op["index"])
+    assert selected(page)["row"] == str(op["index"]) and op["name"] in selected(page)["detail"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"synthetic-{scheme}.png"), full_page=True)
+    shots = [ARTIFACTS / f"synthetic-{scheme}.png", ARTIFACTS / f"mil-{scheme}.png"]
+    page.screenshot(path=str(shots[0]), full_page=True)
     page = open_report(mil_report, scheme=scheme)
     page.click('#ops-table tr[data-i="3"]')
-    page.screenshot(path=str(ARTIFACTS / f"mil-{scheme}.png"), full_page=True)
+    assert selected(page)["row"] == "3" and mil_report["ops"][3]["name"] in selected(page)["detail"]
+    page.screenshot(path=str(shots[1]), full_page=True)
+    for shot in shots:  # a real page, not a blank one: a PNG of many colours and some size
+        data = shot.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, (shot, len(data))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import nn_models
 
 import anedoctor
-from anedoctor.loaders import quiet_coremltools
+from anedoctor.util import quiet_coremltools
 
 ct = quiet_coremltools()
 

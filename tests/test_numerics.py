@@ -13,7 +13,8 @@ from test_execute import mb, program_model
 from zoo import ZOO, input_names, zoo_models  # noqa: F401  (zoo_models is a fixture)
 
 from anedoctor.errors import ModelError
-from anedoctor.fp16 import numerics, psnr, rel_err
+from anedoctor import numerics
+from anedoctor.drift import psnr, rel_err
 from anedoctor.loaders import load
 
 warnings.filterwarnings("ignore")

@@ -13,19 +13,23 @@ per-op estimates on M4 (conv 3x3 64->64 @32x32: 4.67 vs 100.06 us; matmul; SDPA;
 softmax; relu; transpose) and to the MLComputePlan size thresholds of vx-lang/Vx #435-#437 (M4).
 GPU constants are the segmenter's relative anchors (GPU ~6x CPU FLOP/s, 4x bandwidth), not a
 measurement. Approximations: the launch/switch constants measured on M4 are used for every chip;
-ANE time scales with the chip's fp16 TFLOP/s and DRAM bandwidth.
+each device's time scales with the chip's own peak and bandwidth.
+
+Whole-model latency (what the hardware does once placed) is :mod:`anedoctor.cost.latency`.
 """
 from __future__ import annotations
 
-from ..hardware import SEGMENTER_ORDER, Target
+from ..hardware import CHIPS, SEGMENTER_ORDER, Target
 from .work import FREE, cost_class
 
+M4 = CHIPS["m4"]  # the chip the segmenter's estimates were read on
 LAUNCH_MS = 0.125  # opening an accelerator segment (Launch_ane_ms, M4)
 SWITCH_MS = 0.125  # any backend switch (Src_*_Dest_*_ms, M4)
 OUTPUT_ON_ACCEL_MS = 0.125  # graph output produced on the accelerator
 
-# Per device: peak TFLOP/s, bandwidth GB/s, per-op overhead us. ANE values are for M4 (19 TFLOP/s
-# fp16, 120 GB/s DRAM) and scale with the chip; CPU/GPU are M4-class and kept for all chips.
+# Per device: peak TFLOP/s, bandwidth GB/s, per-op overhead us, as the segmenter's estimates on M4 imply
+# them; every device scales from M4 to the chip by the chip's own figures (ANE fp16 peak, CPU P-core
+# FLOP/s, GPU fp32 TFLOP/s, SoC bandwidth: anedoctor.hardware), so M4's fitted values are unchanged.
 DEVICE_PEAKS = {"ane": (19.0, 200.0, 1.2), "cpu": (0.7, 150.0, 1.0), "gpu": (4.2, 100.0, 5.0)}
 # Efficiency of each cost class as (FLOP efficiency, bandwidth efficiency) per device, fitted to
 # the M4 segmenter estimates quoted in the module docstring and to GT-A's wrapped ("ctx") models:
@@ -69,12 +73,17 @@ class CostModel:
 
 def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, float]]:
     """(cost class, device) -> (FLOPs per us, bytes per us, overhead us) on ``target``."""
+    chip = target.chip
+    scale = {"ane": chip.fp16_tflops / M4.fp16_tflops, "cpu": chip.cpu_gflops / M4.cpu_gflops,
+             "gpu": chip.gpu_tflops / M4.gpu_tflops}
+    # bandwidth: the ANE's measured weight stream; the GPU's share of the SoC; the CPU's follows its cores
+    bandwidth = {"ane": max(chip.ane_weight_gbps, 1.0) / M4.ane_weight_gbps, "cpu": scale["cpu"],
+                 "gpu": max(chip.dram_gbps, 1.0) / M4.dram_gbps}
     rates = {}
     for cls, per_device in CLASS_EFFICIENCY.items():
         for device, (flop_eff, bw_eff) in per_device.items():
             tflops, gbps, overhead_us = DEVICE_PEAKS[device]
-            if device == "ane":
-                tflops *= target.chip.fp16_tflops / 19.0
-                gbps *= max(target.chip.dram_gbps, 1.0) / 120.0
+            tflops *= scale[device]
+            gbps *= bandwidth[device]
             rates[cls, device] = (tflops * flop_eff * 1e6, gbps * bw_eff * 1e3, overhead_us)
     return rates

@@ -7,6 +7,7 @@ so only the bytes of the weights an analysis touches are paged in.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from ..errors import ModelError
 from ..ir import LazyConst
 from ..ir.dtypes import NUMPY_DTYPES
+from .files import checked_file
 
 
 @dataclass
@@ -25,6 +27,7 @@ class BlobRef(LazyConst):
     offset: int
     dtype: str
     shape: tuple[int, ...]
+    name: str = ""  # the constant it holds, for messages
 
     def load(self) -> np.ndarray:
         return read_blob(self)
@@ -36,22 +39,28 @@ SUB_BYTE_BITS = {"uint1": 1, "uint2": 2, "uint3": 3, "uint4": 4, "uint6": 6, "in
 
 def read_blob(ref: BlobRef) -> np.ndarray:
     """Return the array a BlobRef points at; ModelError when the file or record is bad."""
+    real = checked_file(ref.path, None, "weights", "weight file")
     try:
-        mm = np.memmap(ref.path, dtype=np.uint8, mode="r")
+        mm = np.memmap(real, dtype=np.uint8, mode="r")
     except (OSError, ValueError) as e:
         raise ModelError(f"{ref.path}: cannot read weight file ({e.__class__.__name__})") from None
+    const = f"const {ref.name!r}: " if ref.name else ""
     if ref.offset + 64 > mm.size:
-        raise ModelError(f"{ref.path}: weight offset {ref.offset} is past the end of the file")
-    sentinel, _dtype = mm[ref.offset : ref.offset + 8].view("<u4")
-    size, data_offset = mm[ref.offset + 8 : ref.offset + 24].view("<u8")
+        raise ModelError(f"{ref.path}: {const}weight offset {ref.offset} is past the end of the file ({mm.size} bytes)")
+    sentinel, _dtype = (int(x) for x in mm[ref.offset : ref.offset + 8].view("<u4"))
+    size, data_offset = (int(x) for x in mm[ref.offset + 8 : ref.offset + 24].view("<u8"))
     if sentinel != SENTINEL or data_offset + size > mm.size:
-        raise ModelError(f"{ref.path}: corrupt weight record at offset {ref.offset}")
-    raw = mm[int(data_offset) : int(data_offset + size)]
-    count = int(np.prod(ref.shape, dtype=np.int64)) if ref.shape else 1
+        raise ModelError(f"{ref.path}: {const}corrupt weight record at offset {ref.offset}")
+    raw = mm[data_offset : data_offset + size]
+    count = math.prod(ref.shape)
+    if ref.dtype not in SUB_BYTE_BITS and ref.dtype not in NUMPY_DTYPES:
+        raise ModelError(f"{ref.path}: {const}weight dtype {ref.dtype} is not supported")
+    bits = SUB_BYTE_BITS.get(ref.dtype) or 8 * np.dtype(NUMPY_DTYPES[ref.dtype]).itemsize
+    if count * bits > size * 8:
+        raise ModelError(f"{ref.path}: {const}shape {ref.shape} needs {-(-count * bits // 8):,} bytes of {ref.dtype} "
+                         f"but its blob at offset {ref.offset} holds {size:,}")
     if ref.dtype in SUB_BYTE_BITS:
         return unpack_sub_byte(raw, ref.dtype, count).reshape(ref.shape)
-    if ref.dtype not in NUMPY_DTYPES:
-        raise ModelError(f"{ref.path}: weight dtype {ref.dtype} is not supported")
     arr = np.frombuffer(raw, dtype=NUMPY_DTYPES[ref.dtype], count=count)
     return arr.reshape(ref.shape)
 

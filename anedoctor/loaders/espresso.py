@@ -7,10 +7,10 @@ from typing import Any
 
 from ..errors import ModelError
 from ..ir import Graph, LazyConst, Op, TensorType, Value
-from .files import read_json
+from .files import MAX_DIM, bounded_shape, read_json
 
 
-def espresso_shape(entry: Any) -> tuple[int | None, ...] | None:
+def espresso_shape(entry: Any, where: str) -> tuple[int | None, ...] | None:
     """``{"n":1,"k":64,"h":56,"w":56,"_rank":4}`` -> (1, 64, 56, 56); rank r keeps the last r of (seq, n, k, h, w)."""
     if not isinstance(entry, dict):
         return None
@@ -18,7 +18,15 @@ def espresso_shape(entry: Any) -> tuple[int | None, ...] | None:
     rank = entry.get("_rank", 4)
     if not isinstance(rank, int) or not 0 <= rank <= 5 or not all(isinstance(d, int) for d in full):
         return None
-    return tuple(full[5 - rank:]) if rank else ()
+    return bounded_shape(tuple(full[5 - rank:]) if rank else (), where)
+
+
+def int_field(attrs: dict[str, Any], key: str, default: int, where: str) -> int:
+    """An integer layer parameter; ModelError naming the layer and the field when it is not one."""
+    value = attrs.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) > MAX_DIM:
+        raise ModelError(f"{where}: field {key!r} must be an integer up to {MAX_DIM}, got {str(value)[:40]!r}")
+    return int(value)
 
 
 class EspressoWeight(LazyConst):
@@ -32,22 +40,25 @@ class EspressoWeight(LazyConst):
         raise ModelError(f"{self.folder / 'model.espresso.weights'}: compiled NeuralNetwork weights cannot be read")
 
 
-def espresso_as_mil(kind: str, attrs: dict[str, Any], inputs: dict[str, Any], folder: Path) -> str:
+def espresso_as_mil(kind: str, attrs: dict[str, Any], inputs: dict[str, Any], folder: Path, where: str) -> str:
     """The MIL op an Espresso layer computes, with MIL parameter names added to ``attrs`` (and a
     shape-only weight input), so rules and costs apply; other layers stay ``espresso.<type>``."""
+    def num(key: str, default: int = 1) -> int:
+        return int_field(attrs, key, default, where)
+
     if kind in ("convolution", "deconvolution") and {"C", "K", "Nx", "Ny"} <= attrs.keys():
-        groups = int(attrs.get("n_groups", 1) or 1)
-        shape = (int(attrs["C"]), int(attrs["K"]) // groups, int(attrs["Ny"]), int(attrs["Nx"]))
+        groups = num("n_groups") or 1
+        shape = bounded_shape((num("C"), num("K") // groups, num("Ny"), num("Nx")), f"{where}: weight")
         inputs["weight"] = Value("weight", TensorType("fp16", shape), EspressoWeight(folder))
-        attrs.update(strides=[int(attrs.get("stride_y", 1)), int(attrs.get("stride_x", 1))], groups=groups,
-                     dilations=[int(attrs.get("dilation_y", 1)), int(attrs.get("dilation_x", 1))])
+        attrs.update(strides=[num("stride_y"), num("stride_x")], groups=groups,
+                     dilations=[num("dilation_y"), num("dilation_x")])
         return "conv" if kind == "convolution" else "conv_transpose"
     if kind == "pool" and {"size_x", "size_y"} <= attrs.keys():
-        attrs.update(kernel_sizes=[int(attrs["size_y"]), int(attrs["size_x"])],
-                     strides=[int(attrs.get("stride_y", 1)), int(attrs.get("stride_x", 1))])
+        attrs.update(kernel_sizes=[num("size_y"), num("size_x")], strides=[num("stride_y"), num("stride_x")])
         return "max_pool" if attrs.get("avg_or_max") == 1 else "avg_pool"
     if kind == "inner_product" and {"nB", "nC"} <= attrs.keys():
-        inputs["weight"] = Value("weight", TensorType("fp16", (int(attrs["nC"]), int(attrs["nB"]))), EspressoWeight(folder))
+        shape = bounded_shape((num("nC"), num("nB")), f"{where}: weight")
+        inputs["weight"] = Value("weight", TensorType("fp16", shape), EspressoWeight(folder))
         return "linear"
     return ESPRESSO_SAME.get(kind, "espresso." + kind)
 
@@ -55,14 +66,16 @@ def espresso_as_mil(kind: str, attrs: dict[str, Any], inputs: dict[str, Any], fo
 ESPRESSO_SAME = {"softmax": "softmax", "softmax_nd": "softmax", "transpose": "transpose", "reshape": "reshape", "concat": "concat"}
 
 
-def espresso_graph(folder: Path, name: str, notes: list[str], where: str) -> Graph | None:
+def espresso_graph(folder: Path, root: Path, name: str, notes: list[str], where: str) -> Graph | None:
     """Graph from JSON ``model.espresso.net`` (+ ``.shape``); None (with a note) when binary."""
-    net = read_json(folder / "model.espresso.net")
+    net_path, shape_path = folder / "model.espresso.net", folder / "model.espresso.shape"
+    net = read_json(net_path, root, "Espresso network")
     if not isinstance(net, dict) or not isinstance(net.get("layers"), list):
         notes.append(f"{where}model.espresso.net is not JSON (a binary Espresso network): its layers cannot be analysed")
         return None
-    shapes = read_json(folder / "model.espresso.shape")
+    shapes = read_json(shape_path, root, "Espresso shape file")
     layer_shapes = shapes.get("layer_shapes", {}) if isinstance(shapes, dict) else {}
+    layer_shapes = layer_shapes if isinstance(layer_shapes, dict) else {}
     blobs: dict[str, Value] = {}
     inputs: list[Value] = []
     ops: list[Op] = []
@@ -71,14 +84,18 @@ def espresso_graph(folder: Path, name: str, notes: list[str], where: str) -> Gra
 
     def blob(name: str) -> Value:
         if name not in blobs:
-            blobs[name] = Value(name, TensorType("fp32", espresso_shape(layer_shapes.get(name))))
+            blobs[name] = Value(name, TensorType("fp32", espresso_shape(layer_shapes.get(name), f"{shape_path}: blob {name!r}")))
             inputs.append(blobs[name])
         return blobs[name]
 
     skip = {"name", "type", "bottom", "top", "weights", "debug_info", "attributes"}
-    for layer in net["layers"]:
+    for k, layer in enumerate(net["layers"]):
         if not isinstance(layer, dict) or "type" not in layer:
-            raise ModelError(f"{folder / 'model.espresso.net'}: a layer has no type")
+            raise ModelError(f"{net_path}: layer {k} has no type")
+        place = f"{net_path}: layer {k} ({str(layer.get('name', ''))[:60]!r})"
+        for key in ("name", "type", "bottom", "top"):
+            if not isinstance(layer.get(key, ""), str):
+                raise ModelError(f"{place}: field {key!r} is {type(layer[key]).__name__}, expected a string")
         bottoms = [b for b in str(layer.get("bottom", "")).split(",") if b]
         consumed.update(bottoms)
         args = [blob(b) for b in bottoms]
@@ -86,10 +103,11 @@ def espresso_graph(folder: Path, name: str, notes: list[str], where: str) -> Gra
             {"x": args[0]} if len(args) == 1 else {"x": args[0], "y": args[1]} if len(args) == 2 else {"values": args} if args else {})
         kind = str(layer["type"])
         attrs = {k: v for k, v in layer.items() if k not in skip}
-        op_type = espresso_as_mil(kind, attrs, op_inputs, folder)
+        op_type = espresso_as_mil(kind, attrs, op_inputs, folder, place)
         op = Op(str(layer.get("name", kind)), op_type, op_inputs, [], attrs=attrs, layer_type=kind)
         for top in [t for t in str(layer.get("top", "")).split(",") if t]:
-            v = blobs[top] = Value(top, TensorType("fp32", espresso_shape(layer_shapes.get(top))), producer=op)
+            v = blobs[top] = Value(top, TensorType("fp32", espresso_shape(layer_shapes.get(top), f"{shape_path}: blob {top!r}")),
+                                   producer=op)
             op.outputs.append(v)
             if isinstance(layer.get("attributes"), dict) and layer["attributes"].get("is_output"):
                 flagged.append(v)

@@ -2,6 +2,7 @@
 several functions, state, control flow; weights stay references into the blob files."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ from ..errors import ModelError
 from ..ir import Block, Graph, Op, TensorType, Value
 from ..ir.dtypes import DTYPE_BYTES, NUMPY_DTYPES
 from .blob import BlobRef
-from .files import resolve_inside
+from .files import bounded_shape, resolve_inside
 from .mlprogram import opset_to_target
 
 SCALAR_TYPES = frozenset(DTYPE_BYTES) | {"string"}
@@ -53,8 +54,18 @@ def simple_type(t: str) -> TensorType | None:
         return None
     dtype, _, dims = t[7:-1].partition(",")
     inner = dims.strip()[1:-1]
-    shape = tuple(int(d) if d.strip().lstrip("-").isdigit() else None for d in inner.split(",")) if inner.strip() else ()
-    return TensorType(dtype.strip(), shape)
+    shape = tuple(dim(d) for d in inner.split(",")) if inner.strip() else ()
+    return TensorType(dtype.strip(), bounded_shape(shape, "tensor type"))
+
+
+def dim(token: str) -> int | None:
+    """A dimension of a type: an integer, else unknown (``?``, ``is0``); over-long digit strings are refused."""
+    token = token.strip()
+    if not token.lstrip("-").isdigit():
+        return None
+    if len(token) > 19:
+        raise ModelError(f"dimension {token[:24]}... is too large")
+    return int(token)
 
 
 def number(t: str) -> int | float | bool:
@@ -135,6 +146,17 @@ class MilParser:
 
     # -- program -------------------------------------------------------------------
     def program(self) -> list[Graph]:
+        """All functions; every error names the line and column it was found at."""
+        try:
+            return self.functions()
+        except RecursionError:
+            raise self.fail("nested too deeply") from None
+        except ModelError as e:
+            if str(e).startswith(str(self.path)):
+                raise
+            raise self.fail(str(e)) from None
+
+    def functions(self) -> list[Graph]:
         if self.toks[0].startswith("program("):  # program(1.0) is one lexeme
             self.i += 1
         if self.toks[self.i] == "[":
@@ -265,6 +287,8 @@ class MilParser:
                 raise self.fail("a const must have exactly one output", op_at)
             t, var = declared[0]
             val = inputs["val"].const if isinstance(inputs.get("val"), Value) else attrs.get("val")  # type: ignore[union-attr]
+            if isinstance(val, BlobRef):
+                val = dataclasses.replace(val, name=var)
             scope[var] = Value(var, t, val if val is not None else np.zeros(0))
             self.expect(";")
             return
@@ -393,8 +417,8 @@ class MilParser:
                         self.expect(",")
                     d = self.toks[self.i]
                     self.i += 1
-                    dims.append(int(d) if d.lstrip("-").isdigit() else None)
-                shape = tuple(dims)
+                    dims.append(dim(d))
+                shape = bounded_shape(tuple(dims), "tensor type")
             self.expect(">")
             return TensorType(dtype, shape)
         if t in COMPOUND_TYPES:  # state<T>, list<T, n>, dict<K, V>, tuple<T, ...>
@@ -520,7 +544,10 @@ class MilParser:
         np_dtype = NUMPY_DTYPES.get(ttype.dtype)
         if np_dtype is None or ttype.kind != "tensor" or isinstance(raw, (dict, tuple, str)):
             return raw
-        arr = np.asarray(raw, dtype=np_dtype)
+        try:
+            arr = np.asarray(raw, dtype=np_dtype)
+        except (ValueError, OverflowError, TypeError) as e:
+            raise self.fail(f"a {ttype.dtype} value does not fit its type ({str(e).splitlines()[0][:60]})") from None
         shape = ttype.shape
         if shape == ():
             return arr.reshape(())[()] if arr.size == 1 else arr

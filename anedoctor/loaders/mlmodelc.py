@@ -12,21 +12,40 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
 from ..ir import Graph, InputSpec, Model, Op, Value
 from .espresso import espresso_graph
-from .files import read_json
+from .files import (
+    bounded_shape,
+    is_dir,
+    is_file,
+    read_bytes,
+    read_json,
+    read_text,
+    walk_dirs,
+    walk_files,
+)
 from .mil_text import LFS_POINTER, MilParser
 
 
-def metadata_entry(folder: Path) -> dict[str, Any]:
-    data = read_json(folder / "metadata.json")
+def metadata_entry(folder: Path, root: Path) -> dict[str, Any]:
+    data = read_json(folder / "metadata.json", root, "metadata file")
     if isinstance(data, list) and data and isinstance(data[0], dict):
         return data[0]
     return data if isinstance(data, dict) else {}
+
+
+def meta_field(meta: dict[str, Any], key: str, kind: type | tuple[type, ...], where: Path, default: Any = None) -> Any:
+    """``meta[key]`` when it has the expected JSON type; ModelError naming metadata.json and the field otherwise."""
+    value = meta.get(key, default)
+    if value is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value if value is not None else default
+    names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+    raise ModelError(f"{where / 'metadata.json'}: field {key!r} is {type(value).__name__}, expected {names}")
 
 
 def json_list(value: Any) -> list | None:
@@ -34,44 +53,65 @@ def json_list(value: Any) -> list | None:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return value if isinstance(value, list) else None
 
 
-def input_specs(inputs: list[Value], schema: list[dict], flex: dict[str, Any]) -> list[InputSpec]:
+def is_dims(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(d, int) and not isinstance(d, bool) for d in value)
+
+
+def input_specs(inputs: list[Value], schema: Any, flex: dict[str, Any], where: str) -> list[InputSpec]:
     """InputSpecs from metadata.json's inputSchema, else the MIL function's flexible-shape attribute."""
-    by_name = {e.get("name"): e for e in schema if isinstance(e, dict)}
+    by_name = {e.get("name"): e for e in schema if isinstance(e, dict)} if isinstance(schema, list) else {}
     specs = []
     for v in inputs:
         if v.type.kind == "state":
             continue
         entry = by_name.get(v.name, {})
-        ranges = json_list(entry.get("shapeRange")) or flex.get("RangeDims", {}).get(v.name)
-        enums = json_list(entry.get("enumeratedShapes")) or flex.get("EnumeratedShapes", {}).get(v.name)
-        default = json_list(entry.get("shape")) or flex.get("DefaultShapes", {}).get(v.name)
+        ranges = json_list(entry.get("shapeRange")) or flex_entry(flex, "RangeDims", v.name)
+        enums = json_list(entry.get("enumeratedShapes")) or flex_entry(flex, "EnumeratedShapes", v.name)
+        default = json_list(entry.get("shape")) or flex_entry(flex, "DefaultShapes", v.name)
         spec = InputSpec(v.name, v.type, image=entry.get("type") == "Image")
+        place = f"{where}: input {v.name!r}"
         if isinstance(enums, list) and len(enums) > 1:
-            spec.flexibility, spec.enumerated_shapes = "enumerated", [tuple(int(d) for d in s) for s in enums]
+            if not all(is_dims(s) for s in enums):
+                raise ModelError(f"{place}: enumerated shapes must be lists of integers, got {str(enums)[:80]}")
+            spec.flexibility = "enumerated"
+            spec.enumerated_shapes = [bounded_shape(tuple(s), f"{place}: enumerated shape") for s in enums]
         elif isinstance(ranges, list) and any(isinstance(r, list) and len(r) == 2 and r[0] != r[1] for r in ranges):
-            spec.flexibility = "unbounded" if any(r[1] < 0 for r in ranges) else "range"
+            if not all(is_dims(r) for r in ranges):
+                raise ModelError(f"{place}: shape ranges must be [lower, upper] integer pairs, got {str(ranges)[:80]}")
+            spec.flexibility = "unbounded" if any(r[1] < 0 for r in ranges if len(r) == 2) else "range"
         elif entry.get("hasSizeFlexibility") == "1" or (not v.type.is_static and not entry):
             spec.flexibility = "range" if entry else "unbounded"
-        if default and all(isinstance(d, int) for d in default):
-            spec.default_shape = tuple(default)
+        if default and is_dims(default):
+            spec.default_shape = bounded_shape(tuple(default), f"{place}: default shape")
         elif v.type.is_static:
             spec.default_shape = v.type.shape  # type: ignore[assignment]
         specs.append(spec)
     return specs
 
 
+def flex_entry(flex: dict[str, Any], kind: str, name: str) -> Any:
+    table = flex.get(kind)
+    return table.get(name) if isinstance(table, dict) else None
+
+
+def holds_program(folder: Path) -> bool:
+    return any(os.path.lexists(folder / f) for f in ("model.mil", "model.espresso.net"))
+
+
 def model_units(root: Path) -> list[Path]:
-    """The folder itself when it holds a program, else every sub-model folder (pipelines)."""
-    if (root / "model.mil").is_file() or (root / "model.espresso.net").is_file():
+    """The folder itself when it holds a program, else every sub-model folder (pipelines); the walk
+    never leaves the model nor goes round a symlink loop."""
+    if holds_program(root):
         return [root]
     units: list[Path] = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in ("weights", "analytics")):
-        units += model_units(sub)
+    for folder in walk_dirs(root, skip=("weights", "analytics")):
+        if folder != root and holds_program(folder) and not any(u in folder.parents for u in units):
+            units.append(folder)
     return units
 
 
@@ -79,13 +119,10 @@ def count_ops(ops: list[Op]) -> int:
     return sum(1 + sum(count_ops(b.ops) for b in op.blocks) for op in ops)
 
 
-def mil_graphs(folder: Path, prefix: str, meta: dict[str, Any], notes: list[str], where: str) -> list[Graph]:
+def mil_graphs(folder: Path, root: Path, prefix: str, meta: dict[str, Any], notes: list[str], where: str) -> list[Graph]:
     """Graphs of ``model.mil``, the default function first (it gets the input specs)."""
     mil_path = folder / "model.mil"
-    try:
-        text = mil_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ModelError(f"{mil_path}: cannot read MIL text ({e.__class__.__name__})") from None
+    text = read_text(mil_path, root, "mil", "MIL text")
     if text.startswith(LFS_POINTER):
         raise ModelError(f"{mil_path}: a Git LFS pointer, not the MIL text (fetch the file with git lfs pull)")
     parser = MilParser(text, mil_path, folder)
@@ -96,33 +133,41 @@ def mil_graphs(folder: Path, prefix: str, meta: dict[str, Any], notes: list[str]
     finally:
         if collecting:
             gc.enable()
-    default = meta.get("defaultFunctionName") or "main"
+    default = meta_field(meta, "defaultFunctionName", str, folder) or "main"
     graphs.sort(key=lambda g: g.name != default)
-    graphs[0].input_specs = input_specs(graphs[0].inputs, meta.get("inputSchema") or [], parser.flex[graphs[0].name])
+    graphs[0].input_specs = input_specs(graphs[0].inputs, meta.get("inputSchema"), parser.flex[graphs[0].name], str(mil_path))
     for g in graphs:
         g.name = prefix + g.name
     build = parser.attrs.get("buildInfo")
     compiler = f" (coremlc {build['coremlc-version']})" if isinstance(build, dict) and "coremlc-version" in build else ""
     notes.append(f"{where}ops, types and constants from model.mil{compiler}; weights are referenced, not read")
-    histogram = meta.get("mlProgramOperationTypeHistogram")
+    histogram = meta_field(meta, "mlProgramOperationTypeHistogram", dict, folder)
     parsed = sum(count_ops(g.ops) for g in graphs)
-    if isinstance(histogram, dict) and sum(histogram.values()) != parsed:
-        notes.append(f"{where}metadata.json counts {sum(histogram.values())} ops but model.mil has {parsed}")
+    counted = sum(n for n in histogram.values() if isinstance(n, int)) if histogram else None
+    if counted is not None and counted != parsed:
+        notes.append(f"{where}metadata.json counts {counted} ops but model.mil has {parsed}")
     missing = sorted(str(p.relative_to(folder.resolve())) for p in set(parser.weight_files.values())
-                     if not p.is_file() or p.stat().st_size < 200 and p.read_bytes().startswith(LFS_POINTER.encode()))
+                     if not is_file(p) or p.stat().st_size < 200 and is_lfs_pointer(p, root))
     if missing:
         notes.append(f"{where}weight files missing (or Git LFS pointers), so weights cannot be loaded: {', '.join(missing)}")
     return graphs
 
 
+def is_lfs_pointer(path: Path, root: Path) -> bool:
+    try:
+        return read_bytes(path, root, "weights", "weight file").startswith(LFS_POINTER.encode())
+    except ModelError:
+        return False
+
+
 def load_mlmodelc(path: Path) -> Model:
     """Read a compiled ``.mlmodelc`` folder (ML Program, NeuralNetwork, or a pipeline of them)."""
     root = Path(path)
-    if not root.is_dir():
+    if not is_dir(root):
         raise ModelError(f"{root}: not a folder (a compiled model is a .mlmodelc folder)")
     if not any(root.iterdir()):
         raise ModelError(f"{root}: the folder is empty")
-    meta = metadata_entry(root)
+    meta = metadata_entry(root, root)
     notes: list[str] = []
     graphs: list[Graph] = []
     kinds: list[str] = []
@@ -130,23 +175,23 @@ def load_mlmodelc(path: Path) -> Model:
     for k, unit in enumerate(units):
         rel = unit.relative_to(root).as_posix()
         prefix, where = (f"{rel}:", f"{rel}/") if unit != root else ("", "")
-        unit_meta = metadata_entry(unit) if unit != root else meta
+        unit_meta = metadata_entry(unit, root) if unit != root else meta
         unit_meta = unit_meta or (meta if k == 0 else {})  # pipeline inputs feed the first sub-model
-        if (unit / "model.mil").is_file():
-            graphs += mil_graphs(unit, prefix, unit_meta, notes, where)
+        if os.path.lexists(unit / "model.mil"):
+            graphs += mil_graphs(unit, root, prefix, unit_meta, notes, where)
             kinds.append("mlprogram")
-            if (unit / "model.espresso.net").is_file():
+            if os.path.lexists(unit / "model.espresso.net"):
                 notes.append(f"{where}model.espresso.net ignored: model.mil describes the same model")
             continue
-        g = espresso_graph(unit, prefix + "main", notes, where)
+        g = espresso_graph(unit, root, prefix + "main", notes, where)
         if g:
-            g.input_specs = input_specs(g.inputs, unit_meta.get("inputSchema") or [], {})
+            g.input_specs = input_specs(g.inputs, unit_meta.get("inputSchema"), {}, str(unit / "metadata.json"))
             graphs.append(g)
         kinds.append("neuralnetwork")
     if not units:
-        if not (root / "coremldata.bin").is_file():
+        if not is_file(root / "coremldata.bin"):
             raise ModelError(f"{root}: not a compiled Core ML model (no model.mil, model.espresso.net or coremldata.bin)")
-        model_type = (meta.get("modelType") or {}).get("name", "model type unknown")
+        model_type = meta_field(meta_field(meta, "modelType", dict, root, {}), "name", str, root, "model type unknown")
         notes.append(f"coremldata.bin holds the model in a binary format anedoctor cannot read ({model_type}); "
                      "there is no model.mil or model.espresso.net to analyse")
         kinds.append("mlprogram" if "mlProgram" in model_type else "neuralnetwork")
@@ -155,10 +200,10 @@ def load_mlmodelc(path: Path) -> Model:
     notes.append("spec version, description and input flexibility from metadata.json" if meta else
                  "no metadata.json: spec version unknown; input flexibility from the model text only")
 
-    ios = (meta.get("availability") or {}).get("iOS")
+    ios = meta_field(meta_field(meta, "availability", dict, root, {}), "iOS", str, root)
     target = graphs[0].opset if graphs and graphs[0].opset else f"ios{ios.split('.')[0]}" if isinstance(ios, str) else ""
-    weights = sum(f.stat().st_size for f in root.rglob("*")
-                  if f.is_file() and (f.parent.name == "weights" or f.name.endswith(".espresso.weights")))
+    weights = sum(f.stat().st_size for f in walk_files(root)
+                  if f.parent.name == "weights" or f.name.endswith(".espresso.weights"))
     spec_version = meta.get("specificationVersion")
     return Model(str(root), "mlmodelc-mlprogram" if "mlprogram" in kinds else "mlmodelc-neuralnetwork", graphs,
                  spec_version if isinstance(spec_version, int) else 0, target, str(meta.get("shortDescription", "")),

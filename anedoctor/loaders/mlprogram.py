@@ -5,6 +5,7 @@ blob file stay :class:`BlobRef` s and large inline tensors stay undecoded until 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from ..errors import ModelError
 from ..ir import Block, Graph, InputSpec, LazyConst, Op, TensorType, Value
 from ..ir.dtypes import NUMPY_DTYPES
 from .blob import BlobRef
-from .files import resolve_inside
+from .files import allocatable, bounded_shape, resolve_inside
 
 # MIL proto DataType enum -> IR dtype name
 PROTO_DTYPES = {
@@ -65,7 +66,7 @@ def decode_type(vt) -> TensorType:
     dims = tuple(d.constant.size for d in t.dimensions)
     if 0 in dims:  # an unknown dim reads as size 0; tell it apart from a real zero-size dim
         dims = tuple(d.constant.size if d.WhichOneof("dimension") == "constant" else None for d in t.dimensions)
-    return TensorType(dtype, dims)
+    return TensorType(dtype, bounded_shape(dims, "tensor type"))
 
 
 class InlineTensor(LazyConst):
@@ -82,7 +83,8 @@ def decode_tensor(tv, ttype: TensorType) -> Any:
     """Proto TensorValue -> numpy array (or python scalar / str for rank 0)."""
     which = tv.WhichOneof("value")
     if which is None:
-        return np.zeros(ttype.shape or (), dtype=NUMPY_DTYPES.get(ttype.dtype, np.float32))
+        dtype = np.dtype(NUMPY_DTYPES.get(ttype.dtype, np.float32))
+        return np.zeros(allocatable(tuple(d or 0 for d in ttype.shape or ()), dtype.itemsize, "an empty constant"), dtype)
     if which == "bytes":
         np_dtype = NUMPY_DTYPES.get(ttype.dtype, np.uint8)
         arr = np.frombuffer(tv.bytes.values, dtype=np_dtype) if ttype.dtype in NUMPY_DTYPES else np.frombuffer(tv.bytes.values, np.uint8)
@@ -139,11 +141,16 @@ class ProgramReader:
 
     def graph(self, name: str, function, input_specs: list[InputSpec]) -> Graph:
         opset = function.opset
+        if opset not in function.block_specializations:
+            raise ModelError(f"function {name!r} has no block for its opset {opset!r}")
         block = function.block_specializations[opset]
         values: dict[str, Value] = {}
         inputs = []
         for nvt in function.inputs:
-            v = Value(nvt.name, tensor_type(nvt.type))
+            try:
+                v = Value(nvt.name, tensor_type(nvt.type))
+            except ModelError as e:
+                raise ModelError(f"function {name!r}, input {nvt.name!r}: {e}") from None
             values[nvt.name] = inputs.append(v) or v
         ops = self.block_ops(block, values, opset_to_target(opset))
         outputs = [self.lookup(values, n) for n in block.outputs]
@@ -151,49 +158,64 @@ class ProgramReader:
         return Graph(name, ops, inputs, outputs, input_specs, opset_to_target(opset), states)
 
     def block_ops(self, block, values: dict[str, Value], opset: str) -> list[Op]:
-        # The hottest loop of `check` on big models: proto maps are iterated by key (their
-        # items() is a slow Python mixin) and identical small constants are decoded once.
+        """The ops of a block; a ModelError names the op it comes from."""
         ops: list[Op] = []
-        for p in block.operations:
-            op_type = p.type
-            attributes = p.attributes
-            if op_type == "const":
-                out = p.outputs[0]
-                if "val" in attributes:  # (indexing a proto map with a missing key would insert it)
-                    ttype, payload = self.constant(attributes["val"])
-                else:
-                    ttype, payload = tensor_type(out.type), None
-                values[out.name] = Value(out.name, ttype, payload if payload is not None else np.zeros(0))
-                continue
-            inputs: dict[str, Value | list[Value]] = {}
-            proto_inputs = p.inputs
-            for arg in declared_order(op_type, proto_inputs):
-                bound = [self.binding(b, values) for b in proto_inputs[arg].arguments]
-                inputs[arg] = bound[0] if len(bound) == 1 and arg not in VARIADIC_ARGS else bound
-            attrs = {}
-            name = None
-            for key in sorted(attributes):
-                if key == "name":
-                    name = attributes[key].immediateValue.tensor.strings.values[0]
-                else:
-                    v = attributes[key]
-                    attrs[key] = decode_value(v, self.weights_dir, tensor_type(v.type))
-            outputs = p.outputs
-            if name is None:
-                name = outputs[0].name if outputs else op_type
-            prefix, _, bare = op_type.rpartition(".")
-            op = Op(name, bare, inputs, [], prefix or opset, attrs)
-            for nvt in outputs:
-                v = values[nvt.name] = Value(nvt.name, tensor_type(nvt.type), producer=op)
-                op.outputs.append(v)
-            for b in p.blocks:
-                inner = dict(values)
-                b_inputs = [Value(i.name, tensor_type(i.type)) for i in b.inputs]
-                inner.update((v.name, v) for v in b_inputs)
-                b_ops = self.block_ops(b, inner, opset)
-                op.blocks.append(Block(b_inputs, b_ops, [self.lookup(inner, n) for n in b.outputs]))
-            ops.append(op)
+        for k, p in enumerate(block.operations):
+            try:
+                op = self.operation(p, values, opset)
+            except ModelError as e:
+                out = p.outputs[0].name if p.outputs else f"#{k}"
+                raise ModelError(f"op {out!r} ({p.type}): {e}") from None
+            if op is not None:
+                ops.append(op)
         return ops
+
+    def operation(self, p, values: dict[str, Value], opset: str) -> Op | None:
+        """One operation proto -> an Op, or None for a const (which becomes a constant Value).
+        The hottest path of `check` on big models: proto maps are iterated by key (their
+        items() is a slow Python mixin) and identical small constants are decoded once."""
+        op_type = p.type
+        attributes = p.attributes
+        if op_type == "const":
+            if len(p.outputs) != 1:
+                raise ModelError(f"a const must have exactly one output, has {len(p.outputs)}")
+            out = p.outputs[0]
+            if "val" in attributes:  # (indexing a proto map with a missing key would insert it)
+                ttype, payload = self.constant(attributes["val"])
+                if isinstance(payload, BlobRef):
+                    payload = dataclasses.replace(payload, name=out.name)
+            else:
+                ttype, payload = tensor_type(out.type), None
+            values[out.name] = Value(out.name, ttype, payload if payload is not None else np.zeros(0))
+            return None
+        inputs: dict[str, Value | list[Value]] = {}
+        proto_inputs = p.inputs
+        for arg in declared_order(op_type, proto_inputs):
+            bound = [self.binding(b, values) for b in proto_inputs[arg].arguments]
+            inputs[arg] = bound[0] if len(bound) == 1 and arg not in VARIADIC_ARGS else bound
+        attrs = {}
+        name = None
+        for key in sorted(attributes):
+            if key == "name":
+                name = op_name(p)
+            else:
+                v = attributes[key]
+                attrs[key] = decode_value(v, self.weights_dir, tensor_type(v.type))
+        outputs = p.outputs
+        if not outputs:
+            raise ModelError("the op declares no outputs")
+        prefix, _, bare = op_type.rpartition(".")
+        op = Op(name or outputs[0].name, bare, inputs, [], prefix or opset, attrs)
+        for nvt in outputs:
+            v = values[nvt.name] = Value(nvt.name, tensor_type(nvt.type), producer=op)
+            op.outputs.append(v)
+        for b in p.blocks:
+            inner = dict(values)
+            b_inputs = [Value(i.name, tensor_type(i.type)) for i in b.inputs]
+            inner.update((v.name, v) for v in b_inputs)
+            b_ops = self.block_ops(b, inner, opset)
+            op.blocks.append(Block(b_inputs, b_ops, [self.lookup(inner, n) for n in b.outputs]))
+        return op
 
     def constant(self, value) -> tuple[TensorType, Any]:
         """A const op's type and payload. Small values (strides, pads, flags, blob references)
@@ -226,6 +248,16 @@ class ProgramReader:
             raise ModelError(f"the program uses value {name!r} before defining it") from None
 
 
+def op_name(p) -> str | None:
+    """The ``name`` attribute of an operation proto; ModelError when it is there but holds no string."""
+    if "name" not in p.attributes:
+        return None
+    strings = p.attributes["name"].immediateValue.tensor.strings.values
+    if len(strings) != 1:
+        raise ModelError(f"its name attribute holds {len(strings)} strings, not one")
+    return strings[0]
+
+
 def declared_order(op_type: str, args) -> list[str]:
     """An op's argument names in the order its MIL definition declares them (x, weight, bias ...).
 
@@ -254,18 +286,19 @@ def input_specs(description) -> list[InputSpec]:
         kind = f.type.WhichOneof("Type")
         if kind == "multiArrayType":
             t = f.type.multiArrayType
-            shape = tuple(int(d) for d in t.shape)
+            shape = bounded_shape(tuple(int(d) for d in t.shape), f"model description, input {f.name!r}")
             flex, enum = "fixed", []
             which = t.WhichOneof("ShapeFlexibility")
             if which == "shapeRange" and any(r.lowerBound != r.upperBound for r in t.shapeRange.sizeRanges):
                 flex = "range"
             elif which == "enumeratedShapes" and len(t.enumeratedShapes.shapes) > 1:
-                flex, enum = "enumerated", [tuple(s.shape) for s in t.enumeratedShapes.shapes]
+                flex, enum = "enumerated", [bounded_shape(tuple(s.shape), f"model description, input {f.name!r}")
+                                            for s in t.enumeratedShapes.shapes]
             specs.append(InputSpec(f.name, TensorType(ARRAY_DTYPES.get(t.dataType, "fp32"), shape), flex, enum, shape))
         elif kind == "imageType":
             t = f.type.imageType
             channels = 1 if t.colorSpace in (10, 40) else 3  # GRAYSCALE = 10, GRAYSCALE_FLOAT16 = 40
-            shape = (1, channels, int(t.height), int(t.width))
+            shape = bounded_shape((1, channels, int(t.height), int(t.width)), f"model description, image input {f.name!r}")
             flex, enum = "fixed", []
             which = t.WhichOneof("SizeFlexibility")
             if which == "imageSizeRange":
@@ -274,7 +307,8 @@ def input_specs(description) -> list[InputSpec]:
                     flex = "range"
             elif which == "enumeratedSizes" and len(t.enumeratedSizes.sizes) > 1:
                 flex = "enumerated"
-                enum = [(1, channels, int(s.height), int(s.width)) for s in t.enumeratedSizes.sizes]
+                enum = [bounded_shape((1, channels, int(s.height), int(s.width)), f"model description, image input {f.name!r}")
+                        for s in t.enumeratedSizes.sizes]
             specs.append(InputSpec(f.name, TensorType("fp16" if t.colorSpace == 40 else "fp32", shape), flex, enum, shape, image=True))
         else:
             specs.append(InputSpec(f.name, TensorType(kind or "", None)))

@@ -16,212 +16,36 @@ Activations are ``fp32``. Weights stay protobuf fields until an analysis asks fo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from math import ceil, prod
+from math import prod
 from typing import Any, Callable
 
 import numpy as np
 
-from ..ir import Block, Graph, LazyConst, Op, TensorType, Value
-from ..ir.dtypes import DTYPE_BYTES, NUMPY_DTYPES
+from ..ir import Block, Graph, Op, TensorType, Value
+from ..ir.dtypes import NUMPY_DTYPES
+from ..ir.shapes import (
+    broadcast,
+    concat_shape,
+    conv_shape,
+    dims_prod,
+    norm_axis,
+    plus,
+    reduced,
+    reshaped,
+    shape_arg,
+    sliced,
+    times,
+    with_dims,
+)
+from .files import bounded_shape
 from .mlprogram import input_specs
+from .nn_layers import AB, TABLE, Emit, enum_name, table_handler
+from .nn_weights import NNWeights, storage_dtype, stored_count
 
 IR_DTYPES = {np.dtype(v): k for k, v in NUMPY_DTYPES.items()}
 
 
-# ---------------------------------------------------------------------------- weights
-
-class NNWeights(LazyConst):
-    """``WeightParams`` (several are concatenated, e.g. LSTM gates) decoded on demand.
-
-    ``shape`` is the stored row-major shape; ``transpose`` swaps a stored 2-D matrix;
-    linear-quantization scales apply along ``qaxis`` of each part."""
-
-    def __init__(self, parts: list, shape: tuple[int, ...], transpose: bool = False, qaxis: int = 0):
-        self.parts, self.shape, self.transpose, self.qaxis = parts, tuple(shape), transpose, qaxis
-        self.dtype = storage_dtype(parts[0][0])
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.shape[::-1] if self.transpose else self.shape
-
-    def load(self) -> np.ndarray:
-        arrays = [decode_weights(wp, shape, self.qaxis).ravel() for wp, shape in self.parts]
-        arr = (arrays[0] if len(arrays) == 1 else np.concatenate(arrays)).reshape(self.shape)
-        return arr.T if self.transpose else arr
-
-
-def storage_dtype(wp) -> str:
-    if len(wp.floatValue):
-        return "fp32"
-    if wp.float16Value:
-        return "fp16"
-    if wp.int8RawValue:
-        return "int8"
-    bits = f"uint{wp.quantization.numberOfBits or 8}"
-    return bits if bits in DTYPE_BYTES else "uint8"
-
-
-def stored_count(wp) -> int:
-    """Number of values a WeightParams holds (for sub-byte quantization: at most)."""
-    if len(wp.floatValue):
-        return len(wp.floatValue)
-    if wp.float16Value:
-        return len(wp.float16Value) // 2
-    if wp.int8RawValue:
-        return len(wp.int8RawValue)
-    return len(wp.rawValue) * 8 // (wp.quantization.numberOfBits or 8)
-
-
-def decode_weights(wp, shape: tuple[int, ...], qaxis: int = 0) -> np.ndarray:
-    """One WeightParams -> numpy array of ``shape`` (quantized values dequantized to fp32)."""
-    if len(wp.floatValue):
-        return np.array(wp.floatValue, np.float32).reshape(shape)
-    if wp.float16Value:
-        return np.frombuffer(wp.float16Value, np.float16).reshape(shape)
-    n, q = prod(shape), wp.quantization
-    bits = q.numberOfBits or 8
-    if wp.int8RawValue:
-        ints = np.frombuffer(wp.int8RawValue, np.int8)
-    elif bits == 8:
-        ints = np.frombuffer(wp.rawValue, np.uint8)
-    else:  # packed most significant bit first
-        bit_arr = np.unpackbits(np.frombuffer(wp.rawValue, np.uint8))[: n * bits].reshape(n, bits)
-        ints = bit_arr @ (1 << np.arange(bits - 1, -1, -1))
-    ints = ints[:n].reshape(shape)
-    if q.WhichOneof("QuantizationType") == "lookupTableQuantization":
-        return np.asarray(q.lookupTableQuantization.floatValue, np.float32)[ints]
-
-    def per_channel(vals):
-        arr = np.asarray(vals, np.float32)
-        if arr.size <= 1:
-            return arr.reshape(()) if arr.size else np.float32(0)
-        return arr.reshape([-1 if i == qaxis else 1 for i in range(len(shape))])
-
-    return ints * per_channel(q.linearQuantization.scale) + per_channel(q.linearQuantization.bias)
-
-
-# ---------------------------------------------------------------------------- shapes
-
-def norm_axis(axis: int, rank: int) -> int | None:
-    a = axis + rank if axis < 0 else axis
-    return a if 0 <= a < rank else None
-
-
-def plus(d: int | None, k: int) -> int | None:
-    return None if d is None else d + k
-
-
-def times(d: int | None, num: float, den: int = 1) -> int | None:
-    return None if d is None else int(d * num // den)
-
-
-def dims_prod(dims) -> int | None:
-    return None if any(d is None for d in dims) else prod(dims)
-
-
-def broadcast(*shapes):
-    """Numpy broadcasting; a dim the inputs disagree on, or that only unknown dims decide, is None."""
-    if any(s is None for s in shapes):
-        return None
-    n = max(map(len, shapes), default=0)
-    out = []
-    for dims in zip(*[(1,) * (n - len(s)) + tuple(s) for s in shapes]):
-        known = {d for d in dims if d not in (None, 1)}
-        out.append(known.pop() if len(known) == 1 else None if known or None in dims else 1)
-    return tuple(out)
-
-
-def with_dims(shape, changes: dict[int, Any]):
-    """``shape`` with the dims at (possibly negative) ``changes`` keys replaced."""
-    if shape is None:
-        return None
-    out = list(shape)
-    for axis, d in changes.items():
-        a = norm_axis(axis, len(out))
-        if a is not None:
-            out[a] = d
-    return tuple(out)
-
-
-def reduced(shape, axes, keep: bool):
-    if shape is None:
-        return None
-    drop = set(range(len(shape))) if axes is None else {norm_axis(a, len(shape)) for a in axes}
-    if keep:
-        return tuple(1 if i in drop else d for i, d in enumerate(shape))
-    return tuple(d for i, d in enumerate(shape) if i not in drop)
-
-
-def reshaped(target, x):
-    """Target shape with 0 (copy the input dim) and -1 (infer) resolved where possible."""
-    out = [(x[i] if x is not None and i < len(x) else None) if t == 0 else int(t) for i, t in enumerate(target)]
-    if -1 in out:
-        rest = dims_prod([d for d in out if d != -1])
-        total = dims_prod(x) if x is not None else None
-        out[out.index(-1)] = total // rest if total is not None and rest else None
-    return tuple(out)
-
-
-def shape_arg(shape):
-    """An inferred shape as a MIL ``reshape`` argument (-1 for the unknown dim)."""
-    return None if shape is None else [-1 if d is None else d for d in shape]
-
-
-def window(n, k, s, d, pad, pad_type, deconv=False):
-    """Output length of a conv / pool window along one axis (``pad`` = both sides)."""
-    if n is None:
-        return None
-    keff = (k - 1) * d + 1
-    if pad_type.startswith("same"):
-        return n * s if deconv else -(-n // s)
-    if deconv:
-        return (n - 1) * s + keff - pad
-    if pad_type == "ceil":  # pooling's includeLastPixel
-        o = -(-(n + pad - k) // s) + 1
-        return o - 1 if pad and (o - 1) * s >= n + pad // 2 else o
-    return (n + pad - keff) // s + 1
-
-
-def conv_shape(x, cout, k, s, d, pad_type, pad, deconv=False):
-    """Output of a conv / pool over the last ``len(k)`` dims; ``cout`` None keeps the channels."""
-    nk = len(k)
-    if x is None or len(x) < nk + 1:
-        return None
-    spatial = [window(n, k[i], s[i], d[i], pad[2 * i] + pad[2 * i + 1], pad_type, deconv)
-               for i, n in enumerate(x[-nk:])]
-    return (*x[: -nk - 1], cout or x[-nk - 1], *spatial)
-
-
-def dynamic(shape_of_shape):
-    """Output shape of a layer whose shape is a runtime rank-1 input: only the rank is known."""
-    s = shape_of_shape
-    return (None,) * s[0] if s is not None and len(s) == 1 and s[0] is not None else None
-
-
-def sliced(n, begin, end, stride, begin_mask=False, end_mask=False):
-    if n is None:
-        return None
-    return len(range(*slice(None if begin_mask else begin, None if end_mask else end, stride or 1).indices(n)))
-
-
 # ---------------------------------------------------------------------------- translation
-
-@dataclass
-class Emit:
-    """What a layer handler returns: MIL op type, arguments (Values or constant payloads),
-    output shapes, and extras."""
-
-    type: str
-    args: dict[str, Any]
-    shapes: list = field(default_factory=list)
-    attrs: dict[str, Any] = field(default_factory=dict)
-    blocks: list[Block] = field(default_factory=list)
-
-
-def enum_name(p, name: str) -> str:
-    return p.DESCRIPTOR.fields_by_name[name].enum_type.values_by_number[getattr(p, name)].name
-
 
 def const_value(name: str, payload: Any) -> Value:
     """A layer parameter as a constant Value (64-bit numbers narrowed to fp32 / int32)."""
@@ -330,7 +154,8 @@ class Reader:
                 dims = tuple(int(d) if d > 0 else None for d in ot.dimValue)
                 if len(dims) == ot.rank and all(dims) or shape is None or len(shape) != ot.rank:
                     shape = dims if len(dims) == ot.rank else (None,) * ot.rank
-            v = Value(name, TensorType("fp32", None if shape is None else tuple(shape)), producer=op)
+            shape = bounded_shape(None if shape is None else tuple(shape), f"layer {layer.name!r} ({lt}), output {name!r}")
+            v = Value(name, TensorType("fp32", shape), producer=op)
             self.values[name] = v
             op.outputs.append(v)
         return op
@@ -426,7 +251,6 @@ def pooling3d(r, p, xs):
 
 
 # ActivationParams oneof -> (MIL op, {MIL argument: proto field})
-AB = {"alpha": "alpha", "beta": "beta"}
 ACTIVATIONS = {
     "ReLU": ("relu", {}), "leakyReLU": ("leaky_relu", {"alpha": "alpha"}), "tanh": ("tanh", {}),
     "thresholdedReLU": ("thresholded_relu", {"alpha": "alpha"}), "scaledTanh": ("scaled_tanh", AB),
@@ -684,17 +508,6 @@ def permute(r, p, xs):
     return Emit("transpose", dict(x=xs[0], perm=perm), [out])
 
 
-def concat_shape(shapes, axis_of):
-    """Concatenated shape; ``axis_of(shape)`` gives the index to sum along."""
-    if any(s is None for s in shapes):
-        return None
-    a = axis_of(shapes[0])
-    if a is None or any(len(s) != len(shapes[0]) for s in shapes):
-        return None
-    total = None if any(s[a] is None for s in shapes) else sum(s[a] for s in shapes)
-    return with_dims(broadcast(*[with_dims(s, {a: 1}) for s in shapes]), {a: total})
-
-
 def concat(r, p, xs):
     axis = -5 if p.sequenceConcat else -3
     shapes = [r.shape(v) for v in xs]
@@ -854,286 +667,6 @@ def loop(r, p, xs):
     blocks = [Block([], r.ops(n.layers), []) for n in (p.conditionNetwork, p.bodyNetwork)]
     attrs = {"max_iterations": p.maxLoopIterations, "condition_var": p.conditionVar}
     return Emit("while_loop", {"loop_vars": xs} if xs else {}, [], attrs, blocks)
-
-
-# ---- table-driven layers: (MIL op, runtime argument names, {MIL argument: proto field | fn(p, shapes) | literal},
-#      fn(p, shapes) -> output shapes). A runtime input overrides the parameter of the same name;
-#      a name starting with "*" takes all remaining inputs as a list.
-
-def same(p, s):
-    return [s[0] if s else None]
-
-
-def bcast(p, s):
-    return [broadcast(*s)]
-
-
-def gather_shape(p, s):
-    x, idx = s[0], s[1]
-    a = None if x is None else norm_axis(p.axis, len(x))
-    return [None if a is None or idx is None else (*x[:a], *idx, *x[a + 1:])]
-
-
-def gather_nd_shape(p, s):
-    x, idx = s[0], s[1]
-    return [None if x is None or idx is None or idx[-1] is None else (*idx[:-1], *x[idx[-1]:])]
-
-
-def expand_shape(p, s):
-    x = s[0]
-    if x is None:
-        return [None]
-    n = len(x) + len(p.axes)
-    ones = {norm_axis(a, n) for a in p.axes}
-    it = iter(x)
-    return [tuple(1 if i in ones else next(it) for i in range(n))]
-
-
-def squeeze_shape(p, s):
-    x = s[0]
-    if x is None:
-        return [None]
-    drop = {i for i, d in enumerate(x) if d == 1} if p.squeezeAll else {norm_axis(a, len(x)) for a in p.axes}
-    out = tuple(d for i, d in enumerate(x) if i not in drop)
-    return [out if out or not x else (1,)]
-
-
-def transpose_shape(p, s):
-    x = s[0]
-    return [tuple(x[a] for a in p.axes) if x is not None and len(p.axes) == len(x) else None]
-
-
-def flatten2d(p, s):
-    x = s[0]
-    if x is None:
-        return None
-    a = p.axis + len(x) if p.axis < 0 else p.axis
-    return (dims_prod(x[:a]), dims_prod(x[a:]))
-
-
-def tile_shape(p, s):
-    x = s[0]
-    if x is None or len(s) > 1:
-        return [None if x is None else (None,) * len(x)]
-    reps = [1] * (len(x) - len(p.reps)) + list(p.reps)
-    return [tuple(times(d, k) for d, k in zip(x, reps))]
-
-
-def stack_shape(p, s):
-    if any(x is None for x in s):
-        return [None]
-    x = broadcast(*s)
-    a = norm_axis(p.axis, len(x) + 1)
-    return [(*x[:a], len(s), *x[a:])]
-
-
-def concat_nd_shape(p, s):
-    return [concat_shape(s, lambda x: norm_axis(p.axis, len(x)))]
-
-
-def split_nd_shape(p, s):
-    x = s[0]
-    a = None if x is None else norm_axis(p.axis, len(x))
-    n = len(p.splitSizes) or p.numSplits or 1
-    if a is None:
-        return [None] * n
-    sizes = list(p.splitSizes) or [x[a] // n if x[a] is not None else None] * n
-    return [with_dims(x, {a: k}) for k in sizes]
-
-
-def slice_static_shape(p, s, dynamic_begin=False, dynamic_end=False):
-    x = s[0]
-    if x is None:
-        return [None]
-    def at(name, i, default):
-        seq = getattr(p, name, ())  # sliceDynamic has no beginIds
-        return seq[i] if i < len(seq) else default
-
-    out = []
-    for i, n in enumerate(x):
-        if at("squeezeMasks", i, False):
-            continue
-        bm, em = at("beginMasks", i, False), at("endMasks", i, False)
-        known = (bm or not dynamic_begin) and (em or not dynamic_end)
-        out.append(sliced(n, at("beginIds", i, 0), at("endIds", i, -1), at("strides", i, 1), bm, em) if known else None)
-    return [tuple(out)]
-
-
-def slice_dynamic_shape(p, s):
-    return slice_static_shape(p, s, True, len(s) > 2)
-
-
-def slice_size(p, s):
-    """MIL ``size`` of a sliceBySize: ``size`` along ``axis``, everything (-1) elsewhere."""
-    return None if s[0] is None else [p.size if norm_axis(p.axis, len(s[0])) == i else -1 for i in range(len(s[0]))]
-
-
-def slice_by_size_shape(p, s):
-    return [with_dims(s[0], {p.axis: p.size if p.size > 0 else None})]
-
-
-def sliding_shape(p, s):
-    x = s[0]
-    a = None if x is None else norm_axis(p.axis, len(x))
-    if a is None:
-        return [None]
-    m = None if x[a] is None else (x[a] - p.windowSize) // (p.step or 1) + 1
-    return [(*x[:a], m, p.windowSize, *x[a + 1:])]
-
-
-def topk_shape(p, s):
-    out = with_dims(s[0], {p.axis: p.K if len(s) == 1 else None})
-    return [out, out]
-
-
-def arg_shape(p, s):
-    x = s[0]
-    keep = not p.removeDim or (x is not None and len(x) == 1)
-    return [reduced(x, [p.axis], keep)]
-
-
-def one_hot_shape(p, s):
-    x = s[0]
-    if x is None:
-        return [None]
-    a = norm_axis(p.axis, len(x) + 1)
-    return [(*x[:a], p.oneHotVectorSize if len(s) == 1 else None, *x[a:])]
-
-
-def nms_shape(p, s):
-    boxes, scores = s[0], s[1]
-    b, m = boxes[0] if boxes is not None else None, p.maxBoxes or None
-    c = scores[-1] if scores is not None else None
-    return [(b, m, 4), (b, m, c), (b, m), (b,)]
-
-
-def range_static_shape(p, s):
-    return [(max(0, ceil((p.endValue - p.startValue) / (p.stepSizeValue or 1))),)]
-
-
-def static_target(name: str) -> Callable:
-    return lambda p, s: [tuple(int(d) for d in getattr(p, name))]
-
-
-def dynamic_from(index: int) -> Callable:
-    return lambda p, s: [dynamic(s[index]) if len(s) > index else None]
-
-
-BINARY = {"addBroadcastable": "add", "subtractBroadcastable": "sub", "multiplyBroadcastable": "mul",
-          "divideBroadcastable": "real_div", "maxBroadcastable": "maximum", "minBroadcastable": "minimum",
-          "floorDivBroadcastable": "floor_div", "modBroadcastable": "mod", "powBroadcastable": "pow",
-          "equal": "equal", "notEqual": "not_equal", "lessThan": "less", "lessEqual": "less_equal",
-          "greaterThan": "greater", "greaterEqual": "greater_equal", "logicalAnd": "logical_and",
-          "logicalOr": "logical_or", "logicalXor": "logical_xor"}
-UNARY_SAME = {n: n for n in ("ceil", "floor", "sign", "round", "exp2", "sin", "cos", "tan", "asin", "acos", "atan",
-                             "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf")}
-UNARY_SAME.update(logicalNot="logical_not", copy="identity")
-SCATTER_MODE = lambda p, s: enum_name(p, "mode").removeprefix("SCATTER_").lower()
-RESHAPE = ("reshape", ("x",), {"shape": lambda p, s: shape_arg(reshaped(p.targetShape, s[0]))},
-           lambda p, s: [reshaped(p.targetShape, s[0])])
-ARG_REDUCE = {"axis": "axis", "keep_dims": lambda p, s: not p.removeDim}
-NORMAL = {"mean": "mean", "stddev": "stdDev", "seed": "seed"}
-UNIFORM = {"low": "minVal", "high": "maxVal", "seed": "seed"}
-BERNOULLI = {"prob": "prob", "seed": "seed"}
-SCATTER = ("data", "indices", "updates")
-
-TABLE: dict[str, tuple] = {
-    **{k: (v, ("x", "y"), {"y": "alpha"} if k in ("equal", "notEqual", "lessThan", "lessEqual", "greaterThan",
-                                                  "greaterEqual") else {}, bcast) for k, v in BINARY.items()},
-    **{k: (v, ("x",), {}, same) for k, v in UNARY_SAME.items()},
-    "softmax": ("softmax", ("x",), {"axis": -3}, same),
-    "softmaxND": ("softmax", ("x",), {"axis": "axis"}, same),
-    "clip": ("clip", ("x",), {"alpha": "minVal", "beta": "maxVal"}, same),
-    "clampedReLU": ("clamped_relu", ("x",), AB, same),
-    "gelu": ("gelu", ("x",), {"mode": "mode"}, same),
-    "l2normalize": ("l2_norm", ("x",), {"axes": [-3, -2, -1], "epsilon": lambda p, s: p.epsilon or 1e-6}, same),
-    "lrn": ("local_response_norm", ("x",), {"size": "localSize", "alpha": "alpha", "beta": "beta",
-                                            "k": lambda p, s: p.k or 1.0}, same),
-    "cumSum": ("cumsum", ("x", "axis"), {"axis": "axis", "exclusive": "excludeFinalSum", "reverse": "reverse"}, same),
-    "reverse": ("reverse", ("x",), {"axes": lambda p, s: [i for i, f in enumerate(p.reverseDim) if f]}, same),
-    "reverseSeq": ("reverse_sequence", ("x", "lengths"), {"seq_axis": "sequenceAxis", "batch_axis": "batchAxis"}, same),
-    "argSort": ("argsort", ("x",), {"axis": "axis", "ascending": lambda p, s: not p.descending}, same),
-    "matrixBandPart": ("band_part", ("x",), {"lower": "numLower", "upper": "numUpper"}, same),
-    "whereBroadcastable": ("select", ("cond", "a", "b"), {}, bcast),
-    "whereNonZero": ("non_zero", ("x",), {}, lambda p, s: [None if s[0] is None else (None, len(s[0]))]),
-    "getShape": ("shape", ("x",), {}, lambda p, s: [None if s[0] is None else (len(s[0]),)]),
-    "gather": ("gather", ("x", "indices"), {"axis": "axis"}, gather_shape),
-    "gatherND": ("gather_nd", ("x", "indices"), {}, gather_nd_shape),
-    "gatherAlongAxis": ("gather_along_axis", ("x", "indices"), {"axis": "axis"}, lambda p, s: [s[1]]),
-    "scatter": ("scatter", SCATTER, {"axis": "axis", "mode": SCATTER_MODE}, same),
-    "scatterND": ("scatter_nd", SCATTER, {"mode": SCATTER_MODE}, same),
-    "scatterAlongAxis": ("scatter_along_axis", SCATTER, {"axis": "axis", "mode": SCATTER_MODE}, same),
-    "stack": ("stack", ("*values",), {"axis": "axis"}, stack_shape),
-    "concatND": ("concat", ("*values",), {"axis": "axis", "interleave": "interleave"}, concat_nd_shape),
-    "splitND": ("split", ("x",), {"axis": "axis", "num_splits": lambda p, s: None if p.splitSizes else p.numSplits,
-                                  "split_sizes": lambda p, s: list(p.splitSizes) or None}, split_nd_shape),
-    "transpose": ("transpose", ("x",), {"perm": "axes"}, transpose_shape),
-    "expandDims": ("expand_dims", ("x",), {"axes": "axes"}, expand_shape),
-    "squeeze": ("squeeze", ("x",), {"axes": lambda p, s: None if p.squeezeAll else list(p.axes)}, squeeze_shape),
-    "reshapeStatic": RESHAPE, "rankPreservingReshape": RESHAPE,
-    "reshapeDynamic": ("reshape", ("x", "shape"), {}, dynamic_from(1)),
-    "reshapeLike": ("reshape_like", ("x", "*ref_tensors"), {}, lambda p, s: [s[1] if len(s) > 1 else None]),
-    "flattenTo2D": ("reshape", ("x",), {"shape": lambda p, s: shape_arg(flatten2d(p, s))},
-                    lambda p, s: [flatten2d(p, s)]),
-    "tile": ("tile", ("x", "reps"), {"reps": "reps"}, tile_shape),
-    "sliceStatic": ("slice_by_index", ("x",), {"begin": "beginIds", "end": "endIds", "stride": "strides",
-                                               "begin_mask": "beginMasks", "end_mask": "endMasks",
-                                               "squeeze_mask": "squeezeMasks"}, slice_static_shape),
-    "sliceDynamic": ("slice_by_index", ("x", "begin", "end", "stride", "begin_mask", "end_mask", "squeeze_mask"),
-                     {"end": "endIds", "stride": "strides", "begin_mask": "beginMasks", "end_mask": "endMasks",
-                      "squeeze_mask": "squeezeMasks"}, slice_dynamic_shape),
-    "sliceBySize": ("slice_by_size", ("x", "begin"), {"size": slice_size}, slice_by_size_shape),
-    "slidingWindows": ("sliding_windows", ("x",), {"axis": "axis", "size": "windowSize", "stride": "step"},
-                       sliding_shape),
-    "topK": ("topk", ("x", "k"), {"k": "K", "axis": "axis", "ascending": "useBottomK"}, topk_shape),
-    "argMax": ("reduce_argmax", ("x",), ARG_REDUCE, arg_shape),
-    "argMin": ("reduce_argmin", ("x",), ARG_REDUCE, arg_shape),
-    "oneHot": ("one_hot", ("indices", "one_hot_vector_size"), {"one_hot_vector_size": "oneHotVectorSize",
-                                                               "axis": "axis", "on_value": "onValue",
-                                                               "off_value": "offValue"}, one_hot_shape),
-    "NonMaximumSuppression": ("non_maximum_suppression",
-                              ("boxes", "scores", "iou_threshold", "score_threshold", "max_boxes"),
-                              {"iou_threshold": "iouThreshold", "score_threshold": "scoreThreshold",
-                               "max_boxes": "maxBoxes", "per_class_suppression": "perClassSuppression"}, nms_shape),
-    "fillLike": ("fill_like", ("ref_tensor",), {"value": "value"}, same),
-    "fillStatic": ("fill", (), {"shape": "targetShape", "value": "value"}, static_target("targetShape")),
-    "fillDynamic": ("fill", ("shape",), {"value": "value"}, dynamic_from(0)),
-    "broadcastToLike": ("nn.broadcastToLike", ("x", "ref_tensor"), {}, bcast),
-    "broadcastToStatic": ("nn.broadcastToStatic", ("x",), {"shape": "targetShape"},
-                          lambda p, s: [broadcast(s[0], tuple(p.targetShape))]),
-    "broadcastToDynamic": ("nn.broadcastToDynamic", ("x", "shape"), {}, dynamic_from(1)),
-    "rangeStatic": ("range_1d", (), {"end": "endValue", "start": "startValue", "step": "stepSizeValue"},
-                    range_static_shape),
-    "rangeDynamic": ("range_1d", ("end", "start", "step"), {"start": "startValue", "step": "stepSizeValue"},
-                     lambda p, s: [(None,)]),
-    "randomNormalStatic": ("random_normal", (), {"shape": "outputShape", **NORMAL}, static_target("outputShape")),
-    "randomNormalDynamic": ("random_normal", ("shape",), NORMAL, dynamic_from(0)),
-    "randomNormalLike": ("nn.randomNormalLike", ("x",), NORMAL, same),
-    "randomUniformStatic": ("random_uniform", (), {"shape": "outputShape", **UNIFORM}, static_target("outputShape")),
-    "randomUniformDynamic": ("random_uniform", ("shape",), UNIFORM, dynamic_from(0)),
-    "randomUniformLike": ("nn.randomUniformLike", ("x",), UNIFORM, same),
-    "randomBernoulliStatic": ("random_bernoulli", (), {"shape": "outputShape", **BERNOULLI},
-                              static_target("outputShape")),
-    "randomBernoulliDynamic": ("random_bernoulli", ("shape",), BERNOULLI, dynamic_from(0)),
-    "randomBernoulliLike": ("nn.randomBernoulliLike", ("x",), BERNOULLI, same),
-    "categoricalDistribution": ("random_categorical", ("x",), {"mode": lambda p, s: "logits" if p.isLogits else "probs",
-                                                               "size": "numSamples", "seed": "seed"},
-                                lambda p, s: [with_dims(s[0], {-1: p.numSamples})]),
-    "loopBreak": ("nn.loopBreak", (), {}, lambda p, s: []),
-    "loopContinue": ("nn.loopContinue", (), {}, lambda p, s: []),
-}
-
-
-def table_handler(op_type: str, names: tuple[str, ...], params: dict, shape_fn: Callable) -> Callable:
-    def handler(r, p, xs):
-        shapes = [r.shape(v) for v in xs]
-        args = {arg.lstrip("*"): xs[i:] if arg.startswith("*") else xs[i] for i, arg in enumerate(names[: len(xs)])}
-        for arg, src in params.items():
-            if arg not in args:
-                args[arg] = r.param(p, src) if isinstance(src, str) else src(p, shapes) if callable(src) else src
-        return Emit(op_type, args, shape_fn(p, shapes))
-
-    return handler
 
 
 HANDLERS: dict[str, Callable] = {

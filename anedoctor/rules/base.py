@@ -2,10 +2,12 @@
 :class:`Context` a rule sees, and the small shape/parameter readers the rule families share."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import ModelError
 from ..hardware import Target
@@ -13,6 +15,7 @@ from ..ir import Graph, Model, Op, Value
 
 CONFIDENCE = {"A": "Apple-authored", "M": "measured with MLComputePlan / Core ML read-outs",
               "R": "reverse-engineered or private-path", "C": "community anecdote"}
+DEFAULT_SCOPE = "all chips and OS versions"
 
 
 @dataclass
@@ -39,13 +42,47 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Example:
+    """A tiny model a rule fires on (or, as a near-miss, does not).
+
+    ``text`` is either the MIL text of one or more ``func`` definitions (an ML Program, parsed by
+    the ``model.mil`` reader) or, for NeuralNetwork rules, a Core ML ``Model`` protobuf in text
+    format (weight values left out are zeros of the declared size). ``compute_units`` is the
+    setting to check it with; ``chip`` is set only where the rule depends on nothing but the chip."""
+
+    text: str
+    compute_units: str = "all"
+    chip: str | None = None
+
+    @property
+    def format(self) -> str:
+        return "mil" if self.text.lstrip().startswith("func") else "protobuf"
+
+
+def cite(reference: str) -> str:
+    """A reference URL (plus an optional note after it) as a short readable citation."""
+    url, _, note = reference.partition(" ")
+    bare = url.removeprefix("https://").removeprefix("http://")
+    parts = bare.split("/")
+    if parts[0] == "github.com" and len(parts) >= 3:
+        repo, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+        if rest[:1] in (["issues"], ["pull"], ["discussions"]) and len(rest) > 1:
+            bare = f"{repo}{' PR ' if rest[0] == 'pull' else ''}#{rest[1]}"
+        elif rest[:1] in (["blob"], ["tree"]) and len(rest) > 2:
+            bare = f"{repo} {'/'.join(rest[2:])}"
+        else:
+            bare = repo
+    return f"{bare} {note}".strip()
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     name: str
     family: str
     summary: str
     why: str
-    source: str
+    references: tuple[str, ...]  # URLs a user can follow, each optionally followed by a note
     confidence: str
     fix: str
     scope: str
@@ -55,35 +92,85 @@ class Rule:
     apple_message: str | None
     applies: Callable[[Target], bool]
     check: Callable
+    example: Example
+    quiet: Example
+    fix_pass: str | None = None  # the rewrite that cures it ("common::..." = a coremltools pass)
+    fix_exact: bool | None = None  # whether that rewrite keeps the numerics (up to fp rounding)
 
     @property
     def blocking(self) -> bool:
         return bool(self.blocks)
 
+    @property
+    def source(self) -> str:
+        """The references as one readable citation string (the JSON report's ``source``)."""
+        return "; ".join(cite(r) for r in self.references)
+
+    def doc(self) -> str:
+        """The rule's full documentation, in ruff's sections."""
+        if self.fix_pass:
+            exactness = "exact (keeps the numerics up to rounding)" if self.fix_exact else "inexact: verify the outputs"
+            safety = f"The rewrite `{self.fix_pass}` applies this fix where its pattern matches; it is {exactness}."
+        else:
+            safety = "No automatic rewrite."
+        blocks = ", ".join(self.blocks) or "nothing (advisory note)"
+        sections = [
+            (f"{self.id} {self.name} ({self.family})", ""),
+            ("What it checks", self.summary),
+            ("Why it matters", self.why),
+            ("Example (fires)", _example_text(self.example)),
+            ("Near miss (does not fire)", _example_text(self.quiet)),
+            ("Fix", f"{self.fix}\n{safety}"),
+            ("Blocks", blocks + (f"; Apple's message: {self.apple_message}" if self.apple_message else "")),
+            ("Scope", self.scope),
+            ("Confidence", f"{self.confidence} ({CONFIDENCE[self.confidence]})"),
+            ("References", "\n".join(f"- {r}" for r in self.references)),
+        ]
+        return "\n\n".join(f"## {title}\n{body}" if body else title for title, body in sections).rstrip() + "\n"
+
+
+def _example_text(example: Example) -> str:
+    settings = [f"compute units {example.compute_units}"] if example.compute_units != "all" else []
+    settings += [f"chip {example.chip}"] if example.chip else []
+    head = f"({', '.join(settings)})\n" if settings else ""
+    return head + textwrap.indent(example.text, "    ")
+
 
 RULES: dict[str, Rule] = {}
 
 
-def rule(id: str, *, family: str, source: str, confidence: str, fix: str, scope: str = "all chips and OS versions",
-         blocks: tuple[str, ...] = ("ane",), level: str = "op", apple_message: str | None = None,
-         when: Callable[[Target], bool] = lambda t: True, ops: tuple[str, ...] | None = None):
-    """Register a rule; the decorated function's docstring documents it."""
+def rule(id: str, *, family: str, references: list[str], confidence: str, fix: str, example: str | Example,
+         quiet: str | Example, scope: str = DEFAULT_SCOPE, blocks: tuple[str, ...] = ("ane",), level: str = "op",
+         apple_message: str | None = None, when: Callable[[Target], bool] = lambda t: True,
+         ops: tuple[str, ...] | None = None, fix_pass: str | None = None, fix_exact: bool | None = None):
+    """Register a rule; the decorated function's docstring documents it (first line: what it
+    checks; the rest: why it matters). Registering an id twice is an error."""
     def register(fn):
         doc = inspect.getdoc(fn) or ""
         summary, _, why = doc.partition("\n")
         if id in RULES:
             raise KeyError(f"rule {id} is already registered (by {RULES[id].check.__module__})")
-        RULES[id] = Rule(id, fn.__name__.replace("_", "-"), family, summary.strip(), " ".join(why.split()), source,
-                         confidence, fix, scope, blocks, level, ops and frozenset(ops), apple_message, when, fn)
+        if confidence not in CONFIDENCE:
+            raise ValueError(f"rule {id}: confidence {confidence!r} is not one of {''.join(CONFIDENCE)}")
+        RULES[id] = Rule(id, fn.__name__.replace("_", "-"), family, summary.strip(), " ".join(why.split()),
+                         tuple(references), confidence, fix, scope, blocks, level, ops and frozenset(ops),
+                         apple_message, when, fn, as_example(example), as_example(quiet), fix_pass, fix_exact)
         return fn
     return register
+
+
+def as_example(example: str | Example) -> Example:
+    """An Example with its text dedented (examples are written indented inside the rule's call)."""
+    example = example if isinstance(example, Example) else Example(example)
+    return dataclasses.replace(example, text=textwrap.dedent(example.text).strip("\n").rstrip())
 
 
 def runtime_tensors(op: Op) -> list[Value]:
     """Runtime (non-constant) tensor inputs and outputs of an op (cached on the op)."""
     cached = op.__dict__.get("_runtime_tensors")
     if cached is None:
-        cached = op.__dict__["_runtime_tensors"] = [v for v in op.runtime_inputs() + op.outputs if v.type.kind == "tensor"]
+        cached = [v for v in op.runtime_inputs() + op.outputs if v.type.kind == "tensor"]
+        op.__dict__["_runtime_tensors"] = cached
     return cached
 
 

@@ -3,12 +3,43 @@
 They hold documentation only; :func:`anedoctor.placement.explain_off_ane` decides when they apply."""
 from __future__ import annotations
 
-from .base import rule
+from .base import Example, rule
+from .refs import WEIGHT, file, guide, hollance, issue, m6
+
+LONE_RELU = """
+    func main<ios17>(tensor<fp16, [1, 64, 32, 32]> x) {
+        tensor<fp16, [1, 64, 32, 32]> y = relu(x = x);
+    } -> (y);"""
+
+
+def conv_stack(n: int, middle: str = "") -> str:
+    """n 3x3 convs (64 -> 64 channels, 64 x 64, same padding) with ReLUs between them, ``middle`` after the first."""
+    w = f"const()[val = tensor<fp16, [64, 64, 3, 3]>({WEIGHT})]"
+    lines = [f"tensor<fp16, [64, 64, 3, 3]> w = {w};"]
+    x = "x"
+    for i in range(n):
+        lines.append(f'tensor<fp16, [1, 64, 64, 64]> c{i} = conv(x = {x}, weight = w, pad_type = "same");')
+        x = f"c{i}"
+        if i == 0 and middle:
+            lines.append(middle.format(x=x))
+            x = "m"
+        elif i < n - 1:
+            lines.append(f"tensor<fp16, [1, 64, 64, 64]> r{i} = relu(x = {x});")
+            x = f"r{i}"
+    body = "\n        ".join(lines)
+    return f"""
+    func main<ios17>(tensor<fp16, [1, 64, 64, 64]> x) {{
+        {body}
+    }} -> ({x});"""
 
 
 @rule("SEG-1", family="placement", confidence="M", level="placement",
-      source="751K notes/coreml_dispatch.md §0, §2.2-2.3 (E5 analytics.mil, M4 macOS 27); vx-lang/Vx #435-#437; ane-rules.md SEG-1..SEG-6",
-      fix="Give the ANE more contiguous work: remove the CPU-only ops that split the graph, batch or enlarge the work, or use compute_units=cpu_and_ne and measure.")
+      references=[m6("notes/coreml_dispatch.md", "(§0, §2.2-2.3: E5 analytics.mil segment costs, M4 macOS 27)"),
+                  issue("vx-lang/Vx", 435, "(f16 matmul <= 384 x 384 preferred on the CPU, M4)"),
+                  issue("vx-lang/Vx", 437, "(SDPA on the ANE only from ~2 M elements per operand)")],
+      fix="Give the ANE more contiguous work: remove the CPU-only ops that split the graph, batch or enlarge the work, "
+          "or use compute_units=cpu_and_ne and measure.",
+      example=LONE_RELU, quiet=conv_stack(4))
 def segment_too_small(graph, ctx):
     """An ANE-eligible op the segmenter is predicted to keep off the ANE.
 
@@ -18,8 +49,14 @@ def segment_too_small(graph, ctx):
 
 
 @rule("SEG-2", family="placement", confidence="C", level="placement",
-      source="apple/ml-stable-diffusion#122 (Apple engineer on .all choosing GPU); hollance docs/other.md; segmenter cost anchors (ane-guide ch. 18, R); ane-rules.md SEG-9",
-      fix="Load with compute_units=cpu_and_ne if the ANE should win, and measure.")
+      references=[issue("apple/ml-stable-diffusion", 122, "(Apple engineer: .all may choose the GPU, a known issue)"),
+                  hollance("docs/other.md", "(large all-eligible models placed on the GPU)"),
+                  hollance("docs/unsupported-layers.md", "('ANE -> GPU just once')"),
+                  guide("part-5-practice/18-optimization-cost-model.md", "(decompiled segmenter cost anchors, R)")],
+      fix="Load with compute_units=cpu_and_ne if the ANE should win, and measure.",
+      example=conv_stack(2, "tensor<fp16, [1, 64, 64, 64]> m = cumsum(x = {x}, axis = 3);"),
+      quiet=Example(conv_stack(2, "tensor<fp16, [1, 64, 64, 64]> m = cumsum(x = {x}, axis = 3);"),
+                    compute_units="cpu_and_ne"))
 def gpu_preferred(graph, ctx):
     """An ANE-eligible op predicted to run on the GPU under compute units 'all'.
 
@@ -29,7 +66,12 @@ def gpu_preferred(graph, ctx):
 
 
 @rule("CU-1", family="placement", confidence="A", level="placement",
-      source="Core ML MLComputeUnits documentation (apple/coremltools docs-guides, compute units)",
-      fix="Load the model with compute_units=all or cpu_and_ne.")
+      references=["https://developer.apple.com/documentation/coreml/mlcomputeunits (MLComputeUnits)",
+                  file("apple/coremltools", "coremltools/models/model.py", "(compute_units argument of MLModel)")],
+      fix="Load the model with compute_units=all or cpu_and_ne.",
+      example=Example(LONE_RELU, compute_units="cpu_and_gpu"), quiet=LONE_RELU)
 def compute_units_exclude_ane(graph, ctx):
-    """The chosen compute units exclude the Neural Engine."""
+    """The chosen compute units exclude the Neural Engine.
+
+    Core ML places work only on the compute units the app allows: under cpu_only or
+    cpu_and_gpu an op the ANE could run still runs on the CPU or GPU."""

@@ -3,6 +3,14 @@ from __future__ import annotations
 
 from ..ir import Op
 from .base import Context, rule, runtime_tensors
+from .refs import file, guide, m6, ne_rules
+
+
+def relu(shape: str) -> str:
+    return f"""
+        func main<ios17>(tensor<fp16, [{shape}]> x) {{
+            tensor<fp16, [{shape}]> y = relu(x = x);
+        }} -> (y);"""
 
 
 def axis_limits(tier: int) -> dict[str, int]:
@@ -18,12 +26,29 @@ def ndchw(shape: tuple[int, ...]) -> dict[str, int]:
 
 
 @rule("SH-1", family="shape", confidence="M",
-      scope="W/H <= 16384 on H13-H15 (M1-M3, A14-A16), 65536 on H16+ (M4 measured); C, N <= 65536",
-      apple_message="Tensor dimensions <N..W> are not within supported range, N[1-65536] D[1-16384] C[1-65536] H[1-16384] W[1-16384]",
-      source="751K GT-1 relu_{w,h,c}6553{6,7} (M4/M6); FluidInference/mobius parakeet notes (A15 validator message); ane-guide App. A; ane-rules.md SH-1, SH-2, SH-3, SH-14",
-      fix="Reshape so no axis exceeds the limit (e.g. fold a long width into height x width), or split the tensor; for lm heads select the last token first and split the vocabulary below 16384.")
+      scope="all chips; W/H <= 16384 up to H15 (M1-M3, A14-A16), 65536 on H16+ (M4 measured); C, N <= 65536",
+      apple_message="Tensor dimensions <N..W> are not within supported range, N[1-65536] D[1-16384] C[1-65536] "
+                    "H[1-16384] W[1-16384]",
+      references=[m6("plan_iso_cpune.tsv", "(rows relu_w65536/65537, relu_h*, relu_c*: 65536 eligible, 65537 CPU only, "
+                                           "M4)"),
+                  m6("arch_h16g_h18g.tsv", "(the same limits on M6)"),
+                  file("FluidInference/mobius",
+                       "models/stt/parakeet-tdt-v2-0.6b/coreml/context/mel_encoder_ane_behavior.md",
+                       "(Apple validator limit vector, iPhone 13 / A15)"),
+                  guide("appendices/a-op-device-matrix.md", "('Per-chip numeric limits': 16384 on H13-H15, 65536 from "
+                                                            "H16)"),
+                  file("Anemll/Anemll", "anemll/models/llama_model.py", "(16384 dimension limit comment)")],
+      fix="Reshape so no axis exceeds the limit (e.g. fold a long width into height x width), or split the tensor; for "
+          "lm heads select the last token first and split the vocabulary below 16384.",
+      fix_pass="split_long_linear", fix_exact=True,
+      example=relu("1, 1, 1, 65537"), quiet=relu("1, 1, 1, 65536"))
 def axis_too_long(op: Op, ctx: Context):
-    """A runtime tensor axis longer than the ANE's per-axis limit for this generation."""
+    """A runtime tensor axis longer than the ANE's per-axis limit for this generation.
+
+    Apple's validator prints its limit vector 'N[1-65536] D[1-16384] C[1-65536] H[1-16384]
+    W[1-16384]' when a tensor is too long; H16+ (A17 Pro, M4) raise H and W to 65536 (65536
+    eligible, 65537 CPU-only on M4). A too-long axis sends the op, and often its partition, to
+    the CPU or GPU."""
     limits = axis_limits(ctx.tier)
     for v in runtime_tensors(op):
         if not v.type.is_static or not v.type.shape or len(v.type.shape) > 5 or max(v.type.shape) <= 16384:
@@ -39,20 +64,31 @@ def axis_too_long(op: Op, ctx: Context):
 
 
 @rule("SH-4", family="shape", confidence="A", apple_message="tensor rank 6 exceeds the ANE maximum of 5",
-      source="apple/coreai-models neural_engine_rules.md ('Rank-6+ intermediates are rejected'); ane-guide ch. 4; ane-rules.md SH-4",
-      fix="Reshape away singleton dimensions so every tensor is rank <= 5 (e.g. window partitions).")
+      references=[ne_rules("(top: 'Rank-6+ intermediates are rejected')"),
+                  guide("part-1-machine/04-capability-surface.md", "('tensor rank 6 exceeds the ANE maximum of 5')")],
+      fix="Reshape away singleton dimensions so every tensor is rank <= 5 (e.g. window partitions).",
+      fix_pass="collapse_high_rank", fix_exact=True,
+      example=relu("1, 2, 2, 2, 2, 2"), quiet=relu("2, 2, 2, 2, 2"))
 def rank_above_five(op: Op, ctx: Context):
-    """A runtime tensor of rank 6 or more."""
+    """A runtime tensor of rank 6 or more.
+
+    The ANE's tensors have at most five axes (N, D, C, H, W); Apple's authoring rules say rank-6
+    intermediates are rejected, as is common in window-attention partitions."""
     for v in runtime_tensors(op):
         if v.type.rank is not None and v.type.rank > 5:
             return f"{v.name} has rank {v.type.rank} > 5", f"tensor rank {v.type.rank} exceeds the ANE maximum of 5"
     return None
 
 
-@rule("SH-6", family="shape", confidence="R", source="sbryngelson/ane-guide ch. 4 compile-legal table; ane-rules.md SH-6",
-      fix="Remove the empty tensor from the graph.")
+@rule("SH-6", family="shape", confidence="R",
+      references=[guide("part-1-machine/04-capability-surface.md", "(compile-legal table: zero-size dims rejected)")],
+      fix="Remove the empty tensor from the graph.",
+      example=relu("1, 0, 8"), quiet=relu("1, 1, 8"))
 def zero_size_dim(op: Op, ctx: Context):
-    """A runtime tensor with a zero-size dimension."""
+    """A runtime tensor with a zero-size dimension.
+
+    Every ANE axis has a lower bound of 1 (the validator's N[1-...] ... W[1-...] ranges); the
+    on-device validator rejects an empty tensor, measured by compiling directly on M1."""
     for v in runtime_tensors(op):
         if v.type.shape and 0 in v.type.shape:
             return f"{v.name} has a zero-size dimension"
@@ -60,8 +96,12 @@ def zero_size_dim(op: Op, ctx: Context):
 
 
 @rule("SH-10", family="shape", confidence="A", blocks=(),
-      source="apple/coreai-models neural_engine_rules.md ('Tensor memory alignment'); Apple research 'Deploying Transformers on the Apple Neural Engine' (Principle 1); ane-rules.md SH-10, SH-13",
-      fix="Keep the last axis of model inputs/outputs >= 32 fp16 elements (64 bytes), ideally a power of 2; avoid a singleton last axis.")
+      references=[ne_rules("('Tensor memory alignment')"),
+                  "https://machinelearning.apple.com/research/neural-engine-transformers (Principle 1)",
+                  "https://github.com/Desert-Ant-Labs/desert-ant-core/pull/187 (a 6-class output padded to 64 bytes)"],
+      fix="Keep the last axis of model inputs/outputs >= 32 fp16 elements (64 bytes), ideally a power of 2; avoid a "
+          "singleton last axis.",
+      example=relu("1, 10"), quiet=relu("1, 32"))
 def narrow_last_axis_io(op: Op, ctx: Context):
     """A model input/output whose last axis is narrower than 64 bytes: padded on the ANE.
 
@@ -72,14 +112,25 @@ def narrow_last_axis_io(op: Op, ctx: Context):
     return None
 
 
-@rule("DY-0", family="dynamic", confidence="R", apple_message="Impossible to retrieve non-constant tensor shape at index #0",
-      source="Apple MLComputePlan message catalogue (apple-messages.md §2.2, state 300); apple/coreai-models neural_engine_rules.md ('Fully static shapes'); ane-rules.md DY-7",
-      fix="Give the model fixed input shapes (one model or function per shape), or EnumeratedShapes.")
+@rule("DY-0", family="dynamic", confidence="R", apple_message=("Impossible to retrieve non-constant tensor shape at "
+                                                               "index #0"),
+      references=[ne_rules("('Fully static shapes': export one function per static shape)")],
+      fix="Give the model fixed input shapes (one model or function per shape), or EnumeratedShapes.",
+      example="""
+        func main<ios17>(tensor<fp16, [1, 64]> x, tensor<int32, [2]> shape) {
+            tensor<fp16, [?, ?]> y = reshape(x = x, shape = shape);
+        } -> (y);""",
+      quiet="""
+        func main<ios17>(tensor<fp16, [1, 64]> x) {
+            tensor<fp16, [8, 8]> y = reshape(x = x, shape = [8, 8]);
+        } -> (y);""")
 def dynamic_tensor_shape(op: Op, ctx: Context):
     """An op whose input or output shape is not known when the model is compiled.
 
-    Only for models whose inputs are fixed: with range inputs DY-1 decides, and enumerated
-    inputs are compiled per shape (DY-2)."""
+    The ANE compiler lays every tensor out at compile time; an op whose shape depends on runtime
+    data cannot be compiled for it (Apple's MLComputePlan message for this case: 'Impossible to
+    retrieve non-constant tensor shape at index #0'). Only for models whose inputs are fixed:
+    with range inputs DY-1 decides, and enumerated inputs are compiled per shape (DY-2)."""
     if ctx.flexible:
         return None
     for v in runtime_tensors(op):

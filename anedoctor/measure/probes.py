@@ -14,12 +14,12 @@ ANE neighbours, None when the sweep did not wrap it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from .loaders import quiet_coremltools
+from ..util import quiet_coremltools
 
 X4 = (1, 64, 32, 32)
 M3 = (1, 128, 256)
@@ -53,8 +53,8 @@ def _binary(op):
 
 
 def _probes() -> list[Probe]:
-    f16 = lambda shape: (shape, "fp16")  # noqa: E731
-    i32 = lambda shape: (shape, "int32")  # noqa: E731
+    f16 = lambda shape: (shape, "fp16")
+    i32 = lambda shape: (shape, "int32")
     P = []
     for op in ["abs", "ceil", "floor", "round", "sign", "sqrt", "rsqrt", "square", "exp", "exp2", "log", "erf",
                "sigmoid", "tanh", "silu", "softplus", "softsign", "relu6", "sin", "cos", "atan", "relu"]:
@@ -214,7 +214,7 @@ def _probes() -> list[Probe]:
 def _recurrent(mb, op, x):
     h = np.zeros((1, 64), np.float16)
     gates = {"lstm": 4, "gru": 3, "rnn": 1}[op]
-    kw = dict(x=x, initial_h=h, weight_ih=w(gates * 64, 64), weight_hh=w(gates * 64, 64))
+    kw = {"x": x, "initial_h": h, "weight_ih": w(gates * 64, 64), "weight_hh": w(gates * 64, 64)}
     if op == "lstm":
         kw["initial_c"] = h
     return getattr(mb, op)(**kw)[0]
@@ -287,7 +287,7 @@ def classify_ctx(report, probe: Probe) -> str:
 
 def agreement(chip: str = "m4", os: str = "macos27", names: list[str] | None = None) -> list[Agreement]:
     """Predict every probe (iso and wrapped) and compare with the measured placement."""
-    from .api import check
+    from ..api import check
 
     rows = []
     for probe in (PROBES[n] for n in (names or PROBES)):

@@ -8,8 +8,8 @@ from importlib.resources import files
 
 import jinja2
 
-from .hardware import DEVICE_LABELS, DISPLAY_ORDER
-from .rules import CONFIDENCE
+from ..hardware import DEVICE_LABELS, DISPLAY_ORDER
+from ..rules import CONFIDENCE
 
 _PLAIN = {str, int, bool, type(None)}
 
@@ -18,7 +18,7 @@ _PLAIN = {str, int, bool, type(None)}
 def _template() -> jinja2.Template:
     env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.ChainableUndefined)
-    tdir = files("anedoctor") / "templates"
+    tdir = files("anedoctor.report") / "templates"
     env.globals.update(css=(tdir / "report.css").read_text("utf-8"),
                        js=(tdir / "report.js").read_text("utf-8"))
     return env.from_string((tdir / "report.html.j2").read_text("utf-8"))

@@ -1,8 +1,7 @@
 """The report a check produces: per-op placement, segments, switches, causes; JSON and terminal.
 
-The JSON layout is versioned by ``SCHEMA_VERSION`` and documented in README.md ("JSON
-report"). Later analyses add per-op numbers under ``ops[].extra`` and whole-model panels
-under ``panels`` without changing what is already there.
+The data lives here; :mod:`.schema` turns it into the JSON dict that :mod:`.terminal` and
+:mod:`.html` render.
 """
 from __future__ import annotations
 
@@ -10,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .hardware import Target
-from .ir import Model, Op, Value
-from .placement import OpPlacement
-from .rules import CONFIDENCE, Rule
-from .util import gc_paused, json_rows, write_atomic
-
-SCHEMA_VERSION = "1.0"
+from ..cost.latency import breakdown
+from ..errors import UnknownName
+from ..hardware import Target
+from ..ir import Model, Op
+from ..placement import OpPlacement
+from ..rules import Rule
+from ..util import gc_paused, json_rows, write_atomic
+from .schema import op_dict, report_dict
 
 
 @dataclass
@@ -33,8 +32,13 @@ class Segment:
 
 @dataclass
 class Cause:
+    """A root cause of work off the Neural Engine: the ops a rule blocks, and the ANE-eligible ops the
+    segmenter keeps off the ANE with them (they share an off-ANE segment). Every off-ANE op belongs
+    to exactly one cause, so the causes' shares add up to at most 100%."""
+
     rule: Rule
-    ops: list[int] = field(default_factory=list)
+    ops: list[int] = field(default_factory=list)  # every op attributed to the cause (global indices)
+    blocked: int = 0  # of which the rule itself rules out the ANE
     flops: int = 0
     switches: int = 0
 
@@ -52,24 +56,44 @@ class Report:
         self.segments = self._segments()
         self.switches = [(a, b) for a, b in zip(self.segments, self.segments[1:]) if a.part == b.part]
         self.causes = self._causes()
+        self.latency = breakdown(placements, target.chip, target.chip.platform)  # anedoctor.cost.latency
 
     # ---- queries -------------------------------------------------------------------------
-    def device(self, op: Op) -> str | None:
-        """Predicted device of an IR op ('ane' | 'gpu' | 'cpu'); None for weight-producing ops."""
+    def device(self, op: Op | str) -> str | None:
+        """Predicted device ('ane' | 'gpu' | 'cpu') of an IR op, or of the op with this name (see :meth:`find`);
+        None for an IR op that is not placed (a weight decompression). An unknown name raises KeyError.
+
+            >>> report.device("conv_3")
+            'ane'"""
+        if isinstance(op, str):
+            return self.find(op).device
         p = self._by_op.get(op)
         return p.device if p else None
 
     def find(self, name: str) -> OpPlacement:
         """The op with this name or output name; a unique name prefix also matches (converters add
-        suffixes such as ``_cast_fp16``)."""
+        suffixes such as ``_cast_fp16``). Raises :class:`~anedoctor.errors.UnknownName` (a KeyError)."""
         exact = [p for p in self.placements if p.op.name == name or any(v.name == name for v in p.op.outputs)]
         prefixed = [p for p in self.placements if p.op.name.startswith(name)]
         if exact or len(prefixed) == 1:
             return (exact or prefixed)[0]
-        from .errors import ModelError
-
         close = [p.op.name for p in self.placements if name.lower() in p.op.name.lower()][:5]
-        raise ModelError(f"no op named {name!r} in {self.model.path}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        raise UnknownName(f"no op named {name!r} in {self.model.path}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+
+    def ops_table(self) -> list[dict[str, Any]]:
+        """One flat row per op, ready for ``pandas.DataFrame(report.ops_table())``: name, type, device,
+        supported devices, the rules that keep it off the ANE, FLOPs, bytes and estimated cost per device.
+
+            >>> import pandas as pd
+            >>> pd.DataFrame(report.ops_table()).groupby("device").flops.sum()"""
+        rows = []
+        for i, p in enumerate(self.placements):
+            row = {"index": i, "name": p.op.name, "type": p.op.type, "part": p.part, "device": p.device,
+                   **{f"{d}_supported": p.supported[d] for d in ("ane", "gpu", "cpu")},
+                   "reasons": ",".join(f.rule.id for f in p.findings), "flops": p.flops, "bytes": p.bytes,
+                   **{f"{d}_ms": p.cost_ms.get(d) for d in ("ane", "gpu", "cpu")}}
+            rows.append({**row, **p.extra})
+        return rows
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -79,7 +103,8 @@ class Report:
         return {"ops": n, **counts, "segments": len(self.segments), "switches": len(self.switches),
                 "ane_fraction": counts["ane"] / n if n else 0.0,
                 "ane_flops_fraction": (sum(p.flops for p in self.placements if p.device == "ane") / total_flops) if total_flops else 0.0,
-                "flops": total_flops}
+                "flops": total_flops, "latency_ms": round(self.latency.latency_ms, 4),
+                "energy_mj": round(self.latency.energy_total_mj, 4)}
 
     def _segments(self) -> list[Segment]:
         segs: list[Segment] = []
@@ -92,24 +117,46 @@ class Report:
         return segs
 
     def _causes(self) -> list[Cause]:
-        causes: dict[str, Cause] = {}
+        """Root causes, most FLOPs first. An op the ANE cannot run counts under its first blocking rule; an
+        eligible op kept off the ANE counts under the blocker with the most FLOPs in its segment (the
+        reason that segment exists), and under its own placement rule (SEG-*, CU-1) only when the
+        segment holds no blocked op."""
         segment_of = [s.index for s in self.segments for _ in range(s.ops)]  # segments tile the ops in order
+        primary: dict[int, Rule] = {}
+        heaviest: dict[int, tuple[int, Rule]] = {}  # off-ANE segment -> (FLOPs, rule) of its biggest blocked op
+        for i, p in enumerate(self.placements):
+            if p.device == "ane" or not p.findings:
+                continue
+            if not p.supported["ane"]:
+                rule = next(f.rule for f in p.findings if f.rule.blocking)
+                primary[i] = rule
+                seg = segment_of[i]
+                if seg not in heaviest or p.flops > heaviest[seg][0]:
+                    heaviest[seg] = (p.flops, rule)
+        causes: dict[str, Cause] = {}
         segments_hit: dict[str, set[int]] = {}  # rule id -> off-ANE segments holding its ops
         for i, p in enumerate(self.placements):
-            if p.device == "ane":
+            if p.device == "ane" or not p.findings:
                 continue
-            for f in p.findings:
-                c = causes.setdefault(f.rule.id, Cause(f.rule))
-                if not c.ops or c.ops[-1] != i:
-                    c.ops.append(i)
-                    c.flops += p.flops
-                    segments_hit.setdefault(f.rule.id, set()).add(segment_of[i])
+            blocked = i in primary
+            rule = primary[i] if blocked else heaviest.get(segment_of[i], (0, p.findings[0].rule))[1]
+            c = causes.setdefault(rule.id, Cause(rule))
+            c.ops.append(i)
+            c.blocked += blocked
+            c.flops += p.flops
+            segments_hit.setdefault(rule.id, set()).add(segment_of[i])
         for a, b in self.switches:  # a switch is the price of the off-ANE segment it enters or leaves
             off = a.index if a.device != "ane" else b.index
             for rule_id, hit in segments_hit.items():
                 if off in hit:
                     causes[rule_id].switches += 1
         return sorted(causes.values(), key=lambda c: (-c.flops, -c.switches, -len(c.ops), c.rule.id))
+
+    def fix_advice(self, rule: Rule) -> str:
+        """The rule's fix, with the compute-units advice only where it fits the setting in use."""
+        if rule.id == "SEG-1" and self.compute_units == "all":
+            return f"{rule.fix} Or load with compute_units=cpu_and_ne if the ANE should win, and measure."
+        return rule.fix
 
     def add_numerics(self, numerics_report) -> "Report":
         """Show a :func:`anedoctor.numerics` result here: fp16 error per op (``extra`` columns) and
@@ -126,54 +173,9 @@ class Report:
         return self
 
     # ---- JSON ------------------------------------------------------------------------------
-    @gc_paused()
     def to_dict(self) -> dict[str, Any]:
-        index = {id(p.op): i for i, p in enumerate(self.placements)}
-        total_flops = self.summary["flops"]
-        m, t = self.model, self.target
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "kind": self.kind,
-            "tool": {"name": "anedoctor", "version": __version__},
-            "model": {"path": m.path, "name": Path(m.path).name, "format": m.format, "deployment_target": m.deployment_target,
-                      "spec_version": m.spec_version, "parts": [g.name for g in m.graphs], "notes": self.notes},
-            "chip": {"id": t.chip.id, "name": t.chip.name, "ane_arch": t.chip.ane_arch, "assumed": t.chip_assumed},
-            "os": {"id": t.os.id, "assumed": t.os_assumed},
-            "compute_units": self.compute_units,
-            "summary": self.summary,
-            "ops": [self._op_dict(i, p, index) for i, p in enumerate(self.placements)],
-            "segments": [vars(s).copy() for s in self.segments],
-            "switches": [{"part": a.part, "after": a.end, "before": b.start, "from": a.device, "to": b.device,
-                          "after_name": self.placements[a.end].op.name, "before_name": self.placements[b.start].op.name}
-                         for a, b in self.switches],
-            "causes": [{"rule": c.rule.id, "title": c.rule.summary, "fix": c.rule.fix, "ops": len(c.ops), "flops": c.flops,
-                        "flops_fraction": c.flops / total_flops if total_flops else 0.0, "switches": c.switches,
-                        "op_indices": c.ops} for c in self.causes],
-            "notes": self.notes,
-            "panels": self.panels,
-        }
-
-    @staticmethod
-    def _finding_dict(f) -> dict[str, Any]:
-        r = f.rule
-        return {"rule": r.id, "title": r.summary, "message": f.message, "apple_message": f.apple_message,
-                "source": r.source, "confidence": r.confidence, "fix": r.fix}
-
-    def _op_dict(self, i: int, p: OpPlacement, index: dict[int, int]) -> dict[str, Any]:
-        def tensor(v: Value, with_producer: bool) -> dict[str, Any]:
-            d = {"name": v.name, "dtype": v.type.dtype, "shape": list(v.type.shape) if v.type.shape is not None else None}
-            if with_producer:
-                d["producer"] = index.get(id(v.producer)) if v.producer is not None else None
-                d["const"] = v.is_const
-            return d
-
-        return {"index": i, "name": p.op.name, "type": p.op.type, "opset": p.op.opset, "layer_type": p.op.layer_type or None,
-                "part": p.part, "device": p.device, "supported": dict(p.supported),
-                "reasons": [self._finding_dict(f) for f in p.findings], "notes": [self._finding_dict(f) for f in p.notes],
-                "flops": p.flops, "bytes": p.bytes,
-                "inputs": [tensor(v, True) for v in p.op.input_values() if not (v.is_const and v.type.nbytes <= 64)],
-                "outputs": [tensor(v, False) for v in p.op.outputs],
-                "cost_ms": {d: round(c, 6) for d, c in p.cost_ms.items()}, "extra": dict(p.extra)}
+        """The report as the JSON schema's dict (the data every rendering uses)."""
+        return report_dict(self)
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The JSON report: one line per top-level field and per op, segment, switch and cause."""
@@ -200,24 +202,29 @@ class Report:
 
     # ---- terminal ---------------------------------------------------------------------------
     def headline(self) -> str:
-        s = self.summary
-        return (f"Neural Engine: {s['ane']} · GPU: {s['gpu']} · CPU: {s['cpu']} · segments {s['segments']} · "
-                f"switches {s['switches']} · ANE share of FLOPs {100 * s['ane_flops_fraction']:.1f}%")
+        """One line: ops per device, segments, switches and the ANE share of FLOPs."""
+        from .terminal import headline
 
-    def render(self, console=None, verbose: bool = False) -> None:
-        """Print the readable report (rich)."""
+        return headline(self.summary)
+
+    def render(self, verbose: bool = False, width: int | None = None) -> str:
+        """The readable report as text, as ``anedoctor check`` prints it; ``verbose`` lists every op.
+
+            >>> print(anedoctor.check("model.mlpackage").render())"""
         from .terminal import render_report
 
-        render_report(self, console, verbose)
+        return render_report(self.to_dict(), verbose, width)
 
-    def explain(self, name: str, console=None) -> None:
+    def explain(self, name: str, width: int | None = None) -> str:
+        """Everything about one op as text: shapes, FLOPs, costs, devices, every reason with its source.
+
+            >>> print(report.explain("conv_3"))"""
         from .terminal import render_op
 
-        render_op(self, self.find(name), console)
+        p = self.find(name)
+        index = {id(q.op): i for i, q in enumerate(self.placements)}
+        return render_op(op_dict(index[id(p.op)], p, index), width)
 
     def __repr__(self) -> str:
         return f"<anedoctor Report {Path(self.model.path).name}: {self.headline()}>"
 
-
-def confidence_label(code: str) -> str:
-    return f"{code} ({CONFIDENCE.get(code, 'unknown')})"

@@ -7,7 +7,6 @@ inherits the problem and is not reported again. Drift is the max-abs relative er
 ``max|a-b| / max|b|`` and the PSNR Apple's ml-stable-diffusion uses to accept fp16 conversions
 (``20 log10((max|b| + 1e-5) / (rms(a-b) + 1e-10))``, minimum 35 dB). Only the ops of the top-level
 graph are compared (control-flow bodies run, but their per-iteration values are not kept).
-Inputs and npz I/O helpers live in :mod:`anedoctor.execute` and are re-exported here.
 """
 from __future__ import annotations
 
@@ -18,20 +17,10 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
-from .execute import (
-    FP16_MAX,
-    check_inputs,
-    default_inputs,
-    generate_inputs,
-    load_inputs,
-    load_model,
-    run,
-    save_outputs,
-)
+from .execute import FP16_MAX, check_inputs, default_inputs, load_model, run
 from .ir import Op, Value
 
-__all__ = ["numerics", "NumericsReport", "Finding", "compare", "psnr", "rel_err", "load_inputs", "save_outputs",
-           "generate_inputs"]
+__all__ = ["numerics", "NumericsReport", "Finding", "compare", "psnr", "rel_err"]
 FP16_MIN_NORMAL = 2.0 ** -14
 TINY = 1e-30
 KINDS = ("overflow", "nan", "inf", "underflow", "drift")
@@ -289,7 +278,8 @@ def numerics(model: Any, inputs: dict[str, Any] | None = None, reference: Any = 
     ``model``: a path, MLModel, ir.Model or torch module (+ ``example_inputs``; then it is also the
     reference). ``reference``: "fp32" (the executor in fp32) or a torch module whose outputs the
     converted model's fp32 outputs are checked against as well. ``devices``: placement for the
-    emulation (see :func:`anedoctor.execute.resolve_devices`; default: ``anedoctor.check``)."""
+    emulation (see :func:`anedoctor.execute.resolve_devices`; :func:`anedoctor.numerics` defaults it
+    to the placement ``anedoctor.check`` predicts)."""
     torch_ref = reference if hasattr(reference, "forward") else model if hasattr(model, "forward") else None
     if reference is not None and torch_ref is None and reference != "fp32":
         raise ModelError(f"unknown reference {reference!r}: use 'fp32' or a torch.nn.Module")

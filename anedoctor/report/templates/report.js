@@ -208,7 +208,7 @@ const graph = (() => {
   const host = $("#graph"), chips = $("#graph-open");
   const LEAF = 40, MAXK = 20, MAXNAMED = 64, NW = 158, NH = 40, COLW = 200, ROWH = 52, PAD = 20;
   const groups = new Map(), open = new Set();
-  const toks = i => ops[i].name.split(/[./:]+|_/);
+  const toks = i => (ops[i].source?.module_path ? `${ops[i].source.module_path}.${ops[i].name}` : ops[i].name).split(/[./:]+|_/);
   function group(lo, hi, label, depth) {
     if (lo === hi) return lo;
     const g = {id: `${lo}-${hi}`, lo, hi, label, depth, kids: null};
@@ -515,7 +515,7 @@ function detail(i) {
     ...(hasCost ? [[MS, DEV.map(d => `${LABEL[d]} ${cost[d] ?? "–"}`).join(" · ")]] : []),
     ...Object.entries(o.extra || {}).map(([k, v]) => [esc(k), typeof v === "object" ? `<code>${esc(JSON.stringify(v))}</code>` : esc(v)])];
   const seg = (R.segments || []).find(s => s.start <= i && i <= s.end);
-  detailEl.innerHTML = `<h3>${esc(o.name)}</h3><p>${badge(o.device)} · <code>${esc(o.type)}</code> · op ${i}${o.part && (R.model?.parts || []).length > 1 ? ` · part ${esc(o.part)}` : ""}` +
+  detailEl.innerHTML = `<h3>${esc(o.name)}</h3><p>${badge(o.device)} · <code>${esc(o.type)}</code>${o.source ? ` · <code>${esc(o.source.text)}</code>` : ""} · op ${i}${o.part && (R.model?.parts || []).length > 1 ? ` · part ${esc(o.part)}` : ""}` +
     (seg ? ` · segment ${seg.index} (ops ${seg.start}–${seg.end})` : "") + `</p>` +
     `<dl>${rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("")}</dl>` +
     (o.reasons.length ? `<h4>Why not on the Neural Engine</h4>${o.reasons.map(r => reason(r)).join("")}`

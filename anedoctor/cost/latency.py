@@ -1,0 +1,332 @@
+"""Whole-model latency and energy: what each op, segment and device switch costs on a chip.
+
+The segmenter's per-op estimates (:class:`anedoctor.cost.CostModel`) mimic Core ML's own cost
+estimator, which is what placement follows; this module models what the hardware then does, from
+the chip's published figures (:mod:`anedoctor.hardware`) and the few constants fitted by
+``bench/calibrate.py`` (:mod:`anedoctor.cost.fitted`).
+
+The Neural Engine is the neural processor circuit of Apple's patents (US 11,537,838 "Scalable neural
+network processing engine"; US 2025/0165784 "Splitting of input data", A) as reverse-engineered in
+https://github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6 (notes/compute_array.md, R):
+- MAC ops (conv, linear, matmul, attention) run on 256 fp16 MACs per core per cycle at the clock the
+  chip's fp16 peak implies, at a utilisation set by how well the op fills the array: output channels
+  spread over the cores in groups, the reduction length (Cin/groups x kernel) filling each core's
+  lanes, output pixels filling the work units (128 pixels per NE);
+- elementwise / norm / layout ops run on the planar engine at elements per cycle (M6: ~120 G
+  elements/s per ANE at 2.58 GHz, notes/compute_array.md, R), serially with the MAC array; an
+  activation, bias, scale or residual add right after a MAC op is done by its post-processor
+  (fused: no extra pass, no memory round trip; maderix "Inside the M4 ANE" part 2 measured fused
+  matmul+bias+relu 5.7x faster than unfused, https://github.com/maderix/ANE, R);
+- weights stream from DRAM through the kernel DMA at the chip's measured ANE weight bandwidth
+  (Anemll-bench); activations stay in the 2 MiB on-chip buffer between chained ops of one segment
+  (eiln/ane docs, https://github.com/eiln/ane, R) and otherwise move at the activation DMA rate;
+  per op ``max(compute, memory)`` (double-buffered tiles overlap DMA and compute) plus a per-op cost;
+- each ANE segment pays one dispatch; each device switch a fixed cost plus an fp16<->fp32 copy of
+  the tensors that cross (751K notes/coreml_dispatch.md, R: ~90 us for 1-2 MB on M6).
+CPU and GPU ops are rooflines over the chip's own CPU/GPU peak and memory bandwidth.
+Energy: ANE 0.7 pJ/MAC and 50 pJ per DRAM byte (751K notes/power.md; compiler model, R); CPU and GPU
+at an assumed active power (no published per-inference figure): labelled an estimate.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..hardware import Chip
+from .fitted import FITTED
+from .work import ATTENTION, CONV, FREE, MATMUL, TRANSCENDENTAL, cost_class
+
+L2_BYTES = 2 << 20  # on-chip buffer one operand can stay in (eiln/ane MMIO map; 751K, R)
+WORK_UNIT_PIXELS = 128  # output pixels per NE work unit (751K compiler performance CSV, R)
+OUT_CHANNEL_GROUP = 64  # 16 NEs x 4 output channels per cycle in fp16 (Bryngelson via 751K, R)
+REDUCTION_FULL = 512  # reduction length (Cin/groups x kernel) that fills a core: 512-ch 1x1 convs reach
+#                      98.8% of peak, 64-ch chains ~20% (maderix part 1, via 751K notes/maderix_summary.md, R)
+PE_ELEMENTS_PER_CYCLE = 120e9 / 2.58e9  # planar engine, M6 single op (751K notes/compute_array.md, R)
+PE_PASSES = {"softmax": 6, "log_softmax": 6, "layer_norm": 6, "batch_norm": 2, "instance_norm": 6, "l2_norm": 3,
+             "local_response_norm": 4}  # softmax/layer_norm lower to 6-7 primitives (maderix part 3, R)
+FUSABLE = {"relu", "relu6", "clip", "sigmoid", "tanh", "silu", "gelu", "leaky_relu", "prelu", "elu", "softplus",
+           "sigmoid_hard", "scaled_tanh", "add", "sub", "mul", "real_div", "maximum", "minimum", "batch_norm",
+           "linear_activation", "thresholded_relu", "softsign", "erf", "swish"}
+PJ_PER_MAC = 0.7  # fp16, M6 SMC fit (751K notes/power.md, R)
+PJ_PER_DRAM_BYTE = 50.0  # ANECompiler power model (HAL 0x890) via 751K notes/power.md (R)
+SWITCH_COPY_GBPS = 40.0  # fp16<->fp32 cast + copy at a switch: ~90 us for 1-2 MB on M6 (751K, R)
+ASSUMED_WATTS = {"cpu": {"ios": 2.0, "macos": 5.0}, "gpu": {"ios": 1.5, "macos": 0.4}}  # per GPU core on macOS
+BOUNDS = ("compute", "weights", "activations", "overhead", "fused")
+
+
+@dataclass
+class OpTime:
+    ms: float
+    bound: str  # compute | weights | activations | overhead | fused
+    macs: float = 0.0
+    dram_bytes: float = 0.0
+
+
+@dataclass
+class SegmentCost:
+    part: str
+    device: str
+    start: int  # index into the placement list, inclusive
+    end: int
+    ops_ms: float
+    launch_ms: float
+
+
+@dataclass
+class SwitchCost:
+    part: str
+    after: int
+    before: int
+    src: str
+    dst: str
+    ms: float
+    bytes: int
+
+
+@dataclass
+class Breakdown:
+    """Latency of one inference: per op, per segment and per switch, and energy per device."""
+
+    latency_ms: float
+    segments: list[SegmentCost] = field(default_factory=list)
+    switches: list[SwitchCost] = field(default_factory=list)
+    device_ms: dict[str, float] = field(default_factory=dict)
+    energy_mj: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def energy_total_mj(self) -> float:
+        return sum(self.energy_mj.values())
+
+
+def constants(overrides: dict | None = None) -> dict:
+    """The fitted constants, with ``overrides`` (calibration) on top."""
+    return {**FITTED["constants"], **(overrides or {})}
+
+
+def weight_bytes(op) -> int:
+    """Bytes of constant weights the op streams: compressed size when a constexpr op decompresses them."""
+    total = 0
+    for v in op.input_values():
+        if v.is_const:
+            total += v.type.nbytes if v.type.numel and v.type.numel > 16 else 0
+        elif v.producer is not None and v.producer.type.startswith("constexpr_"):
+            total += sum(w.type.nbytes for w in v.producer.input_values() if w.is_const)
+    return total
+
+
+def _dims(op) -> tuple[int, int, int, int]:
+    """(output channels, reduction length, output pixels, independent batches) of a MAC op."""
+    out = op.outputs[0].type.shape if op.outputs and op.outputs[0].type.is_static else ()
+    if op.type in CONV:
+        w = op.input("weight")
+        wshape = w.type.shape if w is not None and w.type.is_static else ()
+        if len(wshape) < 3 or len(out) < 3:
+            return 1, 1, 1, 1
+        cout = wshape[0] if op.type == "conv" else wshape[1] * int(op.param("groups", 1) or 1)
+        return cout, math.prod(wshape[1:]), math.prod(out[2:]), out[0]
+    if op.type in ATTENTION:
+        q = op.input("query")
+        qs = q.type.shape if q is not None and q.type.is_static else ()
+        return (qs[-1], qs[-1], qs[-2], math.prod(qs[:-2])) if len(qs) >= 2 else (1, 1, 1, 1)
+    x = op.input("x")
+    xs = x.type.shape if x is not None and x.type.is_static else ()
+    if len(out) < 1 or len(xs) < 1:
+        return 1, 1, 1, 1
+    k = xs[-2] if op.param("transpose_x", False) and len(xs) > 1 else xs[-1]
+    rows = out[-2] if len(out) > 1 else 1
+    return out[-1], k, rows, math.prod(out[:-2]) if len(out) > 2 else 1
+
+
+def ane_fill(op) -> float:
+    """Fraction of the MAC array an op keeps busy (channel groups, reduction lanes, work units)."""
+    cout, reduction, pixels, _ = _dims(op)
+    out_fill = cout / (math.ceil(cout / OUT_CHANNEL_GROUP) * OUT_CHANNEL_GROUP)
+    lane_fill = math.sqrt(min(1.0, reduction / REDUCTION_FULL))
+    pixel_fill = pixels / (math.ceil(pixels / WORK_UNIT_PIXELS) * WORK_UNIT_PIXELS)
+    return max(out_fill * lane_fill * pixel_fill, 1e-3)
+
+
+def mac_kind(op) -> str | None:
+    """'conv' | 'linear' | 'matmul' (two runtime operands) | None for ops without a MAC array pass."""
+    if op.type in CONV or op.type == "linear":
+        return "conv" if op.type in CONV else "linear"
+    if op.type in MATMUL or op.type in ATTENTION:
+        const = any(v.is_const or (v.producer is not None and v.producer.type.startswith("constexpr_"))
+                    for v in op.input_values() if v.type.rank and v.type.rank >= 2)
+        return "linear" if const else "matmul"
+    return None
+
+
+class LatencyModel:
+    """Per-op times on the three devices of one chip, with the fitted constants."""
+
+    def __init__(self, chip: Chip, platform: str, overrides: dict | None = None):
+        self.chip, self.platform = chip, platform
+        self.k = k = constants(overrides)
+        self.ane_macs_per_ms = chip.ane_macs_per_cycle * chip.ane_ghz * 1e6
+        self.pe_per_ms = PE_ELEMENTS_PER_CYCLE * chip.ane_ghz * 1e6 * k["ane_pe_scale"]
+        self.weight_per_ms = chip.ane_weight_gbps * 1e6
+        self.act_per_ms = k["ane_activation_gbps"] * 1e6
+        self.cpu_flops_per_ms = chip.cpu_gflops * 1e6
+        self.cpu_bytes_per_ms = chip.dram_gbps * k["cpu_bandwidth_fraction"] * 1e6
+        self.gpu_flops_per_ms = chip.gpu_tflops * 1e9
+        self.gpu_bytes_per_ms = chip.dram_gbps * k["gpu_bandwidth_fraction"] * 1e6
+
+    def ane(self, op, flops: int, dram_bytes: float, fused: bool) -> OpTime:
+        """One op on the ANE; ``dram_bytes`` are the activations that miss the on-chip buffer."""
+        k = self.k
+        if fused:
+            return OpTime(0.0, "fused")
+        wbytes = weight_bytes(op)
+        weights_ms = wbytes / self.weight_per_ms
+        act_ms = dram_bytes / self.act_per_ms
+        kind = mac_kind(op)
+        if kind:
+            macs = flops / 2
+            compute_ms = macs / (self.ane_macs_per_ms * ane_fill(op) * k[f"ane_{kind}_efficiency"])
+        else:
+            macs = 0.0
+            compute_ms = self._pe_elements(op) / self.pe_per_ms
+        overhead_ms = k["ane_op_us"] / 1000
+        parts = {"compute": compute_ms, "weights": weights_ms, "activations": act_ms}
+        bound = max(parts, key=parts.get)
+        busy = max(compute_ms, weights_ms + act_ms)
+        return OpTime(overhead_ms + busy, bound if busy > overhead_ms else "overhead", macs, wbytes + dram_bytes)
+
+    def _pe_elements(self, op) -> float:
+        if op.type in FREE:
+            return 0.0
+        out = sum(v.type.numel or 0 for v in op.outputs)
+        ins = max((v.type.numel or 0 for v in op.runtime_inputs()), default=0)
+        cls = cost_class(op.type)
+        if cls == "pool":
+            k = op.param("kernel_sizes", [1])
+            return out * max(1, int(math.prod(k)) // 4)
+        passes = PE_PASSES.get(op.type, 2 if op.type in TRANSCENDENTAL else 1)
+        return passes * max(out, ins)
+
+    def roofline(self, device: str, op, flops: int, nbytes: int) -> OpTime:
+        """One op on the CPU or GPU: per-op cost + max(FLOPs / peak, bytes / bandwidth)."""
+        k = self.k
+        cls = cost_class(op.type)
+        moved = 0 if op.type in FREE else nbytes
+        if device == "cpu":
+            eff = k["cpu_mac_efficiency"] if cls in ("conv", "linear", "matmul", "attention") else 1.0
+            compute, memory, over = flops / (self.cpu_flops_per_ms * eff), moved / self.cpu_bytes_per_ms, k["cpu_op_us"]
+        else:
+            eff = k["gpu_mac_efficiency"] if cls in ("conv", "linear", "matmul", "attention") else 1.0
+            compute, memory, over = flops / (self.gpu_flops_per_ms * eff), moved / self.gpu_bytes_per_ms, k["gpu_op_us"]
+        busy = max(compute, memory)
+        bound = ("compute" if compute >= memory else ("weights" if weight_bytes(op) * 2 > moved else "activations"))
+        return OpTime(over / 1000 + busy, bound if busy * 1000 > over else "overhead", flops / 2, moved)
+
+    def dispatch_ms(self) -> float:
+        return self.k[f"ane_dispatch_ms_{self.platform}"]
+
+    def launch_ms(self, device: str) -> float:
+        return {"ane": self.dispatch_ms(), "gpu": self.k["gpu_launch_ms"], "cpu": 0.0}[device]
+
+    def switch_ms(self, nbytes: int) -> float:
+        return self.k["switch_ms"] + nbytes / (SWITCH_COPY_GBPS * 1e6)
+
+
+def _fusable(op, producer_op, device_of, consumers) -> bool:
+    """An elementwise op the ANE post-processor does in the pass of the MAC op (or fused chain) before it."""
+    if op.type not in FUSABLE or producer_op is None or device_of.get(id(producer_op)) != "ane":
+        return False
+    if len(consumers.get(producer_op.outputs[0].name, ())) != 1:
+        return False
+    return True
+
+
+def op_times(placements, chip: Chip, platform: str, overrides: dict | None = None) -> list[OpTime]:
+    """Per-op times of one graph's placements (in execution order), with on-chip residency and fusion."""
+    model = LatencyModel(chip, platform, overrides)
+    device_of = {id(p.op): p.device for p in placements}
+    position = {id(p.op): i for i, p in enumerate(placements)}
+    segment_id, seg = [], 0
+    for i, p in enumerate(placements):
+        seg += i > 0 and p.device != placements[i - 1].device
+        segment_id.append(seg)
+    consumers: dict[str, list] = {}
+    for p in placements:
+        for v in p.op.runtime_inputs():
+            consumers.setdefault(v.name, []).append(p.op)
+    fused_root: dict[int, bool] = {}  # op id -> the op is a MAC op or fused into one
+    times = []
+    for i, p in enumerate(placements):
+        op = p.op
+        if p.device != "ane":
+            times.append(model.roofline(p.device, op, p.flops, p.bytes))
+            continue
+        first = op.runtime_inputs()[0] if op.runtime_inputs() else None
+        producer = first.producer if first is not None else None
+        fused = (_fusable(op, producer, device_of, consumers) and fused_root.get(id(producer), False))
+        fused_root[id(op)] = bool(mac_kind(op)) or fused
+        dram = 0.0
+        for v in op.runtime_inputs()[1 if fused else 0:]:
+            j = position.get(id(v.producer)) if v.producer is not None else None
+            if j is None or segment_id[j] != segment_id[i] or v.type.nbytes > L2_BYTES:
+                dram += v.type.nbytes
+        for v in op.outputs:
+            outside = any(segment_id[position[id(c)]] != segment_id[i] for c in consumers.get(v.name, ())
+                          if id(c) in position)
+            if outside or v.name not in consumers or v.type.nbytes > L2_BYTES:
+                dram += v.type.nbytes
+        times.append(model.ane(op, p.flops, dram, fused))
+    return times
+
+
+def breakdown(placements, chip: Chip, platform: str, overrides: dict | None = None) -> Breakdown:
+    """Whole-model latency of placements whose ``time_ms`` is set: ops + segment launches + switches."""
+    model = LatencyModel(chip, platform, overrides)
+    result = Breakdown(0.0)
+    start = 0
+    for i in range(1, len(placements) + 1):
+        if i < len(placements) and placements[i].device == placements[start].device and \
+                placements[i].part == placements[start].part:
+            continue
+        run = placements[start:i]
+        seg = SegmentCost(run[0].part, run[0].device, start, i - 1, sum(p.time_ms for p in run),
+                          model.launch_ms(run[0].device))
+        if result.segments and result.segments[-1].part == seg.part:
+            prev = result.segments[-1]
+            nbytes = crossing_bytes(placements, prev, seg)
+            result.switches.append(SwitchCost(seg.part, prev.end, seg.start, prev.device, seg.device,
+                                              model.switch_ms(nbytes), nbytes))
+        result.segments.append(seg)
+        start = i
+    for s in result.segments:
+        result.device_ms[s.device] = result.device_ms.get(s.device, 0.0) + s.ops_ms + s.launch_ms
+    switch_total = sum(s.ms for s in result.switches)
+    result.device_ms["cpu"] = result.device_ms.get("cpu", 0.0) + switch_total  # the CPU does the copies
+    result.latency_ms = sum(result.device_ms.values())
+    result.energy_mj = energy(placements, result, chip, platform)
+    return result
+
+
+def crossing_bytes(placements, before: SegmentCost, after: SegmentCost) -> int:
+    """Bytes of the tensors produced in or before ``before`` and read in ``after`` (what a switch copies)."""
+    inside = {id(p.op) for p in placements[before.start:before.end + 1]}
+    seen, total = set(), 0
+    for p in placements[after.start:after.end + 1]:
+        for v in p.op.runtime_inputs():
+            if id(v) not in seen and v.producer is not None and id(v.producer) in inside:
+                seen.add(id(v))
+                total += v.type.nbytes
+    return total
+
+
+def energy(placements, result: Breakdown, chip: Chip, platform: str) -> dict[str, float]:
+    """mJ per inference per device: ANE from pJ/MAC and pJ/byte; CPU and GPU from an assumed active power."""
+    out = {}
+    ane = [p for p in placements if p.device == "ane"]
+    if ane:
+        pj = sum(getattr(p, "macs", 0.0) * PJ_PER_MAC + getattr(p, "dram_bytes", 0.0) * PJ_PER_DRAM_BYTE for p in ane)
+        out["ane"] = pj * 1e-9
+    if result.device_ms.get("cpu"):
+        out["cpu"] = result.device_ms["cpu"] * ASSUMED_WATTS["cpu"][platform]
+    if result.device_ms.get("gpu"):
+        watts = ASSUMED_WATTS["gpu"][platform] * (chip.gpu_cores if platform == "macos" else 1)
+        out["gpu"] = result.device_ms["gpu"] * watts
+    return out

@@ -1,0 +1,146 @@
+"""Reference executor for Core ML models on Linux, with PyTorch as the backend.
+
+``run(model, inputs)`` executes the IR of an ML Program (or a translated NeuralNetwork) op by op.
+Every MIL op type maps to a small function in ``OPS``; a model is first compiled into a
+:class:`Plan` (constants turned into tensors once, argument lookups pre-bound to slots,
+intermediates freed after their last use), so a forward pass costs little more than the
+tensor math itself.
+
+Precisions
+----------
+``fp32``
+    Everything runs in fp32, including ops an fp16 ML Program types as fp16: fp16 casts are
+    ignored and fp16 weights are widened. This is the reference.
+``fp16``
+    An emulation of where Core ML would run each op (``devices``: op -> "ane" | "gpu" | "cpu"):
+
+    * ANE ops read and write fp16 (inputs and outputs rounded to fp16; |x| > 65504 becomes inf,
+      as on the device). Elementwise products inside normalisations, softmax and attention are
+      rounded to fp16 too. Sums use the ``accumulator``: ``"fp32"`` (default: a wide accumulator
+      rounded only at the output port, the M1 finding) or ``"fp16"`` (a running fp16 sum over
+      partials of ``ACC_CHUNK`` products, the pessimistic reading). ``ane-hardware.md`` §2.4
+      records both claims; which one a chip implements is contested, hence the setting.
+    * GPU ops store fp16 and compute in fp32 (Core ML's default on the GPU).
+    * CPU ops compute and store in fp32.
+    * ``cast`` to fp16 always rounds (the model asked for it).
+
+    Not emulated: denormal flushing, NaN-to-inf conversion, the saturating M1/A14 MAC output
+    (32768), the Q15.16 fixed-point accumulator reported for M4, per-product rounding inside
+    conv/matmul, and the device's transcendental approximations (exp, erf, ... are exact then
+    rounded).
+
+    Placement (:func:`resolve_devices`): a mapping, a report, or one device name. The executor
+    takes a placement; :func:`anedoctor.run` supplies the one ``anedoctor.check`` predicts.
+
+Inputs come from ``.npz``/``.npy`` files (:func:`load_inputs`) or are generated from the input
+description (:func:`generate_inputs`); :func:`save_outputs` writes ``.npz`` atomically. Bad
+inputs, missing weights and ops without an implementation (list, complex and NMS ops,
+crop_resize, resample, NeuralNetwork loop/branch layers) raise :class:`ModelError` naming them.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from ..ir import Model, Op
+from .inputs import (
+    check_inputs,
+    default_inputs,
+    generate_inputs,
+    load_inputs,
+    load_model,
+    npz_bytes,
+    save_outputs,
+)
+from .plan import Plan, Step
+from .precision import FP16_MAX
+
+__all__ = ["FP16_MAX", "Plan", "RunResult", "check_inputs", "default_inputs", "generate_inputs", "load_inputs",
+           "load_model", "npz_bytes", "resolve_devices", "run", "save_outputs"]
+
+# ------------------------------------------------------------------ placement
+
+def resolve_devices(model: Model, devices: Any = None) -> tuple[Callable[[Op], str], str]:
+    """Op -> device for fp16 emulation, and where it came from. ``devices`` may be a mapping
+    {Op: device} (ops not in it run on the CPU in fp32), an object with ``.device(op)`` such as an
+    ``anedoctor.check`` report, or one device name for every op. The executor does not predict:
+    :func:`anedoctor.run` passes the placement ``anedoctor.check`` predicts when none is given."""
+    if isinstance(devices, str):
+        return (lambda o: devices), f"every op on {devices}"
+    if isinstance(devices, dict):
+        by_id = {id(k): v for k, v in devices.items()}
+        return (lambda o: by_id.get(id(o), "cpu")), "given mapping (unlisted ops on cpu)"
+    if hasattr(devices, "target") and hasattr(devices, "device"):  # an anedoctor.check report
+        return (lambda o: devices.device(o) or "cpu"), (
+            f"anedoctor.check placement ({devices.target.chip.id}, {devices.compute_units}; ops inside control flow on cpu)")
+    if devices is not None and hasattr(devices, "device"):
+        return (lambda o: devices.device(o) or "cpu"), "given placement"
+    raise ModelError("fp16 emulation needs a placement: a report from anedoctor.check, a {op: device} mapping or a device name")
+
+
+# ------------------------------------------------------------------ public API
+
+@dataclass
+class RunResult:
+    outputs: dict[str, np.ndarray]
+    intermediates: dict[str, np.ndarray] = field(default_factory=dict)
+    states: dict[str, np.ndarray] = field(default_factory=dict)
+    precision: str = "fp32"
+    accumulator: str = "fp32"
+    placement: str = ""
+    devices: dict[str, str] = field(default_factory=dict)  # op name -> device (fp16 emulation)
+    seconds: float = 0.0
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line per output: shape, dtype, range, non-finite count."""
+        lines = []
+        for name, arr in self.outputs.items():
+            a = np.asarray(arr)
+            if a.dtype.kind == "f" and a.size:
+                fin = a[np.isfinite(a)]
+                rng = f"min {fin.min():.4g} max {fin.max():.4g} mean {fin.mean():.4g}" if fin.size else "no finite values"
+                bad = a.size - fin.size
+                lines.append(f"{name}: {a.dtype}{list(a.shape)} {rng}" + (f", {bad} non-finite" if bad else ""))
+            else:
+                lines.append(f"{name}: {a.dtype}{list(a.shape)}")
+        return "\n".join(lines)
+
+
+def run(model: Any, inputs: dict[str, Any] | None = None, precision: str = "fp32", devices: Any = None,
+        accumulator: str = "fp32", seed: int = 0, keep_intermediates: bool = False,
+        example_inputs: Any = None) -> RunResult:
+    """Execute a model (path, MLModel, torch module + ``example_inputs``, or ir.Model).
+
+    ``inputs`` maps input names to arrays (None: generated from the input description with
+    ``seed``). ``precision`` is "fp32" or "fp16" (ANE/GPU emulation, see the module docstring)
+    with placement from ``devices`` (see :func:`resolve_devices`). Errors raise ModelError."""
+    m = load_model(model, example_inputs)
+    if not m.graphs:
+        raise ModelError(f"{m.path}: the model has no neural network to execute")
+    device_of, placement = resolve_devices(m, devices) if precision == "fp16" else (None, "")
+    start = time.perf_counter()
+    graphs = m.graphs if m.format == "pipeline" else m.graphs[:1]
+    feeds = dict(inputs) if inputs is not None else default_inputs(m, graphs[0], example_inputs, seed)
+    given = {k: np.asarray(v) for k, v in feeds.items()}
+    result = RunResult({}, precision=precision, accumulator=accumulator, placement=placement, inputs=given)
+
+    def keep(step: Step, res: tuple):
+        for v, val in zip(step.op.outputs, res):
+            if isinstance(val, torch.Tensor):
+                result.intermediates[v.name] = val.numpy()
+
+    for g in graphs:
+        plan = Plan(g, precision, device_of, accumulator, seed)
+        names = {v.name for v in g.inputs}
+        arrays = check_inputs(g, {k: v for k, v in feeds.items() if k in names or g is graphs[0]})
+        result.outputs = plan.run(arrays, keep if keep_intermediates else None, result.states)
+        result.devices.update((st.op.name, st.device) for st in plan.steps if st.emulate)
+        feeds = {**feeds, **result.outputs}
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,103 @@
+"""What one command writes: every output path checked before any work, never an input, all or nothing.
+
+    outputs = Outputs(inputs=[model_path])
+    outputs.claim("--json", json_path)          # refuses an input, a path inside an input, a 2nd stdout
+    ... the work ...
+    outputs.put("--json", text)                 # staged beside its target
+    outputs.commit()                            # renamed into place together; stdout written last
+
+``-`` means standard output for any flag, and only one flag may claim it. A failure while
+staging removes every staged file, so a command leaves either all its outputs or none.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from .errors import ModelError
+from .util import staged
+
+STDOUT = "-"
+
+
+class Outputs:
+    """The output files of one command."""
+
+    def __init__(self, inputs: Iterable[str | Path | None] = ()):
+        self.inputs = [Path(p) for p in inputs if p is not None and str(p) != STDOUT]
+        self.paths: dict[str, str] = {}
+        self.staged: list[tuple[Path, Path]] = []
+        self.stdout: list[str | bytes] = []
+
+    def claim(self, flag: str, path: str | Path | None) -> str | None:
+        """Register ``path`` for ``flag`` (None: not asked for); ModelError when it cannot be written."""
+        if path is None:
+            return None
+        path = str(path)
+        if path == STDOUT:
+            other = next((f for f, p in self.paths.items() if p == STDOUT), None)
+            if other:
+                raise ModelError(f"{flag} -: only one output can go to standard output, and {other} already does")
+        else:
+            check_writable(flag, Path(path), self.inputs)
+            other = next((f for f, p in self.paths.items() if p != STDOUT and same_path(Path(p), Path(path))), None)
+            if other:
+                raise ModelError(f"{flag} {path}: {other} writes the same file")
+        self.paths[flag] = path
+        return path
+
+    def put(self, flag: str, data: str | bytes) -> None:
+        """Stage the content of ``flag``'s output (written for real by :meth:`commit`)."""
+        path = self.paths[flag]
+        if path == STDOUT:
+            self.stdout.append(data)
+            return
+        try:
+            self.staged.append((staged(Path(path), data), Path(path)))
+        except OSError as e:
+            self.discard()
+            raise ModelError(f"{flag} {path}: cannot write ({e.strerror or type(e).__name__})") from None
+
+    def discard(self) -> None:
+        for tmp, _ in self.staged:
+            tmp.unlink(missing_ok=True)
+        self.staged.clear()
+
+    def commit(self) -> None:
+        """Move every staged file into place, then write what goes to standard output."""
+        for tmp, path in self.staged:
+            os.replace(tmp, path)
+        self.staged.clear()
+        for data in self.stdout:
+            if isinstance(data, bytes):
+                sys.stdout.buffer.write(data)
+            else:
+                sys.stdout.write(data if data.endswith("\n") else data + "\n")
+        sys.stdout.flush()
+
+
+def same_path(a: Path, b: Path) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(b) or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_writable(flag: str, path: Path, inputs: list[Path]) -> None:
+    """ModelError (naming the flag and the user's path) unless ``path`` can be a new or replaced output file."""
+    target = Path(os.path.realpath(path))
+    for source in inputs:
+        real = Path(os.path.realpath(source))
+        if same_path(path, source):
+            raise ModelError(f"{flag} {path}: this is an input ({source}); refusing to write over it")
+        if real.is_dir() and target.is_relative_to(real):
+            raise ModelError(f"{flag} {path}: this is inside the input {source}; refusing to write into a model")
+    if path.is_dir():
+        raise ModelError(f"{flag} {path}: is a directory; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ModelError(f"{flag} {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ModelError(f"{flag} {path}: the folder {parent} is not writable")
