@@ -133,15 +133,18 @@ def numerics(model: Any, inputs: dict[str, Any] | None = None, devices: Any = No
     return compare_precisions(loaded, inputs, devices=devices, **options)
 
 
+SIZED_AT_DEFAULT = ("enumerated", "range")  # Core ML plans a range-shaped model at its default shape too (DY-1)
+
+
 def size_enumerated_shapes(model: Model) -> None:
-    """Give ops of enumerated-shape graphs the shapes they take at the default input shape.
+    """Give ops of enumerated- or range-shape graphs the shapes they take at the default input shape.
 
     The spec leaves flexible dims unknown, so such ops could not be costed. Running the graph once
     at the default shapes (the reference executor, on generated inputs) reads every intermediate
     shape. Where that is impossible (no torch, an op the executor lacks, weights not present) the
     graph stays unsized and a note says so."""
     graph = model.graphs[0] if model.graphs else None  # the executor runs a model's first graph
-    if graph is None or not any(s.flexibility == "enumerated" for s in graph.input_specs) or all(
+    if graph is None or not any(s.flexibility in SIZED_AT_DEFAULT for s in graph.input_specs) or all(
             v.type.is_static for op in graph.ops for v in op.outputs):
         return
     try:
@@ -154,8 +157,8 @@ def size_enumerated_shapes(model: Model) -> None:
     for v in [v for op in graph.ops for v in op.outputs] + graph.inputs:
         if not v.type.is_static and v.name in shapes:
             v.type = TensorType(v.type.dtype, tuple(shapes[v.name]), v.type.kind)
-    default = ", ".join(f"{s.name} {s.default_shape}" for s in graph.input_specs if s.flexibility == "enumerated")
-    model.notes.append(f"{graph.name}: enumerated shapes sized at the default shape ({default}) by running the model once")
+    default = ", ".join(f"{s.name} {s.default_shape}" for s in graph.input_specs if s.flexibility in SIZED_AT_DEFAULT)
+    model.notes.append(f"{graph.name}: flexible shapes sized at the default shape ({default}) by running the model once")
 
 
 def _ios_major(target: str) -> int:

@@ -52,7 +52,7 @@ SEED = typer.Option(0, help="Seed for generated inputs")
 CHIP = typer.Option(None, help="a12..a19, m1..m5 and their pro/max/ultra variants (default: a17, assumed); see `anedoctor chips`")
 OS = typer.Option(None, "--os", help="ios17|ios18|ios26|macos14|macos15|macos26 ... (default: the model's deployment target, "
                                      "or the first OS the chip ran if that is later)")
-COMPUTE_UNITS = typer.Option(None, "--compute-units", callback=compute_units_value,
+COMPUTE_UNITS_OPTION = typer.Option(None, "--compute-units", callback=compute_units_value,
                              help="all | cpu_and_ne | cpu_and_gpu | cpu_only (coremltools spellings such as CPU_AND_NE work) "
                                   "[default: all, or [tool.anedoctor] compute_units]")
 
@@ -125,6 +125,26 @@ def version_callback(value: bool) -> None:
 def main_options(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                               help="Print the version and exit")) -> None:
     """Does my Core ML model run on the Apple Neural Engine? Which ops don't, why, and how to fix it."""
+
+
+def claimed(inputs, paths: dict[str, str | None]):
+    """An :class:`~anedoctor.outputs.Outputs` with these output flags claimed, before any work is done."""
+    from .outputs import Outputs
+
+    outputs = Outputs(inputs=inputs)
+    for flag, path in paths.items():
+        outputs.claim(flag, path)
+    return outputs
+
+
+def finish(outputs, render: dict, lines) -> None:
+    """Render each claimed output, write them all (or none), then show ``lines`` (on stderr when an output
+    took stdout)."""
+    for flag, make in render.items():
+        if outputs.paths.get(flag) is not None:
+            outputs.put(flag, make())
+    outputs.commit()
+    show(lines, to_stderr="-" in outputs.paths.values())
 
 
 def per_model_path(path: str | None, model: str, several: bool) -> str | None:
@@ -245,7 +265,7 @@ def check_cmd(
     models: list[str] = typer.Argument(..., help="One or more models: .mlpackage, .mlmodel, .mlmodelc, .aimodel"),
     chip: Optional[str] = CHIP,
     os_: Optional[str] = OS,
-    compute_units: Optional[str] = COMPUTE_UNITS,
+    compute_units: Optional[str] = COMPUTE_UNITS_OPTION,
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the JSON report here ('-' for stdout; {name} for several models)"),
     html_path: Optional[str] = typer.Option(None, "--html", help="Write the self-contained HTML report here ({name} for several models)"),
     sarif_path: Optional[str] = typer.Option(None, "--sarif", help="Write a SARIF 2.1.0 log (GitHub code scanning) here"),
@@ -301,6 +321,14 @@ def emulation_setup(model: str, inputs, devices: str, chip, os_):
     return loaded, arrays, devices
 
 
+def coreai_second_opinion(model, result) -> list[str]:
+    """For a Core AI model: the largest difference between anedoctor's executor and coreai-core's CPU runtime."""
+    from .loaders.coreai import compare_with_coreai
+
+    diffs = compare_with_coreai(model, result).max_abs_diff  # loading the model needed coreai-core already
+    return [f"coreai-core CPU runtime vs anedoctor: max |difference| {name} {diff:.3g}" for name, diff in diffs.items()]
+
+
 def input_paths(inputs: list[str] | None) -> list[str]:
     """The files named by --input options (``x=file.npy`` or ``file.npz``)."""
     return [text.rpartition("=")[2] if "=" in text and not Path(text).exists() else text for text in inputs or ()]
@@ -351,10 +379,13 @@ def run_cmd(
         loaded, arrays, placement = emulation_setup(model, inputs, devices if precision is Precision.fp16 else "cpu", chip, os_)
         with progress(f"running {Path(model).name} in {precision.value}"):
             result = run(loaded, arrays, precision=precision.value, devices=placement, accumulator=accumulator.value, seed=seed)
+        lines = [result.describe()]
+        if loaded.format == "coreai" and precision is Precision.fp32:
+            lines += coreai_second_opinion(loaded, result)
         if out:
             outputs.put("--out", npz_bytes(result.outputs))
         outputs.commit()
-        show([result.describe()] + ([f"outputs written to {out}"] if out and out != "-" else []), to_stderr=out == "-")
+        show(lines + ([f"outputs written to {out}"] if out and out != "-" else []), to_stderr=out == "-")
     guarded(body)
 
 
@@ -405,7 +436,7 @@ def fix_cmd(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the fixed .mlpackage here (atomically)"),
     chip: Optional[str] = CHIP,
     os_: Optional[str] = OS,
-    compute_units: Optional[str] = COMPUTE_UNITS,
+    compute_units: Optional[str] = COMPUTE_UNITS_OPTION,
     select: Optional[str] = typer.Option(None, "--select", help="Only cure these rules (comma-separated ids or prefixes, e.g. PA-11,SH)"),
     ignore: Optional[str] = typer.Option(None, "--ignore", help="Leave these rules alone (comma-separated ids or prefixes)"),
     allow_interface_changes: bool = typer.Option(False, "--allow-interface-changes", help="Allow rewrites that change input/output types"),
@@ -451,8 +482,6 @@ def compress_cmd(
 ) -> None:
     """Compress weights with coremltools.optimize; report size, Neural Engine placement, latency and accuracy."""
     def body():
-        from rich.text import Text
-
         from .compress import compress, sweep
         from .execute import load_inputs
         from .outputs import Outputs
@@ -475,8 +504,65 @@ def compress_cmd(
         if html_path:
             outputs.put("--html", report.to_html())
         outputs.commit()
-        show([Text(report.render(), no_wrap=True, overflow="ignore")], to_stderr="-" in outputs.paths.values())
+        stream = sys.stderr if "-" in outputs.paths.values() else sys.stdout
+        try:  # plain text: the report's lines are long, and rich would wrap them at 80 columns off a terminal
+            stream.write(report.render() + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            silence_stdout()
     guarded(body)
+
+@app.command("estimate")
+def estimate_cmd(
+    model: str = MODEL,
+    chip: Optional[str] = CHIP,
+    os_: Optional[str] = OS,
+    compute_units: Optional[str] = COMPUTE_UNITS_OPTION,
+    compare: bool = typer.Option(False, "--compare-compute-units", help="Also estimate all four compute-unit settings"),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Write the estimate as JSON here ('-' for stdout)"),
+    html_path: Optional[str] = typer.Option(None, "--html", help="Write the report page with a latency waterfall here"),
+) -> None:
+    """Estimate latency and energy per inference: per op, segment and device switch (a model, not a measurement)."""
+    def body():
+        from .estimate import estimate
+
+        result = estimate(model, chip=chip, os=os_, compute_units=compute_units or "all",
+                          compare_compute_units=compare)
+        if json_path == "-":
+            print(result.to_json(), end="")
+        else:
+            print(result.render())
+            if json_path:
+                result.to_json(json_path)
+        if html_path:
+            result.to_html(html_path)
+    guarded(body)
+
+
+@app.command("chips")
+def chips_cmd(json_out: bool = typer.Option(False, "--json", help="Print the table as JSON")) -> None:
+    """List the chips and what the latency estimate assumes for each."""
+    import json
+
+    from .estimate import chips_table
+
+    rows = chips_table()
+    if json_out:
+        print(json.dumps(rows, indent=1))
+        return
+    cols = {"id": "id", "ane_arch": "ANE", "ane_fp16_tflops": "fp16 TF", "ane_ghz": "NE GHz",
+            "ane_weight_gbps": "weights GB/s", "ane_weight_gbps_source": "", "soc_gbps": "SoC GB/s",
+            "cpu_cores": "CPU", "cpu_gflops": "CPU GF", "gpu_cores": "GPU cores", "gpu_tflops": "GPU TF",
+            "ane_dispatch_ms": "dispatch ms"}
+    from rich.table import Table
+
+    table = Table(title="What the estimate assumes per chip (sources: anedoctor/hardware.py)")
+    for label in cols.values():
+        table.add_column(label, no_wrap=True)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in cols))
+    Console().print(table)
+
 
 @app.command("rules")
 def rules_cmd(rule_id: Optional[str] = typer.Argument(None, help="A rule id, e.g. DT-4")) -> None:
@@ -500,37 +586,32 @@ def rules_cmd(rule_id: Optional[str] = typer.Argument(None, help="A rule id, e.g
 @app.command("power")
 def power_cmd(
     capture: str = typer.Argument(..., help="A powermetrics capture (text or -f plist) or a macmon debug dump"),
-    json_path: Optional[str] = typer.Option(None, "--json", help="Write the JSON (samples[] and summary) here ('-' for stdout)"),
+    json_path: Optional[str] = typer.Option(None, "--json",
+                                            help="Write the JSON (samples[] and summary) here ('-' for stdout)"),
     html_path: Optional[str] = typer.Option(None, "--html", help="Write a self-contained page with the power plot"),
 ) -> None:
     """Parse a powermetrics capture: ANE / GPU / CPU power over time, energy, bandwidth."""
     def body():
         from .measure import power
 
+        outputs = claimed([capture], {"--json": json_path, "--html": html_path})
         report = power(capture)
-        if json_path == "-":
-            print(report.to_json(), end="")
-        else:
-            s = report.summary
-            print(f"{capture}: {report.format}, {s['samples']} sample(s)"
-                  + (f", {s['duration_ms']:.0f} ms" if s["duration_ms"] else ""))
-            for rail in ("ane", "gpu", "cpu"):
-                r, e = s[f"{rail}_mw"], s["energy_mj"][rail]
-                print(f"  {rail.upper()}: " + ("not measured" if r["mean"] is None else
-                      f"mean {r['mean']:.1f} mW, max {r['max']:.1f} mW" + ("" if e is None else f", {e:.1f} mJ")))
-            for note in report.notes:
-                print(f"  note: {note}")
-            if json_path:
-                report.to_json(json_path)
-        if html_path:
-            report.to_html(html_path)
+        s = report.summary
+        lines = [f"{capture}: {report.format}, {s['samples']} sample(s)"
+                 + (f", {s['duration_ms']:.0f} ms" if s["duration_ms"] else "")]
+        for rail in ("ane", "gpu", "cpu"):
+            r, e = s[f"{rail}_mw"], s["energy_mj"][rail]
+            lines.append(f"  {rail.upper()}: " + ("not measured" if r["mean"] is None else
+                         f"mean {r['mean']:.1f} mW, max {r['max']:.1f} mW" + ("" if e is None else f", {e:.1f} mJ")))
+        lines += [f"  note: {note}" for note in report.notes]
+        finish(outputs, {"--json": report.to_json, "--html": report.to_html}, lines)
     guarded(body)
 
 
 @app.command("compare")
 def compare_cmd(
     prediction: str = typer.Argument(..., help="A prediction: anedoctor check MODEL --json pred.json"),
-    measurement: str = typer.Argument(..., help="A measurement: anedoctor measure -o meas.json, or an MLComputePlan dump"),
+    measurement: str = typer.Argument(..., help="A measurement (anedoctor measure -o m.json) or an MLComputePlan dump"),
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the comparison JSON here"),
     html_path: Optional[str] = typer.Option(None, "--html", help="Write a self-contained comparison page"),
 ) -> None:
@@ -538,54 +619,61 @@ def compare_cmd(
     def body():
         from .measure import compare
 
+        outputs = claimed([prediction, measurement], {"--json": json_path, "--html": html_path})
         result = compare(prediction, measurement)
-        print(result.render())
-        if json_path:
-            result.to_json(json_path)
-        if html_path:
-            result.to_html(html_path)
+        finish(outputs, {"--json": result.to_json, "--html": result.to_html}, [result.render()])
     guarded(body)
 
 
 @app.command("measure")
 def measure_cmd(
     model: str = MODEL,
-    compute_units: str = typer.Option("all", "--compute-units", help="Comma-separated: all,cpu_and_ne,cpu_and_gpu,cpu_only"),
+    compute_units: str = typer.Option("all", "--compute-units",
+                                      help="Comma-separated: all,cpu_and_ne,cpu_and_gpu,cpu_only"),
     iterations: int = typer.Option(20, help="Predictions timed per compute-unit setting"),
     power: bool = typer.Option(False, "--power", help="ANE/GPU/CPU power while predicting (powermetrics: needs sudo)"),
     reasons: bool = typer.Option(False, "--reasons", help="Core ML's own ANE rejection messages from the unified log"),
     out: Optional[str] = typer.Option(None, "-o", "--output", help="Write the measurement JSON here"),
     html_path: Optional[str] = typer.Option(None, "--html", help="Write the measurement as the HTML report"),
-    lldb: Optional[str] = typer.Option(None, "--lldb", help="Only write an lldb command file with the Espresso engine breakpoints"),
-    lldb_log: Optional[str] = typer.Option(None, "--lldb-log", help="Count engine hits in an lldb log made with --lldb"),
+    lldb: Optional[str] = typer.Option(None, "--lldb",
+                                       help="Only write an lldb command file with the Espresso engine breakpoints"),
+    lldb_log: Optional[str] = typer.Option(None, "--lldb-log",
+                                           help="Count engine hits in an lldb log made with --lldb"),
 ) -> None:
     """Measure on this Mac (macOS 14.4+): Core ML's compute plan, timing, and optionally power and reasons."""
     def body():
-        from .util import json_rows, write_atomic
-
         if lldb:
             from .measure.logs import lldb_commands
 
-            write_atomic(lldb, lldb_commands())
-            print(f"lldb command file written to {lldb}; run: lldb -s {lldb} -- python your_script.py > lldb.log 2>&1")
+            finish(claimed([model], {"--lldb": lldb}), {"--lldb": lldb_commands},
+                   [f"lldb command file written to {lldb}; run: lldb -s {lldb} -- python your_script.py > lldb.log 2>&1"])
             return
         from .hardware import parse_compute_units
         from .measure import measure
-        from .report.html import render_html
 
         units = [parse_compute_units(u.strip()) for u in compute_units.split(",") if u.strip()]
+        outputs = claimed([model, lldb_log], {"--output": out, "--html": html_path})
         data = measure(model, units, iterations=iterations, power=power, reasons=reasons, lldb_log=lldb_log)
         s = data["summary"]
-        print(f"{model}: measured with MLComputePlan ({data['compute_units']}) on {data['chip'].get('name')} "
-              f"{data['os'].get('build')}: Neural Engine {s['ane']} · GPU {s['gpu']} · CPU {s['cpu']} of {s['ops']} ops")
+        lines = [f"{model}: measured with MLComputePlan ({data['compute_units']}) on {data['chip'].get('name')} "
+              f"{data['os'].get('build')}: Neural Engine {s['ane']} · GPU {s['gpu']} · CPU {s['cpu']} "
+              f"of {s['ops']} ops"]
         for cu, run in data["runs"].items():
             t = run["predict_ms"]
-            print(f"  {cu}: compile {run['compile_ms']:.0f} ms, load cold {run['load_cold_ms']:.1f} / warm "
-                  f"{run['load_warm_ms']:.1f} ms, predict median {t['median']:.3f} ms (min {t['min']:.3f}, max {t['max']:.3f})")
-        if out:
-            write_atomic(out, json_rows(data))
-        if html_path:
-            write_atomic(html_path, render_html(data))
+            compiled = "precompiled" if run["compile_ms"] is None else f"compile {run['compile_ms']:.0f} ms"
+            lines.append(f"  {cu}: {compiled}, load cold {run['load_cold_ms']:.1f} / warm "
+                  f"{run['load_warm_ms']:.1f} ms, predict median {t['median']:.3f} ms "
+                  f"(min {t['min']:.3f}, max {t['max']:.3f})")
+            power_run = run.get("power")
+            if power_run and not power_run["measured"]:
+                lines.append(f"    power: not measured ({power_run['reason']})")
+            elif power_run:
+                for rail, r in power_run["per_inference"]["rails"].items():
+                    lines.append(f"    {rail.upper()} above idle: " + ("not measured" if r["net_mw"] is None else
+                          f"{r['net_mw']:.1f} mW, {r['mj_per_inference']:.4f} mJ per inference"))
+        for note in data["notes"]:
+            lines.append(f"  note: {note}")
+        finish(outputs, {"--output": data.to_json, "--html": data.to_html}, lines)
     guarded(body)
 
 
@@ -620,14 +708,16 @@ def probes_ingest_cmd(
 ) -> None:
     """Turn measurements of the probe models into a per-chip profile (eligibility overrides, cost scale)."""
     def body():
-        from .measure.profile import ingest, write_profile
+        from .measure.profile import ingest
         from .measure.suite import load_manifest
+        from .util import json_rows
 
+        outputs = claimed([*measured, manifest], {"--output": output})
         profile = ingest(measured, load_manifest(manifest) if manifest else None)
-        write_profile(profile, output)
         eligible = sum(e["ane"] for e in profile["eligibility"])
-        print(f"profile written to {output}: {len(profile['eligibility'])} probe(s), {eligible} ANE-eligible; "
-              f"cost scale {profile['cost_scale'] or 'not computed (no manifest or no timing)'}")
+        finish(outputs, {"--output": lambda: json_rows(profile)},
+               [f"profile written to {output}: {len(profile['eligibility'])} probe(s), {eligible} ANE-eligible; "
+                f"cost scale {profile['cost_scale'] or 'not computed (no manifest or no timing)'}"])
     guarded(body)
 
 

@@ -151,6 +151,7 @@ CHIPS = _derive_weight_bandwidth({row[0]: _chip(row) for row in _ROWS})
 DEFAULT_CHIP = "a17"  # a common recent iPhone; same ANE generation (H16) as the measured M4 data
 MACOS_TO_IOS = {11: 14, 12: 15, 13: 16, 14: 17, 15: 18, 26: 26, 27: 27}
 IOS_TO_MACOS = {v: k for k, v in MACOS_TO_IOS.items()}
+IOS_VERSIONS = (11, 12, 13, *IOS_TO_MACOS)  # iOS majors with Core ML (macOS 10.13-10.15 are not modelled)
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,12 @@ def parse_os(text: str) -> OSVersion:
             except ValueError:
                 break
             platform = "ios" if platform in ("ipados", "tvos", "visionos") else platform
-            if major in (MACOS_TO_IOS if platform == "macos" else IOS_TO_MACOS) or 11 <= major <= 30:
+            versions = MACOS_TO_IOS if platform == "macos" else IOS_VERSIONS
+            if major in versions:
                 return OSVersion(f"{platform}{major}", platform, major)
+            known = ", ".join(f"{platform}{v}" for v in versions)
+            raise ModelError(f"there is no {platform}{major} with Core ML (Apple went from iOS 18 / macOS 15 to 26 in "
+                             f"2025); known: {known}")
     raise ModelError(f"unknown OS {text!r}; use e.g. ios17, ios18, ios26, macos14, macos15, macos26")
 
 
@@ -206,7 +211,11 @@ def resolve_target(deployment_target: str, chip: str | None, os: str | None) -> 
     model's deployment target (and at least the OS the chip shipped with)."""
     c = parse_chip(chip or DEFAULT_CHIP)
     if os:
-        return Target(c, parse_os(os), chip is None, False)
+        version = parse_os(os)
+        if version.ios < c.launch_os:
+            first = f"macos{IOS_TO_MACOS.get(c.launch_os, c.launch_os)}" if version.platform == "macos" else f"ios{c.launch_os}"
+            raise ModelError(f"{c.name} shipped with {first}; it never ran {version.id}")
+        return Target(c, version, chip is None, False)
     target_ios = parse_os(deployment_target).ios if deployment_target.startswith(("ios", "macos")) else 0
     ios = max(target_ios, c.launch_os)
     version = OSVersion(f"macos{IOS_TO_MACOS.get(ios, ios)}", "macos", IOS_TO_MACOS.get(ios, ios)) if c.platform == "macos" else OSVersion(f"ios{ios}", "ios", ios)

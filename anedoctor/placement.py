@@ -12,8 +12,8 @@ device) with the chip's per-op estimates and the launch/switch/output charges of
 """
 from __future__ import annotations
 
-from collections.abc import Collection
 import heapq
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from .cost import LAUNCH_MS, OUTPUT_ON_ACCEL_MS, SWITCH_MS, CostModel

@@ -31,8 +31,10 @@ def _reason(rule: str, op_name: str) -> dict:
 
 
 def make_report(n_ops: int = 60, seed: int = 0, parts: tuple[str, ...] = ("main",),
-                extra: bool = False) -> dict:
-    """A schema-1.0 report with a realistic mix of devices, reasons, segments and switches."""
+                extra: bool = False, module_paths: bool = False) -> dict:
+    """A schema-1.0 report with a realistic mix of devices, reasons, segments and switches.
+    ``module_paths``: ops carry ``source.module_path`` (torch scope names, 24 ops per layer, each an
+    attention then an MLP block) and flat torch-style names (``conv_17``) that carry no structure."""
     rnd = random.Random(seed)
     ops: list[dict] = []
     per_part = [n_ops // len(parts)] * len(parts)
@@ -47,6 +49,8 @@ def make_report(n_ops: int = 60, seed: int = 0, parts: tuple[str, ...] = ("main"
             typ, dev = pattern[rnd.randrange(len(pattern))] if rnd.random() < 0.35 else pattern[k % 5]
             layer = k // 24
             name = (f"encoder.layers.{layer}.{typ}_{k % 24}" if layer % 3 else f"op_{i}_cast_fp16")
+            if module_paths:
+                name = f"{typ}_{i}"
             reasons = []
             if dev != "ane":
                 rule = {"gather": "DT-4", "lstm": "OP-1", "scatter": "OP-2", "cast": "DT-1"}[typ]
@@ -73,6 +77,10 @@ def make_report(n_ops: int = 60, seed: int = 0, parts: tuple[str, ...] = ("main"
                   "cost_ms": {"ane": 0.004, "gpu": 0.01, "cpu": 0.1}, "extra": {}}
             if extra:
                 op["extra"] = {"psnr_db": round(rnd.uniform(30, 90), 1)}
+            if module_paths:
+                path = f"{part}.layers.{layer}.{'attn' if k % 24 < 12 else 'mlp'}"
+                op["source"] = {"file": "model.py", "line": 40 + k % 24, "module_path": path,
+                                "text": f"model.py:{40 + k % 24} ({path})"}
             ops.append(op)
     return finish_report(ops, parts)
 
@@ -136,3 +144,14 @@ def chromium_path() -> str | None:
 def launch(playwright):
     """Launch headless Chromium with flags that work offline and as root."""
     return playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+
+
+def png_pixels(page, png: bytes, points: list[tuple[float, float]]) -> list[tuple[int, int, int]]:
+    """RGB of a PNG (a screenshot) at CSS-pixel points, decoded by the browser itself (no imaging library)."""
+    import base64
+    return [tuple(p) for p in page.evaluate("""async ([data, points]) => {
+        const img = new Image(); img.src = "data:image/png;base64," + data; await img.decode();
+        const c = document.createElement("canvas"); c.width = img.width; c.height = img.height;
+        const g = c.getContext("2d"); g.drawImage(img, 0, 0);
+        return points.map(([x, y]) => [...g.getImageData(Math.round(x), Math.round(y), 1, 1).data.slice(0, 3)]);
+    }""", [base64.b64encode(png).decode(), points])]

@@ -176,7 +176,7 @@ def test_graph_rules_size_chip_and_os(tmp):
     assert "SZ-1" not in rule_ids(anedoctor.check(model, chip="m4").placements[0])
     a11 = anedoctor.check(path, chip="a11")
     assert a11.placements and all("CH-0" in rule_ids(p) for p in a11.placements)
-    old_os = anedoctor.check(path, os="ios16")
+    old_os = anedoctor.check(path, chip="a15", os="ios16")
     assert any("ios17" in n for n in old_os.notes)
 
 

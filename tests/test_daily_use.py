@@ -249,3 +249,11 @@ def test_every_public_function_and_method_is_documented_with_an_example():
               Report.device, Report.ops_table]
     assert [f.__qualname__ for f in public if ">>>" not in (f.__doc__ or "")] == []
     assert sys.modules["anedoctor"].__doc__
+
+
+@pytest.mark.parametrize("chip, os, says", [("a17", "ios15", "never ran ios15"), ("m4", "macos13", "never ran macos13"),
+                                            ("a17", "ios19", "there is no ios19")])
+def test_impossible_targets_are_refused(split, chip, os, says):
+    with pytest.raises(anedoctor.ModelError, match=says):
+        anedoctor.check(split, chip=chip, os=os)
+    assert anedoctor.check(split, chip="a14", os="ios27").target.os.id == "ios27"

@@ -28,9 +28,12 @@ SWITCH_MS = 0.125  # any backend switch (Src_*_Dest_*_ms, M4)
 OUTPUT_ON_ACCEL_MS = 0.125  # graph output produced on the accelerator
 
 # Per device: peak TFLOP/s, bandwidth GB/s, per-op overhead us, as the segmenter's estimates on M4 imply
-# them; every device scales from M4 to the chip by the chip's own figures (ANE fp16 peak, CPU P-core
-# FLOP/s, GPU fp32 TFLOP/s, SoC bandwidth: anedoctor.hardware), so M4's fitted values are unchanged.
-DEVICE_PEAKS = {"ane": (19.0, 200.0, 1.2), "cpu": (0.7, 150.0, 1.0), "gpu": (4.2, 100.0, 5.0)}
+# them; the ANE and CPU scale from M4 to the chip by the chip's own figures (ANE fp16 peak and weight
+# bandwidth, CPU P-core FLOP/s: anedoctor.hardware), so M4's fitted values are unchanged.
+# The ANE's per-op cost sits just under the CPU's (the M4 estimates put a lone relu at 2.62 us on both):
+# cheap ops at the edges of an ANE segment then stay on it, as whole-model plans show (a 6-layer RangeDim
+# encoder 217/217 on the ANE, ask-meridian.uk; DistilBERT 602/606, apple/ml-ane-transformers README).
+DEVICE_PEAKS = {"ane": (19.0, 200.0, 0.9), "cpu": (0.7, 150.0, 1.0), "gpu": (4.2, 100.0, 5.0)}
 # Efficiency of each cost class as (FLOP efficiency, bandwidth efficiency) per device, fitted to
 # the M4 segmenter estimates quoted in the module docstring and to GT-A's wrapped ("ctx") models:
 # two 64-channel 3x3 convs save ~0.19 ms, less than an edge segment's 0.25 ms, while four do
@@ -74,11 +77,14 @@ class CostModel:
 def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, float]]:
     """(cost class, device) -> (FLOPs per us, bytes per us, overhead us) on ``target``."""
     chip = target.chip
-    scale = {"ane": chip.fp16_tflops / M4.fp16_tflops, "cpu": chip.cpu_gflops / M4.cpu_gflops,
-             "gpu": chip.gpu_tflops / M4.gpu_tflops}
-    # bandwidth: the ANE's measured weight stream; the GPU's share of the SoC; the CPU's follows its cores
-    bandwidth = {"ane": max(chip.ane_weight_gbps, 1.0) / M4.ane_weight_gbps, "cpu": scale["cpu"],
-                 "gpu": max(chip.dram_gbps, 1.0) / M4.dram_gbps}
+    # The GPU's estimate is NOT scaled by the chip's GPU size: scaled, every transformer of whisper.cpp
+    # (M1 Pro, M1/M2 Ultra) and nanoGPT (M1 Max) went wholly to the GPU under 'all', while the published
+    # figures say otherwise (whisper tiny 30 ms on M1 Pro vs 29 ms on M2 Ultra with a 5x GPU: ANE-bound;
+    # nanoGPT 361 ANE / 117 GPU ops, github.com/smpanaro/more-ane-transformers NOTES.md). Core ML's
+    # estimator is a learned tree over op features (ane-guide ch. 18, R), which need not see the GPU size.
+    scale = {"ane": chip.fp16_tflops / M4.fp16_tflops, "cpu": chip.cpu_gflops / M4.cpu_gflops, "gpu": 1.0}
+    # bandwidth: the ANE's measured weight stream; the CPU's follows its cores
+    bandwidth = {"ane": max(chip.ane_weight_gbps, 1.0) / M4.ane_weight_gbps, "cpu": scale["cpu"], "gpu": 1.0}
     rates = {}
     for cls, per_device in CLASS_EFFICIENCY.items():
         for device, (flop_eff, bw_eff) in per_device.items():

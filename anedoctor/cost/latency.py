@@ -37,7 +37,10 @@ from .fitted import FITTED
 from .work import ATTENTION, CONV, FREE, MATMUL, TRANSCENDENTAL, cost_class
 
 L2_BYTES = 2 << 20  # on-chip buffer one operand can stay in (eiln/ane MMIO map; 751K, R)
-WORK_UNIT_PIXELS = 128  # output pixels per NE work unit (751K compiler performance CSV, R)
+# Output pixels a work unit fills: 128-256 per NE in 751K's compiler performance CSV (R); 64 here, because
+# the one-token lm_head streams weights at 126 GB/s on M4 Pro (Anemll-bench), which needs >= 0.7% of the
+# MAC peak at one pixel: 1/128 of the array would make it compute-bound.
+WORK_UNIT_PIXELS = 64
 OUT_CHANNEL_GROUP = 64  # 16 NEs x 4 output channels per cycle in fp16 (Bryngelson via 751K, R)
 REDUCTION_FULL = 512  # reduction length (Cin/groups x kernel) that fills a core: 512-ch 1x1 convs reach
 #                      98.8% of peak, 64-ch chains ~20% (maderix part 1, via 751K notes/maderix_summary.md, R)
@@ -51,6 +54,7 @@ PJ_PER_MAC = 0.7  # fp16, M6 SMC fit (751K notes/power.md, R)
 PJ_PER_DRAM_BYTE = 50.0  # ANECompiler power model (HAL 0x890) via 751K notes/power.md (R)
 SWITCH_COPY_GBPS = 40.0  # fp16<->fp32 cast + copy at a switch: ~90 us for 1-2 MB on M6 (751K, R)
 ASSUMED_WATTS = {"cpu": {"ios": 2.0, "macos": 5.0}, "gpu": {"ios": 1.5, "macos": 0.4}}  # per GPU core on macOS
+GATHER = {"gather", "gather_nd", "gather_along_axis"}
 BOUNDS = ("compute", "weights", "activations", "overhead", "fused")
 
 
@@ -104,7 +108,10 @@ def constants(overrides: dict | None = None) -> dict:
 
 
 def weight_bytes(op) -> int:
-    """Bytes of constant weights the op streams: compressed size when a constexpr op decompresses them."""
+    """Bytes of constant weights the op streams: compressed size when a constexpr op decompresses them.
+    A gather from a constant table reads only the rows it returns (counted as its output)."""
+    if op.type in GATHER:
+        return sum(v.type.nbytes for v in op.outputs)
     total = 0
     for v in op.input_values():
         if v.is_const:
@@ -114,7 +121,7 @@ def weight_bytes(op) -> int:
     return total
 
 
-def _dims(op) -> tuple[int, int, int, int]:
+def _dims(op, flops: int) -> tuple[int, int, int, int]:
     """(output channels, reduction length, output pixels, independent batches) of a MAC op."""
     out = op.outputs[0].type.shape if op.outputs and op.outputs[0].type.is_static else ()
     if op.type in CONV:
@@ -128,18 +135,18 @@ def _dims(op) -> tuple[int, int, int, int]:
         q = op.input("query")
         qs = q.type.shape if q is not None and q.type.is_static else ()
         return (qs[-1], qs[-1], qs[-2], math.prod(qs[:-2])) if len(qs) >= 2 else (1, 1, 1, 1)
-    x = op.input("x")
-    xs = x.type.shape if x is not None and x.type.is_static else ()
-    if len(out) < 1 or len(xs) < 1:
+    n = math.prod(out) if out else 0
+    if not n or not flops:
         return 1, 1, 1, 1
-    k = xs[-2] if op.param("transpose_x", False) and len(xs) > 1 else xs[-1]
-    rows = out[-2] if len(out) > 1 else 1
-    return out[-1], k, rows, math.prod(out[:-2]) if len(out) > 2 else 1
+    reduction = max(1, flops // (2 * n))
+    if len(out) == 4:  # (B, C, H, W): the ANE layout, channels on axis 1 (split einsum, 1x1-conv linears)
+        return out[1], reduction, out[2] * out[3], out[0]
+    return out[-1], reduction, out[-2] if len(out) > 1 else 1, math.prod(out[:-2]) if len(out) > 2 else 1
 
 
-def ane_fill(op) -> float:
+def ane_fill(op, flops: int = 0) -> float:
     """Fraction of the MAC array an op keeps busy (channel groups, reduction lanes, work units)."""
-    cout, reduction, pixels, _ = _dims(op)
+    cout, reduction, pixels, _ = _dims(op, flops)
     out_fill = cout / (math.ceil(cout / OUT_CHANNEL_GROUP) * OUT_CHANNEL_GROUP)
     lane_fill = math.sqrt(min(1.0, reduction / REDUCTION_FULL))
     pixel_fill = pixels / (math.ceil(pixels / WORK_UNIT_PIXELS) * WORK_UNIT_PIXELS)
@@ -183,7 +190,7 @@ class LatencyModel:
         kind = mac_kind(op)
         if kind:
             macs = flops / 2
-            compute_ms = macs / (self.ane_macs_per_ms * ane_fill(op) * k[f"ane_{kind}_efficiency"])
+            compute_ms = macs / (self.ane_macs_per_ms * ane_fill(op, flops) * k[f"ane_{kind}_efficiency"])
         else:
             macs = 0.0
             compute_ms = self._pe_elements(op) / self.pe_per_ms
@@ -210,6 +217,8 @@ class LatencyModel:
         k = self.k
         cls = cost_class(op.type)
         moved = 0 if op.type in FREE else nbytes
+        if op.type in GATHER:
+            moved = 2 * weight_bytes(op) + sum(v.type.nbytes for v in op.runtime_inputs())
         if device == "cpu":
             eff = k["cpu_mac_efficiency"] if cls in ("conv", "linear", "matmul", "attention") else 1.0
             compute, memory, over = flops / (self.cpu_flops_per_ms * eff), moved / self.cpu_bytes_per_ms, k["cpu_op_us"]
@@ -273,8 +282,25 @@ def op_times(placements, chip: Chip, platform: str, overrides: dict | None = Non
                           if id(c) in position)
             if outside or v.name not in consumers or v.type.nbytes > L2_BYTES:
                 dram += v.type.nbytes
+        if moves_last_axis(op):
+            dram += sum(v.type.nbytes for v in op.runtime_inputs()[:1]) + sum(v.type.nbytes for v in op.outputs)
         times.append(model.ane(op, p.flops, dram, fused))
     return times
+
+
+def moves_last_axis(op) -> bool:
+    """A reshape or transpose that changes the innermost (64-byte aligned, contiguous) axis: on the ANE a
+    memory copy, as Apple's ANE transformer principles warn (https://github.com/apple/ml-ane-transformers
+    README, machinelearning.apple.com/research/neural-engine-transformers, A)."""
+    if op.type not in ("transpose", "reshape") or not op.runtime_inputs() or not op.outputs:
+        return False
+    src, dst = op.runtime_inputs()[0].type.shape, op.outputs[0].type.shape
+    if not src or not dst:
+        return False
+    if op.type == "transpose":
+        perm = [int(i) for i in (op.param("perm", None) if op.param("perm", None) is not None else [])]
+        return bool(perm) and perm[-1] % len(perm) != len(perm) - 1 and src[-1] > 1
+    return src[-1] != dst[-1]
 
 
 def breakdown(placements, chip: Chip, platform: str, overrides: dict | None = None) -> Breakdown:

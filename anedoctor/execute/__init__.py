@@ -39,6 +39,8 @@ crop_resize, resample, NeuralNetwork loop/branch layers) raise :class:`ModelErro
 """
 from __future__ import annotations
 
+import functools
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -112,6 +114,21 @@ class RunResult:
         return "\n".join(lines)
 
 
+def naming_the_model(fn):
+    """Prefix a ModelError with the model's path when the message does not start with it."""
+    @functools.wraps(fn)
+    def wrapper(model: Any, *args, **kwargs):
+        try:
+            return fn(model, *args, **kwargs)
+        except ModelError as e:
+            path = model.path if isinstance(model, Model) else str(model) if isinstance(model, (str, os.PathLike)) else ""
+            if path and not str(e).startswith(path):
+                raise ModelError(f"{path}: {e}") from None
+            raise
+    return wrapper
+
+
+@naming_the_model
 def run(model: Any, inputs: dict[str, Any] | None = None, precision: str = "fp32", devices: Any = None,
         accumulator: str = "fp32", seed: int = 0, keep_intermediates: bool = False,
         example_inputs: Any = None) -> RunResult:

@@ -132,6 +132,8 @@ def cast(s, a):
 @op("linear")
 def linear(s, a):
     x, w, b = a["x"], a["weight"], a.get("bias")
+    if s.op.layer_type == "innerProduct" and x.dim() >= 3 and x.shape[-1] != w.shape[-1]:
+        x = x.flatten(-3)  # rank-5 (..., C, H, W) blob: Core ML contracts C*H*W; the plan restores (..., C_out, 1, 1)
     if s.acc16:
         y = mm(s, x, w.t())
         return y if b is None else s.r(y + b)

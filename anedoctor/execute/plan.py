@@ -236,6 +236,7 @@ def run_steps(steps: list[Step], env: list, trace=None) -> None:
             raise
         except Exception as e:  # an op that cannot run on these inputs: name it, never a traceback
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            msg = f"no {msg} input (the model left it out or it does not decode)" if isinstance(e, KeyError) else msg
             raise ModelError(f"op {s.op.name!r} ({s.op.type}) failed: {msg}") from e
         if type(res) is not tuple:
             res = (res,)

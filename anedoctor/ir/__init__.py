@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Iterator
 
 from .dtypes import DTYPE_BYTES
@@ -80,6 +81,20 @@ class Value:
         return self.const.load() if isinstance(self.const, LazyConst) else self.const
 
 
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where an op came from in the user's PyTorch code; reads as ``model.py:42 (encoder.layers.3.attn)``.
+    ``frames`` holds every (file, line) the op was traced through, innermost first."""
+
+    file: str
+    line: int
+    module_path: str = ""
+    frames: tuple[tuple[str, int], ...] = ()
+
+    def __str__(self) -> str:
+        return f"{PurePath(self.file).name}:{self.line}" + (f" ({self.module_path})" if self.module_path else "")
+
+
 @dataclass(eq=False)
 class Op:
     """One operation. ``inputs`` maps MIL argument names to a Value or a list of Values
@@ -94,6 +109,7 @@ class Op:
     blocks: list["Block"] = field(default_factory=list)  # cond / while_loop bodies
     layer_type: str = ""  # original NeuralNetwork layer type, when translated
     index: int = -1  # position among the graph's ops (constants excluded)
+    source: SourceLocation | None = None  # the PyTorch line it came from, where the format records it
 
     def input(self, arg: str) -> Value | None:
         v = self.inputs.get(arg)

@@ -1,6 +1,6 @@
 """Loaders: every supported input -> :class:`anedoctor.ir.Model`.
 
-``load`` accepts a path (``.mlpackage``, ``.mlmodel``, ``.mlmodelc``), a coremltools
+``load`` accepts a path (``.mlpackage``, ``.mlmodel``, ``.mlmodelc``, Core AI ``.aimodel``), a coremltools
 ``MLModel``, or a ``torch.nn.Module`` (converted with coremltools first). Any input that
 cannot be read raises :class:`ModelError` with a one-line message naming the file.
 """
@@ -116,12 +116,12 @@ def load_path_unnamed(path: Path, example_inputs: Any = None, deployment_target:
 
 def parse_spec(path: Path, root: Path | None):
     """Read and parse a Core ML protobuf spec file (inside ``root`` when given)."""
-    ct = quiet_coremltools()
-    from google.protobuf.message import DecodeError
-
     data = read_bytes(path, root, "spec", "model spec")
     if not data:
         raise ModelError(f"{path}: the file is empty")
+    ct = quiet_coremltools()
+    from google.protobuf.message import DecodeError
+
     spec = ct.proto.Model_pb2.Model()
     try:
         spec.ParseFromString(data)

@@ -26,7 +26,8 @@ SIZE_LIMITS = {
     "mil": 1 * GiB,  # model.mil text of a compiled ML Program
     "json": 256 * MiB,  # Manifest.json, metadata.json, model.espresso.net / .shape
     "weights": 64 * GiB,  # weight.bin: memory-mapped, only the bytes of touched weights are paged in
-    "inputs": 16 * GiB,  # .npy / .npz inputs (each array is also bounded by ANEDOCTOR_MAX_ALLOC_BYTES)
+    "inputs": 16 * GiB,
+    "torch": 64 * GiB,  # .pt / .pth / .pt2 files handed to torch's own reader  # .npy / .npz inputs (each array also bounded by ANEDOCTOR_MAX_ALLOC_BYTES)
 }
 JSON_MAX_DEPTH = 100  # Core ML's JSON files nest a handful of levels; deeper input is hostile
 
@@ -242,6 +243,6 @@ def allocatable(shape: tuple[int, ...], itemsize: int, what: str) -> tuple[int, 
     """``shape`` when an array of it fits :data:`MAX_ALLOC_BYTES`; ModelError with the limit and the value otherwise."""
     nbytes = math.prod(shape) * itemsize
     if nbytes > MAX_ALLOC_BYTES:
-        raise ModelError(f"{what} of shape {tuple(shape)} would take {nbytes:,} bytes, over the {MAX_ALLOC_BYTES:,}-byte "
-                         "limit (ANEDOCTOR_MAX_ALLOC_BYTES)")
+        raise ModelError(f"{what} of shape {tuple(shape)} would take {nbytes:,} bytes, over the "
+                         f"{MAX_ALLOC_BYTES:,}-byte limit (ANEDOCTOR_MAX_ALLOC_BYTES)")
     return shape

@@ -73,7 +73,10 @@ def number(t: str) -> int | float | bool:
     if t in LITERAL_WORDS:
         return LITERAL_WORDS[t]
     if "x" in t or "X" in t:
-        return float.fromhex(t)
+        try:
+            return float.fromhex(t)
+        except OverflowError:
+            raise ValueError(f"{t[:30]} is too large for a float") from None
     try:
         return int(t)
     except ValueError:

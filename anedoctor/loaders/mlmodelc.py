@@ -62,9 +62,10 @@ def is_dims(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(d, int) and not isinstance(d, bool) for d in value)
 
 
-def input_specs(inputs: list[Value], schema: Any, flex: dict[str, Any], where: str) -> list[InputSpec]:
+def input_specs(inputs: list[Value], schema: Any, flex: dict[str, Any], folder: Path) -> list[InputSpec]:
     """InputSpecs from metadata.json's inputSchema, else the MIL function's flexible-shape attribute."""
-    by_name = {e.get("name"): e for e in schema if isinstance(e, dict)} if isinstance(schema, list) else {}
+    entries = schema if isinstance(schema, list) else []
+    by_name = {e["name"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
     specs = []
     for v in inputs:
         if v.type.kind == "state":
@@ -74,7 +75,7 @@ def input_specs(inputs: list[Value], schema: Any, flex: dict[str, Any], where: s
         enums = json_list(entry.get("enumeratedShapes")) or flex_entry(flex, "EnumeratedShapes", v.name)
         default = json_list(entry.get("shape")) or flex_entry(flex, "DefaultShapes", v.name)
         spec = InputSpec(v.name, v.type, image=entry.get("type") == "Image")
-        place = f"{where}: input {v.name!r}"
+        place = f"{folder / ('metadata.json' if entry else 'model.mil')}: input {v.name!r}"
         if isinstance(enums, list) and len(enums) > 1:
             if not all(is_dims(s) for s in enums):
                 raise ModelError(f"{place}: enumerated shapes must be lists of integers, got {str(enums)[:80]}")
@@ -135,7 +136,7 @@ def mil_graphs(folder: Path, root: Path, prefix: str, meta: dict[str, Any], note
             gc.enable()
     default = meta_field(meta, "defaultFunctionName", str, folder) or "main"
     graphs.sort(key=lambda g: g.name != default)
-    graphs[0].input_specs = input_specs(graphs[0].inputs, meta.get("inputSchema"), parser.flex[graphs[0].name], str(mil_path))
+    graphs[0].input_specs = input_specs(graphs[0].inputs, meta.get("inputSchema"), parser.flex[graphs[0].name], folder)
     for g in graphs:
         g.name = prefix + g.name
     build = parser.attrs.get("buildInfo")
@@ -185,7 +186,7 @@ def load_mlmodelc(path: Path) -> Model:
             continue
         g = espresso_graph(unit, root, prefix + "main", notes, where)
         if g:
-            g.input_specs = input_specs(g.inputs, unit_meta.get("inputSchema"), {}, str(unit / "metadata.json"))
+            g.input_specs = input_specs(g.inputs, unit_meta.get("inputSchema"), {}, unit)
             graphs.append(g)
         kinds.append("neuralnetwork")
     if not units:

@@ -290,9 +290,12 @@ def lookup(r, p, xs, vocab, size, out):
 
 
 def embedding(r, p, xs):
+    """Ids on the C axis become C_out vectors there: (..., 1, H, W) -> (..., C_out, H, W); below rank 3
+    (rank-5 mapping off) the C axis is the last one, as in a rank-1 ``(C,)`` blob."""
     x = r.shape(xs[0])
     c = r.lax(x, -3)
-    return lookup(r, p, xs, p.inputDim, p.outputChannels, with_dims(x, {c: p.outputChannels}) if c is not None else x)
+    axis = c if c is not None else -1 if x else None
+    return lookup(r, p, xs, p.inputDim, p.outputChannels, with_dims(x, {axis: p.outputChannels}) if axis is not None else x)
 
 
 def embedding_nd(r, p, xs):

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ModelError
 from ..util import quiet_coremltools
+from .files import checked_file
 
 
 def convert_module(module: Any, example_inputs: Any, deployment_target: str = "ios18"):
@@ -48,6 +49,7 @@ def convert_module(module: Any, example_inputs: Any, deployment_target: str = "i
 def convert_file(path: Path, example_inputs: Any = None, deployment_target: str = "ios18") -> Path:
     """Convert a saved ``.pt2`` (torch.export) or TorchScript ``.pt`` / ``.pth`` file. TorchScript needs its
     input shapes: ``example_inputs`` as {name: shape} (CLI ``--input-shape x=1x3x224x224``) or tensors."""
+    checked_file(path, None, "torch", "torch file")  # a FIFO or device would block torch's reader
     import torch
 
     ct = quiet_coremltools()

@@ -154,9 +154,10 @@ class Report:
 
     def fix_advice(self, rule: Rule) -> str:
         """The rule's fix, with the compute-units advice only where it fits the setting in use."""
+        fix = rule.fix_for(self.model.format)
         if rule.id == "SEG-1" and self.compute_units == "all":
-            return f"{rule.fix} Or load with compute_units=cpu_and_ne if the ANE should win, and measure."
-        return rule.fix
+            return f"{fix} Or load with compute_units=cpu_and_ne if the ANE should win, and measure."
+        return fix
 
     def add_numerics(self, numerics_report) -> "Report":
         """Show a :func:`anedoctor.numerics` result here: fp16 error per op (``extra`` columns) and
@@ -223,7 +224,7 @@ class Report:
 
         p = self.find(name)
         index = {id(q.op): i for i, q in enumerate(self.placements)}
-        return render_op(op_dict(index[id(p.op)], p, index), width)
+        return render_op(op_dict(index[id(p.op)], p, index, self.model.format), width)
 
     def __repr__(self) -> str:
         return f"<anedoctor Report {Path(self.model.path).name}: {self.headline()}>"

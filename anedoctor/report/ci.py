@@ -40,6 +40,7 @@ def to_sarif(checked: list[Checked]) -> str:
     fired = sorted({c["rule"] for d, _ in checked for c in d["causes"]})
     rules = [{"id": r.id, "name": r.name, "shortDescription": {"text": r.summary},
               "fullDescription": {"text": r.why or r.summary}, "help": {"text": f"Fix: {r.fix} Source: {r.source}"},
+              **({"helpUri": r.references[0].split()[0]} if r.references and r.references[0].startswith("http") else {}),
               "properties": {"confidence": r.confidence, "scope": r.scope, "tags": [r.family]}}
              for r in (RULES[i] for i in fired)]
     results = []

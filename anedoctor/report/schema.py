@@ -36,7 +36,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "os": {"id": t.os.id, "assumed": t.os_assumed},
         "compute_units": report.compute_units,
         "summary": report.summary,
-        "ops": [op_dict(i, p, index) for i, p in enumerate(report.placements)],
+        "ops": [op_dict(i, p, index, m.format) for i, p in enumerate(report.placements)],
         "segments": [vars(s).copy() for s in report.segments],
         "switches": [{"part": a.part, "after": a.end, "before": b.start, "from": a.device, "to": b.device,
                       "after_name": report.placements[a.end].op.name, "before_name": report.placements[b.start].op.name}
@@ -49,12 +49,14 @@ def report_dict(report: Report) -> dict[str, Any]:
         "panels": report.panels,
     }
 
-def finding_dict(f: Finding) -> dict[str, Any]:
+
+def finding_dict(f: Finding, model_format: str) -> dict[str, Any]:
     r = f.rule
     return {"rule": r.id, "title": r.summary, "message": f.message, "apple_message": f.apple_message,
-            "source": r.source, "confidence": r.confidence, "fix": r.fix}
+            "source": r.source, "confidence": r.confidence, "fix": r.fix_for(model_format)}
 
-def op_dict(i: int, p: OpPlacement, index: dict[int, int]) -> dict[str, Any]:
+
+def op_dict(i: int, p: OpPlacement, index: dict[int, int], model_format: str) -> dict[str, Any]:
     def tensor(v: Value, with_producer: bool) -> dict[str, Any]:
         d = {"name": v.name, "dtype": v.type.dtype, "shape": list(v.type.shape) if v.type.shape is not None else None}
         if with_producer:
@@ -64,7 +66,8 @@ def op_dict(i: int, p: OpPlacement, index: dict[int, int]) -> dict[str, Any]:
 
     return {"index": i, "name": p.op.name, "type": p.op.type, "opset": p.op.opset, "layer_type": p.op.layer_type or None,
             "part": p.part, "device": p.device, "supported": dict(p.supported),
-            "reasons": [finding_dict(f) for f in p.findings], "notes": [finding_dict(f) for f in p.notes],
+            "reasons": [finding_dict(f, model_format) for f in p.findings],
+            "notes": [finding_dict(f, model_format) for f in p.notes],
             "flops": p.flops, "bytes": p.bytes,
             "inputs": [tensor(v, True) for v in p.op.input_values() if not (v.is_const and v.type.nbytes <= 64)],
             "outputs": [tensor(v, False) for v in p.op.outputs],
@@ -74,8 +77,8 @@ def op_dict(i: int, p: OpPlacement, index: dict[int, int]) -> dict[str, Any]:
 
 def source_dict(op: Any) -> dict[str, Any]:
     """``{"source": {file, line, module_path, text}}`` for an op that knows its PyTorch source line
-    (Core AI models: ``loaders.coreai.SourceLocation``), else nothing (the key is absent)."""
-    loc = op.attrs.get("source_location")
+    (Core AI models), else nothing (the key is absent)."""
+    loc = op.source
     if loc is None:
         return {}
     return {"source": {"file": loc.file, "line": loc.line, "module_path": loc.module_path, "text": str(loc)}}

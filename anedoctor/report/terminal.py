@@ -23,8 +23,9 @@ MAX_LISTED_OPS = 6
 
 def headline(s: dict[str, Any]) -> str:
     """Ops per device, segments, switches and the ANE share of FLOPs, in one line."""
+    flops = f" · ANE share of FLOPs {100 * s['ane_flops_fraction']:.1f}%" if s.get("ane_flops_fraction") is not None else ""
     return (f"Neural Engine: {s['ane']} · GPU: {s['gpu']} · CPU: {s['cpu']} · segments {s['segments']} · "
-            f"switches {s['switches']} · ANE share of FLOPs {100 * s['ane_flops_fraction']:.1f}%")
+            f"switches {s['switches']}{flops}")
 
 
 def confidence_label(code: str) -> str:
@@ -66,14 +67,10 @@ def render_op(op: dict[str, Any], width: int | None = None) -> str:
 
 def report_lines(d: dict[str, Any], verbose: bool = False) -> list[RenderableType]:
     """The report as rich renderables: header, summary, causes, switches, optionally every op."""
-    m, chip, os_, s = d["model"], d["chip"], d["os"], d["summary"]
-    assumed = lambda flag: " (assumed)" if flag else ""  # noqa: E731
+    m, s = d["model"], d["summary"]
     out: list[RenderableType] = [
-        Text.assemble((f"anedoctor · {safe_text(m['name'])}", "bold"),
-                      f" {m['format']}, deployment target {m['deployment_target'] or '?'} · {chip['name']} "
-                      f"[{chip['ane_arch']}]{assumed(chip['assumed'])} · {os_['id']}{assumed(os_['assumed'])} · "
-                      f"compute units {d['compute_units']}"),
-        Text("PREDICTION — a static estimate of Core ML's placement, not a measurement", style="italic dim"),
+        Text.assemble((f"anedoctor · {safe_text(m['name'])}", "bold"), " " + safe_text(" · ".join(header(d)))),
+        Text(kind_line(d), style="italic dim"),
         Text(headline(s), style="bold"),
         Text(f"ANE share of ops {100 * s['ane_fraction']:.1f}% of {s['ops']} ops"),
     ]
@@ -92,6 +89,26 @@ def report_lines(d: dict[str, Any], verbose: bool = False) -> list[RenderableTyp
     elif ops:
         out.append(Text("\nRun with -v for every op, or --explain OP_NAME for one.", style="dim"))
     return out
+
+
+def header(d: dict[str, Any]) -> list[str]:
+    """Format, deployment target, chip, OS and compute units, leaving out what the report does not know."""
+    m, chip, os_ = d["model"], d["chip"], d["os"]
+    assumed = lambda part, flag: f"{part} (assumed)" if flag else part  # noqa: E731
+    parts = [m.get("format") and f"{m['format']}, deployment target {m.get('deployment_target') or '?'}",
+             chip.get("name") and assumed(f"{chip['name']} [{chip.get('ane_arch')}]", chip.get("assumed")),
+             os_.get("id") and assumed(os_["id"], os_.get("assumed")),
+             d.get("compute_units") and f"compute units {d['compute_units']}"]
+    return [p for p in parts if p]
+
+
+def kind_line(d: dict[str, Any]) -> str:
+    """What the numbers are: a prediction, or a measurement and where and how it was taken."""
+    if d.get("kind") != "measurement":
+        return "PREDICTION — a static estimate of Core ML's placement, not a measurement"
+    coreml = ", ".join(f"{k} {v}" for k, v in (d.get("coreml") or {}).items() if v)
+    where = " · ".join(x for x in (d["chip"].get("name") or d["chip"].get("id"), d["os"].get("id"), coreml) if x)
+    return f"MEASUREMENT — {d.get('measured_with') or 'measured'}" + (f" on {safe_text(where)}" if where else "")
 
 
 def cause_lines(c: dict[str, Any], ops: list[dict[str, Any]], s: dict[str, Any]) -> list[Text]:
@@ -152,6 +169,6 @@ def op_lines(op: dict[str, Any]) -> list[Text]:
                 lines.append(Text(f'    Apple\'s message: "{safe_text(f["apple_message"])}"'))
             lines += [Text(f"    why: {r.why or r.summary}"), Text(f"    source: {f['source']}"),
                       Text(f"    confidence: {confidence_label(r.confidence)} · scope: {r.scope}"),
-                      Text(f"    fix: {r.fix}", style="green")]
+                      Text(f"    fix: {f['fix']}", style="green")]
     return lines
 

@@ -16,6 +16,7 @@ from ..ir import Graph, Model, Op, Value
 CONFIDENCE = {"A": "Apple-authored", "M": "measured with MLComputePlan / Core ML read-outs",
               "R": "reverse-engineered or private-path", "C": "community anecdote"}
 DEFAULT_SCOPE = "all chips and OS versions"
+FORMAT_NAMES = {"coreai": "Core AI (.aimodel)"}  # how a per-format fix names its format
 
 
 @dataclass
@@ -47,15 +48,21 @@ class Example:
 
     ``text`` is either the MIL text of one or more ``func`` definitions (an ML Program, parsed by
     the ``model.mil`` reader) or, for NeuralNetwork rules, a Core ML ``Model`` protobuf in text
-    format (weight values left out are zeros of the declared size). ``compute_units`` is the
-    setting to check it with; ``chip`` is set only where the rule depends on nothing but the chip."""
+    format (weight values left out are zeros of the declared size). With ``via`` set (``"coreai"``)
+    it is PyTorch code instead, run with ``torch``, ``nn`` and ``F`` imported, that binds ``module``
+    and its example ``inputs`` (a tuple), converted as ``anedoctor.check(module, inputs, via=via)``
+    converts it. ``compute_units`` is the setting to check it with; ``chip`` is set only where the
+    rule depends on nothing but the chip."""
 
     text: str
     compute_units: str = "all"
     chip: str | None = None
+    via: str | None = None
 
     @property
     def format(self) -> str:
+        if self.via:
+            return "torch"
         return "mil" if self.text.lstrip().startswith("func") else "protobuf"
 
 
@@ -96,6 +103,11 @@ class Rule:
     quiet: Example
     fix_pass: str | None = None  # the rewrite that cures it ("common::..." = a coremltools pass)
     fix_exact: bool | None = None  # whether that rewrite keeps the numerics (up to fp rounding)
+    fixes: tuple[tuple[str, str], ...] = ()  # (model format, fix text) where the fix differs for that format
+
+    def fix_for(self, model_format: str) -> str:
+        """The fix to give for a model of this format (``Model.format``: "coreai", "mlprogram" ...)."""
+        return dict(self.fixes).get(model_format, self.fix)
 
     @property
     def blocking(self) -> bool:
@@ -120,7 +132,8 @@ class Rule:
             ("Why it matters", self.why),
             ("Example (fires)", _example_text(self.example)),
             ("Near miss (does not fire)", _example_text(self.quiet)),
-            ("Fix", f"{self.fix}\n{safety}"),
+            ("Fix", "\n".join([self.fix, *(f"For {FORMAT_NAMES.get(k, k)} models: {v}" for k, v in self.fixes),
+                                safety])),
             ("Blocks", blocks + (f"; Apple's message: {self.apple_message}" if self.apple_message else "")),
             ("Scope", self.scope),
             ("Confidence", f"{self.confidence} ({CONFIDENCE[self.confidence]})"),
@@ -130,7 +143,8 @@ class Rule:
 
 
 def _example_text(example: Example) -> str:
-    settings = [f"compute units {example.compute_units}"] if example.compute_units != "all" else []
+    settings = [f"PyTorch, converted with via={example.via!r}"] if example.via else []
+    settings += [f"compute units {example.compute_units}"] if example.compute_units != "all" else []
     settings += [f"chip {example.chip}"] if example.chip else []
     head = f"({', '.join(settings)})\n" if settings else ""
     return head + textwrap.indent(example.text, "    ")
@@ -142,9 +156,11 @@ RULES: dict[str, Rule] = {}
 def rule(id: str, *, family: str, references: list[str], confidence: str, fix: str, example: str | Example,
          quiet: str | Example, scope: str = DEFAULT_SCOPE, blocks: tuple[str, ...] = ("ane",), level: str = "op",
          apple_message: str | None = None, when: Callable[[Target], bool] = lambda t: True,
-         ops: tuple[str, ...] | None = None, fix_pass: str | None = None, fix_exact: bool | None = None):
+         ops: tuple[str, ...] | None = None, fix_pass: str | None = None, fix_exact: bool | None = None,
+         fixes: dict[str, str] | None = None):
     """Register a rule; the decorated function's docstring documents it (first line: what it
-    checks; the rest: why it matters). Registering an id twice is an error."""
+    checks; the rest: why it matters). ``fixes`` maps a model format (``"coreai"``) to the fix to
+    give for models of that format instead of ``fix``. Registering an id twice is an error."""
     def register(fn):
         doc = inspect.getdoc(fn) or ""
         summary, _, why = doc.partition("\n")
@@ -154,7 +170,8 @@ def rule(id: str, *, family: str, references: list[str], confidence: str, fix: s
             raise ValueError(f"rule {id}: confidence {confidence!r} is not one of {''.join(CONFIDENCE)}")
         RULES[id] = Rule(id, fn.__name__.replace("_", "-"), family, summary.strip(), " ".join(why.split()),
                          tuple(references), confidence, fix, scope, blocks, level, ops and frozenset(ops),
-                         apple_message, when, fn, as_example(example), as_example(quiet), fix_pass, fix_exact)
+                         apple_message, when, fn, as_example(example), as_example(quiet), fix_pass, fix_exact,
+                         tuple((fixes or {}).items()))
         return fn
     return register
 
@@ -191,6 +208,15 @@ def ints(op: Op, arg: str) -> list[int]:
 
 def producer_type(v: Value | None) -> str:
     return v.producer.type if v is not None and v.producer is not None else ""
+
+
+def markdown_table() -> str:
+    """The README's rules table, generated from the registry (in registration order)."""
+    rows = ["| id | name | confidence | blocks | scope | checks |", "|---|---|---|---|---|---|"]
+    for r in RULES.values():
+        cells = (r.id, r.name, r.confidence, ", ".join(r.blocks) or "note", r.scope, r.summary)
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
 
 
 def explain(rule_id: str) -> Rule:

@@ -19,6 +19,9 @@ func main<ios17>(tensor<fp16, [1, 64, 32, 32]> x) {
                        "(fp32 model: 1348 of 1349 ops 'Invalid output tensor format: fp32', M2)")],
       fix="Convert with compute_precision=ct.precision.FLOAT16 (the default), or narrow the fp32 op_selector so only "
           "ops that need fp32 keep it.",
+      fixes={"coreai": "Convert a half-precision module (`module.half()`, fp16 example inputs) and keep every "
+                       "intermediate fp16: no Python float literals (`torch.ones(1, dtype=x.dtype)` instead), no "
+                       "`.float()` or `dtype=torch.float32` (Apple's 'Float32 intermediates' rule)."},
       fix_pass="fp32_islands_to_fp16", fix_exact=False,
       example=RELU_FP16.replace("fp16", "fp32"), quiet=RELU_FP16)
 def fp32_compute(op: Op, ctx: Context):
@@ -44,6 +47,7 @@ def fp32_compute(op: Op, ctx: Context):
                                            "eligible)")],
       fix="Use fp16 model inputs/outputs (ct.TensorType(dtype=np.float16), iOS16+) so no fp32 cast or fp32 image "
           "scale/bias runs at the boundary.",
+      fix_pass="fp16_model_io", fix_exact=False,
       example="""
         func main<ios17>(tensor<fp32, [1, 64, 32, 32]> x) {
             tensor<fp16, [1, 64, 32, 32]> x16 = cast(x = x, dtype = "fp16");

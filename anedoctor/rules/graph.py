@@ -128,11 +128,12 @@ def layer_norm_with_enumerated_shapes(graph: Graph, ctx: Context):
                   notes("(Sept 2023: several enumerated inputs kept the model off the ANE)")],
       example=f"""
         func main<ios17>(tensor<fp16, [1, ?]> x, tensor<fp16, [1, ?]> z) {flex(
-            "RangeDims", {"x": "[[1, 1], [1, 2048]]", "z": "[[1, 1], [1, 2048]]"}, {"x": "[1, 64]", "z": "[1, 64]"})} {{
+            "EnumeratedShapes", {"x": "[[1, 64], [1, 128]]", "z": "[[1, 64], [1, 128]]"},
+            {"x": "[1, 64]", "z": "[1, 64]"})} {{
             tensor<fp16, [1, ?]> y = add(x = x, y = z);
         }} -> (y);""",
       quiet=f"""
-        func main<ios17>(tensor<fp16, [1, ?]> x, tensor<fp16, [1, 1]> z) {RANGE_X} {{
+        func main<ios17>(tensor<fp16, [1, ?]> x, tensor<fp16, [1, 1]> z) {ENUM_X} {{
             tensor<fp16, [1, ?]> y = add(x = x, y = z);
         }} -> (y);""",
       fix="Use a single enumerated input (others fixed), or one model per shape.")

@@ -238,6 +238,7 @@ def matmul(k: int) -> str:
 @rule("PA-22", family="parameter", confidence="M",
       references=[M4_LIMITS, M4_M6_ARCH],
       fix="Split the contraction into chunks of <= 32768 and add the partial products.", ops=('matmul', 'linear'),
+      fix_pass="split_long_contraction", fix_exact=True,
       example=matmul(40000), quiet=matmul(32768))
 def matmul_contraction_too_long(op: Op, ctx: Context):
     """A matmul/linear whose contraction (inner) dimension exceeds 32768.

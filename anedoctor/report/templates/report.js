@@ -203,63 +203,93 @@ const strip = (() => {
   };
 })();
 
-/* ---------- graph: layered layout, contiguous groups by name prefix or block ---------- */
+/* ---------- graph: dataflow layers top to bottom, inside collapsible groups by module path ---------- */
 const graph = (() => {
-  const host = $("#graph"), chips = $("#graph-open");
-  const LEAF = 40, MAXK = 20, MAXNAMED = 64, NW = 158, NH = 40, COLW = 200, ROWH = 52, PAD = 20;
+  const host = $("#graph");
+  const LEAF = 40, MAXK = 16, MAXNAMED = 64, NW = 158, NH = 40, GX = 14, GY = 26, HEAD = 24, GP = 8, PAD = 14;
   const groups = new Map(), open = new Set();
-  const toks = i => (ops[i].source?.module_path ? `${ops[i].source.module_path}.${ops[i].name}` : ops[i].name).split(/[./:]+|_/);
+  const prods = ops.map((o, i) => (o.inputs || []).map(t => t.producer).filter(p => p != null && p >= 0 && p < i));
+  // An op's grouping text: its module path (torch scope names) when known, else its name, cut into
+  // tokens at '.', '/', ':' and '_'; the key at depth d is the text up to the end of its d-th token.
+  const cuts = new Array(N);
+  function tokens(i) {
+    if (cuts[i]) return cuts[i];
+    const path = ops[i].source?.module_path, text = path || ops[i].name, ends = [];
+    for (const m of text.matchAll(path ? /[^.]+/g : /[^./:_]+/g)) ends.push(m.index + m[0].length);
+    return (cuts[i] = {text, ends: ends.length ? ends : [text.length], path: !!path});
+  }
+  const keyAt = (i, d) => { const t = tokens(i); return t.text.slice(0, t.ends[Math.min(d, t.ends.length) - 1]); };
   function group(lo, hi, label, depth) {
     if (lo === hi) return lo;
-    const g = {id: `${lo}-${hi}`, lo, hi, label, depth, kids: null};
+    const g = {id: `${lo}-${hi}`, lo, hi, label, depth, path: tokens(lo).path};
     groups.set(g.id, g);
     return g;
   }
+  // cut runs into at most MAXK groups of about equal size, never inside a run
+  function chunk(runs, depth, n) {
+    const target = Math.ceil(n / Math.min(MAXK, Math.ceil(n / LEAF))), out = [];
+    let cur = null;
+    for (const r of runs) {
+      if (cur && cur.hi - cur.lo + 1 + r.hi - r.lo + 1 > target) { out.push(cur); cur = null; }
+      cur = cur ? {...cur, hi: r.hi, last: r.key} : {lo: r.lo, hi: r.hi, key: r.key, last: r.key};
+    }
+    out.push(cur);
+    const stem = i => keyAt(i, Math.max(1, tokens(i).ends.length - 1));  // the name without its last token
+    return out.map(c => group(c.lo, c.hi, c.key === c.last ? c.key : `${stem(c.lo)} … ${stem(c.hi)}`, depth));
+  }
+  function shared(lo, hi, d) {  // the deepest depth at which ops lo..hi still share one key
+    for (;; d++) {
+      const k = keyAt(lo, d + 1);
+      if (d >= tokens(lo).ends.length) return d;
+      for (let i = lo + 1; i <= hi; i++) if (keyAt(i, d + 1) !== k) return d;
+    }
+  }
   function split(lo, hi, depth) {
-    const n = hi - lo + 1, out = [];
-    if (n <= LEAF) { for (let i = lo; i <= hi; i++) out.push(i); return out; }
-    for (let d = depth + 1; d <= depth + 4; d++) {
+    const n = hi - lo + 1, out = [], small = n <= LEAF;  // a small group splits only into a few submodules
+    const each = () => { for (let i = lo; i <= hi; i++) out.push(i); return out; };
+    if (small && !(tokens(lo).path && n > 8)) return each();
+    let deepest = 0;
+    for (let i = lo; i <= hi; i++) deepest = Math.max(deepest, tokens(i).ends.length);
+    for (let d = depth + 1; d <= deepest; d++) {
       const runs = [];
       for (let i = lo; i <= hi; i++) {
-        const key = toks(i).slice(0, d).join(".");
-        if (runs.length && runs[runs.length - 1].key === key) runs[runs.length - 1].hi = i;
-        else runs.push({key, lo: i, hi: i});
+        const key = keyAt(i, d), last = runs[runs.length - 1];
+        if (last && last.key === key) last.hi = i; else runs.push({key, lo: i, hi: i});
       }
-      if (runs.length > MAXNAMED) break;
-      if (runs.length > 1) return runs.map(r => group(r.lo, r.hi, r.key, d));
+      if (small && runs.length > 1 && (runs.length > 6 || runs.some(r => r.hi === r.lo))) return each();
+      if (runs.length > MAXNAMED) return chunk(runs, d - 1, n);
+      if (runs.length > 1) return runs.map(r => { const e = shared(r.lo, r.hi, d); return group(r.lo, r.hi, keyAt(r.lo, e), e); });
     }
-    const size = Math.ceil(n / Math.min(MAXK, Math.ceil(n / LEAF)));
-    for (let a = lo; a <= hi; a += size) {
-      const b = Math.min(hi, a + size - 1), ta = toks(a), tb = toks(b);
-      let c = 0;
-      while (c < ta.length - 1 && ta[c] === tb[c]) c++;
-      out.push(group(a, b, c && ta.slice(0, c).join(".").length > 2 ? `${ta.slice(0, c).join(".")}.* (${a}–${b})` : `ops ${a}–${b}`, depth));
-    }
-    return out;
+    if (small) return each();
+    const label = keyAt(lo, deepest), runs = [];  // one module, no structure left: slices of it
+    for (let i = lo; i <= hi; i++) runs.push({key: `${label} [${i}]`, lo: i, hi: i});
+    return chunk(runs, deepest + 1, n).map(g => g.id ? Object.assign(g, {label: `${label} [ops ${g.lo}–${g.hi}]`}) : g);
   }
   const kids = g => g.kids || (g.kids = split(g.lo, g.hi, g.depth));
   const partRuns = [];
   ops.forEach((o, i) => { if (i && o.part === ops[i - 1].part) partRuns[partRuns.length - 1].hi = i; else partRuns.push({lo: i, hi: i, part: o.part}); });
   const root = {id: "root", lo: 0, hi: N - 1, depth: 0,
-    kids: N && partRuns.length > 1 ? partRuns.map(p => group(p.lo, p.hi, `part ${p.part}`, 0)) : null};
+    kids: N && partRuns.length > 1 ? partRuns.map(p => { const g = group(p.lo, p.hi, `part ${p.part}`, 0); if (g.id) g.part = true; return g; }) : null};
+  const lo = v => typeof v === "number" ? v : v.lo;
+  const key = v => typeof v === "number" ? v : v.id;
 
-  function visible() {
-    const out = [];
-    (function walk(list) { for (const x of list) (typeof x === "object" && open.has(x.id)) ? walk(kids(x)) : out.push(x); })(N ? kids(root) : []);
-    return out;
+  function leaves() {
+    let n = 0;
+    (function walk(list) { for (const x of list) if (typeof x === "object" && open.has(x.id)) walk(kids(x)); else n++; })(N ? kids(root) : []);
+    return n;
   }
-  function initial() {
+  function initial() {  // open the biggest groups while the graph stays readable
     open.clear();
-    const limit = N <= 150 ? Infinity : 60;
-    let vis = visible(), grew = true;
-    while (grew) {
-      grew = false;
-      const gs = vis.filter(x => typeof x === "object").sort((a, b) => (b.hi - b.lo) - (a.hi - a.lo));
-      for (const g of gs) {
-        if (vis.length - 1 + kids(g).length > limit) continue;
-        open.add(g.id); vis = visible(); grew = true;
-        break;
-      }
+    const limit = N <= 100 ? Infinity : 60, shut = N ? kids(root).filter(x => typeof x === "object") : [];
+    let n = leaves();
+    while (shut.length) {
+      shut.sort((a, b) => (b.hi - b.lo) - (a.hi - a.lo));
+      const g = shut.findIndex(g => n - 1 + kids(g).length <= limit);
+      if (g < 0) break;
+      const [x] = shut.splice(g, 1);
+      open.add(x.id);
+      n += kids(x).length - 1;
+      shut.push(...kids(x).filter(y => typeof y === "object"));
     }
   }
   function expandTo(i) {
@@ -271,73 +301,99 @@ const graph = (() => {
       list = kids(g);
     }
   }
-  let pos = new Map();  // op index or group id -> {x, y}
-  function render() {
-    if (!N) { host.textContent = "No ops."; return; }
-    const vis = visible(), owner = new Int32Array(N).fill(-1);
-    vis.forEach((v, k) => { if (typeof v === "number") owner[v] = k; else owner.fill(k, v.lo, v.hi + 1); });
-    const preds = vis.map(() => new Set());
-    ops.forEach((o, i) => (o.inputs || []).forEach(t => {
-      const p = t.producer;
-      if (p != null && p >= 0 && p < N && owner[p] !== owner[i] && owner[p] < owner[i]) preds[owner[i]].add(owner[p]);
-    }));
-    for (const r of partRuns.slice(1)) {  // pipeline parts run one after another
-      const a = owner[r.lo - 1], b = owner[r.lo];
-      if (a < b) preds[b].add(a);
+  // Lay out the items of one list (ops, shut groups, open groups as frames) in dataflow layers:
+  // an item's layer is 1 + the largest layer of the items that produce its inputs.
+  function place(list, a, b, sequential) {
+    const starts = list.map(lo), preds = list.map(() => new Set());
+    const itemOf = i => { let l = 0, h = list.length - 1; while (l < h) { const m = (l + h + 1) >> 1; if (starts[m] <= i) l = m; else h = m - 1; } return l; };
+    for (let i = a; i <= b; i++) for (const p of prods[i]) {
+      if (p < a) continue;
+      const x = itemOf(p), y = itemOf(i);
+      if (x !== y) preds[y].add(x);
     }
-    const layer = vis.map(() => 0), byLayer = [];
-    vis.forEach((v, k) => {
+    if (sequential) list.forEach((_, k) => k && preds[k].add(k - 1));  // pipeline parts run one after another
+    const items = list.map(v => {
+      if (typeof v === "object" && open.has(v.id)) {
+        const inner = place(kids(v), v.lo, v.hi, false);
+        return {v, inner, w: Math.max(inner.w + 2 * GP, NW), h: inner.h + HEAD + GP};
+      }
+      return {v, w: NW, h: NH};
+    });
+    const layer = [], rows = [];
+    items.forEach((it, k) => {
+      layer[k] = 0;
       for (const p of preds[k]) layer[k] = Math.max(layer[k], layer[p] + 1);
-      (byLayer[layer[k]] ||= []).push(k);
+      (rows[layer[k]] ||= []).push(k);
     });
-    const Y = new Float64Array(vis.length);
-    for (const ks of byLayer) {
-      const want = ks.map(k => preds[k].size ? [...preds[k]].reduce((s, p) => s + Y[p], 0) / preds[k].size : 0);
-      const order = ks.map((k, n) => n).sort((a, b) => want[a] - want[b] || ks[a] - ks[b]);
-      let last = -Infinity;
-      for (const n of order) { Y[ks[n]] = Math.max(want[n], last + ROWH); last = Y[ks[n]]; }
+    let y = 0, w = 0;
+    for (const row of rows) {
+      const want = row.map(k => preds[k].size ? [...preds[k]].reduce((s, p) => s + items[p].x + items[p].w / 2, 0) / preds[k].size : 0);
+      const order = row.map((k, n) => n).sort((p, q) => want[p] - want[q] || row[p] - row[q]);
+      let x = 0, h = 0;
+      for (const n of order) {
+        const it = items[row[n]];
+        it.x = Math.max(x, want[n] - it.w / 2); it.y = y;
+        x = it.x + it.w + GX; h = Math.max(h, it.h); w = Math.max(w, it.x + it.w);
+      }
+      y += h + GY;
     }
-    const xy = k => [PAD + layer[k] * COLW, PAD + 14 + Y[k]];
-    const W = PAD * 2 + byLayer.length * COLW - (COLW - NW), Hh = PAD * 2 + 14 + Math.max(0, ...Y) + NH;
-    const out = [`<svg width="${W}" height="${Hh}" role="group" aria-label="${vis.length} nodes">`];
-    // a labelled hull around each innermost expanded group (the chips list the outer ones)
-    const key = v => typeof v === "number" ? v : v.id, opened = [...open].map(id => groups.get(id)).filter(Boolean);
-    opened.filter(g => !opened.some(h => h !== g && h.lo >= g.lo && h.hi <= g.hi)).forEach(g => {
-      let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
-      vis.forEach((v, k) => {
-        const lo = typeof v === "number" ? v : v.lo;
-        if (lo < g.lo || lo > g.hi) return;
-        const [x, y] = xy(k);
-        x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x + NW); y1 = Math.max(y1, y + NH);
-      });
-      if (x0 < Infinity) out.push(`<g class="hull"><rect x="${x0 - 8}" y="${y0 - 18}" width="${x1 - x0 + 16}" height="${y1 - y0 + 26}" rx="8"/><text x="${x0 - 2}" y="${y0 - 6}">${esc(tail(g.label, 60))}</text></g>`);
-    });
-    preds.forEach((ps, k) => ps.forEach(p => {
-      const [xa, ya] = xy(p), [xb, yb] = xy(k), x1 = xa + NW, y1 = ya + NH / 2, y2 = yb + NH / 2;
-      out.push(`<path class="edge" data-a="${key(vis[p])}" data-b="${key(vis[k])}" d="M${x1} ${y1}C${x1 + 30} ${y1} ${xb - 30} ${y2} ${xb} ${y2}"/>`);
-    }));
-    pos = new Map();
-    vis.forEach((v, k) => {
-      const [x, y] = xy(k);
+    return {items, w, h: Math.max(0, y - GY)};
+  }
+  let pos = new Map();  // op index or group id -> {x, y} of its visible node
+  function draw(box, ox, oy, parent, frames, nodes) {
+    for (const it of box.items) {
+      const x = ox + it.x, y = oy + it.y, v = it.v;
+      if (it.inner) {
+        const n = v.hi - v.lo + 1, label = parent && v.label.startsWith(parent + ".") ? v.label.slice(parent.length + 1) : v.label;
+        frames.push(`<g class="frame" data-g="${v.id}" data-path="${esc(v.label)}"><rect class="fbox" x="${x}" y="${y}" width="${it.w}" height="${it.h}" rx="8"/>` +
+          `<g class="fhead" role="button" tabindex="0" aria-expanded="true" data-close="${v.id}" aria-label="Collapse ${esc(v.label)} (${n} ops)">` +
+          `<title>${esc(v.label)}: ops ${v.lo}–${v.hi}. Click to collapse.</title><rect x="${x}" y="${y}" width="${it.w}" height="${HEAD - 4}" rx="8"/>` +
+          `<text x="${x + 8}" y="${y + 14}">▾ ${esc(tail(label, Math.floor(it.w / 7) - 10))} <tspan class="sub">${n} ops</tspan></text></g></g>`);
+        draw(it.inner, x + GP, y + HEAD, v.part ? "" : v.label, frames, nodes);
+        continue;
+      }
       pos.set(key(v), {x, y});
       if (typeof v === "number") {
         const o = ops[v];
-        out.push(`<g class="node dev-${o.device}${v === sel ? " sel" : ""}" data-op="${v}" role="button" tabindex="0" transform="translate(${x},${y})" aria-label="op ${v} ${esc(o.name)}, ${esc(o.type)}, ${LABEL[o.device] || o.device}">` +
+        nodes.push(`<g class="node dev-${o.device}${v === sel ? " sel" : ""}" data-op="${v}" role="button" tabindex="0" transform="translate(${x},${y})" aria-label="op ${v} ${esc(o.name)}, ${esc(o.type)}, ${LABEL[o.device] || o.device}">` +
           `<title>${esc(o.name)}</title><rect class="box" width="${NW}" height="${NH}" rx="6"/><rect class="p-${o.device}" x="1" y="1" width="9" height="${NH - 2}" rx="3"/>` +
           `<text x="16" y="16">${esc(tail(o.name, 22))}</text><text class="sub" x="16" y="31">${LABEL[o.device] || o.device} · ${esc(tail(o.type, 16))}</text></g>`);
       } else {
-        const m = mix(v.lo, v.hi + 1), n = v.hi - v.lo + 1, maj = DEV[m.indexOf(Math.max(...m))];
+        const m = mix(v.lo, v.hi + 1), n = v.hi - v.lo + 1, maj = DEV[m.indexOf(Math.max(...m))], off = n - m[0];
+        const label = parent && v.label.startsWith(parent + ".") ? v.label.slice(parent.length + 1) : v.label;
         let bx = 10;
         const bar = DEV.map((d, j) => { const w = (NW - 20) * m[j] / n, r = w ? `<rect class="p-${d}" x="${bx}" y="${NH - 8}" width="${w}" height="5"/>` : ""; bx += w; return r; }).join("");
-        const off = n - m[0];
-        out.push(`<g class="node group dev-${maj}" data-g="${v.id}" role="button" tabindex="0" aria-expanded="false" transform="translate(${x},${y})" aria-label="Group ${esc(v.label)}: ${n} ops, ${off} not on the Neural Engine. Press Enter to expand.">` +
-          `<title>${esc(v.label)} (ops ${v.lo}–${v.hi})</title><rect class="box" width="${NW}" height="${NH}" rx="6"/><text x="10" y="15">▸ ${esc(tail(v.label, 22))}</text>` +
+        nodes.push(`<g class="node group dev-${maj}" data-g="${v.id}" data-path="${esc(v.label)}" role="button" tabindex="0" aria-expanded="false" transform="translate(${x},${y})" aria-label="${v.path ? "Module" : "Group"} ${esc(v.label)}: ${n} ops, ${off} not on the Neural Engine. Press Enter to expand.">` +
+          `<title>${esc(v.label)} (ops ${v.lo}–${v.hi})</title><rect class="box" width="${NW}" height="${NH}" rx="6"/><text x="10" y="15">▸ ${esc(tail(label, 21))}</text>` +
           `<text class="sub" x="10" y="28">${n} ops${off ? ` · ${off} off ANE` : ""}</text>${bar}</g>`);
       }
-    });
-    host.innerHTML = out.join("") + "</svg>";
-    chips.innerHTML = opened.sort((a, b) => a.lo - b.lo || b.hi - a.hi)
-      .map(g => `<button type="button" data-close="${g.id}" aria-label="Collapse ${esc(g.label)}">▾ ${esc(tail(g.label, 40))} ✕</button>`).join("");
+    }
+  }
+  function render() {
+    if (!N) { host.textContent = "No ops."; return; }
+    const box = place(kids(root), 0, N - 1, partRuns.length > 1), frames = [], nodes = [];
+    pos = new Map();
+    draw(box, PAD, PAD, "", frames, nodes);
+    // one edge per pair of visible nodes that exchange a tensor, from the producer's bottom to the consumer's top
+    const ids = [...pos.keys()], boxes = [...pos.values()], owner = new Int32Array(N), M = ids.length, edges = new Set(), paths = [];
+    ids.forEach((k, n) => { if (typeof k === "number") owner[k] = n; else { const g = groups.get(k); owner.fill(n, g.lo, g.hi + 1); } });
+    for (let i = 0; i < N; i++) for (const p of prods[i]) {
+      const a = owner[p], b = owner[i];
+      if (a === b || edges.has(a * M + b)) continue;
+      edges.add(a * M + b);
+      const A = boxes[a], B = boxes[b], mid = (A.x + B.x) / 2;
+      let d;
+      if (boxes.some(q => q.y > A.y && q.y < B.y && Math.abs(q.x - mid) < NW)) {  // a node in the way: arc round its right side
+        const xa = A.x + NW, ya = A.y + NH / 2, xb = B.x + NW, yb = B.y + NH / 2, k = Math.min(60, 14 + (yb - ya) / 12);
+        d = `M${xa} ${ya}C${xa + k} ${ya} ${xb + k} ${yb} ${xb} ${yb}`;
+      } else {
+        const xa = A.x + NW / 2, ya = A.y + NH, xb = B.x + NW / 2, yb = B.y, c = Math.max(12, (yb - ya) / 2);
+        d = `M${xa} ${ya}C${xa} ${ya + c} ${xb} ${yb - c} ${xb} ${yb}`;
+      }
+      paths.push(`<path class="edge" data-a="${ids[a]}" data-b="${ids[b]}" d="${d}"/>`);
+    }
+    host.innerHTML = `<svg width="${box.w + 2 * PAD + 48}" height="${box.h + 2 * PAD}" role="group" aria-label="${pos.size} nodes, top to bottom in dataflow order">` +
+      frames.join("") + paths.join("") + nodes.join("") + "</svg>";
     hot();
   }
   function hot() {
@@ -347,26 +403,40 @@ const graph = (() => {
     $(`.node[data-op="${sel}"]`, host)?.classList.add("sel");
     host.querySelectorAll(`.edge[data-a="${sel}"],.edge[data-b="${sel}"]`).forEach(e => e.classList.add("hot"));
   }
+  const focusNode = v => host.querySelector(typeof v === "number" ? `.node[data-op="${v}"]` : `[data-g="${v.id}"] .fhead, .node[data-g="${v.id}"]`)?.focus({preventScroll: true});
   function activate(n) {
     if (n.dataset.op) return select(+n.dataset.op, "graph");
+    if (n.dataset.close) {  // collapse an open group and everything open inside it
+      const g = groups.get(n.dataset.close);
+      for (const id of [...open]) { const h = groups.get(id); if (h && h.lo >= g.lo && h.hi <= g.hi) open.delete(id); }
+      render();
+      return focusNode(g);
+    }
     open.add(n.dataset.g);
     render();
-    const g = groups.get(n.dataset.g), first = kids(g)[0];
-    host.querySelector(typeof first === "number" ? `.node[data-op="${first}"]` : `.node[data-g="${first.id}"]`)?.focus({preventScroll: true});
+    focusNode(kids(groups.get(n.dataset.g))[0]);
   }
-  host.addEventListener("click", ev => { const n = ev.target.closest(".node"); if (n) activate(n); });
+  host.addEventListener("click", ev => { const n = ev.target.closest(".node, .fhead"); if (n) activate(n); });
+  // arrow keys move to the nearest node or group header in that direction
+  const AXES = {ArrowDown: [0, 1], ArrowUp: [0, -1], ArrowRight: [1, 0], ArrowLeft: [-1, 0]};
+  function step(n, [dx, dy]) {
+    const c = r => [r.left + r.width / 2, r.top + r.height / 2], [x, y] = c(n.getBoundingClientRect());
+    let best = null, score = Infinity;
+    for (const m of host.querySelectorAll(".node, .fhead")) {
+      const [mx, my] = c(m.getBoundingClientRect()), along = (mx - x) * dx + (my - y) * dy;
+      if (m === n || along < 1) continue;
+      const s = along + 3 * Math.abs((mx - x) * dy + (my - y) * dx);
+      if (s < score) { score = s; best = m; }
+    }
+    best?.focus();
+  }
   host.addEventListener("keydown", ev => {
-    const n = ev.target.closest(".node");
-    if (n && (ev.key === "Enter" || ev.key === " ")) { ev.preventDefault(); activate(n); }
-  });
-  chips.addEventListener("click", ev => {
-    const b = ev.target.closest("[data-close]");
-    if (!b) return;
-    const g = groups.get(b.dataset.close);
-    for (const id of [...open]) { const h = groups.get(id); if (h && h.lo >= g.lo && h.hi <= g.hi) open.delete(id); }
-    render();
+    const n = ev.target.closest(".node, .fhead");
+    if (!n) return;
+    if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); activate(n); } else if (AXES[ev.key]) { ev.preventDefault(); step(n, AXES[ev.key]); }
   });
   $("#graph-reset").onclick = () => { initial(); render(); };
+  $("#graph-collapse").onclick = () => { open.clear(); render(); };
   initial();
   render();
   return {
@@ -378,34 +448,59 @@ const graph = (() => {
   };
 })();
 
-/* ---------- ops table: filter, sort, virtual rows ---------- */
+/* ---------- ops table: filter, sort, pick columns, virtual rows (heights measured: cells wrap) ---------- */
 const table = (() => {
-  const wrap = $("#table-wrap"), tbl = $("#ops-table"), tbody = $("tbody", tbl), RH = 30;
+  const wrap = $("#table-wrap"), tbl = $("#ops-table"), tbody = $("tbody", tbl), RH = 30, BUF = 300;
   const extraKeys = [...new Set(ops.flatMap(o => Object.keys(o.extra || {})))];
   const hasCost = ops.some(o => o.cost_ms && o.cost_ms[o.device] != null);
   const ruleIds = o => [...new Set(o.reasons.concat(o.notes).map(r => r.rule))];
   const io = ts => (ts || []).filter(t => !t.const).map(tensor).join(", ");
   const num = v => typeof v === "number" ? (Number.isInteger(v) ? fmt(v) : String(+v.toPrecision(4))) : esc(v ?? "–");
+  const why = o => o.reasons.map(r => `<p><code>${esc(r.rule)}</code>${esc(r.message || r.title)}</p>`).join("") +
+    o.notes.filter(r => !o.reasons.some(x => x.rule === r.rule)).map(r => `<code class="note" title="note: ${esc(r.title)}">${esc(r.rule)}</code>`).join("");
+  // w: fixed width (px or %); columns without one share what is left. on: shown unless the user hides it.
   const COLS = [
-    {k: "index", t: "#", n: 1, v: o => o.index},
-    {k: "name", t: "Name", v: o => o.name, c: "name", h: o => `<span title="${esc(o.name)}">${esc(o.name)}</span>`},
-    {k: "type", t: "Type", v: o => o.type},
-    {k: "device", t: "Device", v: o => DEV.indexOf(o.device), h: o => badge(o.device)},
-    {k: "reasons", t: "Why not ANE", c: "rules", v: o => ruleIds(o).join(" "),
-      h: o => `<span title="${esc(o.reasons[0]?.message || "")}">${ruleIds(o).map(r => `<code>${esc(r)}</code>`).join("")}${esc(o.reasons[0]?.message || "")}</span>`},
-    {k: "supported", t: "Supported", c: "sup", v: o => DEV.map(d => o.supported?.[d] ? 1 : 0).join(""),
+    {k: "index", t: "#", n: 1, w: "60px", on: 1, v: o => o.index},
+    {k: "name", t: "Name", w: "18%", on: 1, v: o => o.name, c: "name"},
+    {k: "type", t: "Type", w: "96px", on: 1, v: o => o.type},
+    {k: "device", t: "Device", w: "72px", on: 1, v: o => DEV.indexOf(o.device), h: o => badge(o.device)},
+    {k: "reasons", t: "Why not ANE", c: "rules", on: 1, v: o => ruleIds(o).join(" "), h: why},
+    {k: "supported", t: "Supported", c: "sup", w: "132px", v: o => DEV.map(d => o.supported?.[d] ? 1 : 0).join(""),
       h: o => DEV.map(d => `<span class="${o.supported?.[d] ? "y" : "n"}" title="${LABEL[d]}: ${o.supported?.[d] ? "supported" : "not supported"}">${LABEL[d]}</span>`).join("")},
-    {k: "inputs", t: "Inputs", v: o => io(o.inputs)},
-    {k: "outputs", t: "Outputs", v: o => io(o.outputs)},
-    {k: "flops", t: "FLOPs", n: 1, v: o => o.flops ?? -1, h: o => human(o.flops)},
-    {k: "bytes", t: "Bytes", n: 1, v: o => o.bytes ?? -1, h: o => human(o.bytes)},
-    ...(hasCost ? [{k: "cost", t: MS, n: 1, v: o => o.cost_ms?.[o.device] ?? -1, h: o => num(o.cost_ms?.[o.device])}] : []),
-    ...extraKeys.map(x => ({k: "x:" + x, t: x, n: 1, v: o => o.extra?.[x] ?? -Infinity, h: o => num(o.extra?.[x])})),
+    {k: "inputs", t: "Inputs", w: "16%", v: o => io(o.inputs)},
+    {k: "outputs", t: "Outputs", w: "12%", v: o => io(o.outputs)},
+    {k: "flops", t: "FLOPs", n: 1, w: "72px", on: 1, v: o => o.flops ?? -1, h: o => human(o.flops)},
+    {k: "bytes", t: "Bytes", n: 1, w: "72px", on: 1, v: o => o.bytes ?? -1, h: o => human(o.bytes)},
+    ...(hasCost ? [{k: "cost", t: MS, n: 1, w: "76px", on: 1, v: o => o.cost_ms?.[o.device] ?? -1, h: o => num(o.cost_ms?.[o.device])}] : []),
+    ...extraKeys.map((x, j) => ({k: "x:" + x, t: x, n: 1, w: "88px", on: j < 2, v: o => o.extra?.[x] ?? -Infinity, h: o => num(o.extra?.[x])})),
   ];
-  let rows = [], sortK = "index", dir = 1, active = 0;
+  const STORE = "anedoctor.columns";
+  let shown = new Set(COLS.filter(c => c.on).map(c => c.k));
+  try { const s = JSON.parse(localStorage.getItem(STORE)); if (Array.isArray(s)) shown = new Set(s.filter(k => COLS.some(c => c.k === k))); } catch (e) { /* no storage */ }
+  shown.add("name");
+  let cols = [], rows = [], sortK = "index", dir = 1, active = 0, off = new Float64Array(1);
+  const ht = new Float32Array(N);  // measured row heights, 0 until a row has been drawn at this width
   const f = {q: "", type: "", rule: "", dev: new Set(DEV)};
 
-  tbl.tHead.innerHTML = `<tr>${COLS.map(c => `<th scope="col" data-k="${c.k}"${c.k === sortK ? ' aria-sort="ascending"' : ""}${c.n ? ' class="r"' : ""}><button type="button">${esc(c.t)}</button></th>`).join("")}</tr>`;
+  function head() {
+    cols = COLS.filter(c => shown.has(c.k));
+    $("colgroup", tbl).innerHTML = cols.map(c => `<col class="c-${esc(c.k.replace(/\W/g, "_"))}"${c.w ? ` style="width:${c.w}"` : ""}>`).join("");
+    tbl.tHead.innerHTML = `<tr>${cols.map(c => `<th scope="col" data-k="${esc(c.k)}"${c.k === sortK ? ` aria-sort="${dir > 0 ? "ascending" : "descending"}"` : ""}${c.n ? ' class="r"' : ""}><button type="button" title="Sort by ${esc(c.t)}">${esc(c.t)}</button></th>`).join("")}</tr>`;
+    ht.fill(0);
+  }
+  const pick = $("#f-cols fieldset");
+  pick.insertAdjacentHTML("beforeend", COLS.map(c => `<label><input type="checkbox" value="${esc(c.k)}"${shown.has(c.k) ? " checked" : ""}${c.k === "name" ? " disabled" : ""}> ${esc(c.t)}</label>`).join(""));
+  const picker = $("#f-cols");
+  document.addEventListener("click", ev => { if (picker.open && !picker.contains(ev.target)) picker.open = false; });
+  picker.addEventListener("keydown", ev => { if (ev.key === "Escape") { picker.open = false; $("summary", picker).focus(); } });
+  pick.addEventListener("change", ev => {
+    const b = ev.target;
+    if (b.checked) shown.add(b.value); else shown.delete(b.value);
+    try { localStorage.setItem(STORE, JSON.stringify([...shown])); } catch (e) { /* no storage */ }
+    head();
+    paint();
+  });
+  head();
   const opts = (el, counts, label) => el.insertAdjacentHTML("beforeend",
     [...counts].sort((a, b) => b[1] - a[1] || (a[0] > b[0] ? 1 : -1)).map(([k, n]) => `<option value="${esc(k)}">${esc(label(k))} (${n})</option>`).join(""));
   const count = keyss => { const m = new Map(); keyss.forEach(ks => ks.forEach(k => m.set(k, (m.get(k) || 0) + 1))); return m; };
@@ -431,28 +526,42 @@ const table = (() => {
     paint();
     if (sel >= 0) { reveal(sel); paint(); }  // keep the selection in view once the rows have their height
   }
+  function offsets() {  // off[p]: top of the p-th shown row; rows not drawn yet count as RH (the least a row takes)
+    off = new Float64Array(rows.length + 1);
+    for (let p = 0; p < rows.length; p++) off[p + 1] = off[p] + (ht[rows[p]] || RH);
+  }
+  const rowAt = y => { let l = 0, h = rows.length; while (l < h) { const m = (l + h) >> 1; if (off[m + 1] <= y) l = m + 1; else h = m; } return l; };
   function rowHtml(i, p, focusable) {
     const o = ops[i];
     return `<tr class="row dev-${o.device}" data-i="${i}" aria-rowindex="${p + 2}" aria-selected="${i === sel}" tabindex="${focusable ? 0 : -1}">` +
-      COLS.map(c => `<td${c.c || c.n ? ` class="${c.c || ""}${c.n ? " r" : ""}"` : ""}>${c.h ? c.h(o) : esc(c.v(o))}</td>`).join("") + "</tr>";
+      cols.map(c => `<td${c.c || c.n ? ` class="${c.c || ""}${c.n ? " r" : ""}"` : ""}>${c.h ? c.h(o) : esc(c.v(o))}</td>`).join("") + "</tr>";
   }
   function paint() {
     const had = tbody.contains(document.activeElement);
+    offsets();
     const top = wrap.scrollTop, h = Math.max(wrap.clientHeight, 600);
-    const a = Math.max(0, Math.floor(top / RH) - 10), b = Math.min(rows.length, Math.ceil((top + h) / RH) + 10);
-    const slice = rows.slice(a, b), tab = slice.includes(active) ? active : slice[0];
-    tbody.innerHTML = `<tr aria-hidden="true" style="height:${a * RH}px"></tr>` + slice.map((i, n) => rowHtml(i, a + n, i === tab)).join("") +
-      `<tr aria-hidden="true" style="height:${(rows.length - b) * RH}px"></tr>`;
+    const a = rowAt(top - BUF), b = Math.min(rows.length, rowAt(top + h + BUF) + 1);
+    const slice = rows.slice(a, b), tab = slice.includes(active) ? active : slice[0], end = off[rows.length];
+    tbody.innerHTML = `<tr aria-hidden="true" style="height:${off[a]}px"></tr>` + slice.map((i, n) => rowHtml(i, a + n, i === tab)).join("") +
+      `<tr aria-hidden="true" class="tail" style="height:${end - off[b]}px"></tr>`;
+    let moved = false;  // measure the drawn rows: only the space below them changes, so nothing on screen jumps
+    for (const tr of tbody.querySelectorAll("tr.row")) {
+      const i = +tr.dataset.i, rh = tr.getBoundingClientRect().height;
+      if (Math.abs(ht[i] - rh) > .5) { ht[i] = rh; moved = true; }
+    }
+    if (moved) { offsets(); $("tr.tail", tbody).style.height = `${off[rows.length] - off[b]}px`; }
     if (had) $(`tr[data-i="${active}"]`, tbody)?.focus({preventScroll: true});
   }
   function reveal(i) {
     const p = rows.indexOf(i);
     if (p < 0) return;
-    const y = p * RH, h = wrap.clientHeight - RH;
-    if (y < wrap.scrollTop || y > wrap.scrollTop + h - RH) wrap.scrollTop = y - h / 2;
+    offsets();
+    const y = off[p], h = wrap.clientHeight - RH;
+    if (y < wrap.scrollTop || off[p + 1] > wrap.scrollTop + h) wrap.scrollTop = y - h / 2;
   }
-  let raf = 0;
+  let raf = 0, width = wrap.clientWidth;
   wrap.addEventListener("scroll", () => { if (!raf) raf = requestAnimationFrame(() => { raf = 0; paint(); }); });
+  new ResizeObserver(() => { if (wrap.clientWidth !== width) { width = wrap.clientWidth; ht.fill(0); paint(); } }).observe(wrap);
   tbl.tHead.addEventListener("click", ev => {
     const th = ev.target.closest("th");
     if (!th) return;
@@ -490,6 +599,7 @@ const table = (() => {
   update();
   return {
     show(i, scroll) { active = i; if (scroll) reveal(i); paint(); },
+    reveal(i) { reveal(i); paint(); },
     byRule(r) {
       rule.value = r; f.rule = rule.value;
       update();
@@ -534,5 +644,5 @@ document.querySelectorAll(".causes button.rule").forEach(b => { b.onclick = () =
 
 const m = location.hash.match(/^#op-(\d+)$/);
 if (m) select(+m[1], "hash");
-window.anedoctor = {report: R, select};
+window.anedoctor = {report: R, select, reveal: i => table.reveal(i)};
 })();

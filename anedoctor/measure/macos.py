@@ -1,0 +1,285 @@
+"""The one module that calls macOS: Core ML (via coremltools), powermetrics, the unified log, sysctl.
+
+Needs: Apple silicon, macOS 14.4+ (MLComputePlan), coremltools >= 8.1 built with its native extension
+(the macOS wheels). ``--power`` needs root for powermetrics (``sudo``); ``--reasons`` needs ``/usr/bin/log``.
+Everything that reads these tools' output lives in the sibling modules and is tested on Linux.
+NOT RUN ON A MAC YET: written against the documented APIs (developer.apple.com/documentation/coreml/mlcomputeplan;
+apple/coremltools ``coremltools/models/compute_plan.py``, ``models/model.py``); the darwin-only tests exercise it.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import plistlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from ..hardware import COMPUTE_UNITS, parse_chip
+from . import computeplan, logs, powermetrics
+
+ESPRESSO_PREDICATE = 'subsystem == "com.apple.espresso"'
+IDLE_SECONDS = 2.0  # the baseline sampled before the prediction loop
+COREML_VERSION_PLIST = "/System/Library/Frameworks/CoreML.framework/Resources/version.plist"
+
+
+def require_macos() -> None:
+    """Raise a one-line ModelError unless this is a Mac that can run MLComputePlan."""
+    if sys.platform != "darwin":
+        raise ModelError(f"anedoctor measure needs macOS 14.4+ on Apple silicon (Core ML's MLComputePlan); this is "
+                         f"{platform.system()} — predict here with `anedoctor check`, measure on a Mac")
+    version = tuple(int(x) for x in platform.mac_ver()[0].split(".")[:2] if x.isdigit())
+    if version < (14, 4):
+        raise ModelError(f"anedoctor measure needs macOS 14.4+ (MLComputePlan); this Mac runs {platform.mac_ver()[0]}")
+
+
+def _run(*cmd: str) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=30).stdout.strip()
+
+
+def machine_info() -> dict[str, Any]:
+    """Chip, machine model, OS build and the Core ML / coremltools versions of this Mac."""
+    import coremltools
+
+    try:
+        coreml = plistlib.loads(Path(COREML_VERSION_PLIST).read_bytes()).get("CFBundleShortVersionString")
+    except (OSError, plistlib.InvalidFileException):
+        coreml = None
+    brand = _run("sysctl", "-n", "machdep.cpu.brand_string")  # 'Apple M4 Pro'
+    try:
+        chip = parse_chip(brand)
+        known = {"id": chip.id, "ane_arch": chip.ane_arch}
+    except ModelError:  # a chip newer than anedoctor's table: keep the name, no id
+        known = {"id": None, "ane_arch": None}
+    return {"chip": {**known, "name": brand, "machine": _run("sysctl", "-n", "hw.model"), "assumed": False},
+            "os": {"id": f"macos{platform.mac_ver()[0].split('.')[0]}", "version": platform.mac_ver()[0],
+                   "build": _run("sw_vers", "-buildVersion"), "assumed": False},
+            "coreml": {"framework": coreml, "coremltools": coremltools.__version__}}
+
+
+def _units(compute_units: str):
+    """'cpu_and_ne' -> coremltools' ComputeUnit.CPU_AND_NE (the same names, upper case)."""
+    import coremltools as ct
+
+    return getattr(ct.ComputeUnit, compute_units.upper())
+
+
+def compile_model(model_path: Path, out_dir: Path) -> tuple[Path, float | None]:
+    """Compile to a fresh .mlmodelc (a new path, so Core ML's E5 cache is cold); returns (path, seconds).
+    A .mlmodelc is used as it is (no compile time)."""
+    import coremltools as ct
+
+    if model_path.suffix == ".mlmodelc":
+        return model_path, None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    compiled = ct.models.utils.compile_model(str(model_path), str(out_dir / f"{model_path.stem}.mlmodelc"))
+    return Path(compiled), time.perf_counter() - start
+
+
+def compute_plan(compiled: Path, compute_units: str) -> list[dict[str, Any]]:
+    """Per-op preferred/supported device and cost weight from MLComputePlan for one compute-unit setting."""
+    from coremltools.models.compute_plan import MLComputePlan
+
+    return plan_rows(MLComputePlan.load_from_path(str(compiled), compute_units=_units(compute_units)), str(compiled))
+
+
+def plan_rows(plan, name: str, structure=None, part: str | None = None) -> list[dict[str, Any]]:
+    """Measured op rows from a coremltools MLComputePlan (no macOS call here; const ops have no usage).
+    Pipelines: every sub-model, its ops' ``part`` naming the stage."""
+    structure = structure or plan.model_structure
+    ops: list[dict[str, Any]] = []
+    if structure.program is not None:
+        for fname, function in structure.program.functions.items():
+            _walk_block(plan, function.block, f"{part}/{fname}" if part else fname, ops)
+    elif structure.neuralnetwork is not None:
+        for i, layer in enumerate(structure.neuralnetwork.layers):
+            usage = plan.get_compute_device_usage_for_neuralnetwork_layer(layer)
+            if usage is not None:
+                row = computeplan.plan_op(len(ops), layer.name, layer.type, *_devices(usage))
+                ops.append({**row, "part": part, "plan_index": i})
+    elif structure.pipeline is not None:
+        for i, sub in enumerate(structure.pipeline.sub_models):
+            for row in plan_rows(plan, name, sub, f"{part}/stage{i}" if part else f"stage{i}"):
+                ops.append({**row, "index": len(ops)})
+    else:
+        raise ModelError(f"{name}: MLComputePlan describes no program, neural network or pipeline")
+    return ops
+
+
+def _walk_block(plan, block, part: str, ops: list[dict[str, Any]]) -> None:
+    for i, op in enumerate(block.operations):
+        usage = plan.get_compute_device_usage_for_mlprogram_operation(op)
+        if usage is not None:
+            cost = plan.get_estimated_cost_for_mlprogram_operation(op)
+            name = op.outputs[0].name if op.outputs else None
+            row = computeplan.plan_op(len(ops), name, op.operator_name, *_devices(usage), cost.weight if cost else None)
+            ops.append({**row, "part": part, "plan_index": i})
+        for inner in op.blocks:
+            _walk_block(plan, inner, part, ops)
+
+
+def _devices(usage) -> tuple[str | None, list[str]]:
+    preferred = computeplan.device_of(type(usage.preferred_compute_device).__name__)
+    supported = (computeplan.device_of(type(x).__name__) for x in usage.supported_compute_devices)
+    return preferred, [d for d in supported if d]
+
+
+def timing(model_path: Path, compiled: Path, compute_units: str, iterations: int) -> dict[str, Any]:
+    """Load (cold = first in this process, warm = again) and prediction times in ms, like Xcode's report."""
+    import coremltools as ct
+
+    from ..execute.inputs import generate_inputs
+
+    loads = []
+    for _ in range(2):
+        start = time.perf_counter()
+        model = ct.models.CompiledMLModel(str(compiled), compute_units=_units(compute_units))
+        loads.append(1000 * (time.perf_counter() - start))
+    inputs = _coreml_inputs(model_path, generate_inputs(str(model_path)))
+    model.predict(inputs)  # first prediction: may finish device specialisation
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        model.predict(inputs)
+        times.append(1000 * (time.perf_counter() - start))
+    return {"load_cold_ms": round(loads[0], 3), "load_warm_ms": round(loads[1], 3), "iterations": iterations,
+            "predict_ms": {"median": round(statistics.median(times), 4), "min": round(min(times), 4),
+                           "max": round(max(times), 4)},
+            "note": "cold = first load in this process after a fresh compile; the system ANE compile cache "
+                    "(aned) may still hold this model from earlier runs"}
+
+
+def _coreml_inputs(model_path: Path, arrays: dict[str, Any]) -> dict[str, Any]:
+    """Image inputs as PIL images (Core ML wants them so); others as given."""
+    import coremltools as ct
+
+    if model_path.suffix == ".mlmodelc":  # no spec to read image inputs from; arrays as generated
+        return arrays
+    spec = ct.utils.load_spec(str(model_path))
+    images = {i.name for i in spec.description.input if i.type.WhichOneof("Type") == "imageType"}
+    if not images:
+        return arrays
+    from PIL import Image
+
+    out = dict(arrays)
+    for name in images:
+        a = arrays[name].reshape(arrays[name].shape[-3:]).astype("uint8")
+        out[name] = Image.fromarray(a.transpose(1, 2, 0) if a.shape[0] == 3 else a[0])
+    return out
+
+
+def powermetrics_available() -> str | None:
+    """None when powermetrics can run without a password prompt; else why not (one line)."""
+    if not Path("/usr/bin/powermetrics").exists():
+        return "powermetrics not found (/usr/bin/powermetrics)"
+    if os.geteuid() != 0 and subprocess.run(["sudo", "-n", "true"], capture_output=True, check=False).returncode:
+        return "powermetrics needs root: run `sudo -v` first (or the whole command with sudo); power not measured"
+    return None
+
+
+def capture_power(seconds: float, work=None, interval_ms: int = 200) -> powermetrics.PowerReport:
+    """Sample ANE/GPU/CPU power (plist) for ``seconds`` or while ``work()`` runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "power.plist"
+        cmd = ["powermetrics", "--samplers", "cpu_power,gpu_power", "-f", "plist", "-i", str(interval_ms),
+               "-o", str(out)]
+        proc = subprocess.Popen(cmd if os.geteuid() == 0 else ["sudo", "-n", *cmd],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(interval_ms / 1000)
+            if work is None:
+                time.sleep(seconds)
+            else:
+                work()
+            time.sleep(interval_ms / 1000)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        return powermetrics.parse_power(out.read_bytes(), "powermetrics capture")
+
+
+def power_while_predicting(model_path: Path, compiled: Path, compute_units: str, iterations: int) -> dict[str, Any]:
+    """Idle baseline, then the prediction loop, both sampled; energy per inference above idle."""
+    import coremltools as ct
+
+    from ..execute.inputs import generate_inputs
+
+    why_not = powermetrics_available()
+    if why_not:
+        return {"measured": False, "reason": why_not}
+    model = ct.models.CompiledMLModel(str(compiled), compute_units=_units(compute_units))
+    inputs = _coreml_inputs(model_path, generate_inputs(str(model_path)))
+    model.predict(inputs)
+    idle = capture_power(IDLE_SECONDS)
+
+    def loop():
+        for _ in range(iterations):
+            model.predict(inputs)
+
+    run = capture_power(0, loop)
+    return {"measured": True, "interval_ms": 200, "idle_seconds": IDLE_SECONDS, "run": run.to_dict()["summary"],
+            "idle": idle.to_dict()["summary"],
+            "per_inference": powermetrics.per_inference(run, idle, iterations)}
+
+
+def espresso_reasons(compiled: Path, compute_units: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Stream com.apple.espresso while MLComputePlan compiles the model; returns (parsed log, plan ops)."""
+    os.environ["OS_ACTIVITY_DT_MODE"] = "YES"  # unmasks <private> log fields; anemll-profile sets it in-process too
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(["/usr/bin/log", "stream", "--predicate", ESPRESSO_PREDICATE, "--info", "--debug",
+                                 "--style", "compact"], stdout=out, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.8)  # let log stream attach (anemll-profile waits the same)
+            ops = compute_plan(compiled, compute_units)
+            time.sleep(0.5)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        out.seek(0)
+        return logs.parse_espresso_log(out.read()), ops
+
+
+def measure(model: str | Path, compute_units: list[str] | tuple[str, ...] = ("all",), iterations: int = 20,
+            power: bool = False, reasons: bool = False,
+            lldb_log: str | Path | None = None) -> computeplan.Measurement:
+    """Measure on this Mac: the compute plan, timing and optionally power and Core ML's rejection reasons,
+    for every compute-unit setting. The measurement's ``ops`` are those of the first setting."""
+    require_macos()
+    model_path = Path(model)
+    if not model_path.exists():
+        raise ModelError(f"{model}: no such model")
+    unknown = [cu for cu in compute_units if cu not in COMPUTE_UNITS]
+    if unknown or not compute_units:
+        raise ModelError(f"unknown compute units {unknown}; choose from {', '.join(COMPUTE_UNITS)}")
+    info, notes = machine_info(), []
+    runs: dict[str, Any] = {}
+    first_ops: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, cu in enumerate(compute_units):
+            compiled, compile_s = compile_model(model_path, Path(tmp) / cu)
+            if reasons and n == 0:
+                log, ops = espresso_reasons(compiled, cu)
+                notes.append(logs.attach_log(ops, log))
+            else:
+                ops = compute_plan(compiled, cu)
+            run = {"compile_ms": None if compile_s is None else round(1000 * compile_s, 3),
+                   **timing(model_path, compiled, cu, iterations), "summary": computeplan.measurement(ops)["summary"]}
+            if power:
+                run["power"] = power_while_predicting(model_path, compiled, cu, iterations)
+            runs[cu] = run
+            first_ops = first_ops or ops
+    sections: dict[str, Any] = {"runs": runs}
+    if lldb_log is not None:
+        try:
+            sections["engines"] = logs.parse_lldb_log(Path(lldb_log).read_text("utf-8", errors="replace"))
+        except OSError as e:
+            raise ModelError(f"{lldb_log}: cannot read the lldb log ({e.strerror or e})") from None
+    return computeplan.measurement(first_ops, model={"path": str(model_path), "name": model_path.name},
+                                   compute_units=compute_units[0], chip=info["chip"], os=info["os"],
+                                   coreml=info["coreml"], notes=notes, **sections)

@@ -1,0 +1,93 @@
+"""The probe suite on disk (seed 000's method: one-layer models, measured one by one on a Mac).
+
+``build_suite(folder)`` writes every probe of :mod:`anedoctor.measure.probes` (GT-A / GT-B cases and the
+sweeps around the rules' limits there) plus :data:`SWEEPS` as ``<name>.mlpackage`` and a ``manifest.json``
+holding, per probe, the op it tests, the published measurement when there is one, and what anedoctor
+predicts (device, ANE eligibility, the time if the whole probe ran on each device). Measure them with
+``anedoctor measure <name>.mlpackage --compute-units cpu_and_ne -o measured/<name>.json`` and turn the
+folder into a profile with ``anedoctor probes ingest measured/ -o profile.json``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import ModelError
+from ..util import write_atomic
+from .probes import PROBES, Probe, build_probe
+
+X4 = ((1, 64, 32, 32), "fp16")
+
+
+def _dilated(d: int):
+    weight = np.full((64, 64, 3, 3), 0.01, np.float16)
+    return lambda mb, x: mb.conv(x=x, weight=weight, dilations=[d, d], pad_type="same")
+
+
+# Sweeps with no published measurement yet (expected ANE support unknown: the measurement decides).
+SWEEPS = {p.name: p for p in [
+    *(Probe(f"conv3x3_d{d}", "conv", (X4,), _dilated(d), None) for d in (4, 7, 8)),  # PA-11: (k-1)*d+1 vs 15
+    *(Probe(f"relu_w{n}", "relu", (((1, 1, 1, n), "fp16"),), lambda mb, x: mb.relu(x=x), None)
+      for n in (16385, 32768)),  # SH-1: 16384 on H13-H15, 65536 on H16+
+]}
+
+
+def build_suite(folder: str | Path, chip: str | None = None, os: str | None = None,
+                names: list[str] | None = None) -> Path:
+    """Write the probe packages and manifest.json into an empty (or new) folder; returns the manifest path."""
+    from ..api import check
+
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise ModelError(f"{folder}: not empty; probes are written into an empty or new folder")
+    catalogue = {**PROBES, **SWEEPS}
+    unknown = [n for n in names or () if n not in catalogue]
+    if unknown:
+        raise ModelError(f"unknown probe(s) {', '.join(unknown)}; see anedoctor.measure.probes.PROBES and suite.SWEEPS")
+    folder.mkdir(parents=True, exist_ok=True)
+    entries: dict[str, Any] = {}
+    target: dict[str, Any] = {}
+    for name in names or catalogue:
+        probe = catalogue[name]
+        model = build_probe(probe)
+        report = check(model, chip=chip, os=os, compute_units="cpu_and_ne")
+        target = target or {"chip": report.target.chip.id, "os": report.target.os.id}
+        ops = [p for p in report.placements if p.op.type == probe.op_type] or report.placements
+        entries[name] = {"op_type": probe.op_type, "expected_ane": probe.ane,
+                         "expected_source": probe.source if probe.ane is not None else None,
+                         "predicted_device": ops[0].device, "predicted_ane": all(p.supported["ane"] for p in ops),
+                         "predicted_ms": {d: round(sum(p.cost_ms[d] for p in report.placements), 6)
+                                          for d in ("ane", "gpu", "cpu")}}
+        _save_package(model, folder / f"{name}.mlpackage")
+    manifest = {"kind": "probe-manifest", "tool": {"name": "anedoctor", "version": __version__},
+                "predicted_for": {**target, "compute_units": "cpu_and_ne"}, "probes": entries,
+                "how_to_measure": "on a Mac: anedoctor measure NAME.mlpackage --compute-units cpu_and_ne "
+                                  "-o measured/NAME.json; then: anedoctor probes ingest measured/ -o profile.json"}
+    return write_atomic(folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+
+
+def _save_package(model, path: Path) -> None:
+    """Save beside the target, then rename: a half-written package never carries the final name."""
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+        staged = Path(tmp) / path.name
+        model.save(str(staged))
+        shutil.move(str(staged), str(path))
+
+
+def load_manifest(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The per-probe entries of a manifest.json written by :func:`build_suite`."""
+    try:
+        d = json.loads(Path(path).read_text("utf-8"))
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read the probe manifest ({e.strerror or e})") from None
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    if not isinstance(d, dict) or d.get("kind") != "probe-manifest" or not isinstance(d.get("probes"), dict):
+        raise ModelError(f"{path}: not a probe manifest (write one with `anedoctor probes build DIR`)")
+    return d["probes"]

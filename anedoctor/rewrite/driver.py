@@ -1,0 +1,208 @@
+"""``fix``: apply the registered passes whose rules fire, verify each result, write the survivor."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..api import check, load, numerics, run
+from ..errors import ModelError
+from .base import PASSES, PLACEMENT_RULES, Pass
+from .coreml_io import load_program
+from .report import Attempt, FixReport, summary_of, unfixed_causes
+
+MIN_LATENCY_GAIN = 0.01  # an estimated latency cut below 1% is within the cost model's noise: not worth a new model
+
+
+def fix(source: Any, output: str | os.PathLike | None = None, chip: str | None = None, os: str | None = None,
+        compute_units: str = "all", select: Iterable[str] | str | None = None,
+        ignore: Iterable[str] | str | None = None, allow_interface_changes: bool = False, dry_run: bool = False,
+        inputs: dict[str, Any] | None = None) -> FixReport:
+    """Rewrite an ML Program ``.mlpackage`` so more of it runs on the Neural Engine, and prove the
+    result is the same model.
+
+    Every registered pass (:data:`anedoctor.rewrite.PASSES`, in priority order) whose rules fire in
+    ``anedoctor.check`` of the model is tried on its own: the rewritten program is saved (with a
+    pipeline that does not undo it), reloaded, checked again (the rule is gone from the rewritten
+    ops, no other blocking rule appears, the ANE share of ops and FLOPs did not drop) and executed on
+    the same seeded ``inputs`` as the original (outputs within 1e-4 relative for exact passes, the
+    pass's stated tolerance under fp16 emulation otherwise). A pass that fails is dropped and
+    reported. ``select``/``ignore`` restrict the rule ids (lists or "PA-11,SH"); interface-changing
+    passes run only with ``allow_interface_changes``. The result is written atomically to ``output``
+    (never over or inside the input) when at least one pass survived and the predicted ANE share
+    rose or the estimated latency fell; otherwise nothing is written and the report says why.
+    ``dry_run`` verifies everything and writes nothing."""
+    src = package_path(source)
+    out = Path(output) if output is not None else None
+    if out is None and not dry_run:
+        raise ModelError("fix needs an output path (or dry_run=True)")
+    if out is not None:
+        guard_output(src, out)
+    wanted = rule_filter(select, ignore)
+    original = check(src, chip=chip, os=os, compute_units=compute_units)
+    reference = None  # the original's outputs on seeded (or given) inputs, computed when a pass is tried
+    report = FixReport(src, out, dry_run, original, summary_of(original))
+    work = Path(tempfile.mkdtemp(prefix=f".{src.name}.fix-", dir=out.parent if out is not None else None))
+    try:
+        current, current_report = src, original
+        for step, cls in enumerate(PASSES.values()):
+            rules = [r for r in cls.rules if wanted(r)]
+            flagged = {p.op.name for p in current_report.placements for f in p.findings if f.rule.id in rules}
+            if not flagged:
+                continue
+            if cls.interface and not allow_interface_changes:
+                report.skipped.append((cls.name, "changes the model interface; pass allow_interface_changes"))
+                continue
+            attempt = Attempt(cls.name, tuple(rules), cls.exact, cls.tolerance, cls.summary())
+            reference = reference or run(src, inputs=inputs, seed=0)
+            path = work / f"{step:02d}-{cls.name}.mlpackage"
+            new_report = try_pass(cls(original.target), current, current_report, flagged, path, attempt, reference,
+                                  lambda m: check(m, chip=chip, os=os, compute_units=compute_units))
+            (report.applied if attempt.kept else report.dropped).append(attempt)
+            if attempt.kept:
+                current, current_report = path, new_report
+        report.finish(current_report, summary_of(current_report), unfixed_causes(current_report, PLACEMENT_RULES))
+        report.no_gain = no_gain(original, current_report) if report.applied else None
+        if report.improved and out is not None and not dry_run:
+            publish(current, out, work)
+            report.written = True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def try_pass(p: Pass, current: Path, current_report: Any, flagged: set[str], path: Path, attempt: Attempt,
+             reference: Any, check_target) -> Any:
+    """Apply one pass to ``current``, save it at ``path`` and verify it; fills ``attempt`` and returns
+    the check report of the result (None when the pass was dropped)."""
+    after = None
+    try:
+        rewritten = p.transform(current, path, flagged)
+        if not rewritten:
+            attempt.reason = "no flagged op has a form this pass rewrites"
+            return None
+        attempt.rewritten = rewritten
+        load_program(path)  # the saved package must load again
+        model = load(str(path))
+        after = check_target(model)
+        old = {pl.op.name for pl in current_report.placements}
+        attempt.ops_after = sum(pl.op.name not in old or pl.op.name in rewritten for pl in after.placements)
+        broken = p.ensures(current_report, after, rewritten)
+        if broken is None:
+            attempt.error, broken = verify_outputs(p, current, model, after, reference, check_target)
+    except ModelError as e:
+        broken = str(e)
+    except Exception as e:  # noqa: BLE001  (a coremltools failure in one pass must not stop the others)
+        broken = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"
+    attempt.kept = broken is None
+    attempt.reason = broken
+    return after if attempt.kept else None
+
+
+def no_gain(before: Any, after: Any) -> str | None:
+    """Why the rewritten model is predicted to be no better than the original (None when its ANE
+    share rose or its estimated latency fell by at least 1%). Judged on the end result: two blockers in one segment
+    (say a dilated conv next to a big pool) each gain nothing alone."""
+    b, a = before.summary, after.summary
+    if a["ane_fraction"] > b["ane_fraction"] + 1e-9 or a["ane_flops_fraction"] > b["ane_flops_fraction"] + 1e-9:
+        return None
+    if "latency_ms" in a and "latency_ms" in b and a["latency_ms"] < b["latency_ms"] * (1 - MIN_LATENCY_GAIN):
+        return None
+    return (f"the rewrites cure their rules, but the predicted ANE share stays {a['ane_fraction']:.1%} of ops: "
+            f"the segmenter keeps these ops off the ANE on {after.target.chip.name} "
+            f"with compute units {after.compute_units}")
+
+
+def verify_outputs(p: Pass, current: Path, model: Any, after: Any, reference: Any, check_target
+                   ) -> tuple[float, str | None]:
+    """Run the rewritten model on the reference inputs. An exact pass must match the original's fp32
+    outputs; an approximate one is run under ANE fp16 emulation (its predicted placement) and
+    compared with the current model under the same emulation, and must not overflow fp16."""
+    feeds = reference.inputs
+    if p.exact:
+        return compare_outputs(reference.outputs, run(model, inputs=feeds, precision="fp32").outputs, p.tolerance)
+    base = load(str(current))
+    base_out = run(base, inputs=feeds, precision="fp16", devices=check_target(base)).outputs
+    error, broken = compare_outputs(base_out, run(model, inputs=feeds, precision="fp16", devices=after).outputs,
+                                    p.tolerance)
+    if broken is None:
+        bad = [f for f in numerics(model, inputs=feeds, devices=after).findings if f.kind in ("overflow", "nan", "inf")]
+        if bad:
+            broken = f"fp16 {bad[0].kind} at {bad[0].op} ({bad[0].message})"
+    return error, broken
+
+
+def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tol: float) -> tuple[float, str | None]:
+    """Largest relative error max|a-b| / max|b| over the outputs, and why it fails (None if within ``tol``)."""
+    worst = 0.0
+    for name, b in ref.items():
+        if name not in got:
+            return worst, f"output {name!r} is missing from the rewritten model"
+        a, b = np.asarray(got[name]), np.asarray(b)
+        if a.shape != b.shape:
+            return worst, f"output {name!r} changed shape {b.shape} -> {a.shape}"
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        if not np.array_equal(np.isfinite(a64), np.isfinite(b64)):
+            return float("inf"), f"output {name!r} has non-finite values where the original has none (or vice versa)"
+        ok = np.isfinite(b64)
+        if ok.any():
+            err = float(np.abs(a64[ok] - b64[ok]).max() / max(np.abs(b64[ok]).max(), 1e-30))
+            worst = max(worst, err)
+    if worst > tol:
+        return worst, f"outputs differ by {worst:.3g} relative (allowed {tol:g})"
+    return worst, None
+
+
+def package_path(source: Any) -> Path:
+    """The ``.mlpackage`` folder of a path or a coremltools MLModel loaded from one."""
+    path = getattr(source, "package_path", None) or source
+    if not isinstance(path, (str, os.PathLike)):
+        raise ModelError(f"fix takes an ML Program .mlpackage path or an MLModel saved as one, "
+                         f"not {type(source).__name__}")
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such file or folder")
+    if path.suffix != ".mlpackage" or not path.is_dir():
+        raise ModelError(f"{path}: fix rewrites ML Program .mlpackage folders (convert .mlmodel NeuralNetworks "
+                         "with ct.convert(..., convert_to='mlprogram') first)")
+    return path
+
+
+def guard_output(src: Path, out: Path) -> None:
+    """Refuse an output that is, contains or sits inside the input."""
+    s, o = src.resolve(), out.resolve()
+    if o == s or s in o.parents:
+        raise ModelError(f"{out}: the output must not be the input or inside it ({src})")
+    if o in s.parents:
+        raise ModelError(f"{out}: the output would replace a folder that holds the input ({src})")
+    if out.suffix != ".mlpackage":
+        raise ModelError(f"{out}: the output must be a .mlpackage path")
+    if not out.parent.is_dir():
+        raise ModelError(f"{out}: folder {out.parent} does not exist")
+
+
+def publish(package: Path, out: Path, work: Path) -> None:
+    """Move a finished package to ``out`` (same filesystem: a rename), replacing an old one only
+    after the new one is complete."""
+    if out.exists() or out.is_symlink():
+        os.replace(out, work / "previous-output")
+    os.replace(package, out)
+
+
+def rule_filter(select: Iterable[str] | str | None, ignore: Iterable[str] | str | None):
+    """A predicate over rule ids from ``select``/``ignore`` (lists or comma-separated strings; prefixes
+    such as "PA" match every PA-n)."""
+    def ids(x):
+        return [s.strip().upper() for s in (x.split(",") if isinstance(x, str) else x or []) if s.strip()]
+
+    sel, ign = ids(select), ids(ignore)
+
+    def hit(rule_id: str, pats: list[str]) -> bool:
+        return any(rule_id == p or rule_id.startswith(p.rstrip("-") + "-") for p in pats)
+
+    return lambda r: (not sel or hit(r, sel)) and not hit(r, ign)

@@ -1,0 +1,157 @@
+"""Fit the latency model's free constants on the fit split of the published latencies; report the holdout.
+
+Inputs: the latency cases of bench/published/cases.py (chip, OS, compute units, published ms, split),
+their models as built by bench/published/build.py (those in the cache; --build builds the rest), or the rows that
+``bench/bench_latency.py --json rows.json`` wrote (``--rows``). Every model is loaded and placed once
+(placement does not depend on these constants); then the constants listed in FREE are fitted by
+least squares on log(predicted / published) over the fit split only, within physical bounds. Chip
+figures (peaks, bandwidths, clocks) are never fitted. The result is written to
+anedoctor/cost/fitted.py (the one place fitted constants live) with what the fit achieved, and the
+error on the fit and holdout splits is printed.
+
+Run: python bench/calibrate.py [--rows rows.json] [--build] [--dry-run]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pprint
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from published.evaluate import factor  # noqa: E402
+
+import anedoctor  # noqa: E402
+from anedoctor.cost.latency import breakdown, constants, op_times  # noqa: E402
+
+FITTED_PY = Path(__file__).resolve().parent.parent / "anedoctor" / "cost" / "fitted.py"
+# name -> (lower, upper) physical bounds
+FREE = {
+    "ane_conv_efficiency": (0.1, 1.0),
+    "ane_linear_efficiency": (0.1, 1.0),
+    "ane_matmul_efficiency": (0.05, 1.0),
+    "ane_pe_scale": (0.1, 4.0),
+    "ane_activation_gbps": (8.0, 200.0),
+    "ane_op_us": (0.0, 20.0),
+    "ane_dispatch_ms_ios": (0.01, 0.3),
+    "ane_dispatch_ms_macos": (0.01, 0.3),
+    "cpu_mac_efficiency": (0.05, 1.0),
+    "gpu_mac_efficiency": (0.05, 1.0),
+}
+
+
+def cases_from_rows(path: Path) -> list[dict]:
+    rows = json.loads(path.read_text())
+    return [r for r in rows if r.get("package") and r.get("published_latency_ms")]
+
+
+def cases_from_cache(build: bool) -> list[dict]:
+    """Cases whose model is in the build cache (or built now, with ``build``)."""
+    from published.build import BuildError, build_cases, package_path
+    from published.cases import LATENCY_CASES, split
+
+    cases = [c for c in LATENCY_CASES if build or package_path(c.model).exists()]
+    built = build_cases(cases)
+    return [{"name": c.name, "split": split(c), "chip": c.chip, "os": c.os, "compute_units": c.compute_units,
+             "published_latency_ms": c.latency_ms, "package": str(built[c.model])}
+            for c in cases if not isinstance(built[c.model], BuildError)]
+
+
+def place(cases: list[dict]) -> list[tuple[dict, object]]:
+    """Load each model once and place it for each of its cases."""
+    loaded, placed = {}, []
+    for case in cases:
+        try:
+            model = loaded.get(case["package"]) or anedoctor.load(case["package"])
+            loaded[case["package"]] = model
+            report = anedoctor.check(model, chip=case["chip"], os=case["os"], compute_units=case["compute_units"])
+        except Exception as e:  # one bad case must not stop the fit; say which
+            print(f"  skipped {case['name']}: {type(e).__name__}: {str(e)[:120]}")
+            continue
+        placed.append((case, report))
+    return placed
+
+
+def predict(report, overrides: dict) -> float:
+    """Whole-model latency of a placed report under the given constants."""
+    chip, platform, total = report.target.chip, report.target.chip.platform, 0.0
+    parts: dict[str, list] = {}
+    for p in report.placements:
+        parts.setdefault(p.part, []).append(p)
+    for placements in parts.values():
+        for p, t in zip(placements, op_times(placements, chip, platform, overrides)):
+            p.time_ms, p.macs, p.dram_bytes = t.ms, t.macs, t.dram_bytes
+    total = breakdown(report.placements, chip, platform, overrides).latency_ms
+    return total
+
+
+def residuals(theta: np.ndarray, placed: list) -> np.ndarray:
+    overrides = dict(zip(FREE, theta))
+    return np.array([math.log(predict(r, overrides) / c["published_latency_ms"]) for c, r in placed])
+
+
+def summary(ratios: list[float]) -> str:
+    if not ratios:
+        return "n=0"
+    within = sum(abs(r - 1) <= 0.25 for r in ratios)
+    return (f"n={len(ratios)}  median error {statistics.median(factor(r) for r in ratios):.2f}x  "
+            f"within ±25%: {within}/{len(ratios)}  max error {max(factor(r) for r in ratios):.2f}x")
+
+
+def fit(placed: list) -> dict:
+    from scipy.optimize import least_squares
+
+    start = constants()
+    x0 = np.array([start[k] for k in FREE])
+    lo, hi = np.array([b[0] for b in FREE.values()]), np.array([b[1] for b in FREE.values()])
+    result = least_squares(residuals, np.clip(x0, lo, hi), bounds=(lo, hi), args=(placed,), loss="soft_l1",
+                           f_scale=0.3, x_scale="jac")
+    return {k: round(float(v), 4) for k, v in zip(FREE, result.x)}
+
+
+def write(fitted: dict, report: dict) -> None:
+    text = FITTED_PY.read_text()
+    head = text[:text.index("FITTED = ")]
+    values = {**constants(), **fitted}
+    body = f"FITTED = {pprint.pformat({'constants': values, 'fit': report}, width=110, sort_dicts=False)}\n"
+    scratch = FITTED_PY.with_name(".fitted.py.tmp")
+    scratch.write_text(head + body)
+    scratch.replace(FITTED_PY)
+    print(f"constants written to {FITTED_PY}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=Path, help="rows written by bench/bench_latency.py --json")
+    parser.add_argument("--dry-run", action="store_true", help="fit and print, but do not write fitted.py")
+    parser.add_argument("--build", action="store_true", help="build missing models first (slow); default: cached only")
+    args = parser.parse_args(argv)
+    cases = cases_from_rows(args.rows) if args.rows else cases_from_cache(args.build)
+    placed = place(cases)
+    fit_set = [(c, r) for c, r in placed if c["split"] == "fit"]
+    hold_set = [(c, r) for c, r in placed if c["split"] == "holdout"]
+    before = {which: summary([math.exp(x) for x in residuals(np.array([constants()[k] for k in FREE]), s)])
+              for which, s in (("fit", fit_set), ("holdout", hold_set))}
+    fitted = fit(fit_set)
+    after = {}
+    for which, s in (("fit", fit_set), ("holdout", hold_set)):
+        after[which] = summary([math.exp(x) for x in residuals(np.array(list(fitted.values())), s)])
+        print(f"{which:<8} before: {before[which]}\n{'':<8} after:  {after[which]}")
+    for c, r in placed:
+        print(f"  {c['name']:<28} {c['split']:<8} published {c['published_latency_ms']:8.2f}  "
+              f"predicted {predict(r, fitted):8.2f}")
+    print("fitted:", fitted)
+    if not args.dry_run:
+        write(fitted, {"fit_cases": [c["name"] for c, _ in fit_set], "fit": after["fit"],
+                       "holdout": after["holdout"]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

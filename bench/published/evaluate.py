@@ -1,0 +1,102 @@
+"""Predict each published case with anedoctor and lay the prediction beside the published figure.
+
+Shared by bench/bench_latency.py and bench/bench_truth.py; ``rows`` returns plain dicts (one per
+case) that the calibration script can read back from ``--json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from pathlib import Path
+
+from .build import BuildError, build_cases
+from .cases import Case, select, split
+
+
+def share(counts: dict, device: str) -> float | None:
+    total = sum(counts.get(d, 0) for d in ("ane", "gpu", "cpu"))
+    return counts.get(device, 0) / total if total else None
+
+
+def predict(case: Case, path: Path) -> dict:
+    """anedoctor's answer for the case's chip, OS and compute units."""
+    import anedoctor
+
+    summary = anedoctor.check(str(path), chip=case.chip, os=case.os, compute_units=case.compute_units).summary
+    counts = {d: summary.get(d, 0) for d in ("ane", "gpu", "cpu")}
+    return {"predicted_latency_ms": summary.get("latency_ms"), "predicted_ops": counts,
+            "predicted_ane_share": share(counts, "ane"), "predicted_gpu_share": share(counts, "gpu")}
+
+
+def row(case: Case, built: Path | BuildError) -> dict:
+    """One case as a flat dict: what was published, under which conditions, and what anedoctor predicts."""
+    result = {"name": case.name, "family": case.family, "model": case.model, "split": split(case),
+              "chip": case.chip, "os": case.os, "compute_units": case.compute_units,
+              "published_latency_ms": case.latency_ms, "published_ops": case.placement,
+              "published_ane_share": share(case.placement, "ane") if case.placement else None,
+              "published_gpu_share": share(case.placement, "gpu") if case.placement else None,
+              "ane_figure": case.ane_figure, "source": case.source, "conditions": case.conditions,
+              "confidence": case.confidence, "package": None, "error": None}
+    if isinstance(built, BuildError):
+        result["error"] = f"build: {built}"
+        return result
+    result["package"] = str(built)
+    try:
+        result.update(predict(case, built))
+    except Exception as e:  # one bad case must not stop the benchmark; say what happened
+        result["error"] = f"check: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+    ratio = None
+    if result.get("predicted_latency_ms") and case.latency_ms:
+        ratio = result["predicted_latency_ms"] / case.latency_ms
+    result["ratio"] = ratio
+    return result
+
+
+def rows(cases: list[Case], force: bool = False, cached_only: bool = False, log=print) -> list[dict]:
+    built = build_cases(cases, force, log, cached_only)
+    return [row(c, built[c.model]) for c in cases]
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--cases", help="comma-separated case names (default: every case of this benchmark)")
+    p.add_argument("--split", choices=("fit", "holdout", "all"), default="all",
+                   help="latency cases used to calibrate (fit) or to report the error (holdout)")
+    p.add_argument("--json", type=Path, help="write the rows to this JSON file")
+    p.add_argument("--force", action="store_true", help="rebuild the models even if cached")
+    p.add_argument("--cached", action="store_true", help="build nothing: skip the cases whose model is not built")
+    return p
+
+
+def chosen(args, keep) -> list[Case]:
+    try:
+        cases = select(args.cases, args.split)
+    except KeyError as e:
+        raise SystemExit(f"unknown case {e}; see bench/published/cases.py") from None
+    return [c for c in cases if keep(c)]
+
+
+def dump(path: Path | None, data: list[dict]) -> None:
+    """Write the rows atomically (temporary file, then rename)."""
+    if path is None:
+        return
+    scratch = path.with_name(f".{path.name}.tmp")
+    scratch.write_text(json.dumps(data, indent=1) + "\n")
+    scratch.replace(path)
+    print(f"rows written to {path}")
+
+
+def factor(ratio: float) -> float:
+    """How far off a prediction is, as a factor >= 1 (0.5x and 2x are both 2)."""
+    return math.exp(abs(math.log(ratio)))
+
+
+def latency_summary(ratios: list[float]) -> str:
+    if not ratios:
+        return "no predicted latencies (summary.latency_ms missing)"
+    within = sum(abs(r - 1) <= 0.25 for r in ratios)
+    return (f"n={len(ratios)}  median error {statistics.median(factor(r) for r in ratios):.2f}x  "
+            f"median ratio {statistics.median(ratios):.2f}  within ±25%: {within}/{len(ratios)} "
+            f"({100 * within / len(ratios):.0f}%)  max error {max(factor(r) for r in ratios):.2f}x")

@@ -1,0 +1,362 @@
+"""Transformer and weight-streaming models of the published latencies and placements (random weights).
+
+Two layouts, as the sources built them:
+- the Hugging Face / OpenAI layout (B, S, C) with nn.Linear and matmul attention;
+- Apple's ml-ane-transformers layout (B, C, 1, S): 1x1 Conv2d for every Linear, LayerNormANE over
+  channels, attention split per head with einsum 'bchq,bkhc->bkhq' (apple/ml-ane-transformers
+  ane_transformers/reference/{layer_norm,multihead_attention}.py, huggingface/distilbert.py),
+  rewritten here so that transformers need not be installed.
+Sizes are Python ints fixed at build time: the traces carry no shape arithmetic.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# --- Apple's ANE layout (B, C, 1, S) -----------------------------------------------------------------
+
+class LayerNormANE(nn.Module):
+    """ml-ane-transformers LayerNormANE: normalise over channels of a (B, C, 1, S) tensor.
+
+    Scale and shift are random, as in a trained checkpoint. coremltools 9 fuses these elementwise ops
+    into one layer_norm op either way."""
+
+    def __init__(self, channels: int, eps: float = 1e-7):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(1 + 0.02 * torch.randn(1, channels, 1, 1))
+        self.bias = nn.Parameter(0.02 * torch.randn(1, channels, 1, 1))
+
+    def forward(self, x):
+        zero_mean = x - x.mean(dim=1, keepdim=True)
+        denom = ((zero_mean * zero_mean).mean(dim=1, keepdim=True) + self.eps).rsqrt()
+        return (zero_mean * denom + self.bias) * self.weight
+
+
+class AttentionANE(nn.Module):
+    """Split-einsum attention: one einsum pair and one softmax per head, heads concatenated."""
+
+    def __init__(self, dim: int, heads: int, key_bias: bool = True):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.q, self.k = nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, dim, 1, bias=key_bias)
+        self.v, self.out = nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x, mask=None):
+        scale = self.head_dim ** -0.5
+        qs = self.q(x).split(self.head_dim, dim=1)
+        ks = self.k(x).transpose(1, 3).split(self.head_dim, dim=3)
+        vs = self.v(x).split(self.head_dim, dim=1)
+        heads = []
+        for q, k, v in zip(qs, ks, vs):
+            w = torch.einsum("bchq,bkhc->bkhq", q, k) * scale
+            if mask is not None:
+                w = w + mask
+            heads.append(torch.einsum("bkhq,bchk->bchq", w.softmax(dim=1), v))
+        return self.out(torch.cat(heads, dim=1))
+
+
+class EncoderLayerANE(nn.Module):
+    """A BERT-style (post-norm) or Whisper/GPT-style (pre-norm) block in the ANE layout."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, pre_norm: bool = False, key_bias: bool = True):
+        super().__init__()
+        self.pre_norm = pre_norm
+        self.attn = AttentionANE(dim, heads, key_bias)
+        self.norm1, self.norm2 = LayerNormANE(dim), LayerNormANE(dim)
+        self.ffn = nn.Sequential(nn.Conv2d(dim, ffn, 1), nn.GELU(), nn.Conv2d(ffn, dim, 1))
+
+    def forward(self, x, mask=None):
+        if self.pre_norm:
+            x = x + self.attn(self.norm1(x), mask)
+            return x + self.ffn(self.norm2(x))
+        x = self.norm1(self.attn(x, mask) + x)
+        return self.norm2(self.ffn(x) + x)
+
+
+class BertANE(nn.Module):
+    """ml-ane-transformers DistilBERT (and a BERT token classifier built the same way).
+
+    Inputs input_ids and attention_mask (int32, converted from int64 as the source did); the
+    embedding lookups run in (B, S, C) and LayerNormANE moves them to (B, C, 1, S)."""
+
+    def __init__(self, layers: int = 6, dim: int = 768, heads: int = 12, ffn: int = 3072, seq: int = 128,
+                 vocab: int = 30522, token_types: bool = False, head: str = "sequence"):
+        super().__init__()
+        self.seq, self.head_kind = seq, head
+        self.word, self.position = nn.Embedding(vocab, dim), nn.Embedding(512, dim)
+        self.token_type = nn.Embedding(2, dim) if token_types else None
+        self.register_buffer("position_ids", torch.arange(seq).unsqueeze(0), persistent=False)
+        self.norm = LayerNormANE(dim)
+        self.layers = nn.ModuleList([EncoderLayerANE(dim, heads, ffn) for _ in range(layers)])
+        if head == "sequence":
+            self.pre_classifier, self.classifier = nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, 2, 1)
+        else:
+            self.classifier = nn.Conv2d(dim, 9, 1)
+
+    def forward(self, input_ids, attention_mask):
+        x = self.word(input_ids) + self.position(self.position_ids)
+        if self.token_type is not None:
+            x = x + self.token_type(torch.zeros_like(input_ids))
+        x = self.norm(x.transpose(1, 2).unsqueeze(2))
+        mask = ((1 - attention_mask).float() * -1e4).unsqueeze(2).unsqueeze(2)  # (B, S, 1, 1)
+        for layer in self.layers:
+            x = layer(x, mask)
+        if self.head_kind == "sequence":
+            return self.classifier(F.relu(self.pre_classifier(x[:, :, :, 0:1]))).squeeze(-1).squeeze(-1)
+        return self.classifier(x)
+
+
+def bert_ane(seq: int = 128, layers: int = 6, token_types: bool = False, head: str = "sequence") -> tuple:
+    model = BertANE(layers=layers, seq=seq, token_types=token_types, head=head)
+    ids = torch.randint(0, 30522, (1, seq))
+    return model, (ids, torch.ones(1, seq, dtype=torch.long))
+
+
+# --- Hugging Face layout (B, S, C) ------------------------------------------------------------------
+
+class SelfAttention(nn.Module):
+    """Matmul attention as transformers' DistilBERT / OpenAI Whisper / CLIP / nanoGPT write it."""
+
+    def __init__(self, dim: int, heads: int, tokens: int, key_bias: bool = True):
+        super().__init__()
+        self.dim, self.heads, self.tokens = dim, heads, tokens
+        self.q, self.k = nn.Linear(dim, dim), nn.Linear(dim, dim, bias=key_bias)
+        self.v, self.out = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def split(self, x):
+        return x.reshape(1, self.tokens, self.heads, -1).transpose(1, 2)
+
+    def forward(self, x, mask=None, fill=None):
+        """``mask`` is added to the scores; ``fill`` (bool, broadcastable) marks the scores set to -inf."""
+        q, k, v = self.split(self.q(x)), self.split(self.k(x)), self.split(self.v(x))
+        scores = (q / math.sqrt(self.dim // self.heads)) @ k.transpose(2, 3)
+        if fill is not None:
+            scores = scores.masked_fill(fill.expand(1, self.heads, self.tokens, self.tokens), float("-inf"))
+        elif mask is not None:
+            scores = scores + mask
+        context = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(1, self.tokens, self.dim)
+        return self.out(context)
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, ffn: int, tokens: int, pre_norm: bool = True, key_bias: bool = True):
+        super().__init__()
+        self.pre_norm = pre_norm
+        self.attn = SelfAttention(dim, heads, tokens, key_bias)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Linear(ffn, dim))
+
+    def forward(self, x, mask=None, fill=None):
+        if self.pre_norm:
+            x = x + self.attn(self.norm1(x), mask, fill)
+            return x + self.ffn(self.norm2(x))
+        x = self.norm1(self.attn(x, mask, fill) + x)
+        return self.norm2(self.ffn(x) + x)
+
+
+class DistilBertHF(nn.Module):
+    """transformers' DistilBertForSequenceClassification (4.2x): every layer compares the attention
+    mask with 0, reshapes and expands it and applies it with masked_fill(-inf), as the baseline
+    conversion of Apple's tutorial traced it."""
+
+    def __init__(self, seq: int = 128, layers: int = 6, dim: int = 768, heads: int = 12, ffn: int = 3072):
+        super().__init__()
+        self.seq = seq
+        self.word, self.position = nn.Embedding(30522, dim), nn.Embedding(512, dim)
+        self.register_buffer("position_ids", torch.arange(seq).unsqueeze(0), persistent=False)
+        self.norm = nn.LayerNorm(dim, eps=1e-12)
+        self.layers = nn.ModuleList([Block(dim, heads, ffn, seq, pre_norm=False) for _ in range(layers)])
+        self.pre_classifier, self.classifier = nn.Linear(dim, dim), nn.Linear(dim, 2)
+
+    def forward(self, input_ids, attention_mask):
+        x = self.norm(self.word(input_ids) + self.position(self.position_ids))
+        for layer in self.layers:
+            x = layer(x, fill=(attention_mask == 0).reshape(1, 1, 1, self.seq))
+        return self.classifier(F.relu(self.pre_classifier(x[:, 0])))
+
+
+def distilbert_hf(seq: int = 128) -> tuple:
+    return DistilBertHF(seq), (torch.randint(0, 30522, (1, seq)), torch.ones(1, seq, dtype=torch.long))
+
+
+# --- Whisper encoders (openai/whisper model.py AudioEncoder; whisper.cpp's ANE variant) ---------------
+
+WHISPER = {"tiny": (384, 4, 6), "base": (512, 6, 8), "small": (768, 12, 12), "medium": (1024, 24, 16),
+           "large": (1280, 32, 20)}
+
+
+class WhisperEncoder(nn.Module):
+    def __init__(self, size: str, ane: bool, mels: int):
+        super().__init__()
+        dim, layers, heads = WHISPER[size]
+        self.ane, self.dim = ane, dim
+        self.conv1, self.conv2 = nn.Conv1d(mels, dim, 3, padding=1), nn.Conv1d(dim, dim, 3, 2, padding=1)
+        self.register_buffer("positions", torch.randn(1500, dim) * 0.02)
+        if ane:
+            self.blocks = nn.ModuleList([EncoderLayerANE(dim, heads, 4 * dim, pre_norm=True, key_bias=False)
+                                         for _ in range(layers)])
+            self.norm = LayerNormANE(dim, eps=1e-5)
+        else:
+            self.blocks = nn.ModuleList([Block(dim, heads, 4 * dim, 1500, key_bias=False) for _ in range(layers)])
+            self.norm = nn.LayerNorm(dim)
+
+    def forward(self, mel):
+        x = F.gelu(self.conv2(F.gelu(self.conv1(mel))))
+        if self.ane:  # (1, C, 1, 1500)
+            x = x.unsqueeze(2) + self.positions.transpose(0, 1).reshape(1, self.dim, 1, 1500)
+            for block in self.blocks:
+                x = block(x)
+            return self.norm(x).squeeze(2).permute(0, 2, 1)
+        x = x.permute(0, 2, 1) + self.positions
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+def whisper_encoder(size: str = "tiny", ane: bool = False, mels: int = 80) -> tuple:
+    return WhisperEncoder(size, ane, mels), (torch.randn(1, mels, 3000),)
+
+
+# --- CLIP-style ViT image encoder and text encoder (MobileCLIP-B / L) ---------------------------------
+
+class ViT(nn.Module):
+    def __init__(self, dim: int, layers: int, heads: int, patch: int, size: int, embed: int):
+        super().__init__()
+        self.tokens, self.dim = (size // patch) ** 2 + 1, dim
+        self.patch = nn.Conv2d(3, dim, patch, patch, bias=False)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.positions = nn.Parameter(torch.randn(1, self.tokens, dim) * 0.02)
+        self.norm_pre, self.norm_post = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.blocks = nn.Sequential(*[Block(dim, heads, 4 * dim, self.tokens) for _ in range(layers)])
+        self.proj = nn.Linear(dim, embed, bias=False)
+
+    def forward(self, pixels):
+        x = self.patch(pixels).reshape(1, self.dim, self.tokens - 1).transpose(1, 2)
+        x = self.norm_pre(torch.cat([self.cls, x], dim=1) + self.positions)
+        return self.proj(self.norm_post(self.blocks(x)[:, 0]))
+
+
+def vit(dim: int = 768, layers: int = 12, heads: int = 12, patch: int = 16, size: int = 224, embed: int = 512):
+    return ViT(dim, layers, heads, patch, size, embed), (torch.rand(1, 3, size, size),)
+
+
+class TextEncoder(nn.Module):
+    """CLIP text transformer: causal mask, features at the end-of-text token (argmax of the ids)."""
+
+    def __init__(self, dim: int, layers: int, heads: int, ctx: int = 77, vocab: int = 49408):
+        super().__init__()
+        self.word = nn.Embedding(vocab, dim)
+        self.positions = nn.Parameter(torch.randn(1, ctx, dim) * 0.01)
+        self.register_buffer("mask", torch.full((ctx, ctx), -1e4).triu(1))
+        self.blocks = nn.ModuleList([Block(dim, heads, 4 * dim, ctx) for _ in range(layers)])
+        self.norm, self.proj = nn.LayerNorm(dim), nn.Linear(dim, 512, bias=False)
+
+    def forward(self, ids):
+        x = self.word(ids) + self.positions
+        for block in self.blocks:
+            x = block(x, self.mask)
+        x = self.norm(x)
+        return self.proj(x[torch.arange(1), ids.argmax(dim=-1)])
+
+
+def clip_text(dim: int = 512, layers: int = 12, heads: int = 8) -> tuple:
+    return TextEncoder(dim, layers, heads), (torch.randint(0, 49408, (1, 77)),)
+
+
+# --- GPT-2 (nanoGPT baseline and smpanaro's ANE layout) ----------------------------------------------
+
+class NanoGPT(nn.Module):
+    """karpathy/nanoGPT model.py GPT (gpt2 small), inference path: logits of the last token only."""
+
+    def __init__(self, ctx: int = 512, layers: int = 12, dim: int = 768, heads: int = 12):
+        super().__init__()
+        self.ctx = ctx
+        self.wte, self.wpe = nn.Embedding(50257, dim), nn.Embedding(1024, dim)
+        self.register_buffer("positions", torch.arange(ctx), persistent=False)
+        self.register_buffer("causal", torch.tril(torch.ones(ctx, ctx)).reshape(1, 1, ctx, ctx) == 0)
+        self.blocks = nn.ModuleList([Block(dim, heads, 4 * dim, ctx) for _ in range(layers)])
+        self.norm = nn.LayerNorm(dim)
+        self.lm_head = nn.Linear(dim, 50257, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied, as nanoGPT does
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(self.positions)
+        for block in self.blocks:
+            x = block(x, fill=self.causal)
+        return self.lm_head(self.norm(x)[:, -1:, :])
+
+
+def nanogpt(ctx: int = 512) -> tuple:
+    return NanoGPT(ctx), (torch.randint(0, 50257, (1, ctx)),)
+
+
+class GPT2ANE(nn.Module):
+    """smpanaro/more-ane-transformers ane_gpt2 (March 2023): ANE layout with a QK mask and a K mask
+    as inputs, logits of every position through a 1x1 conv."""
+
+    def __init__(self, ctx: int = 512, layers: int = 12, dim: int = 768, heads: int = 12):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(50257, dim), nn.Embedding(1024, dim)
+        self.register_buffer("positions", torch.arange(ctx).unsqueeze(0), persistent=False)
+        self.blocks = nn.ModuleList([EncoderLayerANE(dim, heads, 4 * dim, pre_norm=True) for _ in range(layers)])
+        self.norm = LayerNormANE(dim, eps=1e-5)
+        self.lm_head = nn.Conv2d(dim, 50257, 1, bias=False)
+
+    def forward(self, idx, qk_mask, k_mask):
+        x = (self.wte(idx) + self.wpe(self.positions)).transpose(1, 2).unsqueeze(2)
+        mask = qk_mask + k_mask
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.lm_head(self.norm(x))
+
+
+def gpt2_ane(ctx: int = 512) -> tuple:
+    qk = torch.full((ctx, ctx), -1e4).triu(1).transpose(0, 1).reshape(1, ctx, 1, ctx)
+    return GPT2ANE(ctx), (torch.randint(0, 50257, (1, ctx)), qk, torch.zeros(1, ctx, 1, 1))
+
+
+# --- ask-meridian.uk AneEncoder (LuuOW/meridian-mcp mlcore/ane_encoder), RangeDim sequence ------------
+
+class MeridianNorm(nn.Module):
+    """ane_modules.LayerNormANE: (x - mean) * rsqrt(var + eps) over channels, then weight and bias."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(1, dim, 1, 1)), nn.Parameter(torch.zeros(1, dim, 1, 1))
+
+    def forward(self, x):
+        mean = x.mean(dim=1, keepdim=True)
+        var = x.var(dim=1, keepdim=True, unbiased=False)
+        return (x - mean) * torch.rsqrt(var + 1e-5) * self.weight + self.bias
+
+
+class MeridianBlock(nn.Module):
+    """ane_modules.EncoderBlockANE: reshape-based heads, mul + sum attention, tanh GELU. Heads are
+    split with reshape(..., -1) so the trace keeps no shape arithmetic (the source read x.shape)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.dim, self.heads = dim, heads
+        self.norm1, self.norm2 = MeridianNorm(dim), MeridianNorm(dim)
+        self.q, self.k, self.v, self.o = (nn.Conv2d(dim, dim, 1) for _ in range(4))
+        self.ffn = nn.Sequential(nn.Conv2d(dim, 4 * dim, 1), nn.GELU(approximate="tanh"), nn.Conv2d(4 * dim, dim, 1))
+
+    def attend(self, x):
+        d = self.dim // self.heads
+        q, k, v = (proj(x).reshape(self.heads, d, 1, -1) for proj in (self.q, self.k, self.v))
+        scores = (q.permute(0, 1, 3, 2) * k).sum(dim=1, keepdim=True) * d ** -0.5
+        out = (torch.softmax(scores, dim=-1) * v).sum(dim=-1, keepdim=True).permute(0, 1, 3, 2)
+        return self.o(out.reshape(1, self.dim, 1, -1))
+
+    def forward(self, x):
+        x = x + self.attend(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+def meridian_encoder(dim: int = 384, layers: int = 6, heads: int = 6, seq: int = 64) -> tuple:
+    model = nn.Sequential(*[MeridianBlock(dim, heads) for _ in range(layers)], MeridianNorm(dim))
+    return model, (torch.randn(1, dim, 1, seq),)

@@ -1,0 +1,171 @@
+"""The cost model: chip table, per-op ANE/CPU/GPU times and bounds, fusion, residency, dataflow scheduling."""
+from __future__ import annotations
+
+import pytest
+from mil_models import ct, mb, save, types, w
+
+import anedoctor
+from anedoctor.cost import DEVICE_PEAKS, CostModel, device_rates
+from anedoctor.cost.latency import LatencyModel, ane_fill, breakdown, weight_bytes
+from anedoctor.hardware import CHIPS, parse_chip, resolve_target
+
+
+@pytest.mark.parametrize("spelling,chip_id", [("M1 Max", "m1max"), ("m1max", "m1max"), ("m1-max", "m1max"),
+                                              ("m2ultra", "m2ultra"), ("Apple M2 Ultra", "m2ultra"), ("m1", "m1"),
+                                              ("A17 Pro", "a17"), ("a14", "a14"), ("m4_pro", "m4pro")])
+def test_parse_chip_keeps_variants(spelling, chip_id):
+    assert parse_chip(spelling).id == chip_id
+
+
+def test_unknown_chip_is_a_one_line_error():
+    with pytest.raises(anedoctor.ModelError, match="unknown chip 'm9'"):
+        parse_chip("m9")
+
+
+def test_variants_share_the_ane_but_not_memory_cpu_or_gpu():
+    base, big = CHIPS["m1"], CHIPS["m1max"]
+    assert (big.fp16_tflops, big.tier, big.ane_arch) == (base.fp16_tflops, base.tier, base.ane_arch)
+    assert big.dram_gbps > base.dram_gbps and big.gpu_tflops > base.gpu_tflops and big.cpu_gflops > base.cpu_gflops
+    # the ANE streams weights at its own measured rate, not the SoC's: M1 Max is no faster than M1 there
+    assert big.ane_weight_gbps <= base.ane_weight_gbps < base.dram_gbps
+    assert CHIPS["m4pro"].ane_weight_gbps > 1.5 * CHIPS["m4"].ane_weight_gbps
+
+
+def test_every_chip_has_figures_for_all_three_devices():
+    for chip in CHIPS.values():
+        assert chip.dram_gbps > 0 and chip.cpu_gflops > 0 and chip.gpu_tflops > 0, chip.id
+        if chip.tier:
+            assert 1.0 < chip.ane_ghz < 2.5 and 0 < chip.ane_weight_gbps <= chip.dram_gbps, chip.id
+
+
+def test_segmenter_estimates_on_m4_are_the_fitted_anchors():
+    rates = device_rates(resolve_target("ios17", "m4", "macos15"))
+    tflops, gbps, overhead = DEVICE_PEAKS["cpu"]
+    assert rates["elementwise", "cpu"] == pytest.approx((tflops * 1e6, gbps * 1e3, overhead))
+
+
+def test_segmenter_uses_each_chips_cpu_and_ane():
+    small = CostModel(resolve_target("ios17", "m1", "macos13")).op_costs("conv", 10**9, 10**6)
+    big = CostModel(resolve_target("ios17", "m1max", "macos13")).op_costs("conv", 10**9, 10**6)
+    newer = CostModel(resolve_target("ios17", "m4", "macos15")).op_costs("conv", 10**9, 10**6)
+    assert big["cpu"] < small["cpu"] and big["ane"] == pytest.approx(small["ane"]) and newer["ane"] < small["ane"]
+    assert big["gpu"] == pytest.approx(small["gpu"])  # the GPU estimate is not scaled (see anedoctor.cost)
+
+
+def conv_model(tmp_path, cin=256, cout=256, size=32, act=True, name="m.mlpackage"):
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, cin, size, size))], opset_version=ct.target.iOS17)
+    def prog(x):
+        y = mb.conv(x=x, weight=w(cout, cin, 3, 3), pad_type="same", name="conv")
+        return mb.relu(x=y, name="act") if act else y
+    return save(prog, tmp_path / name)
+
+
+def by_name(report, name):
+    return next(p for p in report.placements if p.op.name.startswith(name))
+
+
+def test_activation_after_conv_is_fused_on_the_ane(tmp_path):
+    report = anedoctor.check(conv_model(tmp_path), chip="m4", compute_units="cpu_and_ne")
+    conv, act = by_name(report, "conv"), by_name(report, "act")
+    assert conv.device == act.device == "ane"
+    assert act.bound == "fused" and act.time_ms == 0 and conv.time_ms > 0
+
+
+def test_wider_conv_takes_longer_and_fills_the_array_better(tmp_path):
+    model = LatencyModel(CHIPS["m4"], "macos")
+    convs = []
+    for c in (16, 256):
+        path = conv_model(tmp_path, c, c, name=f"c{c}.mlpackage")
+        conv = by_name(anedoctor.check(path, chip="m4", compute_units="cpu_and_ne"), "conv")
+        convs.append((conv, model.ane(conv.op, conv.flops, 0.0, fused=False)))
+    (a, ta), (b, tb) = convs
+    assert ane_fill(a.op, a.flops) < ane_fill(b.op, b.flops) <= 1.0
+    assert tb.ms > ta.ms and tb.bound == "compute"
+    assert tb.ms / b.flops < ta.ms / a.flops  # time per FLOP falls as the array fills
+
+
+def two_convs(tmp_path, size):
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, size, size))], opset_version=ct.target.iOS17)
+    def prog(x):
+        y = mb.relu(x=mb.conv(x=x, weight=w(256, 256, 3, 3), pad_type="same", name="first"))
+        return mb.conv(x=y, weight=w(256, 256, 3, 3), pad_type="same", name="second")
+    return save(prog, tmp_path / f"two{size}.mlpackage")
+
+
+@pytest.mark.parametrize("size,resident", [(32, True), (96, False)])
+def test_chained_activations_stay_on_chip_unless_over_2mib(tmp_path, size, resident):
+    report = anedoctor.check(two_convs(tmp_path, size), chip="m4", compute_units="cpu_and_ne")
+    second = by_name(report, "second")
+    assert second.device == "ane"
+    tensor = second.op.outputs[0].type.nbytes  # input and output are the same size
+    activations = second.dram_bytes - weight_bytes(second.op)
+    # its input comes from the first conv and its output goes to the output cast, both in the same segment
+    assert activations == (0 if resident else 2 * tensor)
+
+
+def test_weight_streaming_scales_with_the_chips_measured_ane_bandwidth():
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4096))], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.linear(x=x, weight=w(4096, 4096), name="head")
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        path = save(prog, Path(d) / "head.mlpackage")
+        times = {c: by_name(anedoctor.check(path, chip=c, compute_units="cpu_and_ne", os="macos15"), "head")
+                 for c in ("m1max", "m4pro")}
+    assert times["m1max"].device == times["m4pro"].device == "ane"
+    assert times["m1max"].bound == times["m4pro"].bound == "weights"
+    ratio = times["m1max"].time_ms / times["m4pro"].time_ms
+    assert ratio == pytest.approx(CHIPS["m4pro"].ane_weight_gbps / CHIPS["m1max"].ane_weight_gbps, rel=0.15)
+
+
+def test_whole_model_latency_is_ops_plus_launches_plus_switches(tmp_path):
+    report = anedoctor.check(conv_model(tmp_path), chip="a17", compute_units="cpu_and_ne")
+    b = report.latency
+    ops = sum(p.time_ms for p in report.placements)
+    assert b.latency_ms == pytest.approx(ops + sum(s.launch_ms for s in b.segments) + sum(s.ms for s in b.switches))
+    assert report.summary["latency_ms"] == pytest.approx(b.latency_ms, abs=1e-3)
+    model = LatencyModel(CHIPS["a17"], "ios")
+    assert any(s.launch_ms == model.dispatch_ms() for s in b.segments if s.device == "ane")
+    assert breakdown([], CHIPS["a17"], "ios").latency_ms == 0
+
+
+def masked_model(tmp_path):
+    """An fp16 conv chain listed before an int32 mask's cast, which joins the chain half-way (as
+    coremltools lists DistilBERT's attention-mask ops after layer 1's convs)."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, 16, 16)),
+                             mb.TensorSpec(shape=(1, 1, 16, 16), dtype=types.int32)],
+                opset_version=ct.target.iOS17)
+    def prog(x, mask):
+        for i in range(4):
+            x = mb.relu(x=mb.conv(x=x, weight=w(256, 256, 3, 3), pad_type="same"), name=f"first{i}")
+        m = mb.cast(x=mask, dtype="fp32", name="mask_cast")
+        x = mb.add(x=x, y=m, name="masked")
+        for i in range(4):
+            x = mb.relu(x=mb.conv(x=x, weight=w(256, 256, 3, 3), pad_type="same"), name=f"second{i}")
+        return x
+    return save(prog, tmp_path / "masked.mlpackage")
+
+
+def test_independent_cpu_ops_are_scheduled_so_the_ane_run_stays_whole(tmp_path):
+    path = masked_model(tmp_path)
+    graph = anedoctor.load(path).graphs[0]
+    mask_cast = next(op.name for op in graph.ops if op.type == "cast" and op.input("x").name == "mask")
+    listed = [op.name for op in graph.ops]
+    assert listed.index(mask_cast) > listed.index("first0_cast_fp16")  # listed in the middle of the convs
+    report = anedoctor.check(path, chip="m4", compute_units="cpu_and_ne")
+    names = [p.op.name for p in report.placements]
+    assert by_name(report, mask_cast).device == "cpu"
+    assert names.index(mask_cast) < names.index("first0_cast_fp16")
+    ane = [i for i, p in enumerate(report.placements) if p.device == "ane"]
+    assert len(ane) >= 17 and ane == list(range(ane[0], ane[-1] + 1))  # every conv, relu and the add: one run
+    assert report.summary["switches"] <= 2
+
+
+def test_a_chain_keeps_its_listed_order(tmp_path):
+    path = conv_model(tmp_path)
+    report = anedoctor.check(path, chip="m4")
+    assert [p.op.name for p in report.placements] == [op.name for op in anedoctor.load(path).graphs[0].ops
+                                                       if not op.type.startswith("constexpr_")]

@@ -1,0 +1,114 @@
+"""anedoctor.estimate and the `estimate` / `chips` commands: totals, breakdown, compute units, JSON, HTML."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from mil_models import ct, mb, save, w
+from typer.testing import CliRunner
+
+import anedoctor
+from anedoctor.cli import app
+from anedoctor.hardware import CHIPS
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """A conv backbone, a 17x17 conv the ANE cannot run (PA-1/PA-3), more convs: two ANE runs, one switch pair."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 128, 32, 32))], opset_version=ct.target.iOS17)
+    def prog(x):
+        for i in range(4):
+            x = mb.relu(x=mb.conv(x=x, weight=w(128, 128, 3, 3), pad_type="same"), name=f"a{i}")
+        x = mb.conv(x=x, weight=w(128, 128, 17, 17), pad_type="same", name="wide")
+        for i in range(4):
+            x = mb.relu(x=mb.conv(x=x, weight=w(128, 128, 3, 3), pad_type="same"), name=f"b{i}")
+        return x
+    return save(prog, tmp_path_factory.mktemp("est") / "est.mlpackage")
+
+
+@pytest.fixture(scope="module")
+def compared(model_path):
+    return anedoctor.estimate(model_path, chip="a17", os="ios17", compute_units="cpu_and_ne",
+                              compare_compute_units=True)
+
+
+def test_estimate_totals_add_up(compared):
+    d = compared.to_dict()
+    ops = sum(p.time_ms for p in compared.report.placements)
+    launches = sum(s["launch_ms"] for s in d["segments"])
+    switches = sum(s["ms"] for s in d["switches"])
+    assert d["latency_ms"] == pytest.approx(ops + launches + switches, abs=1e-3)
+    assert d["latency_ms"] == pytest.approx(sum(d["device_ms"].values()), abs=1e-3)
+    assert len(d["switches"]) == len(d["segments"]) - 1 >= 2  # the wide conv splits the ANE work
+    assert all(s["ms"] > 0 and s["bytes"] > 0 for s in d["switches"])
+    assert compared.report.summary["latency_ms"] == pytest.approx(d["latency_ms"], abs=1e-3)
+
+
+def test_every_op_has_a_time_and_a_bound(compared):
+    bounds = {p.bound for p in compared.report.placements}
+    assert bounds <= {"compute", "weights", "activations", "overhead", "fused"}
+    assert "fused" in bounds and "compute" in bounds  # relus ride on their convs; 128-ch 3x3 convs are compute-bound
+    top = compared.to_dict()["top_ops"]
+    assert top[0]["name"].startswith("wide") and top[0]["device"] == "cpu"  # the CPU's 17x17 conv dominates
+    assert [o["time_ms"] for o in top] == sorted((o["time_ms"] for o in top), reverse=True)
+
+
+def test_compute_units_side_by_side(compared):
+    rows = {r["compute_units"]: r for r in compared.to_dict()["compare"]}
+    assert set(rows) == {"all", "cpu_and_ne", "cpu_and_gpu", "cpu_only"}
+    assert rows["cpu_only"]["ane"] == rows["cpu_only"]["gpu"] == 0
+    assert rows["cpu_and_gpu"]["ane"] == 0 and rows["cpu_and_ne"]["gpu"] == 0
+    assert rows["cpu_only"]["latency_ms"] > rows["cpu_and_ne"]["latency_ms"]
+    assert rows["all"]["latency_ms"] <= min(rows["cpu_and_ne"]["latency_ms"], rows["cpu_and_gpu"]["latency_ms"]) * 1.25
+
+
+def test_energy_is_labelled_an_estimate_per_device(compared):
+    d = compared.to_dict()
+    assert d["energy_mj"]["ane"] > 0 and d["energy_mj"]["cpu"] > 0
+    assert "estimate" in d["energy_note"]
+    assert compared.report.summary["energy_mj"] == pytest.approx(sum(d["energy_mj"].values()), abs=1e-3)
+
+
+def test_faster_chip_is_estimated_faster(model_path):
+    slow = anedoctor.estimate(model_path, chip="a14", os="ios17", compute_units="cpu_and_ne")
+    fast = anedoctor.estimate(model_path, chip="m4", os="macos15", compute_units="cpu_and_ne")
+    compute = {e.report.target.chip.id: sum(p.time_ms for p in e.report.placements if p.bound == "compute")
+               for e in (slow, fast)}
+    assert compute["a14"] > compute["m4"] * 1.5  # 11 vs 19 TFLOP/s fp16
+
+
+def test_report_json_carries_the_estimate(compared):
+    d = compared.report.to_dict()
+    assert d["summary"]["latency_ms"] > 0 and d["summary"]["energy_mj"] > 0
+    assert all("time_ms" in op and "bound" in op for op in d["ops"])
+
+
+def test_html_has_the_waterfall(compared, tmp_path):
+    out = tmp_path / "e.html"
+    compared.to_html(out)
+    page = out.read_text()
+    assert "latency waterfall" in page and "Latency estimate" in page and "Compute units side by side" in page
+
+
+def test_cli_estimate_json_and_text(model_path, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["estimate", str(model_path), "--chip", "m1max", "--compare-compute-units",
+                                 "--json", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    assert "ESTIMATE" in result.output and "cpu_and_gpu" in result.output
+    d = json.loads((tmp_path / "e.json").read_text())
+    assert d["chip"] == "m1max" and d["latency_ms"] > 0 and len(d["compare"]) == 4
+
+
+def test_cli_estimate_bad_input_is_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["estimate", str(tmp_path / "missing.mlpackage")])
+    assert result.exit_code == 2
+    result = CliRunner().invoke(app, ["estimate", str(tmp_path / "missing.mlpackage"), "--chip", "m9"])
+    assert result.exit_code == 2
+
+
+def test_cli_chips_lists_every_variant():
+    result = CliRunner().invoke(app, ["chips", "--json"])
+    assert result.exit_code == 0
+    ids = {r["id"] for r in json.loads(result.output)}
+    assert ids == set(CHIPS) and {"m1max", "m2ultra", "m3pro", "m4max", "a19pro"} <= ids

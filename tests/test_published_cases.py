@@ -1,0 +1,53 @@
+"""The published-case table of bench/published is well-formed, and one case builds and predicts end to end."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from anedoctor.hardware import COMPUTE_UNITS, resolve_target
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from published import build, cases, evaluate  # noqa: E402
+
+
+def test_case_names_are_unique():
+    names = [c.name for c in cases.CASES]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("case", cases.CASES, ids=lambda c: c.name)
+def test_case_is_well_formed(case):
+    assert case.source.startswith("https://"), "a source a user can follow"
+    assert case.conditions and case.confidence in "AMRCD"
+    resolve_target(cases.MODELS[case.model].target.lower(), case.chip, case.os)  # ModelError: unknown chip / OS
+    assert case.compute_units in COMPUTE_UNITS
+    assert case.latency_ms is not None or case.placement is not None or case.ane_figure
+    if case.placement:
+        assert set(case.placement) == {"ane", "gpu", "cpu"} and sum(case.placement.values()) > 0
+
+
+def test_latency_cases_split_in_halves_within_families():
+    latency = [c for c in cases.CASES if c.latency_ms is not None]
+    fit = [c for c in latency if cases.split(c) == "fit"]
+    assert abs(2 * len(fit) - len(latency)) <= 1
+    for family in {c.family for c in latency}:
+        members = [c for c in latency if c.family == family]
+        in_fit = sum(cases.split(c) == "fit" for c in members)
+        assert abs(2 * in_fit - len(members)) <= 2, family
+    assert cases.select(None, "holdout") and not {c.name for c in cases.select(None, "holdout")} & {c.name for c in fit}
+
+
+def test_one_case_builds_and_predicts(tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    case = cases.BY_NAME["meridian_tiny_plan"]  # 2 layers x 128, RangeDim input: converts in seconds
+    path = build.build(case.model)
+    assert path.is_dir() and path.parent == tmp_path and (path / "Manifest.json").exists()
+    stamp = path.stat().st_mtime_ns
+    assert build.build(case.model) == path and path.stat().st_mtime_ns == stamp  # cached, not rebuilt
+    row = evaluate.row(case, path)
+    assert row["error"] is None
+    assert sum(row["predicted_ops"].values()) > 20  # 2 blocks of convs, norms, softmax ...
+    assert 0.0 <= row["predicted_ane_share"] <= 1.0 and row["published_ane_share"] == 0.0
