@@ -158,7 +158,8 @@ def size_enumerated_shapes(model: Model) -> None:
         if not v.type.is_static and v.name in shapes:
             v.type = TensorType(v.type.dtype, tuple(shapes[v.name]), v.type.kind)
     default = ", ".join(f"{s.name} {s.default_shape}" for s in graph.input_specs if s.flexibility in SIZED_AT_DEFAULT)
-    model.notes.append(f"{graph.name}: flexible shapes sized at the default shape ({default}) by running the model once")
+    model.notes.append(f"{graph.name}: flexible shapes sized at the default shape ({default}) by running the model "
+                       "once")
 
 
 def _ios_major(target: str) -> int:

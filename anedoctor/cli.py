@@ -450,15 +450,12 @@ def fix_cmd(
 
         if output is None and not dry_run:
             raise ModelError("fix needs -o OUT.mlpackage (or --dry-run)")
-        report = fix(model, output, chip=chip, os=os_, compute_units=compute_units or "all", select=select, ignore=ignore,
-                     allow_interface_changes=allow_interface_changes, dry_run=dry_run)
-        print(report)
-        if json_path:
-            report.to_json(json_path)
-        if html_path:
-            report.to_html(html_path)
+        outputs = claimed([model], {"--json": json_path, "--html": html_path})
+        with progress(f"rewriting and verifying {Path(model).name}"):
+            report = fix(model, output, chip=chip, os=os_, compute_units=compute_units or "all", select=select,
+                         ignore=ignore, allow_interface_changes=allow_interface_changes, dry_run=dry_run)
+        finish(outputs, {"--json": report.to_json, "--html": report.to_html}, [str(report)])
     guarded(body)
-
 
 
 @app.command("compress")

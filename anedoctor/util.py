@@ -85,3 +85,28 @@ def quiet_coremltools():
     import coremltools
 
     return coremltools
+
+
+class Exportable:
+    """``to_json`` and ``to_html`` for a result that has ``to_dict()`` and ``html()``: each returns the text
+    and, given a path, also writes it atomically."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def html(self) -> str:
+        raise NotImplementedError
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The JSON: one line per top-level field and per element of a list (see :func:`json_rows`)."""
+        return written(path, json_rows(self.to_dict()))
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """The self-contained HTML page."""
+        return written(path, self.html())
+
+
+def written(path: str | Path | None, text: str) -> str:
+    if path is not None:
+        write_atomic(path, text)
+    return text

@@ -1,6 +1,6 @@
 """Benchmark ``anedoctor.fix`` over a zoo of models with real Neural Engine blockers.
 
-For each model (``anedoctor.rewrite.zoo``): the ANE share of ops and FLOPs, segments, switches and
+For each model (``tests/fix_zoo.py``): the ANE share of ops and FLOPs, segments, switches and
 the estimated latency (when the check report has one) before and after ``fix``, the largest output
 error of the rewrites against the original (fp32 reference executor for exact rewrites, ANE fp16
 emulation for approximate ones), the rewrites applied, what is left, and the time ``fix`` took.
@@ -22,8 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from anedoctor.rewrite import fix
-from anedoctor.rewrite.zoo import ZOO
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from fix_zoo import ZOO  # noqa: E402
+
+from anedoctor.rewrite import fix  # noqa: E402
 
 
 def pct(x: float) -> str:

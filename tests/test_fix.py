@@ -11,7 +11,9 @@ import pytest
 
 import anedoctor
 from anedoctor.errors import ModelError
-from anedoctor.rewrite import PASSES, Pass, driver, fix, register, zoo
+import fix_zoo as zoo
+
+from anedoctor.rewrite import PASSES, Pass, driver, fix, register
 from anedoctor.rewrite.coreml_io import (
     coremltools,
     load_program,

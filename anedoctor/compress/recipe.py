@@ -2,11 +2,12 @@
 coremltools.optimize.coreml (palettize_weights, linear_quantize_weights, prune_weights,
 linear_quantize_activations). Nothing here re-implements a compression algorithm.
 
-Which OS a format needs comes from coremltools itself (its passes refuse older deployment targets
-with "... is supported since iOS18"): int4, per-block scales, per-grouped-channel LUTs and joint
-sparse+LUT / sparse+int ops are iOS 18 ops; activation quantization is an iOS 17 op; per-tensor /
-per-channel LUT, int8 and sparse weights are iOS 16 ops (coremltools docs-guides
-opt-overview.md, "Availability").
+Which OS a format needs follows coremltools itself: its passes refuse older deployment targets
+("The 4-bit quantization is supported since iOS18 ..."); int4, per-block scales, per-grouped-channel
+LUTs and joint sparse+LUT / sparse+int are iOS 18 ops (coremltools
+converters/mil/mil/ops/defs/iOS18/compression.py); per-tensor LUT, int8 and sparse weights are
+iOS 16 ops (ops/defs/iOS16/constexpr_ops.py); quantize/dequantize for activations need iOS 17
+(linear_quantize_activations converts to the iOS 17 specification).
 """
 from __future__ import annotations
 

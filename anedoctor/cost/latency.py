@@ -243,9 +243,7 @@ def _fusable(op, producer_op, device_of, consumers) -> bool:
     """An elementwise op the ANE post-processor does in the pass of the MAC op (or fused chain) before it."""
     if op.type not in FUSABLE or producer_op is None or device_of.get(id(producer_op)) != "ane":
         return False
-    if len(consumers.get(producer_op.outputs[0].name, ())) != 1:
-        return False
-    return True
+    return len(consumers.get(producer_op.outputs[0].name, ())) == 1
 
 
 def op_times(placements, chip: Chip, platform: str, overrides: dict | None = None) -> list[OpTime]:

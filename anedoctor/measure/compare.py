@@ -12,14 +12,14 @@ from typing import Any
 
 from ..errors import ModelError
 from ..hardware import DEVICE_LABELS, DISPLAY_ORDER
-from ..util import json_rows, write_atomic
+from ..util import Exportable
 from . import page
 from .computeplan import load_report
 
 LABELS = {**DEVICE_LABELS, None: "not reported"}
 
 
-class Comparison:
+class Comparison(Exportable):
     """Result of :func:`compare`. ``rows`` has one entry per matched op; ``to_dict()`` is the JSON."""
 
     def __init__(self, prediction: dict[str, Any], measurement: dict[str, Any]):
@@ -96,12 +96,6 @@ class Comparison:
                 "unmatched_predicted": self.unmatched_predicted, "unmatched_measured": self.unmatched_measured,
                 "notes": notes}
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json_rows(self.to_dict())
-        if path is not None:
-            write_atomic(path, text)
-        return text
-
     def render(self) -> str:
         """Terminal text: the headline, the confusion matrix and every op the prediction got wrong."""
         lines = [self.headline(), "", "confusion (rows predicted, columns measured):",
@@ -115,7 +109,7 @@ class Comparison:
         lines += self.to_dict()["notes"]
         return "\n".join(lines)
 
-    def to_html(self, path: str | Path | None = None) -> str:
+    def html(self) -> str:
         d = self.to_dict()
         conf = [[LABELS[p]] + [row[m] for m in DISPLAY_ORDER] for p, row in d["confusion"].items()]
         wrong = [[r["name"], r["type"], LABELS[r["predicted"]], LABELS[r["measured"]], ", ".join(r["rules"]) or "none",
@@ -130,10 +124,7 @@ class Comparison:
                 + page.table(["#", "op", "type", "predicted", "measured", "agree", "predicted cost share",
                               "measured cost weight"], every, "Every matched op")
                 + "".join(f'<p class="note">{page.escape(n)}</p>' for n in d["notes"]))
-        html = page.page(f"Prediction vs measurement: {d['measurement']['model'] or ''}", body)
-        if path is not None:
-            write_atomic(path, html)
-        return html
+        return page.page(f"Prediction vs measurement: {d['measurement']['model'] or ''}", body)
 
     def __repr__(self) -> str:
         return f"<anedoctor Comparison: {self.headline()}>"

@@ -23,7 +23,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ModelError
 from ..hardware import DISPLAY_ORDER
-from ..util import json_rows, write_atomic
+from ..util import Exportable
 
 BRACKETED = re.compile(r"^\[(?P<index>\d+)\]\s+(?P<type>\S+)\s+outputs=\[(?P<outputs>[^\]]*)\]\s+"
                        r"preferred=(?P<preferred>\S+)\s+supported=\[(?P<supported>[^\]]*)\](?:\s+cost=(?P<cost>[\d.eE+-]+))?")
@@ -115,26 +115,17 @@ def segments_of(ops: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
     return segments, switches
 
 
-class Measurement(dict):
+class Measurement(Exportable, dict):
     """A measurement report: the JSON dict itself, with the Report methods ``to_dict``, ``to_json``, ``to_html``
     (the same HTML page as a prediction, marked as a measurement)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self)
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json_rows(self)
-        if path is not None:
-            write_atomic(path, text)
-        return text
-
-    def to_html(self, path: str | Path | None = None) -> str:
+    def html(self) -> str:
         from ..report.html import render_html
 
-        html = render_html(self)
-        if path is not None:
-            write_atomic(path, html)
-        return html
+        return render_html(self)
 
 
 def measurement(ops: list[dict[str, Any]], *, model: dict[str, Any] | None = None, compute_units: str | None = None,

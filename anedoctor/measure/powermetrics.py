@@ -29,7 +29,7 @@ from xml.etree import ElementTree
 
 from .._version import __version__
 from ..errors import ModelError
-from ..util import json_rows, write_atomic
+from ..util import Exportable
 from . import page
 from .page import escape
 
@@ -73,7 +73,7 @@ class PowerSample:
         return None if mw is None or self.elapsed_ms is None else mw * self.elapsed_ms / 1000.0
 
 
-class PowerReport:
+class PowerReport(Exportable):
     """A parsed power capture: per-sample ANE/GPU/CPU power and a summary. See :func:`power`."""
 
     def __init__(self, path: str, fmt: str, samples: list[PowerSample], machine: str | None = None,
@@ -118,17 +118,8 @@ class PowerReport:
                             "os_build": self.os_build},
                 "samples": [_sample_dict(s) for s in self.samples], "summary": self.summary, "notes": self.notes}
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json_rows(self.to_dict())
-        if path is not None:
-            write_atomic(path, text)
-        return text
-
-    def to_html(self, path: str | Path | None = None) -> str:
-        html = render_power_html(self.to_dict())
-        if path is not None:
-            write_atomic(path, html)
-        return html
+    def html(self) -> str:
+        return render_power_html(self.to_dict())
 
     def __repr__(self) -> str:
         s = self.summary

@@ -15,7 +15,7 @@ from ..hardware import Target
 from ..ir import Model, Op
 from ..placement import OpPlacement
 from ..rules import Rule
-from ..util import gc_paused, json_rows, write_atomic
+from ..util import Exportable, gc_paused
 from .schema import op_dict, report_dict
 
 
@@ -43,7 +43,7 @@ class Cause:
     switches: int = 0
 
 
-class Report:
+class Report(Exportable):
     """Result of :func:`anedoctor.check`: a prediction of where every op runs, and why."""
 
     def __init__(self, model: Model, target: Target, compute_units: str, placements: list[OpPlacement]):
@@ -178,22 +178,13 @@ class Report:
         """The report as the JSON schema's dict (the data every rendering uses)."""
         return report_dict(self)
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        """The JSON report: one line per top-level field and per op, segment, switch and cause."""
-        text = json_rows(self.to_dict())
-        if path is not None:
-            write_atomic(path, text)
-        return text
-
     # ---- HTML ------------------------------------------------------------------------------
     @gc_paused()
-    def to_html(self, path: str | Path | None = None) -> str:
+    def html(self) -> str:
+        """The self-contained HTML page (``to_html(path)`` also writes it)."""
         from .html import render_html
 
-        html = render_html(self.to_dict())
-        if path is not None:
-            write_atomic(path, html)
-        return html
+        return render_html(self.to_dict())
 
     def _repr_html_(self) -> str:
         """Notebook view: the page in an iframe, so its styles and ids cannot clash with the notebook."""

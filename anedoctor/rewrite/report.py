@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hardware import DEVICE_LABELS
-from ..util import json_rows, write_atomic
+from ..util import Exportable
 
 SUMMARY_KEYS = ("ops", "ane", "gpu", "cpu", "segments", "switches", "ane_fraction", "ane_flops_fraction", "latency_ms")
 
@@ -69,7 +69,7 @@ def unfixed_causes(report: Any, placement_prefixes: tuple[str, ...]) -> list[Unf
     return out
 
 
-class FixReport:
+class FixReport(Exportable):
     """Result of :func:`anedoctor.fix`. ``written`` says whether ``output`` holds a fixed model."""
 
     def __init__(self, source: Path, output: Path | None, dry_run: bool, before_report: Any, before: dict[str, Any]):
@@ -115,6 +115,10 @@ class FixReport:
 
     # ---- renderings ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The fix report as JSON-ready data (numpy numbers become floats)."""
+        return json.loads(json.dumps(self.summary_dict(), default=float))
+
+    def summary_dict(self) -> dict[str, Any]:
         return {"kind": "fix", "source": str(self.source), "output": str(self.output) if self.output else None,
                 "written": self.written, "dry_run": self.dry_run, "target": self.target,
                 "compute_units": self.compute_units, "verdict": self.verdict, "improved": self.improved,
@@ -122,12 +126,6 @@ class FixReport:
                 "applied": [asdict(a) for a in self.applied], "dropped": [asdict(a) for a in self.dropped],
                 "skipped": [{"pass": n, "reason": r} for n, r in self.skipped],
                 "unfixed": [asdict(u) for u in self.unfixed], "strips": self.strips}
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json_rows(json.loads(json.dumps(self.to_dict(), default=float)))
-        if path is not None:
-            write_atomic(path, text)
-        return text
 
     def __str__(self) -> str:
         b, a = self.before, self.after
@@ -156,11 +154,9 @@ class FixReport:
         lines.append(self.verdict)
         return "\n".join(lines)
 
-    def to_html(self, path: str | Path | None = None) -> str:
-        page = render_html(self)
-        if path is not None:
-            write_atomic(path, page)
-        return page
+    def html(self) -> str:
+        """The before/after page: the two device strips one above the other."""
+        return render_html(self)
 
     def _repr_html_(self) -> str:
         return render_html(self)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .coreml_io import coremltools
+from anedoctor.rewrite.coreml_io import coremltools
 
 
 def _rng() -> np.random.Generator:
@@ -26,7 +26,7 @@ def _w(rng: np.random.Generator, *shape: int, scale: float = 0.05) -> np.ndarray
 
 def _save(prog, path: Path, precision=None, pipeline=None) -> Path:
     ct = coremltools()
-    from .coreml_io import quiet
+    from anedoctor.rewrite.coreml_io import quiet
 
     with quiet():
         model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
@@ -44,7 +44,7 @@ def _convs(mb, rng, x, n: int, c: int, tag: str):
 
 def demo(folder: Path) -> Path:
     """anedoctor's built-in demo: a dilated conv (PA-11), a 9x9 max pool (PA-6), an int32 argmax head (DT-4)."""
-    from ..demo import build_demo_model
+    from anedoctor.demo import build_demo_model
 
     return build_demo_model(folder)
 
@@ -237,7 +237,7 @@ def torch_context_net(folder: Path) -> Path:
     torch.manual_seed(0)
     example = torch.randn(1, 3, 128, 128)
     traced = torch.jit.trace(ContextNet().eval(), example)
-    from .coreml_io import quiet
+    from anedoctor.rewrite.coreml_io import quiet
 
     path = folder / "torch_context_net.mlpackage"
     with quiet():
