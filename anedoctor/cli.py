@@ -158,7 +158,8 @@ def per_model_path(path: str | None, model: str, several: bool) -> str | None:
 
 def run_check(models: list[str], chip=None, os_=None, compute_units=None, json_path=None, html_path=None,
               sarif_path=None, junit_path=None, output_format=None, min_ane=None, min_ane_flops=None,
-              max_latency_ms=None, select=None, ignore=None, explain=None, verbose=False, input_shape=None) -> None:
+              max_latency_ms=None, select=None, ignore=None, explain=None, verbose=False, input_shape=None,
+              measured=None) -> None:
     """``anedoctor check``: settings from the options, else [tool.anedoctor], outputs checked before any work."""
     from .api import check, gate, load
     from .config import load_config
@@ -179,7 +180,9 @@ def run_check(models: list[str], chip=None, os_=None, compute_units=None, json_p
         several = len(models) > 1
         if several and explain:
             raise ModelError("--explain takes one model")
-        outputs = Outputs(inputs=models)
+        if several and measured:
+            raise ModelError("--measured takes one model")
+        outputs = Outputs(inputs=[*models, measured])
         for flag, path in (("--sarif", sarif_path), ("--junit", junit_path)):
             outputs.claim(flag, path)
         for model in models:
@@ -207,6 +210,10 @@ def run_check(models: list[str], chip=None, os_=None, compute_units=None, json_p
                 human = op_lines(data["ops"][report.placements.index(placement)])
             elif fmt == "text":
                 human = report_lines(data, verbose)
+            if measured:
+                from .measure import compare
+
+                human = [*human, "", f"Against the measurement {measured}: {compare(data, measured).headline()}"]
             show(human, to_stderr="-" in outputs.paths.values())
         if sarif_path:
             outputs.put("--sarif", to_sarif(checked))
@@ -280,13 +287,16 @@ def check_cmd(
     input_shape: Optional[list[str]] = typer.Option(None, "--input-shape",
                                                     help="NAME=1x3x224x224 for a TorchScript .pt file (repeatable)"),
     explain: Optional[str] = typer.Option(None, "--explain", help="Explain one op by name"),
+    measured: Optional[str] = typer.Option(None, "--measured",
+                                           help="Hold the prediction against a measurement (anedoctor measure -o, "
+                                                "or an MLComputePlan dump): the agreement line"),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="List every op"),
 ) -> None:
     """Predict where every op runs (ANE / GPU / CPU) and why ops miss the Neural Engine.
 
     Defaults come from [tool.anedoctor] in the nearest pyproject.toml. Exit 1 when a gate fails, 2 on unusable input."""
     run_check(models, chip, os_, compute_units, json_path, html_path, sarif_path, junit_path, output_format, min_ane,
-              min_ane_flops, max_latency_ms, select, ignore, explain, verbose, input_shape)
+              min_ane_flops, max_latency_ms, select, ignore, explain, verbose, input_shape, measured)
 
 
 @app.command("demo")

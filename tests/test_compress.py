@@ -109,6 +109,18 @@ def test_palettize_4_shrinks_conv_weights_and_runs(models, tmp_path):
     assert (f"{before_ms:.3f} ms → {after_ms:.3f} ms" if after_ms is not None else "no estimate") in r.render()
 
 
+def test_check_shows_weight_formats_it_did_not_make(conv_sweep):
+    """A compressed package read by `check`: the format of every compressed weight is in the op's JSON and --explain."""
+    compressed = by_label(conv_sweep, "int4 per-block 32")
+    report = anedoctor.check(compressed.output, chip="m4")
+    ops = {o["name"]: o for o in report.to_dict()["ops"]}
+    convs = [o for o in ops.values() if o["type"] == "conv"]
+    assert convs and all(o["weights"]["weight"].startswith("int4 per-block 32") for o in convs)
+    assert "(compressed)" in report.explain(convs[0]["name"]) and "PA-29" in report.explain(convs[0]["name"])
+    plain = anedoctor.check(compressed.source, chip="m4").to_dict()["ops"]
+    assert not any("weights" in o for o in plain)
+
+
 def test_more_bits_less_error(conv_sweep):
     psnr = {r.recipe: r.accuracy.outputs[0].psnr for r in conv_sweep.reports}
     assert psnr["palettize 8-bit"] > psnr["palettize 6-bit"] > psnr["palettize 4-bit"] + 5  # ~6 dB per bit

@@ -114,11 +114,11 @@ def test_weight_streaming_scales_with_the_chips_measured_ane_bandwidth():
     with tempfile.TemporaryDirectory() as d:
         path = save(prog, Path(d) / "head.mlpackage")
         times = {c: by_name(anedoctor.check(path, chip=c, compute_units="cpu_and_ne", os="macos15"), "head")
-                 for c in ("m1max", "m4pro")}
-    assert times["m1max"].device == times["m4pro"].device == "ane"
-    assert times["m1max"].bound == times["m4pro"].bound == "weights"
-    ratio = times["m1max"].time_ms / times["m4pro"].time_ms
-    assert ratio == pytest.approx(CHIPS["m4pro"].ane_weight_gbps / CHIPS["m1max"].ane_weight_gbps, rel=0.15)
+                 for c in ("m1max", "m4")}
+    assert times["m1max"].device == times["m4"].device == "ane"
+    assert times["m1max"].bound == times["m4"].bound == "weights"
+    ratio = times["m1max"].time_ms / times["m4"].time_ms  # SoCs: 400 vs 120 GB/s; the ANEs: 54.6 vs 64.2 GB/s
+    assert ratio == pytest.approx(CHIPS["m4"].ane_weight_gbps / CHIPS["m1max"].ane_weight_gbps, rel=0.05)
 
 
 def test_whole_model_latency_is_ops_plus_launches_plus_switches(tmp_path):

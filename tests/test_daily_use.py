@@ -257,3 +257,9 @@ def test_impossible_targets_are_refused(split, chip, os, says):
     with pytest.raises(anedoctor.ModelError, match=says):
         anedoctor.check(split, chip=chip, os=os)
     assert anedoctor.check(split, chip="a14", os="ios27").target.os.id == "ios27"
+
+
+def test_check_holds_the_prediction_against_a_measurement(split):
+    dump = Path(__file__).parent / "data" / "measure" / "computeplan" / "vx436_matmul_4x4_fp32_m4.txt"
+    r = run("check", split, "--measured", dump)
+    assert r.returncode == 0 and "Against the measurement" in r.stdout and "device agreement" in r.stdout

@@ -2,7 +2,6 @@
 latency and accuracy."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -13,7 +12,7 @@ from typing import Any
 
 from ..errors import ModelError
 from ..ir import Model
-from ..util import write_atomic
+from ..util import Exportable
 from .analysis import Accuracy, OpFormat, PlacementChange, Sizes, accuracy, op_formats, placement_changes
 from .recipe import Recipe, apply, check_blocks, check_target, load_calibration, make_recipe, open_mlmodel
 
@@ -98,7 +97,7 @@ def load_mlprogram(source: Path) -> Model:
 
 
 @dataclass
-class CompressReport:
+class CompressReport(Exportable):
     """What a compression did to one model."""
 
     source: str
@@ -129,19 +128,10 @@ class CompressReport:
         d["accuracy"]["min_psnr"] = self.accuracy.min_psnr
         return json_safe(d)
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=1) + "\n"
-        if path is not None and str(path) != "-":
-            write_atomic(path, text)
-        return text
-
-    def to_html(self, path: str | Path | None = None) -> str:
+    def html(self) -> str:
         from .html import compress_page
 
-        page = compress_page(self)
-        if path is not None:
-            write_atomic(path, page)
-        return page
+        return compress_page(self)
 
     def render(self) -> str:
         """The terminal report."""

@@ -2,7 +2,6 @@
 trade-off, with the Pareto front marked."""
 from __future__ import annotations
 
-import json
 import math
 import re
 import tempfile
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..util import write_atomic
+from ..util import Exportable
 from .core import (
     NO_ESTIMATE,
     CompressReport,
@@ -68,7 +67,7 @@ def mark_pareto(rows: list[SweepRow]) -> None:
 
 
 @dataclass
-class SweepReport:
+class SweepReport(Exportable):
     source: str
     target: str
     original: SweepRow
@@ -79,19 +78,10 @@ class SweepReport:
         return json_safe({"source": self.source, "target": self.target, "original": asdict(self.original),
                           "recipes": [asdict(r) for r in self.rows], "reports": [r.to_dict() for r in self.reports]})
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=1) + "\n"
-        if path is not None and str(path) != "-":
-            write_atomic(path, text)
-        return text
-
-    def to_html(self, path: str | Path | None = None) -> str:
+    def html(self) -> str:
         from .html import sweep_page
 
-        page = sweep_page(self)
-        if path is not None:
-            write_atomic(path, page)
-        return page
+        return sweep_page(self)
 
     def render(self) -> str:
         head = (f"{'recipe':<34} {'weights':>10} {'size':>6} {'latency':>10} {'ANE':>5} {'PSNR':>9} "

@@ -8,7 +8,7 @@ so only the bytes of the weights an analysis touches are paged in.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ class BlobRef(LazyConst):
     offset: int
     dtype: str
     shape: tuple[int, ...]
-    name: str = ""  # the constant it holds, for messages
+    name: str = field(default="", compare=False)  # the constant it holds, for messages
 
     def load(self) -> np.ndarray:
         return read_blob(self)

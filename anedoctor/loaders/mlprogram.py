@@ -202,8 +202,8 @@ class ProgramReader:
                 v = attributes[key]
                 attrs[key] = decode_value(v, self.weights_dir, tensor_type(v.type))
         outputs = p.outputs
-        if not outputs:
-            raise ModelError("the op declares no outputs")
+        if not outputs and not name:  # write_state has no outputs; an op with neither cannot be named
+            raise ModelError("the op has no name and declares no outputs")
         prefix, _, bare = op_type.rpartition(".")
         op = Op(name or outputs[0].name, bare, inputs, [], prefix or opset, attrs)
         for nvt in outputs:

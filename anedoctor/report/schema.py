@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..ir import Value
+from ..ir.compression import op_weight_formats
 from ..placement import Finding, OpPlacement
 from ..util import gc_paused
 
@@ -72,7 +73,7 @@ def op_dict(i: int, p: OpPlacement, index: dict[int, int], model_format: str) ->
             "inputs": [tensor(v, True) for v in p.op.input_values() if not (v.is_const and v.type.nbytes <= 64)],
             "outputs": [tensor(v, False) for v in p.op.outputs],
             "cost_ms": {d: round(c, 6) for d, c in p.cost_ms.items()}, "time_ms": round(p.time_ms, 6),
-            "bound": p.bound, "extra": dict(p.extra)} | source_dict(p.op)
+            "bound": p.bound, "extra": dict(p.extra)} | source_dict(p.op) | weights_dict(p.op)
 
 
 def source_dict(op: Any) -> dict[str, Any]:
@@ -82,3 +83,9 @@ def source_dict(op: Any) -> dict[str, Any]:
     if loc is None:
         return {}
     return {"source": {"file": loc.file, "line": loc.line, "module_path": loc.module_path, "text": str(loc)}}
+
+
+def weights_dict(op: Any) -> dict[str, Any]:
+    """``{"weights": {argument: "4-bit LUT per-tensor", ...}}`` for an op reading compressed weights, else nothing."""
+    formats = op_weight_formats(op)
+    return {"weights": formats} if formats else {}

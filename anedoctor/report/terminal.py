@@ -154,6 +154,7 @@ def op_lines(op: dict[str, Any]) -> list[Text]:
     layer = f", NN layer {op['layer_type']}" if op["layer_type"] else ""
     lines = [Text.assemble((safe_text(op["name"]), "bold"), f" ({safe_text(kind)}{safe_text(layer)})"),
              *([Text(f"  source:  {safe_text(op['source']['text'])}")] if op.get("source") else []),
+             *[Text(f"  weight {safe_text(arg)}: {text} (compressed)") for arg, text in op.get("weights", {}).items()],
              Text(f"  inputs:  {safe_text(shapes(op['inputs']))}"),
              Text(f"  outputs: {safe_text(shapes(op['outputs']))}"),
              Text(f"  FLOPs {fmt_flops(op['flops'])} · bytes {op['bytes']:,} · estimated ms " +

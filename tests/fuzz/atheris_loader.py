@@ -86,7 +86,10 @@ def main() -> None:
         import anedoctor.loaders.mil_text  # noqa: F401
         import anedoctor.loaders.mlmodelc  # noqa: F401
         import anedoctor.loaders.neuralnetwork  # noqa: F401
-    atheris.Setup(sys.argv, Target(seeds, work))
+    target = Target(seeds, work)
+    for slot, (model, inner) in seed_files(seeds).items():  # warm up: imports and caches outside the timeout
+        target(bytes([SLOTS.index(slot)]) + ((model / inner).read_bytes() if inner else model.read_bytes()))
+    atheris.Setup(sys.argv, target)
     atheris.Fuzz()
 
 
