@@ -1,0 +1,4 @@
+"""``python -m anedoctor.cli``."""
+from . import main
+
+main()
