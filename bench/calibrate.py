@@ -38,7 +38,6 @@ FREE = {
     "ane_matmul_efficiency": (0.05, 1.0),
     "ane_pe_scale": (0.1, 4.0),
     "ane_activation_gbps": (8.0, 200.0),
-    "ane_op_us": (0.0, 20.0),
     "ane_dispatch_ms_ios": (0.01, 0.3),
     "ane_dispatch_ms_macos": (0.01, 0.3),
     "cpu_mac_efficiency": (0.05, 1.0),

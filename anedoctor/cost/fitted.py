@@ -1,14 +1,32 @@
-"""Constants of the latency model fitted by ``bench/calibrate.py`` (generated; edit by re-running it).
+"""Constants of the latency model fitted by ``bench/calibrate.py`` (generated below; re-run it to change them).
 
 Every other figure of the model is a chip spec (anedoctor.hardware) or a published measurement cited
-where it is used (anedoctor.cost.latency). Initial values before a fit: the evidence in the comments.
+where it is used (anedoctor.cost.latency). What each constant is, the evidence it started from, and
+whether the fit moves it (bounds in bench/calibrate.py FREE):
+- ane_conv_efficiency / ane_linear_efficiency / ane_matmul_efficiency (fitted): attainable fraction of
+  the filled MAC array for convs, constant-weight linears (channels on the last axis) and matmuls of two
+  runtime tensors; start 0.6 / 0.6 / 0.3 (deep conv chains reach 95-99%, standalone matmuls 25-35%,
+  whole models 20-35%: maderix "Inside the M4 ANE", github.com/maderix/ANE, R).
+- ane_pe_scale (fitted): planar-engine elements per cycle relative to 751K's M6 figure (~120 G/s).
+- ane_activation_gbps (fitted): activation / tile DMA for tensors that miss the 2 MiB buffer; start 24 GB/s
+  (Bryngelson, M1 and M5, via 751K notes/bryngelson_summary.md, R).
+- ane_op_us (fixed): per task descriptor, 44 cycles in the compiler's cost model and <= 13 ns measured on M6
+  (751K, R): 0.02 us.
+- ane_dispatch_ms_ios / _macos (fitted): one per ANE segment; start 0.08 ms (iOS 17: MobileNetV3-small
+  runs in 0.13 ms on A16, apple.github.io/coremltools opt-quantization-perf) and 0.12 ms (direct-path
+  per-call overhead M1 0.19 / M4 0.09 / M5 Pro 0.07 ms, 751K, R).
+- cpu_mac_efficiency / gpu_mac_efficiency (fitted): fraction of the CPU P-cores' NEON peak / GPU fp32
+  peak reached on MAC ops; start 0.5 / 0.4.
+- cpu_bandwidth_fraction, gpu_bandwidth_fraction, cpu_op_us, gpu_op_us, gpu_launch_ms (fixed, no data to
+  fit: few published CPU/GPU whole-model figures): 0.5, 0.6, 5 us, 8 us, 0.15 ms.
+- switch_ms (fixed): 0.05 ms + the crossing tensors' copy (~90 us for 1-2 MB on M6, 751K, R).
 """
 FITTED = {'constants': {'ane_conv_efficiency': 0.9154,
                'ane_linear_efficiency': 0.4191,
                'ane_matmul_efficiency': 0.9826,
                'ane_pe_scale': 2.7425,
                'ane_activation_gbps': 114.1866,
-               'ane_op_us': 1.4041,
+               'ane_op_us': 0.02,
                'ane_dispatch_ms_ios': 0.134,
                'ane_dispatch_ms_macos': 0.2918,
                'cpu_mac_efficiency': 0.5,

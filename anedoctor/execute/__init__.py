@@ -121,7 +121,8 @@ def naming_the_model(fn):
         try:
             return fn(model, *args, **kwargs)
         except ModelError as e:
-            path = model.path if isinstance(model, Model) else str(model) if isinstance(model, (str, os.PathLike)) else ""
+            path = model.path if isinstance(model, Model) else ""
+            path = str(model) if isinstance(model, (str, os.PathLike)) else path
             if path and not str(e).startswith(path):
                 raise ModelError(f"{path}: {e}") from None
             raise

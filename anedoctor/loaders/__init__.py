@@ -66,7 +66,7 @@ def load(source: Any, example_inputs: Any = None, deployment_target: str = "ios1
 def load_path(path: Path, example_inputs: Any = None, deployment_target: str = "ios18") -> Model:
     """Load a model file or folder; every ModelError names the model path."""
     try:
-        return load_path_unnamed(path, example_inputs, deployment_target)
+        return with_known_target(load_path_unnamed(path, example_inputs, deployment_target))
     except ModelError as e:
         message = str(e)
         if message.startswith(str(path)):
@@ -74,6 +74,19 @@ def load_path(path: Path, example_inputs: Any = None, deployment_target: str = "
         raise ModelError(f"{path}: {message}") from None
     except RecursionError:
         raise ModelError(f"{path}: the model nests deeper than Python can follow") from None
+
+
+def with_known_target(model: Model) -> Model:
+    """``model`` when its deployment target (from its opset or metadata) names an OS Core ML has."""
+    target = model.deployment_target
+    if target.startswith(("ios", "macos")):
+        from ..hardware import parse_os
+
+        try:
+            parse_os(target)
+        except ModelError as e:
+            raise ModelError(f"the model's deployment target {target!r} (from its opset or metadata): {e}") from None
+    return model
 
 
 def load_path_unnamed(path: Path, example_inputs: Any = None, deployment_target: str = "ios18") -> Model:
@@ -152,6 +165,8 @@ def load_mlpackage(path: Path) -> Model:
     if not is_file(spec_path) and not os.path.lexists(spec_path):
         raise ModelError(f"{path}: the manifest names {root!r} but the package has no such file")
     weights = spec_path.parent / "weights"
+    if is_dir(weights) and resolve_inside(path, str(weights.relative_to(resolved(path) or path))) is None:
+        raise ModelError(f"{weights}: the weights folder is a link outside the package; refusing to read it")
     model = model_from_spec(parse_spec(data_dir / root, path), str(path), weights if is_dir(weights) else spec_path.parent)
     model.weights_bytes = sum(f.stat().st_size for f in walk_files(weights)) if is_dir(weights) else 0
     return model

@@ -7,7 +7,8 @@ model or round a loop. Declared tensor shapes are bounded before anything is all
 
 Limits (bytes), each overridable by an environment variable ``ANEDOCTOR_MAX_<KIND>_BYTES``
 (for example ``ANEDOCTOR_MAX_MIL_BYTES=2000000000``): see :data:`SIZE_LIMITS`. Shape limits:
-``ANEDOCTOR_MAX_DIM``, ``ANEDOCTOR_MAX_RANK``, ``ANEDOCTOR_MAX_ELEMENTS``.
+``ANEDOCTOR_MAX_DIM``, ``ANEDOCTOR_MAX_RANK``, ``ANEDOCTOR_MAX_ELEMENTS`` (a declared tensor) and
+``ANEDOCTOR_MAX_ALLOC_BYTES`` (one array made from a declared shape).
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ SIZE_LIMITS = {
     "mil": 1 * GiB,  # model.mil text of a compiled ML Program
     "json": 256 * MiB,  # Manifest.json, metadata.json, model.espresso.net / .shape
     "weights": 64 * GiB,  # weight.bin: memory-mapped, only the bytes of touched weights are paged in
-    "inputs": 16 * GiB,
-    "torch": 64 * GiB,  # .pt / .pth / .pt2 files handed to torch's own reader  # .npy / .npz inputs (each array also bounded by ANEDOCTOR_MAX_ALLOC_BYTES)
+    "inputs": 16 * GiB,  # .npy / .npz inputs (each array is also bounded by ANEDOCTOR_MAX_ALLOC_BYTES)
+    "torch": 64 * GiB,  # .pt / .pth / .pt2 files handed to torch's own reader
 }
 JSON_MAX_DEPTH = 100  # Core ML's JSON files nest a handful of levels; deeper input is hostile
 

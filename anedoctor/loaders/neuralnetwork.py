@@ -295,7 +295,8 @@ def embedding(r, p, xs):
     x = r.shape(xs[0])
     c = r.lax(x, -3)
     axis = c if c is not None else -1 if x else None
-    return lookup(r, p, xs, p.inputDim, p.outputChannels, with_dims(x, {axis: p.outputChannels}) if axis is not None else x)
+    out = with_dims(x, {axis: p.outputChannels}) if axis is not None else x
+    return lookup(r, p, xs, p.inputDim, p.outputChannels, out)
 
 
 def embedding_nd(r, p, xs):

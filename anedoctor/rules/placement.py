@@ -37,8 +37,8 @@ def conv_stack(n: int, middle: str = "") -> str:
       references=[m6("notes/coreml_dispatch.md", "(§0, §2.2-2.3: E5 analytics.mil segment costs, M4 macOS 27)"),
                   issue("vx-lang/Vx", 435, "(f16 matmul <= 384 x 384 preferred on the CPU, M4)"),
                   issue("vx-lang/Vx", 437, "(SDPA on the ANE only from ~2 M elements per operand)")],
-      fix="Give the ANE more contiguous work: remove the CPU-only ops that split the graph, batch or enlarge the work, "
-          "or use compute_units=cpu_and_ne and measure.",
+      fix="Give the ANE more contiguous work: remove the CPU-only ops that split the graph, or batch or enlarge the "
+          "work.",
       example=LONE_RELU, quiet=conv_stack(4))
 def segment_too_small(graph, ctx):
     """An ANE-eligible op the segmenter is predicted to keep off the ANE.
