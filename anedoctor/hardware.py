@@ -213,10 +213,13 @@ def resolve_target(deployment_target: str, chip: str | None, os: str | None) -> 
     if os:
         version = parse_os(os)
         if version.ios < c.launch_os:
-            first = f"macos{IOS_TO_MACOS.get(c.launch_os, c.launch_os)}" if version.platform == "macos" else f"ios{c.launch_os}"
+            first = (f"macos{IOS_TO_MACOS.get(c.launch_os, c.launch_os)}" if version.platform == "macos"
+                     else f"ios{c.launch_os}")
             raise ModelError(f"{c.name} shipped with {first}; it never ran {version.id}")
         return Target(c, version, chip is None, False)
     target_ios = parse_os(deployment_target).ios if deployment_target.startswith(("ios", "macos")) else 0
     ios = max(target_ios, c.launch_os)
-    version = OSVersion(f"macos{IOS_TO_MACOS.get(ios, ios)}", "macos", IOS_TO_MACOS.get(ios, ios)) if c.platform == "macos" else OSVersion(f"ios{ios}", "ios", ios)
+    macos = IOS_TO_MACOS.get(ios, ios)
+    version = (OSVersion(f"macos{macos}", "macos", macos) if c.platform == "macos"
+               else OSVersion(f"ios{ios}", "ios", ios))
     return Target(c, version, chip is None, True)

@@ -127,8 +127,9 @@ def explain_off_ane(placements: list[OpPlacement], allowed: tuple[str, ...]) -> 
             price = LAUNCH_MS + (SWITCH_MS if i > 0 else 0.0) + (SWITCH_MS if hi < n - 1 else OUTPUT_ON_ACCEL_MS)
             gain = f"save only ~{saving:.3f} ms" if saving > 0 else f"be no faster (~{-saving:.3f} ms slower)"
             finding = Finding(RULES["SEG-2" if p.device == "gpu" else "SEG-1"],
-                              f"ANE-eligible, but moving the {len(run)} eligible op(s) around it from the {p.device.upper()} to "
-                              f"the ANE would {gain}, while an ANE segment there costs ~{price:.3f} ms (launch, switches)")
+                              f"ANE-eligible, but moving the {len(run)} eligible op(s) around it from the "
+                              f"{p.device.upper()} to the ANE would {gain}, while an ANE segment there costs "
+                              f"~{price:.3f} ms (launch, switches)")
         for q in run:
             q.findings.append(finding)
         i = hi + 1

@@ -263,3 +263,27 @@ def test_check_holds_the_prediction_against_a_measurement(split):
     dump = Path(__file__).parent / "data" / "measure" / "computeplan" / "vx436_matmul_4x4_fp32_m4.txt"
     r = run("check", split, "--measured", dump)
     assert r.returncode == 0 and "Against the measurement" in r.stdout and "device agreement" in r.stdout
+
+
+def test_progress_shows_on_a_terminal_only(split):
+    """A spinner on stderr while loading and predicting when stderr is a terminal; nothing when it is not."""
+    import pty
+
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen(CLI + ["check", str(split), "--json", os.devnull], stdout=subprocess.DEVNULL,
+                            stderr=secondary, stdin=subprocess.DEVNULL)
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=300)
+    os.close(main)
+    assert proc.returncode == 0 and b"split.mlpackage" in seen and (b"loading" in seen or b"predicting" in seen)
+    quiet = run("check", split, "--json", os.devnull)
+    assert quiet.returncode == 0 and "loading" not in quiet.stderr and "predicting" not in quiet.stderr

@@ -141,10 +141,14 @@ def test_registry_refuses_a_duplicate_id():
 def test_rewrite_passes_and_rules_name_each_other():
     from anedoctor.rewrite import PASSES
 
+    curing: dict[str, set[str]] = {}
     for name, cls in PASSES.items():
         for rule_id in cls.rules:
-            assert RULES[rule_id].fix_pass == name, (name, rule_id)
-            assert RULES[rule_id].fix_exact is cls.exact, (name, rule_id)
+            curing.setdefault(rule_id, set()).add(name)
+    for rule_id, names in curing.items():  # a rule names one of the passes that cure it (SH-4 has two)
+        rule = RULES[rule_id]
+        assert rule.fix_pass in names, (rule_id, names)
+        assert rule.fix_exact is PASSES[rule.fix_pass].exact, rule_id
     for r in RULES.values():
         if r.fix_pass and "::" not in r.fix_pass:
             assert r.fix_pass in PASSES, r.id

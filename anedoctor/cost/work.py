@@ -20,12 +20,13 @@ NORM = {"batch_norm", "instance_norm", "layer_norm", "l2_norm", "local_response_
 RESAMPLE = {"upsample_bilinear", "upsample_nearest_neighbor", "resize_bilinear", "resize_nearest_neighbor", "resize",
             "resample", "affine", "crop_resize", "crop"}
 POOL = {"max_pool", "avg_pool", "l2_pool"}
-TRANSCENDENTAL = {"exp", "exp2", "log", "sqrt", "rsqrt", "erf", "sigmoid", "tanh", "silu", "gelu", "softplus", "softsign",
-                  "elu", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "atanh", "pow", "real_div", "inverse",
-                  "scaled_tanh", "sigmoid_hard", "swish"}
-LAYOUT = {"transpose", "concat", "split", "stack", "pad", "slice_by_index", "slice_by_size", "tile", "reverse", "gather",
-          "gather_along_axis", "gather_nd", "space_to_depth", "depth_to_space", "pixel_shuffle", "pixel_unshuffle",
-          "space_to_batch", "batch_to_space", "reshape", "squeeze", "expand_dims", "flatten2d", "slice_update"}
+TRANSCENDENTAL = {"exp", "exp2", "log", "sqrt", "rsqrt", "erf", "sigmoid", "tanh", "silu", "gelu", "softplus",
+                  "softsign", "elu", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "atanh", "pow",
+                  "real_div", "inverse", "scaled_tanh", "sigmoid_hard", "swish"}
+LAYOUT = {"transpose", "concat", "split", "stack", "pad", "slice_by_index", "slice_by_size", "tile", "reverse",
+          "gather", "gather_along_axis", "gather_nd", "space_to_depth", "depth_to_space", "pixel_shuffle",
+          "pixel_unshuffle", "space_to_batch", "batch_to_space", "reshape", "squeeze", "expand_dims", "flatten2d",
+          "slice_update"}
 # Ops that move no data on the device (metadata-only views); they cost only the per-op overhead.
 FREE = {"reshape", "squeeze", "expand_dims", "identity", "shape", "flatten2d"}
 

@@ -74,6 +74,10 @@ def report_lines(d: dict[str, Any], verbose: bool = False) -> list[RenderableTyp
         Text(headline(s), style="bold"),
         Text(f"ANE share of ops {100 * s['ane_fraction']:.1f}% of {s['ops']} ops"),
     ]
+    if s.get("latency_ms") is not None:
+        energy = f" · energy ~{s['energy_mj']:.2f} mJ" if s.get("energy_mj") is not None else ""
+        out.append(Text(f"Estimated latency ~{s['latency_ms']:.3f} ms per inference{energy} "
+                        "(anedoctor estimate for this chip; `anedoctor estimate` breaks it down)"))
     out += [Text(f"note: {safe_text(note)}", style="yellow") for note in d["notes"]]
     ops = d["ops"]
     if d["causes"]:
