@@ -1,4 +1,5 @@
 """The public functions; the CLI is a thin shell over these."""
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -22,9 +23,16 @@ def load(source: Any, example_inputs: Any = None, via: str = "coreml") -> Model:
         return load_model(source, example_inputs, via=via)
 
 
-def check(source: Any, example_inputs: Any = None, chip: str | None = None, os: str | None = None,
-          compute_units: str | None = None, via: str = "coreml", select: Iterable[str] | None = None,
-          ignore: Iterable[str] | None = None) -> Report:
+def check(
+    source: Any,
+    example_inputs: Any = None,
+    chip: str | None = None,
+    os: str | None = None,
+    compute_units: str | None = None,
+    via: str = "coreml",
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+) -> Report:
     """Predict where Core ML runs every op of a model, and why ops miss the Neural Engine.
 
     ``source`` is a path (.mlpackage, .mlmodel, .mlmodelc, .aimodel), an MLModel, a torch.nn.Module
@@ -47,7 +55,9 @@ def check(source: Any, example_inputs: Any = None, chip: str | None = None, os: 
         placements = [p for g in model.graphs for p in place_graph(g, model, target, compute_units, rules)]
         report = Report(model, target, compute_units, placements)
     if model.deployment_target.startswith("ios") and target.os.ios < _ios_major(model.deployment_target):
-        report.notes.append(f"the model needs {model.deployment_target} or later; Core ML on {target.os.id} will refuse to load it")
+        report.notes.append(
+            f"the model needs {model.deployment_target} or later; Core ML on {target.os.id} will refuse to load it"
+        )
     return report
 
 
@@ -70,19 +80,25 @@ def selected_rules(select: Iterable[str] | None, ignore: Iterable[str] | None) -
     return (named(select) if select is not None else set(RULES)) - named(ignore or ())
 
 
-def gate(report: Report, min_ane: float | None = None, min_ane_flops: float | None = None,
-         max_latency_ms: float | None = None) -> list[str]:
+def gate(
+    report: Report,
+    min_ane: float | None = None,
+    min_ane_flops: float | None = None,
+    max_latency_ms: float | None = None,
+) -> list[str]:
     """The CI gates a report fails, one line each (empty: it passes).
 
-        >>> anedoctor.gate(report, min_ane=0.95, max_latency_ms=5.0)
-        ['ANE share of ops 82.0% is below 95.0% (41 of 50 ops predicted on the Neural Engine)']"""
+    >>> anedoctor.gate(report, min_ane=0.95, max_latency_ms=5.0)
+    ['ANE share of ops 82.0% is below 95.0% (41 of 50 ops predicted on the Neural Engine)']"""
     for name, value in (("min_ane", min_ane), ("min_ane_flops", min_ane_flops)):
         if value is not None and not 0.0 <= value <= 1.0:
             raise ModelError(f"{name} must be a fraction between 0 and 1, got {value}")
     s, failures = report.summary, []
     if min_ane is not None and s["ane_fraction"] < min_ane:
-        failures.append(f"ANE share of ops {s['ane_fraction']:.1%} is below {min_ane:.1%} "
-                        f"({s['ane']} of {s['ops']} ops predicted on the Neural Engine)")
+        failures.append(
+            f"ANE share of ops {s['ane_fraction']:.1%} is below {min_ane:.1%} "
+            f"({s['ane']} of {s['ops']} ops predicted on the Neural Engine)"
+        )
     if min_ane_flops is not None and s["ane_flops_fraction"] < min_ane_flops:
         failures.append(f"ANE share of FLOPs {s['ane_flops_fraction']:.1%} is below {min_ane_flops:.1%}")
     if max_latency_ms is not None:
@@ -90,13 +106,23 @@ def gate(report: Report, min_ane: float | None = None, min_ane_flops: float | No
         if latency is None:
             raise ModelError("max_latency_ms needs a latency estimate, and this report has none")
         if latency > max_latency_ms:
-            failures.append(f"estimated latency {latency:.3f} ms is above {max_latency_ms:g} ms "
-                            f"({report.target.chip.name}, compute units {report.compute_units}; a prediction)")
+            failures.append(
+                f"estimated latency {latency:.3f} ms is above {max_latency_ms:g} ms "
+                f"({report.target.chip.name}, compute units {report.compute_units}; a prediction)"
+            )
     return failures
 
 
-def run(model: Any, inputs: dict[str, Any] | None = None, precision: str = "fp32", devices: Any = None,
-        chip: str | None = None, os: str | None = None, compute_units: str = "all", **options: Any):
+def run(
+    model: Any,
+    inputs: dict[str, Any] | None = None,
+    precision: str = "fp32",
+    devices: Any = None,
+    chip: str | None = None,
+    os: str | None = None,
+    compute_units: str = "all",
+    **options: Any,
+):
     """Execute a model on this machine (PyTorch backend) in fp32 or emulated ANE fp16.
 
     ``devices`` is the placement for fp16 emulation; by default the one :func:`check` predicts
@@ -114,8 +140,15 @@ def run(model: Any, inputs: dict[str, Any] | None = None, precision: str = "fp32
     return execute(model, inputs, precision, devices, example_inputs=example, **options)
 
 
-def numerics(model: Any, inputs: dict[str, Any] | None = None, devices: Any = None, chip: str | None = None,
-             os: str | None = None, compute_units: str = "all", **options: Any):
+def numerics(
+    model: Any,
+    inputs: dict[str, Any] | None = None,
+    devices: Any = None,
+    chip: str | None = None,
+    os: str | None = None,
+    compute_units: str = "all",
+    **options: Any,
+):
     """Find the first op where emulated ANE fp16 overflows, goes NaN/inf or drifts from fp32.
 
     ``devices`` defaults to the placement :func:`check` predicts; other options are those of
@@ -144,22 +177,28 @@ def size_enumerated_shapes(model: Model) -> None:
     shape. Where that is impossible (no torch, an op the executor lacks, weights not present) the
     graph stays unsized and a note says so."""
     graph = model.graphs[0] if model.graphs else None  # the executor runs a model's first graph
-    if graph is None or not any(s.flexibility in SIZED_AT_DEFAULT for s in graph.input_specs) or all(
-            v.type.is_static for op in graph.ops for v in op.outputs):
+    if (
+        graph is None
+        or not any(s.flexibility in SIZED_AT_DEFAULT for s in graph.input_specs)
+        or all(v.type.is_static for op in graph.ops for v in op.outputs)
+    ):
         return
     try:
         from .execute import run as execute
 
         shapes = {name: arr.shape for name, arr in execute(model, keep_intermediates=True).intermediates.items()}
     except (ImportError, ModelError) as e:
-        model.notes.append(f"{graph.name}: enumerated-shape ops could not be sized ({str(e)[:120]}); their costs count as 0")
+        model.notes.append(
+            f"{graph.name}: enumerated-shape ops could not be sized ({str(e)[:120]}); their costs count as 0"
+        )
         return
     for v in [v for op in graph.ops for v in op.outputs] + graph.inputs:
         if not v.type.is_static and v.name in shapes:
             v.type = TensorType(v.type.dtype, tuple(shapes[v.name]), v.type.kind)
     default = ", ".join(f"{s.name} {s.default_shape}" for s in graph.input_specs if s.flexibility in SIZED_AT_DEFAULT)
-    model.notes.append(f"{graph.name}: flexible shapes sized at the default shape ({default}) by running the model "
-                       "once")
+    model.notes.append(
+        f"{graph.name}: flexible shapes sized at the default shape ({default}) by running the model once"
+    )
 
 
 def _ios_major(target: str) -> int:

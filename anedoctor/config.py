@@ -12,6 +12,7 @@
 
 Command-line options win over the file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,16 @@ from typing import Any
 from .errors import ModelError
 
 KEYS: dict[str, type | tuple[type, ...]] = {
-    "chip": str, "os": str, "compute_units": str, "min_ane": (int, float), "min_ane_flops": (int, float),
-    "max_latency_ms": (int, float), "select": list, "ignore": list, "output_format": str}
+    "chip": str,
+    "os": str,
+    "compute_units": str,
+    "min_ane": (int, float),
+    "min_ane_flops": (int, float),
+    "max_latency_ms": (int, float),
+    "select": list,
+    "ignore": list,
+    "output_format": str,
+}
 
 
 def find_pyproject(start: Path) -> Path | None:

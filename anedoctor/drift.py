@@ -8,6 +8,7 @@ inherits the problem and is not reported again. Drift is the max-abs relative er
 (``20 log10((max|b| + 1e-5) / (rms(a-b) + 1e-10))``, minimum 35 dB). Only the ops of the top-level
 graph are compared (control-flow bodies run, but their per-iteration values are not kept).
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,7 @@ from .execute import FP16_MAX, check_inputs, default_inputs, load_model, run
 from .ir import Op, Value
 
 __all__ = ["numerics", "NumericsReport", "Finding", "compare", "psnr", "rel_err"]
-FP16_MIN_NORMAL = 2.0 ** -14
+FP16_MIN_NORMAL = 2.0**-14
 TINY = 1e-30
 KINDS = ("overflow", "nan", "inf", "underflow", "drift")
 
@@ -62,7 +63,9 @@ class Range:
         fin = a[np.isfinite(a)] if a.dtype.kind == "f" else a
         if fin.size == 0:
             return cls(tuple(a.shape), dtype, math.nan, math.nan, math.nan, int(a.size))
-        return cls(tuple(a.shape), dtype, float(fin.min()), float(fin.max()), float(np.abs(fin).max()), int(a.size - fin.size))
+        return cls(
+            tuple(a.shape), dtype, float(fin.min()), float(fin.max()), float(np.abs(fin).max()), int(a.size - fin.size)
+        )
 
     def __str__(self) -> str:
         bad = f", {self.nonfinite} non-finite" if self.nonfinite else ""
@@ -87,8 +90,11 @@ class Finding:
     fix: str = ""
 
     def render(self) -> str:
-        lines = [f"{self.kind} at op {self.op!r} ({self.op_type}, #{self.index}, on {self.device})",
-                 f"  {self.message}", "  inputs (fp32 reference):"]
+        lines = [
+            f"{self.kind} at op {self.op!r} ({self.op_type}, #{self.index}, on {self.device})",
+            f"  {self.message}",
+            "  inputs (fp32 reference):",
+        ]
         lines += [f"    {name:<12} {r}" for name, r in self.inputs.items()]
         lines.append(f"  fix: {self.fix}")
         return "\n".join(lines)
@@ -136,8 +142,11 @@ class NumericsReport:
         return json_safe(d)
 
     def render(self) -> str:
-        lines = [f"numerics: {self.model}", f"placement: {self.placement}; accumulator: {self.accumulator}; "
-                 f"drift threshold: rel err {self.threshold:g} or PSNR < {self.min_psnr:g} dB; inputs: {self.inputs}"]
+        lines = [
+            f"numerics: {self.model}",
+            f"placement: {self.placement}; accumulator: {self.accumulator}; "
+            f"drift threshold: rel err {self.threshold:g} or PSNR < {self.min_psnr:g} dB; inputs: {self.inputs}",
+        ]
         if self.first:
             lines += ["", "FIRST PROBLEM: " + self.first.render()]
             if len(self.findings) > 1:
@@ -167,8 +176,10 @@ def json_safe(x: Any) -> Any:
 
 # ------------------------------------------------------------------ fixes
 
-KEEP_FP32 = ("or keep the op in fp32: convert with compute_precision=ct.transform.FP16ComputePrecision("
-             "op_selector=lambda op: op.name != {name!r}) (it then runs on the CPU or GPU)")
+KEEP_FP32 = (
+    "or keep the op in fp32: convert with compute_precision=ct.transform.FP16ComputePrecision("
+    "op_selector=lambda op: op.name != {name!r}) (it then runs on the CPU or GPU)"
+)
 MATMUL_LIKE = ("conv", "conv_transpose", "linear", "matmul", "einsum")
 NORMS = ("layer_norm", "instance_norm", "batch_norm", "l2_norm", "local_response_norm")
 
@@ -177,35 +188,53 @@ def fix_for(kind: str, op: Op, consumers: dict[str, list[Op]], ref: dict[str, np
     """A concrete change to try for a problem starting at ``op``."""
     t = op.type
     nxt = {c.type for v in op.outputs for c in consumers.get(v.name, [])}
-    absmax = max((float(np.nanmax(np.abs(ref[v.name]))) for v in op.outputs if v.name in ref and ref[v.name].size), default=0.0)
+    absmax = max(
+        (float(np.nanmax(np.abs(ref[v.name]))) for v in op.outputs if v.name in ref and ref[v.name].size), default=0.0
+    )
     k = 2 ** max(1, math.ceil(math.log2(max(absmax, 1.0) / 16384)))  # bring the peak down to ~16K
     if kind == "underflow":
-        text = (f"values sit below fp16's smallest normal ({FP16_MIN_NORMAL:.1e}) and lose precision: scale this tensor up "
-                "(e.g. multiply attention probabilities by 64 before P@V and divide after, ane-rules NU-5)")
+        text = (
+            f"values sit below fp16's smallest normal ({FP16_MIN_NORMAL:.1e}) and lose precision: scale this tensor up "
+            "(e.g. multiply attention probabilities by 64 before P@V and divide after, ane-rules NU-5)"
+        )
     elif kind == "nan":
-        text = ("NaN from inf-inf, 0*inf or a log/sqrt/pow of a value fp16 rounding pushed below zero: clamp the input "
-                "(e.g. clamp(min=1e-4)) or remove the upstream overflow")
+        text = (
+            "NaN from inf-inf, 0*inf or a log/sqrt/pow of a value fp16 rounding pushed below zero: clamp the input "
+            "(e.g. clamp(min=1e-4)) or remove the upstream overflow"
+        )
     elif t in MATMUL_LIKE and kind in ("overflow", "inf"):
-        text = (f"the output exceeds fp16's ±65504: rescale, e.g. divide this layer's weights and bias by {k} and undo it "
-                "after (fold the factor into the next scale-invariant normalisation or layer)")
+        text = (
+            f"the output exceeds fp16's ±65504: rescale, e.g. divide this layer's weights and bias by {k} and undo it "
+            "after (fold the factor into the next scale-invariant normalisation or layer)"
+        )
     elif t in NORMS:
-        text = ("normalisation over large activations overflows fp16 in (x - mean)^2 (ane-rules NU-3): divide the input by "
-                "a constant first (LayerNorm is scale-invariant; scale eps by the square), as ml-ane-transformers' "
-                "LayerNormANE does")
+        text = (
+            "normalisation over large activations overflows fp16 in (x - mean)^2 (ane-rules NU-3): divide the input by "
+            "a constant first (LayerNorm is scale-invariant; scale eps by the square), as ml-ane-transformers' "
+            "LayerNormANE does"
+        )
     elif t in ("square", "pow", "mul") and nxt & {"reduce_mean", "reduce_sum"}:
-        text = ("a variance/RMS computed from squares (a decomposed GroupNorm/RMSNorm) overflows fp16: divide x by its "
-                "max (or a constant) before squaring, or use a fused layer_norm/instance_norm")
+        text = (
+            "a variance/RMS computed from squares (a decomposed GroupNorm/RMSNorm) overflows fp16: divide x by its "
+            "max (or a constant) before squaring, or use a fused layer_norm/instance_norm"
+        )
     elif t in ("exp", "exp2") and nxt & {"reduce_sum", "reduce_mean"}:
         text = "exp then sum is a naive log-sum-exp: subtract the max first, or use torch.logsumexp / softmax"
     elif t in ("exp", "exp2", "pow", "softplus", "cosh", "sinh"):
-        text = ("the function grows past fp16's range (exp(x) overflows for x > 11.09): use a stable formulation, "
-                "e.g. subtract the max before exp, softplus as torch.where(x > 10, x, F.softplus(x))")
+        text = (
+            "the function grows past fp16's range (exp(x) overflows for x > 11.09): use a stable formulation, "
+            "e.g. subtract the max before exp, softplus as torch.where(x > 10, x, F.softplus(x))"
+        )
     elif t in ("reduce_sum", "reduce_mean", "reduce_prod", "reduce_sum_square", "reduce_l2_norm", "cumsum"):
-        text = ("a long reduction exceeds fp16 (or loses precision): reduce x / n instead of x, or split the reduction "
-                "into chunks")
+        text = (
+            "a long reduction exceeds fp16 (or loses precision): reduce x / n instead of x, or split the reduction "
+            "into chunks"
+        )
     elif t in ("add", "sub") and kind in ("overflow", "inf"):
-        text = ("a residual stream grows past fp16 (ane-rules NU-1): scale the branch (or the weights feeding it) down, "
-                "or clamp to ±65000")
+        text = (
+            "a residual stream grows past fp16 (ane-rules NU-1): scale the branch (or the weights feeding it) down, "
+            "or clamp to ±65000"
+        )
     elif t in ("floor", "ceil", "round", "sign", "cast", "greater", "less", "equal", "greater_equal", "less_equal"):
         text = "a discontinuous op amplifies fp16 rounding of its input: compute its input in fp32 or add a margin"
     elif kind == "drift":
@@ -216,6 +245,7 @@ def fix_for(kind: str, op: Op, consumers: dict[str, list[Op]], ref: dict[str, np
 
 
 # ------------------------------------------------------------------ analysis
+
 
 def compare(op: Op, ref: dict, emu: dict, bad: set[str], drifted: set[str], threshold: float, min_psnr: float):
     """Classify one op's outputs; returns (kind | None, metrics) and updates the bad/drifted sets."""
@@ -232,7 +262,13 @@ def compare(op: Op, ref: dict, emu: dict, bad: set[str], drifted: set[str], thre
         new_bad = ~np.isfinite(a32) & np.isfinite(b32)
         err, p = rel_err(a32, b32), psnr(a32, b32)
         absmax = float(np.abs(b32[np.isfinite(b32)]).max()) if np.isfinite(b32).any() else 0.0
-        metrics = {"output": v.name, "rel_err": err, "psnr": p, "ref_absmax": absmax, "new_nonfinite": int(new_bad.sum())}
+        metrics = {
+            "output": v.name,
+            "rel_err": err,
+            "psnr": p,
+            "ref_absmax": absmax,
+            "new_nonfinite": int(new_bad.sum()),
+        }
         if new_bad.any() or inherited_bad:
             bad.add(v.name)
             if new_bad.any() and not inherited_bad and result is None:
@@ -247,13 +283,19 @@ def compare(op: Op, ref: dict, emu: dict, bad: set[str], drifted: set[str], thre
 
 def describe(kind: str, out: Value, m: dict, threshold: float, min_psnr: float) -> str:
     if kind == "overflow":
-        return (f"output {out.name!r} reaches |x| = {m['ref_absmax']:.6g} in fp32, beyond fp16's 65504: "
-                f"{m['new_nonfinite']} value(s) became inf")
+        return (
+            f"output {out.name!r} reaches |x| = {m['ref_absmax']:.6g} in fp32, beyond fp16's 65504: "
+            f"{m['new_nonfinite']} value(s) became inf"
+        )
     if kind in ("nan", "inf"):
-        return (f"output {out.name!r} has {m['new_nonfinite']} {kind} value(s) in fp16 where fp32 is finite "
-                f"(fp32 |max| {m['ref_absmax']:.4g}): an intermediate inside the op left fp16's range")
-    return (f"output {out.name!r} drifts: rel err {m['rel_err']:.3g} (threshold {threshold:g}), PSNR {m['psnr']:.1f} dB "
-            f"(minimum {min_psnr:g}), fp32 |max| {m['ref_absmax']:.4g}")
+        return (
+            f"output {out.name!r} has {m['new_nonfinite']} {kind} value(s) in fp16 where fp32 is finite "
+            f"(fp32 |max| {m['ref_absmax']:.4g}): an intermediate inside the op left fp16's range"
+        )
+    return (
+        f"output {out.name!r} drifts: rel err {m['rel_err']:.3g} (threshold {threshold:g}), PSNR {m['psnr']:.1f} dB "
+        f"(minimum {min_psnr:g}), fp32 |max| {m['ref_absmax']:.4g}"
+    )
 
 
 def input_ranges(op: Op, ref: dict[str, np.ndarray]) -> dict[str, Range]:
@@ -270,9 +312,18 @@ def input_ranges(op: Op, ref: dict[str, np.ndarray]) -> dict[str, Range]:
     return out
 
 
-def numerics(model: Any, inputs: dict[str, Any] | None = None, reference: Any = "fp32", threshold: float = 0.05,
-             min_psnr: float = 35.0, devices: Any = None, accumulator: str = "fp32", seed: int = 0,
-             example_inputs: Any = None, max_findings: int = 20) -> NumericsReport:
+def numerics(
+    model: Any,
+    inputs: dict[str, Any] | None = None,
+    reference: Any = "fp32",
+    threshold: float = 0.05,
+    min_psnr: float = 35.0,
+    devices: Any = None,
+    accumulator: str = "fp32",
+    seed: int = 0,
+    example_inputs: Any = None,
+    max_findings: int = 20,
+) -> NumericsReport:
     """Compare fp16 emulation with fp32 op by op and report where fp16 breaks the model.
 
     ``model``: a path, MLModel, ir.Model or torch module (+ ``example_inputs``; then it is also the
@@ -306,15 +357,46 @@ def numerics(model: Any, inputs: dict[str, Any] | None = None, reference: Any = 
             warnings += op_warnings(op, device, ref_vals)
             if res and len(findings) < max_findings:
                 kind, out, mt = res
-                findings.append(Finding(kind, op.name, op.type, op.index, device, out.name,
-                                        describe(kind, out, mt, threshold, min_psnr), mt["rel_err"], mt["psnr"],
-                                        Range.of(ref_vals[out.name], out.type.dtype), input_ranges(op, ref_vals),
-                                        fix_for(kind, op, consumers, ref_vals)))
+                findings.append(
+                    Finding(
+                        kind,
+                        op.name,
+                        op.type,
+                        op.index,
+                        device,
+                        out.name,
+                        describe(kind, out, mt, threshold, min_psnr),
+                        mt["rel_err"],
+                        mt["psnr"],
+                        Range.of(ref_vals[out.name], out.type.dtype),
+                        input_ranges(op, ref_vals),
+                        fix_for(kind, op, consumers, ref_vals),
+                    )
+                )
     outputs = [output_check(n, emu.outputs[n], ref.outputs[n], threshold, min_psnr) for n in ref.outputs]
-    reference_checks = torch_reference(torch_ref, graph, feeds, ref.outputs, threshold, min_psnr, warnings) if torch_ref else []
-    source = "given" if inputs is not None else "the example inputs" if example_inputs is not None else f"generated (seed {seed})"
-    return NumericsReport(m.path, emu.placement, accumulator, threshold, min_psnr, findings, outputs, reference_checks, rows,
-                          warnings, source)
+    reference_checks = (
+        torch_reference(torch_ref, graph, feeds, ref.outputs, threshold, min_psnr, warnings) if torch_ref else []
+    )
+    source = (
+        "given"
+        if inputs is not None
+        else "the example inputs"
+        if example_inputs is not None
+        else f"generated (seed {seed})"
+    )
+    return NumericsReport(
+        m.path,
+        emu.placement,
+        accumulator,
+        threshold,
+        min_psnr,
+        findings,
+        outputs,
+        reference_checks,
+        rows,
+        warnings,
+        source,
+    )
 
 
 def op_warnings(op: Op, device: str, ref: dict[str, np.ndarray]) -> list[str]:
@@ -324,14 +406,23 @@ def op_warnings(op: Op, device: str, ref: dict[str, np.ndarray]) -> list[str]:
     if device == "ane" and op.type in ("softmax", "scaled_dot_product_attention"):
         vals = [ref.get(v.name) for v in op.runtime_inputs()]
         if any(a is not None and a.dtype.kind == "f" and np.isneginf(a).any() for a in vals):
-            out.append(f"op {op.name!r} ({op.type}) on the ANE receives -inf (an attention mask?): the ANE mishandles IEEE "
-                       "-inf in softmax (ane-rules NU-2); use a large finite negative such as -1e4")
+            out.append(
+                f"op {op.name!r} ({op.type}) on the ANE receives -inf (an attention mask?): the ANE mishandles IEEE "
+                "-inf in softmax (ane-rules NU-2); use a large finite negative such as -1e4"
+            )
     if device == "cpu":
         for v in op.outputs:
             a = ref.get(v.name)
-            if a is not None and a.dtype.kind == "f" and a.size and np.nanmax(np.abs(np.where(np.isfinite(a), a, 0))) > FP16_MAX:
-                out.append(f"op {op.name!r} ({op.type}) produces |x| > 65504 in fp32; it is placed on the CPU here, "
-                           "but would overflow on the ANE or GPU")
+            if (
+                a is not None
+                and a.dtype.kind == "f"
+                and a.size
+                and np.nanmax(np.abs(np.where(np.isfinite(a), a, 0))) > FP16_MAX
+            ):
+                out.append(
+                    f"op {op.name!r} ({op.type}) produces |x| > 65504 in fp32; it is placed on the CPU here, "
+                    "but would overflow on the ANE or GPU"
+                )
     return out
 
 
@@ -344,7 +435,9 @@ def output_check(name: str, a: np.ndarray, b: np.ndarray, threshold: float, min_
     return OutputCheck(name, err, p, nonfinite, nonfinite == 0 and err <= threshold and p >= min_psnr)
 
 
-def torch_reference(module, graph, feeds, outputs: dict[str, np.ndarray], threshold, min_psnr, warnings) -> list[OutputCheck]:
+def torch_reference(
+    module, graph, feeds, outputs: dict[str, np.ndarray], threshold, min_psnr, warnings
+) -> list[OutputCheck]:
     """Run the source torch module on the same inputs and compare with the converted model in fp32."""
     import torch
 
@@ -363,7 +456,12 @@ def torch_reference(module, graph, feeds, outputs: dict[str, np.ndarray], thresh
         elif isinstance(x, (list, tuple)):
             for v in x:
                 walk(v)
+
     walk(res)
     if len(flat) != len(outputs):
-        warnings.append(f"the torch module returns {len(flat)} tensor(s), the model {len(outputs)}: compared by position")
-    return [output_check(name, ours, theirs, threshold, min_psnr) for (name, ours), theirs in zip(outputs.items(), flat)]
+        warnings.append(
+            f"the torch module returns {len(flat)} tensor(s), the model {len(outputs)}: compared by position"
+        )
+    return [
+        output_check(name, ours, theirs, threshold, min_psnr) for (name, ours), theirs in zip(outputs.items(), flat)
+    ]

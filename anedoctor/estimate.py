@@ -6,6 +6,7 @@ report), per op (time and bound), per segment (ops + launch) and per device swit
 and optionally the same for the four compute-unit settings side by side. It is an estimate from a
 model of the hardware, calibrated on published latencies (bench/calibrate.py), not a measurement.
 """
+
 from __future__ import annotations
 
 import html
@@ -50,25 +51,64 @@ class Estimate:
         top = sorted(range(len(ops)), key=lambda i: -ops[i].time_ms)[:TOP_OPS]
         return {
             "kind": "estimate",
-            "model": r.model.path, "chip": r.target.chip.id, "chip_name": r.target.chip.name, "os": r.target.os.id,
-            "compute_units": r.compute_units, "latency_ms": round(b.latency_ms, 4),
+            "model": r.model.path,
+            "chip": r.target.chip.id,
+            "chip_name": r.target.chip.name,
+            "os": r.target.os.id,
+            "compute_units": r.compute_units,
+            "latency_ms": round(b.latency_ms, 4),
             "device_ms": {d: round(v, 4) for d, v in b.device_ms.items()},
             "energy_mj": {d: round(v, 4) for d, v in b.energy_mj.items()},
             "energy_note": ENERGY_NOTE,
             "bounds_ms": {k: round(v, 4) for k, v in sorted(bounds.items(), key=lambda kv: -kv[1])},
-            "segments": [{"index": i, "part": s.part, "device": s.device, "start": s.start, "end": s.end,
-                          "ops": s.end - s.start + 1, "ops_ms": round(s.ops_ms, 4), "launch_ms": round(s.launch_ms, 4),
-                          "first": ops[s.start].op.name, "last": ops[s.end].op.name}
-                         for i, s in enumerate(b.segments)],
-            "switches": [{"after": s.after, "before": s.before, "from": s.src, "to": s.dst, "ms": round(s.ms, 4),
-                          "bytes": s.bytes} for s in b.switches],
-            "top_ops": [{"index": i, "name": ops[i].op.name, "type": ops[i].op.type, "device": ops[i].device,
-                         "time_ms": round(ops[i].time_ms, 4), "bound": ops[i].bound,
-                         "share": round(ops[i].time_ms / total, 4)} for i in top],
-            "compare": [{"compute_units": cu, "latency_ms": round(rep.latency.latency_ms, 4),
-                         "energy_mj": round(rep.latency.energy_total_mj, 4),
-                         **{d: rep.summary[d] for d in ("ane", "gpu", "cpu")}, "segments": len(rep.latency.segments)}
-                        for cu, rep in self.compare.items()],
+            "segments": [
+                {
+                    "index": i,
+                    "part": s.part,
+                    "device": s.device,
+                    "start": s.start,
+                    "end": s.end,
+                    "ops": s.end - s.start + 1,
+                    "ops_ms": round(s.ops_ms, 4),
+                    "launch_ms": round(s.launch_ms, 4),
+                    "first": ops[s.start].op.name,
+                    "last": ops[s.end].op.name,
+                }
+                for i, s in enumerate(b.segments)
+            ],
+            "switches": [
+                {
+                    "after": s.after,
+                    "before": s.before,
+                    "from": s.src,
+                    "to": s.dst,
+                    "ms": round(s.ms, 4),
+                    "bytes": s.bytes,
+                }
+                for s in b.switches
+            ],
+            "top_ops": [
+                {
+                    "index": i,
+                    "name": ops[i].op.name,
+                    "type": ops[i].op.type,
+                    "device": ops[i].device,
+                    "time_ms": round(ops[i].time_ms, 4),
+                    "bound": ops[i].bound,
+                    "share": round(ops[i].time_ms / total, 4),
+                }
+                for i in top
+            ],
+            "compare": [
+                {
+                    "compute_units": cu,
+                    "latency_ms": round(rep.latency.latency_ms, 4),
+                    "energy_mj": round(rep.latency.energy_total_mj, 4),
+                    **{d: rep.summary[d] for d in ("ane", "gpu", "cpu")},
+                    "segments": len(rep.latency.segments),
+                }
+                for cu, rep in self.compare.items()
+            ],
             "assumptions": chip_assumptions(r.target.chip),
             "calibration": FITTED.get("fit"),
         }
@@ -82,33 +122,50 @@ class Estimate:
     def render(self, width: int | None = None) -> str:
         """Plain-text rendering: totals, the compute-unit table, segments with switch costs, top ops."""
         d = self.to_dict()
-        lines = [f"anedoctor estimate · {Path(d['model']).name} · {d['chip_name']} · {d['os']} · "
-                 f"compute units {d['compute_units']}",
-                 "ESTIMATE — from a model of the hardware calibrated on published latencies, not a measurement",
-                 f"latency {d['latency_ms']:.3f} ms per inference  ("
-                 + ", ".join(f"{DEVICE_LABELS[k]} {v:.3f} ms" for k, v in d["device_ms"].items() if v) + ")",
-                 "energy ~" + f"{sum(d['energy_mj'].values()):.3f} mJ  ("
-                 + ", ".join(f"{DEVICE_LABELS[k]} {v:.3f}" for k, v in d["energy_mj"].items()) + f")  {ENERGY_NOTE}",
-                 "time by bound: " + ", ".join(f"{k} {v:.3f} ms" for k, v in d["bounds_ms"].items() if v)]
+        lines = [
+            f"anedoctor estimate · {Path(d['model']).name} · {d['chip_name']} · {d['os']} · "
+            f"compute units {d['compute_units']}",
+            "ESTIMATE — from a model of the hardware calibrated on published latencies, not a measurement",
+            f"latency {d['latency_ms']:.3f} ms per inference  ("
+            + ", ".join(f"{DEVICE_LABELS[k]} {v:.3f} ms" for k, v in d["device_ms"].items() if v)
+            + ")",
+            "energy ~"
+            + f"{sum(d['energy_mj'].values()):.3f} mJ  ("
+            + ", ".join(f"{DEVICE_LABELS[k]} {v:.3f}" for k, v in d["energy_mj"].items())
+            + f")  {ENERGY_NOTE}",
+            "time by bound: " + ", ".join(f"{k} {v:.3f} ms" for k, v in d["bounds_ms"].items() if v),
+        ]
         if d["compare"]:
-            lines += ["", f"{'compute units':<14}{'latency ms':>11}{'energy mJ':>11}{'ANE':>6}{'GPU':>6}{'CPU':>6}"
-                      f"{'segments':>10}"]
-            lines += [f"{c['compute_units']:<14}{c['latency_ms']:>11.3f}{c['energy_mj']:>11.3f}{c['ane']:>6}"
-                      f"{c['gpu']:>6}{c['cpu']:>6}{c['segments']:>10}" for c in d["compare"]]
+            lines += [
+                "",
+                f"{'compute units':<14}{'latency ms':>11}{'energy mJ':>11}{'ANE':>6}{'GPU':>6}{'CPU':>6}"
+                f"{'segments':>10}",
+            ]
+            lines += [
+                f"{c['compute_units']:<14}{c['latency_ms']:>11.3f}{c['energy_mj']:>11.3f}{c['ane']:>6}"
+                f"{c['gpu']:>6}{c['cpu']:>6}{c['segments']:>10}"
+                for c in d["compare"]
+            ]
         lines += ["", "segments (ops time + launch) and switches:"]
         switch_after = {s["after"]: s for s in d["switches"]}
         for s in d["segments"][:40]:
-            lines.append(f"  {s['index']:>3} {DEVICE_LABELS[s['device']]:<13} ops {s['start']}-{s['end']} ({s['ops']})"
-                         f"  {s['ops_ms']:.3f} + {s['launch_ms']:.3f} ms   {s['first']} .. {s['last']}")
+            lines.append(
+                f"  {s['index']:>3} {DEVICE_LABELS[s['device']]:<13} ops {s['start']}-{s['end']} ({s['ops']})"
+                f"  {s['ops_ms']:.3f} + {s['launch_ms']:.3f} ms   {s['first']} .. {s['last']}"
+            )
             sw = switch_after.get(s["end"])
             if sw:
-                lines.append(f"      switch {sw['from']}->{sw['to']}  {sw['ms']:.3f} ms "
-                             f"({sw['bytes'] / 1e6:.2f} MB copied)")
+                lines.append(
+                    f"      switch {sw['from']}->{sw['to']}  {sw['ms']:.3f} ms ({sw['bytes'] / 1e6:.2f} MB copied)"
+                )
         if len(d["segments"]) > 40:
             lines.append(f"  ... {len(d['segments']) - 40} more segments")
         lines += ["", f"top {len(d['top_ops'])} ops by time:"]
-        lines += [f"  {o['time_ms']:8.4f} ms {100 * o['share']:5.1f}%  {o['device']:<4} {o['bound']:<12} "
-                  f"{o['type']:<14} {o['name']}" for o in d["top_ops"]]
+        lines += [
+            f"  {o['time_ms']:8.4f} ms {100 * o['share']:5.1f}%  {o['device']:<4} {o['bound']:<12} "
+            f"{o['type']:<14} {o['name']}"
+            for o in d["top_ops"]
+        ]
         return "\n".join(line[:width] if width else line for line in lines)
 
     def timeline_svg(self) -> str:
@@ -117,29 +174,49 @@ class Estimate:
         total = d["latency_ms"] or 1.0
         switch_after = {s["after"]: s for s in d["switches"]}
         for s in d["segments"]:
-            bars.append((s["device"], s["launch_ms"] + s["ops_ms"], f"{DEVICE_LABELS[s['device']]} ops {s['start']}-"
-                         f"{s['end']}: {s['ops_ms']:.3f} ms + launch {s['launch_ms']:.3f} ms"))
+            bars.append(
+                (
+                    s["device"],
+                    s["launch_ms"] + s["ops_ms"],
+                    f"{DEVICE_LABELS[s['device']]} ops {s['start']}-"
+                    f"{s['end']}: {s['ops_ms']:.3f} ms + launch {s['launch_ms']:.3f} ms",
+                )
+            )
             sw = switch_after.get(s["end"])
             if sw:
                 bars.append(("switch", sw["ms"], f"switch {sw['from']}->{sw['to']}: {sw['ms']:.3f} ms"))
         rows, width = [], 900
         for i, (kind, ms, label) in enumerate(bars[:200]):
             w = max(ms / total * width, 0.5)
-            rows.append(f'<rect x="{x / total * width:.1f}" y="{4 + 14 * i}" width="{w:.1f}" height="12" '
-                        f'fill="{DEVICE_COLOURS[kind]}"><title>{html.escape(label)}</title></rect>')
+            rows.append(
+                f'<rect x="{x / total * width:.1f}" y="{4 + 14 * i}" width="{w:.1f}" height="12" '
+                f'fill="{DEVICE_COLOURS[kind]}"><title>{html.escape(label)}</title></rect>'
+            )
             x += ms
         height = 8 + 14 * min(len(bars), 200)
-        return (f'<svg role="img" aria-label="latency waterfall" width="{width}" height="{height}" '
-                f'viewBox="0 0 {width} {height}">' + "".join(rows) + "</svg>")
+        return (
+            f'<svg role="img" aria-label="latency waterfall" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}">' + "".join(rows) + "</svg>"
+        )
 
     def to_html(self, path: str | Path) -> str:
         """The check report's HTML page with a latency panel (waterfall and segment table) added."""
         d = self.to_dict()
-        panel = {"title": f"Latency estimate: {d['latency_ms']:.3f} ms per inference ({d['chip_name']}, "
-                          f"{d['compute_units']}); energy ~{sum(d['energy_mj'].values()):.3f} mJ (estimate)",
-                 "html": self.timeline_svg(),
-                 "rows": [{"segment": s["index"], "device": DEVICE_LABELS[s["device"]], "ops": s["ops"],
-                           "ops ms": s["ops_ms"], "launch ms": s["launch_ms"]} for s in d["segments"]]}
+        panel = {
+            "title": f"Latency estimate: {d['latency_ms']:.3f} ms per inference ({d['chip_name']}, "
+            f"{d['compute_units']}); energy ~{sum(d['energy_mj'].values()):.3f} mJ (estimate)",
+            "html": self.timeline_svg(),
+            "rows": [
+                {
+                    "segment": s["index"],
+                    "device": DEVICE_LABELS[s["device"]],
+                    "ops": s["ops"],
+                    "ops ms": s["ops_ms"],
+                    "launch ms": s["launch_ms"],
+                }
+                for s in d["segments"]
+            ],
+        }
         if d["compare"]:
             self.report.panels.append({"title": "Compute units side by side (estimate)", "rows": d["compare"]})
         self.report.panels.append(panel)
@@ -149,28 +226,45 @@ class Estimate:
         return f"<Estimate {self.latency_ms:.3f} ms on {self.report.target.chip.id} ({self.report.compute_units})>"
 
 
-ENERGY_NOTE = ("(estimate: ANE from pJ/MAC and pJ/byte; CPU/GPU from an assumed active power, not a published "
-               "per-inference figure)")
+ENERGY_NOTE = (
+    "(estimate: ANE from pJ/MAC and pJ/byte; CPU/GPU from an assumed active power, not a published "
+    "per-inference figure)"
+)
 
 
 def chip_assumptions(chip: Chip) -> dict[str, Any]:
     """What the estimate assumes for a chip (the figures `anedoctor chips` lists)."""
     k = FITTED["constants"]
-    return {"id": chip.id, "name": chip.name, "ane_arch": chip.ane_arch, "ane_cores": chip.ane_cores,
-            "ane_fp16_tflops": chip.fp16_tflops, "ane_ghz": round(chip.ane_ghz, 3),
-            "ane_weight_gbps": chip.ane_weight_gbps,
-            "ane_weight_gbps_source": "measured" if chip.weight_bw_measured else "derived",
-            "soc_gbps": chip.dram_gbps, "cpu_cores": f"{chip.cpu_p_cores}P+{chip.cpu_e_cores}E",
-            "cpu_gflops": round(chip.cpu_gflops, 1), "gpu_cores": chip.gpu_cores, "gpu_tflops": chip.gpu_tflops,
-            "ane_dispatch_ms": k[f"ane_dispatch_ms_{chip.platform}"]}
+    return {
+        "id": chip.id,
+        "name": chip.name,
+        "ane_arch": chip.ane_arch,
+        "ane_cores": chip.ane_cores,
+        "ane_fp16_tflops": chip.fp16_tflops,
+        "ane_ghz": round(chip.ane_ghz, 3),
+        "ane_weight_gbps": chip.ane_weight_gbps,
+        "ane_weight_gbps_source": "measured" if chip.weight_bw_measured else "derived",
+        "soc_gbps": chip.dram_gbps,
+        "cpu_cores": f"{chip.cpu_p_cores}P+{chip.cpu_e_cores}E",
+        "cpu_gflops": round(chip.cpu_gflops, 1),
+        "gpu_cores": chip.gpu_cores,
+        "gpu_tflops": chip.gpu_tflops,
+        "ane_dispatch_ms": k[f"ane_dispatch_ms_{chip.platform}"],
+    }
 
 
 def chips_table() -> list[dict[str, Any]]:
     return [chip_assumptions(c) for c in CHIPS.values()]
 
 
-def estimate(source: Any, chip: str | None = None, os: str | None = None, compute_units: str = "all",
-             compare_compute_units: bool = False, example_inputs: Any = None) -> Estimate:
+def estimate(
+    source: Any,
+    chip: str | None = None,
+    os: str | None = None,
+    compute_units: str = "all",
+    compare_compute_units: bool = False,
+    example_inputs: Any = None,
+) -> Estimate:
     """Estimate the latency (and energy) of one inference of a model on a chip.
 
     ``source`` is anything :func:`anedoctor.check` takes. With ``compare_compute_units`` the four

@@ -8,6 +8,7 @@ per ``../shared/knowledge/ane-hardware.md`` §1.2 and ``ane-rules.md`` §5. fp16
 Apple's quoted TOPS where that counts fp16 MACs x2 (A12-A16, M1-M3) and half the quoted
 INT8 TOPS for A17 Pro, A18 and M4 (ane-hardware.md §1.1).
 """
+
 from __future__ import annotations
 
 import re
@@ -18,9 +19,12 @@ from .errors import ModelError
 DISPLAY_ORDER = ("ane", "gpu", "cpu")
 SEGMENTER_ORDER = ("cpu", "gpu", "ane")  # tie-break order: the first cheapest wins
 DEVICE_LABELS = {"ane": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
-COMPUTE_UNITS = {"all": ("cpu", "gpu", "ane"), "cpu_and_ne": ("cpu", "ane"), "cpu_and_gpu": ("cpu", "gpu"),
-                 "cpu_only": ("cpu",)}
-
+COMPUTE_UNITS = {
+    "all": ("cpu", "gpu", "ane"),
+    "cpu_and_ne": ("cpu", "ane"),
+    "cpu_and_gpu": ("cpu", "gpu"),
+    "cpu_only": ("cpu",),
+}
 
 
 def parse_compute_units(text: str) -> str:
@@ -29,9 +33,12 @@ def parse_compute_units(text: str) -> str:
     words = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", str(text).rsplit(".", 1)[-1]).lower().replace("-", "_")
     key = words.replace("neural_engine", "ne")
     if key not in COMPUTE_UNITS:
-        raise ModelError(f"unknown compute units {text!r}; choose one of {', '.join(COMPUTE_UNITS)} "
-                         "(coremltools' spellings such as CPU_AND_NE work too)")
+        raise ModelError(
+            f"unknown compute units {text!r}; choose one of {', '.join(COMPUTE_UNITS)} "
+            "(coremltools' spellings such as CPU_AND_NE work too)"
+        )
     return key
+
 
 @dataclass(frozen=True)
 class Chip:
@@ -103,11 +110,27 @@ _ROWS = [
     ("a16", "Apple A16 (iPhone 14 Pro/15)", 15, "h15", 17.0, 51.2, 16, False, "C", 16, 0, 2, 4, 3.46, 5, 1.79, ""),
     ("a17", "Apple A17 Pro (iPhone 15 Pro)", 16, "h16", 17.5, 51.2, 17, True, "R", 16, 0, 2, 4, 3.78, 6, 2.15, ""),
     ("a18", "Apple A18 (iPhone 16)", 17, "h17", 17.5, 60.0, 18, True, "R", 16, 0, 2, 4, 4.04, 5, 1.79, ""),
-    ("a18pro", "Apple A18 Pro (iPhone 16 Pro)", 17, "h17", 17.5, 60.0, 18, True, "R", 16, 0, 2, 4, 4.04, 6, 2.15,
-     "a18"),
+    (
+        "a18pro",
+        "Apple A18 Pro (iPhone 16 Pro)",
+        17,
+        "h17",
+        17.5,
+        60.0,
+        18,
+        True,
+        "R",
+        16,
+        0,
+        2,
+        4,
+        4.04,
+        6,
+        2.15,
+        "a18",
+    ),
     ("a19", "Apple A19 (iPhone 17)", 18, "h18", 17.8, 68.3, 26, True, "U", 16, 0, 2, 4, 4.26, 5, 1.9, ""),
-    ("a19pro", "Apple A19 Pro (iPhone 17 Pro)", 18, "h18", 17.8, 76.8, 26, True, "U", 16, 0, 2, 4, 4.26, 6, 2.3,
-     "a19"),
+    ("a19pro", "Apple A19 Pro (iPhone 17 Pro)", 18, "h18", 17.8, 76.8, 26, True, "U", 16, 0, 2, 4, 4.26, 6, 2.3, "a19"),
     ("m1", "Apple M1", 13, "h13g", 11.0, 68.25, 14, False, "R", 16, 60.87, 4, 4, 3.2, 8, 2.6, ""),
     ("m1pro", "Apple M1 Pro", 13, "h13g", 11.0, 200.0, 15, False, "R", 16, 54.90, 8, 2, 3.2, 16, 5.2, "m1"),
     ("m1max", "Apple M1 Max", 13, "h13g", 11.0, 400.0, 15, False, "R", 16, 54.62, 8, 2, 3.2, 32, 10.4, "m1"),
@@ -130,8 +153,9 @@ _ROWS = [
 
 def _chip(row: tuple) -> Chip:
     (cid, name, tier, arch, tflops, soc, los, int8, conf, cores, wbw, p, e, ghz, gcores, gtf, base) = row
-    return Chip(cid, name, tier, arch, tflops, soc, los, int8, conf, cores, wbw, bool(wbw), p, e, ghz, gcores, gtf,
-                base or cid)
+    return Chip(
+        cid, name, tier, arch, tflops, soc, los, int8, conf, cores, wbw, bool(wbw), p, e, ghz, gcores, gtf, base or cid
+    )
 
 
 def _derive_weight_bandwidth(chips: dict[str, Chip]) -> dict[str, Chip]:
@@ -171,7 +195,7 @@ def parse_os(text: str) -> OSVersion:
     for platform in ("ios", "macos", "ipados", "tvos", "watchos", "visionos"):
         if t.startswith(platform):
             try:
-                major = int(t[len(platform):].split(".")[0])
+                major = int(t[len(platform) :].split(".")[0])
             except ValueError:
                 break
             platform = "ios" if platform in ("ipados", "tvos", "visionos") else platform
@@ -179,8 +203,10 @@ def parse_os(text: str) -> OSVersion:
             if major in versions:
                 return OSVersion(f"{platform}{major}", platform, major)
             known = ", ".join(f"{platform}{v}" for v in versions)
-            raise ModelError(f"there is no {platform}{major} with Core ML (Apple went from iOS 18 / macOS 15 to 26 in "
-                             f"2025); known: {known}")
+            raise ModelError(
+                f"there is no {platform}{major} with Core ML (Apple went from iOS 18 / macOS 15 to 26 in "
+                f"2025); known: {known}"
+            )
     raise ModelError(f"unknown OS {text!r}; use e.g. ios17, ios18, ios26, macos14, macos15, macos26")
 
 
@@ -213,13 +239,17 @@ def resolve_target(deployment_target: str, chip: str | None, os: str | None) -> 
     if os:
         version = parse_os(os)
         if version.ios < c.launch_os:
-            first = (f"macos{IOS_TO_MACOS.get(c.launch_os, c.launch_os)}" if version.platform == "macos"
-                     else f"ios{c.launch_os}")
+            first = (
+                f"macos{IOS_TO_MACOS.get(c.launch_os, c.launch_os)}"
+                if version.platform == "macos"
+                else f"ios{c.launch_os}"
+            )
             raise ModelError(f"{c.name} shipped with {first}; it never ran {version.id}")
         return Target(c, version, chip is None, False)
     target_ios = parse_os(deployment_target).ios if deployment_target.startswith(("ios", "macos")) else 0
     ios = max(target_ios, c.launch_os)
     macos = IOS_TO_MACOS.get(ios, ios)
-    version = (OSVersion(f"macos{macos}", "macos", macos) if c.platform == "macos"
-               else OSVersion(f"ios{ios}", "ios", ios))
+    version = (
+        OSVersion(f"macos{macos}", "macos", macos) if c.platform == "macos" else OSVersion(f"ios{ios}", "ios", ios)
+    )
     return Target(c, version, chip is None, True)

@@ -9,6 +9,7 @@
 ``-`` means standard output for any flag, and only one flag may claim it. A failure while
 staging removes every staged file, so a command leaves either all its outputs or none.
 """
+
 from __future__ import annotations
 
 import os

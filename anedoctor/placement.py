@@ -10,6 +10,7 @@ ready), then solve the shortest path over that order (a dynamic programme over o
 device) with the chip's per-op estimates and the launch/switch/output charges of
 :mod:`anedoctor.cost`. Last, :mod:`anedoctor.cost.latency` times every placed op.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -119,17 +120,19 @@ def explain_off_ane(placements: list[OpPlacement], allowed: tuple[str, ...]) -> 
         hi = i
         while hi + 1 < n and placements[hi + 1].supported["ane"] and placements[hi + 1].device == p.device:
             hi += 1
-        run = placements[i:hi + 1]
+        run = placements[i : hi + 1]
         if "ane" not in allowed:
             finding = Finding(RULES["CU-1"], "the compute units exclude the Neural Engine")
         else:
             saving = sum(q.cost_ms[p.device] - q.cost_ms["ane"] for q in run)
             price = LAUNCH_MS + (SWITCH_MS if i > 0 else 0.0) + (SWITCH_MS if hi < n - 1 else OUTPUT_ON_ACCEL_MS)
             gain = f"save only ~{saving:.3f} ms" if saving > 0 else f"be no faster (~{-saving:.3f} ms slower)"
-            finding = Finding(RULES["SEG-2" if p.device == "gpu" else "SEG-1"],
-                              f"ANE-eligible, but moving the {len(run)} eligible op(s) around it from the "
-                              f"{p.device.upper()} to the ANE would {gain}, while an ANE segment there costs "
-                              f"~{price:.3f} ms (launch, switches)")
+            finding = Finding(
+                RULES["SEG-2" if p.device == "gpu" else "SEG-1"],
+                f"ANE-eligible, but moving the {len(run)} eligible op(s) around it from the "
+                f"{p.device.upper()} to the ANE would {gain}, while an ANE segment there costs "
+                f"~{price:.3f} ms (launch, switches)",
+            )
         for q in run:
             q.findings.append(finding)
         i = hi + 1
@@ -146,8 +149,11 @@ def schedule(placements: list[OpPlacement], allowed: tuple[str, ...]) -> list[Op
     users: list[list[int]] = [[] for _ in range(n)]
     waiting = [0] * n
     for i, p in enumerate(placements):
-        preds = {position[id(v.producer)] for v in p.op.input_values()
-                 if v.producer is not None and id(v.producer) in position}
+        preds = {
+            position[id(v.producer)]
+            for v in p.op.input_values()
+            if v.producer is not None and id(v.producer) in position
+        }
         waiting[i] = len(preds)
         for j in preds:
             users[j].append(i)
@@ -178,8 +184,9 @@ def time_ops(placements: list[OpPlacement], target: Target) -> None:
         p.time_ms, p.bound, p.macs, p.dram_bytes = t.ms, t.bound, t.macs, t.dram_bytes
 
 
-def place_graph(graph: Graph, model: Model, target: Target, compute_units: str,
-                rules: Collection[str] | None = None) -> list[OpPlacement]:
+def place_graph(
+    graph: Graph, model: Model, target: Target, compute_units: str, rules: Collection[str] | None = None
+) -> list[OpPlacement]:
     """Eligibility, costs and devices for every (non-constant) op of one graph; ``rules`` limits the
     rules that run to these ids (None: all)."""
     ctx = Context(target, model, graph, typed=bool(graph.opset))

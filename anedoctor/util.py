@@ -1,4 +1,5 @@
 """Small helpers shared by every layer: atomic writes, JSON rows, pausing the garbage collector."""
+
 from __future__ import annotations
 
 import contextlib

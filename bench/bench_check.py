@@ -18,6 +18,7 @@ Then the same comparison as a user meets it, each in a fresh Python process (--c
 Importing coremltools (which imports torch) is part of both.
 Run: python bench/bench_check.py [--sizes 2500 5000 10000] [--repeat 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,35 +80,70 @@ def main() -> None:
     ct = quiet_coremltools()
     from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
 
-    print(f"{'ops':>7} {'spec s':>8} {'walk s':>8} {'mil s':>8} {'load s':>8} {'check s':>8} {'check/spec':>10} "
-          f"{'check/walk':>10} {'check/mil':>9} {'us/op':>7} {'segments':>8}")
+    print(
+        f"{'ops':>7} {'spec s':>8} {'walk s':>8} {'mil s':>8} {'load s':>8} {'check s':>8} {'check/spec':>10} "
+        f"{'check/walk':>10} {'check/mil':>9} {'us/op':>7} {'segments':>8}"
+    )
     paths: list[tuple[int, Path]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             path = chain(Path(tmp) / f"chain{size}.mlpackage", size)
             parsed = ct.utils.load_spec(str(path))
             weights = str(path / "Data" / "com.apple.CoreML" / "weights")
-            mil = interleaved_medians({"mil": lambda: milproto_load(
-                parsed, specification_version=parsed.specificationVersion, file_weights_dir=weights)}, 1)["mil"]
-            t = interleaved_medians({"spec": lambda: ct.utils.load_spec(str(path)), "walk": lambda: walk_ops(ct, path),
-                                     "load": lambda: anedoctor.load(path), "check": lambda: anedoctor.check(path, compute_units=UNITS)},
-                                    args.repeat)
+            mil = interleaved_medians(
+                {
+                    "mil": lambda: milproto_load(
+                        parsed, specification_version=parsed.specificationVersion, file_weights_dir=weights
+                    )
+                },
+                1,
+            )["mil"]
+            t = interleaved_medians(
+                {
+                    "spec": lambda: ct.utils.load_spec(str(path)),
+                    "walk": lambda: walk_ops(ct, path),
+                    "load": lambda: anedoctor.load(path),
+                    "check": lambda: anedoctor.check(path, compute_units=UNITS),
+                },
+                args.repeat,
+            )
             spec, walk, load, check = t["spec"], t["walk"], t["load"], t["check"]
             summary = anedoctor.check(path, compute_units=UNITS).summary
             ops = summary["ops"]
-            print(f"{ops:>7} {spec:>8.3f} {walk:>8.3f} {mil:>8.3f} {load:>8.3f} {check:>8.3f} {check / spec:>10.1f} "
-                  f"{check / walk:>10.1f} {check / mil:>9.2f} {1e6 * check / ops:>7.1f} {summary['segments']:>8}")
+            print(
+                f"{ops:>7} {spec:>8.3f} {walk:>8.3f} {mil:>8.3f} {load:>8.3f} {check:>8.3f} {check / spec:>10.1f} "
+                f"{check / walk:>10.1f} {check / mil:>9.2f} {1e6 * check / ops:>7.1f} {summary['segments']:>8}"
+            )
             paths.append((ops, path))
         if args.cold:
             print(f"\nfresh processes\n{'ops':>7} {'spec cold s':>12} {'check cold s':>13} {'check/spec':>10}")
         for ops, path in paths if args.cold else []:
             out = Path(tmp) / "report.json"
-            t = interleaved_medians({
-                "spec": lambda: subprocess.run([sys.executable, "-c", f"import coremltools as ct; ct.utils.load_spec({str(path)!r})"],
-                                               check=True, capture_output=True),
-                "check": lambda: subprocess.run([sys.executable, "-m", "anedoctor.cli", "check", str(path), "--compute-units", UNITS,
-                                                 "--json", str(out)],
-                                                check=True, capture_output=True)}, args.cold)
+            t = interleaved_medians(
+                {
+                    "spec": lambda: subprocess.run(
+                        [sys.executable, "-c", f"import coremltools as ct; ct.utils.load_spec({str(path)!r})"],
+                        check=True,
+                        capture_output=True,
+                    ),
+                    "check": lambda: subprocess.run(
+                        [
+                            sys.executable,
+                            "-m",
+                            "anedoctor.cli",
+                            "check",
+                            str(path),
+                            "--compute-units",
+                            UNITS,
+                            "--json",
+                            str(out),
+                        ],
+                        check=True,
+                        capture_output=True,
+                    ),
+                },
+                args.cold,
+            )
             print(f"{ops:>7} {t['spec']:>12.2f} {t['check']:>13.2f} {t['check'] / t['spec']:>10.2f}")
 
 

@@ -9,6 +9,7 @@ coremltools.optimize and measures each result against the original with the refe
 Prints the sweep tables, the wall time per model, and checks the quality bar: palettize-4 at
 <= 30% of the fp16 weight bytes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,10 @@ from anedoctor.util import quiet_coremltools  # noqa: E402
 MODELS = {  # name -> (module, example inputs), the sizes bench_execute.py uses
     "unet": lambda: (zoo.randomize_bn(zoo.UNet(32)).eval(), (torch.randn(1, 3, 128, 128),)),
     "vit": lambda: (zoo.ViT(dim=192, depth=6, heads=3, patch=16, size=224).eval(), (torch.randn(1, 3, 224, 224),)),
-    "bert": lambda: (zoo.Bert(vocab=1000, dim=256, depth=4, heads=4, seq=128).eval(),
-                     (torch.randint(0, 1000, (1, 128), dtype=torch.int32), torch.ones(1, 128))),
+    "bert": lambda: (
+        zoo.Bert(vocab=1000, dim=256, depth=4, heads=4, seq=128).eval(),
+        (torch.randint(0, 1000, (1, 128), dtype=torch.int32), torch.ones(1, 128)),
+    ),
 }
 
 
@@ -45,11 +48,18 @@ def convert(name: str, folder: Path) -> Path:
     module, inputs = MODELS[name]()
     with torch.no_grad():
         traced = torch.jit.trace(module, inputs)
-    specs = [ct.TensorType(name=n, shape=tuple(x.shape), dtype=x.numpy().dtype)
-             for n, x in zip(zoo.input_names(name, len(inputs)), inputs)]
+    specs = [
+        ct.TensorType(name=n, shape=tuple(x.shape), dtype=x.numpy().dtype)
+        for n, x in zip(zoo.input_names(name, len(inputs)), inputs)
+    ]
     with contextlib.redirect_stderr(io.StringIO()):
-        ml = ct.convert(traced, inputs=specs, convert_to="mlprogram", compute_precision=ct.precision.FLOAT16,
-                        minimum_deployment_target=ct.target.iOS18)
+        ml = ct.convert(
+            traced,
+            inputs=specs,
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT16,
+            minimum_deployment_target=ct.target.iOS18,
+        )
     path = folder / f"{name}.mlpackage"
     ml.save(str(path))
     return path
@@ -72,8 +82,11 @@ def main() -> None:
             print(f"{name}: {len(report.rows)} recipes in {seconds:.1f} s\n")
             p4 = next((r for r in report.rows if r.recipe == "palettize 4-bit" and not r.skipped), None)
             if p4 is None or p4.weight_ratio > 0.30:
-                failures.append(f"{name}: palettize-4 weights at {p4.weight_ratio:.1%} of fp16" if p4 else
-                                f"{name}: palettize-4 did not run")
+                failures.append(
+                    f"{name}: palettize-4 weights at {p4.weight_ratio:.1%} of fp16"
+                    if p4
+                    else f"{name}: palettize-4 did not run"
+                )
             if args.html_dir:
                 args.html_dir.mkdir(parents=True, exist_ok=True)
                 report.to_html(args.html_dir / f"{name}-sweep.html")

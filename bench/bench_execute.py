@@ -8,6 +8,7 @@ alternately in one process with the same thread count, and their ratio (target <
 each side runs in a fresh subprocess; ``resource.getrusage`` gives the peak RSS, reported as the
 growth over the process after its imports (model weights + a forward pass), and the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ def bench_models():
         "resnet": lambda: (zoo.resnet()[0], (torch.randn(1, 3, 224, 224),)),
         "unet": lambda: (zoo.randomize_bn(zoo.UNet(32)).eval(), (torch.randn(1, 3, 128, 128),)),
         "vit": lambda: (zoo.ViT(dim=192, depth=6, heads=3, patch=16, size=224).eval(), (torch.randn(1, 3, 224, 224),)),
-        "bert": lambda: (zoo.Bert(vocab=1000, dim=256, depth=4, heads=4, seq=128).eval(),
-                         (torch.randint(0, 1000, (1, 128), dtype=torch.int32), torch.ones(1, 128))),
+        "bert": lambda: (
+            zoo.Bert(vocab=1000, dim=256, depth=4, heads=4, seq=128).eval(),
+            (torch.randint(0, 1000, (1, 128), dtype=torch.int32), torch.ones(1, 128)),
+        ),
     }
 
 
@@ -49,10 +52,18 @@ def convert(name: str, module, inputs, folder: Path) -> Path:
 
     with torch.no_grad():
         traced = torch.jit.trace(module, inputs)
-    specs = [ct.TensorType(name=n, shape=tuple(x.shape), dtype=x.numpy().dtype) for n, x in zip(zoo.input_names(name, len(inputs)), inputs)]
+    specs = [
+        ct.TensorType(name=n, shape=tuple(x.shape), dtype=x.numpy().dtype)
+        for n, x in zip(zoo.input_names(name, len(inputs)), inputs)
+    ]
     with contextlib.redirect_stderr(io.StringIO()):
-        ml = ct.convert(traced, inputs=specs, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32,
-                        minimum_deployment_target=ct.target.iOS18)
+        ml = ct.convert(
+            traced,
+            inputs=specs,
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT32,
+            minimum_deployment_target=ct.target.iOS18,
+        )
     path = folder / f"{name}.mlpackage"
     ml.save(str(path))
     return path
@@ -108,14 +119,30 @@ def child(side: str, name: str, package: str, threads: int) -> None:
         def forward():
             with torch.inference_mode():
                 return module(*inputs)
+
     for _ in range(3):
         forward()
     print(json.dumps({"peak_mb": peak_mb() - base}))
 
 
 def measure_memory(side, name, package, threads) -> float:
-    out = subprocess.run([sys.executable, __file__, "--child", side, "--model", name, "--package", str(package),
-                          "--threads", str(threads)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            side,
+            "--model",
+            name,
+            "--package",
+            str(package),
+            "--threads",
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
@@ -135,9 +162,14 @@ def main() -> None:
     from anedoctor.loaders import load
 
     torch.set_num_threads(args.threads)
-    print(f"fp32 forward, {args.threads} thread(s), median of {args.repeats} alternating runs; memory = peak RSS growth "
-          "from before the model is built/loaded (weights + 3 forwards; VmHWM after clear_refs), fresh subprocesses")
-    print(f"{'model':8} {'executor ms':>12} {'eager ms':>9} {'ratio':>6} {'executor MB':>12} {'eager MB':>9} {'ratio':>6} {'max rel err':>12}")
+    print(
+        f"fp32 forward, {args.threads} thread(s), median of {args.repeats} alternating runs; memory = peak RSS growth "
+        "from before the model is built/loaded (weights + 3 forwards; VmHWM after clear_refs), fresh subprocesses"
+    )
+    print(
+        f"{'model':8} {'executor ms':>12} {'eager ms':>9} {'ratio':>6} {'executor MB':>12} {'eager MB':>9} "
+        f"{'ratio':>6} {'max rel err':>12}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             module, inputs = bench_models()[name]()
@@ -165,8 +197,11 @@ def main() -> None:
                 times["eager"].append(time.perf_counter() - t)
             ours, eager = (statistics.median(times[k]) * 1e3 for k in ("executor", "eager"))
             mem_ours, mem_eager = (measure_memory(side, name, package, args.threads) for side in ("executor", "eager"))
-            print(f"{name:8} {ours:12.2f} {eager:9.2f} {ours / eager:6.2f} {mem_ours:12.1f} {mem_eager:9.1f} "
-                  f"{mem_ours / max(mem_eager, 1e-9):6.2f} {err:12.1e}", flush=True)
+            print(
+                f"{name:8} {ours:12.2f} {eager:9.2f} {ours / eager:6.2f} {mem_ours:12.1f} {mem_eager:9.1f} "
+                f"{mem_ours / max(mem_eager, 1e-9):6.2f} {err:12.1e}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Each model is fixed once per compute-unit setting: under ``all`` the predicted s
 memory-bound models on the GPU even when every op is ANE-eligible, so ``cpu_and_ne`` (the ANE as
 the only accelerator) shows what the rewrites make possible.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,11 +40,13 @@ def row_text(name: str, units: str, fixable: bool, r, seconds: float) -> str:
     lat = f"{b['latency_ms']:7.3f}->{a['latency_ms']:7.3f}" if "latency_ms" in b and "latency_ms" in a else "n/a"
     applied = ", ".join(x.pass_name for x in r.applied) or "none"
     left = ", ".join(u.rule for u in r.unfixed) or "-"
-    return (f"{name:<18} {units:<10} {'yes' if fixable else 'no':>7} "
-            f"{pct(b['ane_fraction'])}->{pct(a['ane_fraction'])} "
-            f"{pct(b['ane_flops_fraction'])}->{pct(a['ane_flops_fraction'])} {b['segments']:>3}->{a['segments']:<3} "
-            f"{b['switches']:>3}->{a['switches']:<3} {lat:>17} {max(errors, default=0.0):9.2g} {seconds:6.1f}  "
-            f"{applied} / left: {left}")
+    return (
+        f"{name:<18} {units:<10} {'yes' if fixable else 'no':>7} "
+        f"{pct(b['ane_fraction'])}->{pct(a['ane_fraction'])} "
+        f"{pct(b['ane_flops_fraction'])}->{pct(a['ane_flops_fraction'])} {b['segments']:>3}->{a['segments']:<3} "
+        f"{b['switches']:>3}->{a['switches']:<3} {lat:>17} {max(errors, default=0.0):9.2g} {seconds:6.1f}  "
+        f"{applied} / left: {left}"
+    )
 
 
 def main() -> int:
@@ -60,8 +63,10 @@ def main() -> int:
         ap.error(f"unknown model(s) {', '.join(unknown)}")
     rows = []
     settings = [u.strip() for u in args.compute_units.split(",") if u.strip()]
-    head = (f"{'model':<18} {'units':<10} {'fixable':>7} {'ANE ops':>15} {'ANE FLOPs':>15} {'seg':>7} {'sw':>7} "
-            f"{'latency ms':>17} {'max err':>9} {'fix s':>6}  rewrites / left")
+    head = (
+        f"{'model':<18} {'units':<10} {'fixable':>7} {'ANE ops':>15} {'ANE FLOPs':>15} {'seg':>7} {'sw':>7} "
+        f"{'latency ms':>17} {'max err':>9} {'fix s':>6}  rewrites / left"
+    )
     print(head)
     print("-" * len(head))
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,14 +82,23 @@ def main() -> int:
                 print(row_text(name, units, fixable, r, seconds))
                 for x in r.dropped:
                     print(f"{'':<18} dropped {x.pass_name}: {x.reason}")
-                rows.append({"model": name, "compute_units": units, "graph_fixable": fixable,
-                             "seconds": round(seconds, 2), **r.to_dict()})
+                rows.append(
+                    {
+                        "model": name,
+                        "compute_units": units,
+                        "graph_fixable": fixable,
+                        "seconds": round(seconds, 2),
+                        **r.to_dict(),
+                    }
+                )
     exact_ok = all(x["error"] is not None and x["error"] <= 1e-4 for row in rows for x in row["applied"] if x["exact"])
     for units in settings:
         met = [row for row in rows if row["compute_units"] == units and row["graph_fixable"]]
         hit = [row["model"] for row in met if row["after"]["ane_fraction"] >= 0.95]
-        print(f"compute units {units}: >= 95% of ops on the ANE after fix on {len(hit)} of {len(met)} graph-fixable "
-              f"models ({', '.join(hit) or 'none'})")
+        print(
+            f"compute units {units}: >= 95% of ops on the ANE after fix on {len(hit)} of {len(met)} graph-fixable "
+            f"models ({', '.join(hit) or 'none'})"
+        )
     print(f"exact rewrites within 1e-4 relative: {'yes' if exact_ok else 'NO'}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float))

@@ -3,6 +3,7 @@ headless Chromium takes to make the page interactive.
 
     python bench/bench_html.py [--ops 10000] [--model path.mlpackage] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,11 @@ def browser_times(path: Path, repeat: int) -> dict[str, float] | None:
             page.goto(path.as_uri())
             page.wait_for_function("window.anedoctor !== undefined")
             ready.append(page.evaluate("performance.now()"))
-            click.append(page.evaluate("""() => {
+            click.append(
+                page.evaluate("""() => {
                 const t = performance.now(); document.querySelector('#ops-table tr.row:nth-child(4)').click();
-                return performance.now() - t; }"""))
+                return performance.now() - t; }""")
+            )
             page.close()
         browser.close()
     return {"interactive_ms": statistics.median(ready), "select_ms": statistics.median(click)}
@@ -50,6 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.model:
         import anedoctor
+
         report = anedoctor.check(args.model).to_dict()
     else:
         report = make_report(args.ops, parts=("encoder", "decoder"))

@@ -7,6 +7,7 @@ within ±25% and the worst error, for the fit and holdout splits separately, and
 predicted order of the models matches the published order.
 Run: python bench/bench_latency.py [--cases NAME,..] [--split fit|holdout|all] [--json out.json] [--force] [--cached]
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,14 +25,18 @@ def fmt(value: float | None, spec: str = "8.2f") -> str:
 
 
 def print_table(data: list[dict]) -> None:
-    print(f"{'case':<28} {'chip':<8} {'units':<10} {'split':<7} {'published':>9} {'predicted':>9} {'ratio':>6}  "
-          f"ANE share  note")
+    print(
+        f"{'case':<28} {'chip':<8} {'units':<10} {'split':<7} {'published':>9} {'predicted':>9} {'ratio':>6}  "
+        f"ANE share  note"
+    )
     for r in data:
         note = r["error"] or ""
         ane = r.get("predicted_ane_share")
-        print(f"{r['name']:<28} {r['chip']:<8} {r['compute_units']:<10} {r['split']:<7} "
-              f"{fmt(r['published_latency_ms'], '9.2f')} {fmt(r.get('predicted_latency_ms'), '9.2f')} "
-              f"{fmt(r.get('ratio'), '6.2f')}  {'     n/a' if ane is None else f'{100 * ane:7.1f}%'}  {note}")
+        print(
+            f"{r['name']:<28} {r['chip']:<8} {r['compute_units']:<10} {r['split']:<7} "
+            f"{fmt(r['published_latency_ms'], '9.2f')} {fmt(r.get('predicted_latency_ms'), '9.2f')} "
+            f"{fmt(r.get('ratio'), '6.2f')}  {'     n/a' if ane is None else f'{100 * ane:7.1f}%'}  {note}"
+        )
 
 
 def ranking(data: list[dict]) -> None:
@@ -44,13 +49,22 @@ def ranking(data: list[dict]) -> None:
         print("ranking: no predicted latencies")
         return
     for chip, group in sorted(by_chip.items()):
-        pairs = [(a, b) for a, b in combinations(group, 2)
-                 if a["model"] != b["model"] and a["published_latency_ms"] != b["published_latency_ms"]]
-        wrong = [(a, b) for a, b in pairs if (a["published_latency_ms"] < b["published_latency_ms"])
-                 != (a["predicted_latency_ms"] < b["predicted_latency_ms"])]
+        pairs = [
+            (a, b)
+            for a, b in combinations(group, 2)
+            if a["model"] != b["model"] and a["published_latency_ms"] != b["published_latency_ms"]
+        ]
+        wrong = [
+            (a, b)
+            for a, b in pairs
+            if (a["published_latency_ms"] < b["published_latency_ms"])
+            != (a["predicted_latency_ms"] < b["predicted_latency_ms"])
+        ]
         shown = "; ".join(f"{a['name']} vs {b['name']}" for a, b in wrong[:4]) + (" ..." if len(wrong) > 4 else "")
-        print(f"  {chip:<8} {len(pairs) - len(wrong):3d}/{len(pairs):<3d} pairs in published order"
-              + (f"   out of order: {shown}" if wrong else ""))
+        print(
+            f"  {chip:<8} {len(pairs) - len(wrong):3d}/{len(pairs):<3d} pairs in published order"
+            + (f"   out of order: {shown}" if wrong else "")
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

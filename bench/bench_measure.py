@@ -6,6 +6,7 @@ The plist stream joins the real M1 sample of tests/data/measure/power 3,600 time
 `powermetrics -f plist -i 1000` writes an hour); the text stream joins the real M4 Max sample the same way.
 compare() runs on a 10,000-op prediction and measurement built from the same op list.
 """
+
 from __future__ import annotations
 
 import time
@@ -34,17 +35,21 @@ def main() -> None:
     body = text.split("\n\n\n", 1)[1]
     plist_stream = b"\x00".join([plist] * SAMPLES)
     text_stream = (text + body * (SAMPLES - 1)).encode()
-    r, s = timed(f"plist stream, {SAMPLES} samples ({len(plist_stream) / 1e6:.0f} MB)",
-                 lambda: parse_power(plist_stream, "plist"))
+    r, s = timed(
+        f"plist stream, {SAMPLES} samples ({len(plist_stream) / 1e6:.0f} MB)",
+        lambda: parse_power(plist_stream, "plist"),
+    )
     print(f"{'':<48} {1e6 * s / len(r.samples):8.1f} us per sample")
-    r, s = timed(f"text stream, {SAMPLES} samples ({len(text_stream) / 1e6:.0f} MB)",
-                 lambda: parse_power(text_stream, "text"))
+    r, s = timed(
+        f"text stream, {SAMPLES} samples ({len(text_stream) / 1e6:.0f} MB)", lambda: parse_power(text_stream, "text")
+    )
     print(f"{'':<48} {1e6 * s / len(r.samples):8.1f} us per sample")
     timed("summary of the text stream", lambda: r.summary)
     devices = ("ane", "gpu", "cpu")
     ops = [plan_op(i, f"op_{i}", "ios18.conv", devices[i % 3], list(devices), 1 / OPS) for i in range(OPS)]
-    predicted = [{**op, "device": devices[(i // 7) % 3], "cost_ms": {d: 0.01 for d in devices}}
-                 for i, op in enumerate(ops)]
+    predicted = [
+        {**op, "device": devices[(i // 7) % 3], "cost_ms": {d: 0.01 for d in devices}} for i, op in enumerate(ops)
+    ]
     prediction = {"kind": "prediction", "ops": predicted}
     c, _ = timed(f"compare, {OPS} ops matched by name", lambda: compare(prediction, measurement(ops)))
     timed("comparison to JSON", c.to_json)

@@ -8,6 +8,7 @@ points on every cpu_and_ne case, >= 95% ANE where the published latency is an AN
 GPU share under 'all' within 15 points.
 Run: python bench/bench_truth.py [--cases NAME,..] [--split fit|holdout|all] [--json out.json] [--force] [--cached]
 """
+
 from __future__ import annotations
 
 import sys
@@ -45,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"building {len(cases)} placement cases (cached in bench/.cache/published)")
     data = rows(cases, args.force, args.cached)
     print()
-    print(f"{'case':<28} {'chip':<8} {'units':<10} {'ops pub':>7} {'ops pred':>8} {'ANE pub':>7} {'ANE pred':>8} "
-          f"{'diff':>6} {'GPU pub':>7} {'GPU pred':>8}  target         ok")
+    print(
+        f"{'case':<28} {'chip':<8} {'units':<10} {'ops pub':>7} {'ops pred':>8} {'ANE pub':>7} {'ANE pred':>8} "
+        f"{'diff':>6} {'GPU pub':>7} {'GPU pred':>8}  target         ok"
+    )
     met = total = 0
     for r in data:
         target, ok = verdict(r)
@@ -59,13 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         if r["published_ane_share"] is not None and r.get("predicted_ane_share") is not None:
             diff = f"{100 * (r['predicted_ane_share'] - r['published_ane_share']):+6.1f}"
         gpu = r["compute_units"] == "all"
-        print(f"{r['name']:<28} {r['chip']:<8} {r['compute_units']:<10} {pub_ops or '':>7} {pred_ops or '':>8} "
-              f"{pct(r['published_ane_share']) if pub_ops else '  ANE*':>7} {pct(r.get('predicted_ane_share')):>8} "
-              f"{diff or '':>6} {pct(r['published_gpu_share']) if gpu and pub_ops else '':>7} "
-              f"{pct(r.get('predicted_gpu_share')) if gpu else '':>8}  {target:<14} "
-              f"{'' if ok is None else ('yes' if ok else 'NO')} {r['error'] or ''}")
-    print(f"\n{met} of {total} predicted cases meet their target "
-          f"(ANE* = published latency is an ANE figure: target >= {ANE_FIGURE_MIN:.0%} ANE)")
+        print(
+            f"{r['name']:<28} {r['chip']:<8} {r['compute_units']:<10} {pub_ops or '':>7} {pred_ops or '':>8} "
+            f"{pct(r['published_ane_share']) if pub_ops else '  ANE*':>7} {pct(r.get('predicted_ane_share')):>8} "
+            f"{diff or '':>6} {pct(r['published_gpu_share']) if gpu and pub_ops else '':>7} "
+            f"{pct(r.get('predicted_gpu_share')) if gpu else '':>8}  {target:<14} "
+            f"{'' if ok is None else ('yes' if ok else 'NO')} {r['error'] or ''}"
+        )
+    print(
+        f"\n{met} of {total} predicted cases meet their target "
+        f"(ANE* = published latency is an ANE figure: target >= {ANE_FIGURE_MIN:.0%} ANE)"
+    )
     failed = [r["name"] for r in data if r["error"]]
     if failed:
         print(f"not predicted ({len(failed)}): {', '.join(failed)}")

@@ -11,6 +11,7 @@ error on the fit and holdout splits is printed.
 
 Run: python bench/calibrate.py [--rows rows.json] [--build] [--dry-run]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,19 @@ def cases_from_cache(build: bool) -> list[dict]:
 
     cases = [c for c in LATENCY_CASES if build or package_path(c.model).exists()]
     built = build_cases(cases)
-    return [{"name": c.name, "split": split(c), "chip": c.chip, "os": c.os, "compute_units": c.compute_units,
-             "published_latency_ms": c.latency_ms, "package": str(built[c.model])}
-            for c in cases if not isinstance(built[c.model], BuildError)]
+    return [
+        {
+            "name": c.name,
+            "split": split(c),
+            "chip": c.chip,
+            "os": c.os,
+            "compute_units": c.compute_units,
+            "published_latency_ms": c.latency_ms,
+            "package": str(built[c.model]),
+        }
+        for c in cases
+        if not isinstance(built[c.model], BuildError)
+    ]
 
 
 def place(cases: list[dict]) -> list[tuple[dict, object]]:
@@ -99,8 +110,10 @@ def summary(ratios: list[float]) -> str:
     if not ratios:
         return "n=0"
     within = sum(abs(r - 1) <= 0.25 for r in ratios)
-    return (f"n={len(ratios)}  median error {statistics.median(factor(r) for r in ratios):.2f}x  "
-            f"within ±25%: {within}/{len(ratios)}  max error {max(factor(r) for r in ratios):.2f}x")
+    return (
+        f"n={len(ratios)}  median error {statistics.median(factor(r) for r in ratios):.2f}x  "
+        f"within ±25%: {within}/{len(ratios)}  max error {max(factor(r) for r in ratios):.2f}x"
+    )
 
 
 def fit(placed: list) -> dict:
@@ -109,14 +122,15 @@ def fit(placed: list) -> dict:
     start = constants()
     x0 = np.array([start[k] for k in FREE])
     lo, hi = np.array([b[0] for b in FREE.values()]), np.array([b[1] for b in FREE.values()])
-    result = least_squares(residuals, np.clip(x0, lo, hi), bounds=(lo, hi), args=(placed,), loss="soft_l1",
-                           f_scale=0.3, x_scale="jac")
+    result = least_squares(
+        residuals, np.clip(x0, lo, hi), bounds=(lo, hi), args=(placed,), loss="soft_l1", f_scale=0.3, x_scale="jac"
+    )
     return {k: round(float(v), 4) for k, v in zip(FREE, result.x)}
 
 
 def write(fitted: dict, report: dict) -> None:
     text = FITTED_PY.read_text()
-    head = text[:text.index("FITTED = ")]
+    head = text[: text.index("FITTED = ")]
     values = {**constants(), **fitted}
     body = f"FITTED = {pprint.pformat({'constants': values, 'fit': report}, width=110, sort_dicts=False)}\n"
     scratch = FITTED_PY.with_name(".fitted.py.tmp")
@@ -135,20 +149,23 @@ def main(argv: list[str] | None = None) -> int:
     placed = place(cases)
     fit_set = [(c, r) for c, r in placed if c["split"] == "fit"]
     hold_set = [(c, r) for c, r in placed if c["split"] == "holdout"]
-    before = {which: summary([math.exp(x) for x in residuals(np.array([constants()[k] for k in FREE]), s)])
-              for which, s in (("fit", fit_set), ("holdout", hold_set))}
+    before = {
+        which: summary([math.exp(x) for x in residuals(np.array([constants()[k] for k in FREE]), s)])
+        for which, s in (("fit", fit_set), ("holdout", hold_set))
+    }
     fitted = fit(fit_set)
     after = {}
     for which, s in (("fit", fit_set), ("holdout", hold_set)):
         after[which] = summary([math.exp(x) for x in residuals(np.array(list(fitted.values())), s)])
         print(f"{which:<8} before: {before[which]}\n{'':<8} after:  {after[which]}")
     for c, r in placed:
-        print(f"  {c['name']:<28} {c['split']:<8} published {c['published_latency_ms']:8.2f}  "
-              f"predicted {predict(r, fitted):8.2f}")
+        print(
+            f"  {c['name']:<28} {c['split']:<8} published {c['published_latency_ms']:8.2f}  "
+            f"predicted {predict(r, fitted):8.2f}"
+        )
     print("fitted:", fitted)
     if not args.dry_run:
-        write(fitted, {"fit_cases": [c["name"] for c, _ in fit_set], "fit": after["fit"],
-                       "holdout": after["holdout"]})
+        write(fitted, {"fit_cases": [c["name"] for c, _ in fit_set], "fit": after["fit"], "holdout": after["holdout"]})
     return 0
 
 

@@ -7,6 +7,7 @@
 The corpus: the test zoo (fp32 and fp16), the NeuralNetwork builders, the .mlmodelc samples
 in tests/data and the demo, each checked on three chips under two compute-unit settings.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,16 @@ def build(folder: Path) -> None:
         for fp16 in (False, True):
             if not (folder / f"{name}{'_fp16' if fp16 else ''}.mlpackage").exists():
                 zoo.convert(name, folder, fp16)
-    for name in ("legacy_classifier", "legacy_ops", "nd_ops", "recurrent", "custom_layer", "quantized", "flexible",
-                 "flexible_image"):
+    for name in (
+        "legacy_classifier",
+        "legacy_ops",
+        "nd_ops",
+        "recurrent",
+        "custom_layer",
+        "quantized",
+        "flexible",
+        "flexible_image",
+    ):
         built = getattr(nn_models, name)()
         spec = built[0] if isinstance(built, tuple) else built
         (folder / f"nn_{name}.mlmodel").write_bytes(spec.SerializeToString())
@@ -79,10 +88,14 @@ def diff(folder: Path, a: str, b: str, ignore: set[str]) -> int:
         if not right.exists():
             print(f"missing in {b}: {n}")
             differ += 1
-        elif left != right.read_text() and strip(json.loads(left), ignore) != strip(json.loads(right.read_text()), ignore):
+        elif left != right.read_text() and strip(json.loads(left), ignore) != strip(
+            json.loads(right.read_text()), ignore
+        ):
             print(f"differs: {n}")
             differ += 1
-    print(f"{len(names) - differ} of {len(names)} reports identical" + (f" (ignoring {sorted(ignore)})" if ignore else ""))
+    print(
+        f"{len(names) - differ} of {len(names)} reports identical" + (f" (ignoring {sorted(ignore)})" if ignore else "")
+    )
     return 1 if differ else 0
 
 

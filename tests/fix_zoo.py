@@ -6,6 +6,7 @@ graph): the demo's int32 argmax and the lm_head's over-long logits output need t
 the rank-6 window partition needs a decomposition without over-long axes, which ``fix`` lacks.
 Weights are random (seeded); nothing is downloaded.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,16 +30,23 @@ def _save(prog, path: Path, precision=None, pipeline=None) -> Path:
     from anedoctor.rewrite.coreml_io import quiet
 
     with quiet():
-        model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
-                           compute_precision=precision or ct.precision.FLOAT16, pass_pipeline=pipeline)
+        model = ct.convert(
+            prog,
+            convert_to="mlprogram",
+            minimum_deployment_target=ct.target.iOS17,
+            compute_precision=precision or ct.precision.FLOAT16,
+            pass_pipeline=pipeline,
+        )
         model.save(str(path))
     return path
 
 
 def _convs(mb, rng, x, n: int, c: int, tag: str):
     for i in range(n):
-        x = mb.relu(x=mb.conv(x=x, weight=_w(rng, c, x.shape[1], 3, 3), pad_type="same", name=f"{tag}{i}_conv"),
-                    name=f"{tag}{i}_relu")
+        x = mb.relu(
+            x=mb.conv(x=x, weight=_w(rng, c, x.shape[1], 3, 3), pad_type="same", name=f"{tag}{i}_conv"),
+            name=f"{tag}{i}_relu",
+        )
     return x
 
 
@@ -62,13 +70,15 @@ def dilated_unet(folder: Path) -> Path:
         e2 = _convs(mb, rng, mb.max_pool(x=e1, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid"), 2, 64, "enc2_")
         x = mb.max_pool(x=e2, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid")
         for d in (4, 8, 16):
-            x = mb.relu(x=mb.conv(x=x, weight=_w(rng, 64, 64, 3, 3), dilations=[d, d], pad_type="same",
-                                  name=f"bottleneck_d{d}"))
+            x = mb.relu(
+                x=mb.conv(x=x, weight=_w(rng, 64, 64, 3, 3), dilations=[d, d], pad_type="same", name=f"bottleneck_d{d}")
+            )
         x = mb.upsample_nearest_neighbor(x=x, scale_factor_height=2, scale_factor_width=2)
         x = _convs(mb, rng, mb.concat(values=[x, e2], axis=1), 2, 64, "dec2_")
         x = mb.upsample_nearest_neighbor(x=x, scale_factor_height=2, scale_factor_width=2)
         x = _convs(mb, rng, mb.concat(values=[x, e1], axis=1), 2, 32, "dec1_")
         return mb.conv(x=x, weight=_w(rng, 2, 32, 1, 1), name="mask")
+
     return _save(prog, folder / "dilated_unet.mlpackage")
 
 
@@ -84,10 +94,13 @@ def aspp(folder: Path) -> Path:
         x = mb.conv(x=image, weight=_w(rng, 64, 3, 3, 3), strides=[2, 2], pad_type="same", name="stem")
         x = _convs(mb, rng, x, 3, 64, "backbone")
         branches = [mb.conv(x=x, weight=_w(rng, 64, 64, 1, 1), name="aspp_1x1")]
-        branches += [mb.relu(x=mb.conv(x=x, weight=_w(rng, 64, 64, 3, 3), dilations=[d, d], pad_type="same",
-                                       name=f"aspp_d{d}")) for d in (6, 12, 18)]
+        branches += [
+            mb.relu(x=mb.conv(x=x, weight=_w(rng, 64, 64, 3, 3), dilations=[d, d], pad_type="same", name=f"aspp_d{d}"))
+            for d in (6, 12, 18)
+        ]
         x = mb.conv(x=mb.concat(values=branches, axis=1), weight=_w(rng, 64, 256, 1, 1), name="aspp_project")
         return mb.conv(x=_convs(mb, rng, x, 2, 64, "head"), weight=_w(rng, 21, 64, 1, 1), name="logits")
+
     return _save(prog, folder / "aspp.mlpackage")
 
 
@@ -105,6 +118,7 @@ def wavenet(folder: Path) -> Path:
             y = mb.tanh(x=mb.conv(x=x, weight=_w(rng, 64, 64, 3), dilations=[d], pad_type="same", name=f"dil{d}"))
             x = mb.add(x=x, y=mb.conv(x=y, weight=_w(rng, 64, 64, 1), name=f"res{d}"))
         return mb.conv(x=x, weight=_w(rng, 8, 64, 1), name="out")
+
     return _save(prog, folder / "wavenet.mlpackage")
 
 
@@ -119,11 +133,14 @@ def spp_pools(folder: Path) -> Path:
     def prog(image):
         x = mb.conv(x=image, weight=_w(rng, 64, 3, 3, 3), strides=[2, 2], pad_type="same", name="stem")
         x = _convs(mb, rng, x, 3, 64, "backbone")
-        pools = [mb.max_pool(x=x, kernel_sizes=[k, k], strides=[1, 1], pad_type="same", name=f"spp_{k}x{k}")
-                 for k in (5, 9, 13)]
+        pools = [
+            mb.max_pool(x=x, kernel_sizes=[k, k], strides=[1, 1], pad_type="same", name=f"spp_{k}x{k}")
+            for k in (5, 9, 13)
+        ]
         x = mb.conv(x=mb.concat(values=[x] + pools, axis=1), weight=_w(rng, 64, 256, 1, 1), name="spp_fuse")
         x = mb.max_pool(x=x, kernel_sizes=[11, 11], strides=[4, 4], pad_type="valid", name="coarse_pool_11s4")
         return _convs(mb, rng, x, 2, 64, "head")
+
     return _save(prog, folder / "spp_pools.mlpackage")
 
 
@@ -139,11 +156,16 @@ def lm_head(folder: Path, vocab: int = 128256, hidden: int = 256) -> Path:
         x = states
         for i in range(2):
             h = mb.layer_norm(x=x, axes=[-1], name=f"norm{i}")
-            h = mb.linear(x=mb.gelu(x=mb.linear(x=h, weight=_w(rng, 4 * hidden, hidden), name=f"up{i}")),
-                          weight=_w(rng, hidden, 4 * hidden), name=f"down{i}")
+            h = mb.linear(
+                x=mb.gelu(x=mb.linear(x=h, weight=_w(rng, 4 * hidden, hidden), name=f"up{i}")),
+                weight=_w(rng, hidden, 4 * hidden),
+                name=f"down{i}",
+            )
             x = mb.add(x=x, y=h, name=f"residual{i}")
-        return mb.linear(x=mb.layer_norm(x=x, axes=[-1], name="final_norm"), weight=_w(rng, vocab, hidden),
-                         name="lm_head")
+        return mb.linear(
+            x=mb.layer_norm(x=x, axes=[-1], name="final_norm"), weight=_w(rng, vocab, hidden), name="lm_head"
+        )
+
     return _save(prog, folder / "lm_head.mlpackage")
 
 
@@ -162,11 +184,15 @@ def window_rank6(folder: Path) -> Path:
         t = mb.mul(x=t, y=np.float32(0.5), name="window_scale")
         t = mb.relu(x=t, name="window_relu")
         t = mb.reshape(x=t, shape=[1, 32, 64, 64], name="from_windows")
-        p = mb.transpose(x=mb.reshape(x=t, shape=[1, 32, 8, 8, 8, 8], name="partition"), perm=[0, 2, 4, 1, 3, 5],
-                         name="partition_perm")
+        p = mb.transpose(
+            x=mb.reshape(x=t, shape=[1, 32, 8, 8, 8, 8], name="partition"),
+            perm=[0, 2, 4, 1, 3, 5],
+            name="partition_perm",
+        )
         p = mb.reshape(x=p, shape=[64, 32, 8, 8], name="windows")
         p = _convs(mb, rng, p, 2, 32, "win")
         return mb.reshape(x=p, shape=[1, 2048, 8, 8], name="merged")
+
     from unittest import mock
 
     from coremltools.converters.mil.mil.program import Program
@@ -192,6 +218,7 @@ def fp32_islands(folder: Path, size: int = 128) -> Path:
             x = mb.instance_norm(x=x, epsilon=1e-5, name=f"island_norm{i}")
             x = mb.sigmoid(x=x, name=f"island_act{i}")
         return mb.conv(x=x, weight=_w(rng, 8, 32, 1, 1), name="out")
+
     precision = ct.transform.FP16ComputePrecision(op_selector=lambda op: not op.name.startswith("island"))
     return _save(prog, folder / "fp32_islands.mlpackage", precision=precision)
 
@@ -209,9 +236,11 @@ def fp32_transformer(folder: Path) -> Path:
         q, k, v = (mb.linear(x=h, weight=_w(rng, 128, 128), name=n) for n in ("q", "k", "v"))
         a = mb.softmax(x=mb.matmul(x=q, y=k, transpose_y=True, name="scores"), axis=-1, name="attn")
         x = mb.add(x=tokens, y=mb.linear(x=mb.matmul(x=a, y=v, name="mix"), weight=_w(rng, 128, 128), name="proj"))
-        f = mb.linear(x=mb.gelu(x=mb.linear(x=x, weight=_w(rng, 512, 128), name="up")), weight=_w(rng, 128, 512),
-                      name="down")
+        f = mb.linear(
+            x=mb.gelu(x=mb.linear(x=x, weight=_w(rng, 512, 128), name="up")), weight=_w(rng, 128, 512), name="down"
+        )
         return mb.add(x=x, y=f, name="out")
+
     return _save(prog, folder / "fp32_transformer.mlpackage", precision=ct.precision.FLOAT32)
 
 
@@ -224,12 +253,14 @@ def torch_context_net(folder: Path) -> Path:
     class ContextNet(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, 2, 1), torch.nn.ReLU(),
-                                            torch.nn.Conv2d(32, 32, 3, 1, 1), torch.nn.ReLU())
+            self.stem = torch.nn.Sequential(
+                torch.nn.Conv2d(3, 32, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(32, 32, 3, 1, 1), torch.nn.ReLU()
+            )
             self.context = torch.nn.Conv2d(32, 32, 3, padding=10, dilation=10)
             self.pool = torch.nn.MaxPool2d(15, stride=1, padding=7)
-            self.head = torch.nn.Sequential(torch.nn.Conv2d(32, 32, 3, 1, 1), torch.nn.ReLU(),
-                                            torch.nn.Conv2d(32, 4, 1))
+            self.head = torch.nn.Sequential(
+                torch.nn.Conv2d(32, 32, 3, 1, 1), torch.nn.ReLU(), torch.nn.Conv2d(32, 4, 1)
+            )
 
         def forward(self, x):
             return self.head(self.pool(torch.relu(self.context(self.stem(x)))))
@@ -241,8 +272,12 @@ def torch_context_net(folder: Path) -> Path:
 
     path = folder / "torch_context_net.mlpackage"
     with quiet():
-        model = ct.convert(traced, inputs=[ct.TensorType(name="x", shape=example.shape)], convert_to="mlprogram",
-                           minimum_deployment_target=ct.target.iOS17)
+        model = ct.convert(
+            traced,
+            inputs=[ct.TensorType(name="x", shape=example.shape)],
+            convert_to="mlprogram",
+            minimum_deployment_target=ct.target.iOS17,
+        )
         model.save(str(path))
     return path
 
@@ -258,12 +293,20 @@ def clean_convnet(folder: Path) -> Path:
     def prog(image):
         x = mb.conv(x=image, weight=_w(rng, 32, 3, 3, 3), strides=[2, 2], pad_type="same", name="stem")
         return mb.conv(x=_convs(mb, rng, x, 4, 32, "body"), weight=_w(rng, 8, 32, 1, 1), name="out")
+
     return _save(prog, folder / "clean_convnet.mlpackage")
 
 
 ZOO: dict[str, tuple[Callable[[Path], Path], bool]] = {
-    "demo": (demo, False), "dilated_unet": (dilated_unet, True), "aspp": (aspp, True), "wavenet": (wavenet, True),
-    "spp_pools": (spp_pools, True), "lm_head": (lm_head, False), "window_rank6": (window_rank6, False),
-    "fp32_islands": (fp32_islands, True), "fp32_transformer": (fp32_transformer, True),
-    "torch_context_net": (torch_context_net, True), "clean_convnet": (clean_convnet, True),
+    "demo": (demo, False),
+    "dilated_unet": (dilated_unet, True),
+    "aspp": (aspp, True),
+    "wavenet": (wavenet, True),
+    "spp_pools": (spp_pools, True),
+    "lm_head": (lm_head, False),
+    "window_rank6": (window_rank6, False),
+    "fp32_islands": (fp32_islands, True),
+    "fp32_transformer": (fp32_transformer, True),
+    "torch_context_net": (torch_context_net, True),
+    "clean_convnet": (clean_convnet, True),
 }

@@ -1,4 +1,5 @@
 """Small ML Program models built with coremltools' MIL builder, saved as .mlpackage."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,13 @@ def w(*shape):
 
 
 def save(program, path: Path, target=None, precision=None, **kw) -> Path:
-    model = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target or ct.target.iOS17,
-                       compute_precision=precision or ct.precision.FLOAT16, **kw)
+    model = ct.convert(
+        program,
+        convert_to="mlprogram",
+        minimum_deployment_target=target or ct.target.iOS17,
+        compute_precision=precision or ct.precision.FLOAT16,
+        **kw,
+    )
     model.save(str(path))
     return path
 
@@ -33,11 +39,13 @@ def conv_stack(x, n, c=64):
 
 def sandwich(path: Path, middle, name="middle", target=None) -> Path:
     """Four 64-channel convs, a middle op, four more convs: the ANE pays off on both sides."""
+
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 64, 64, 64))], opset_version=target or ct.target.iOS17)
     def prog(x):
         x = conv_stack(x, 4)
         x = middle(x)
         return conv_stack(x, 4)
+
     return save(prog, path, target)
 
 
@@ -45,12 +53,14 @@ def single(path: Path, shape, build, dtype=types.fp32, target=None, precision=No
     @mb.program(input_specs=[mb.TensorSpec(shape=shape, dtype=dtype)], opset_version=target or ct.target.iOS17)
     def prog(x):
         return build(x)
+
     return save(prog, path, target, precision)
 
 
 def chain(path: Path, n_ops: int) -> Path:
     """A long chain of conv/relu/add blocks (for speed and scale checks); every 50th block's conv
     has a large dilation (off the ANE), so the prediction has segments and switches to report."""
+
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 64, 64, 64))], opset_version=ct.target.iOS17)
     def prog(x):
         for i in range(n_ops // 3):
@@ -60,4 +70,5 @@ def chain(path: Path, n_ops: int) -> Path:
                 y = mb.conv(x=x, weight=w(64, 64, 1, 1))
             x = mb.add(x=mb.relu(x=y), y=x)
         return x
+
     return save(prog, path)

@@ -2,6 +2,7 @@
 
 Each function returns ``(spec, extras)``: the ``Model`` protobuf and the numpy weights the
 test compares against. Building is pure Python (no Core ML runtime needed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,23 +21,72 @@ def legacy_classifier():
     """Rank-5 era image classifier: preprocessing, conv, batchnorm, leaky ReLU, pool, flatten,
     inner product, softmax, 4 class labels."""
     b = NeuralNetworkBuilder([("image", datatypes.Array(3, 16, 16))], [("probs", None)], mode="classifier")
-    b.set_pre_processing_parameters(image_input_names=["image"], is_bgr=True, image_scale=1 / 255.0,
-                                    red_bias=-1.0, green_bias=-2.0, blue_bias=-3.0)
+    b.set_pre_processing_parameters(
+        image_input_names=["image"], is_bgr=True, image_scale=1 / 255.0, red_bias=-1.0, green_bias=-2.0, blue_bias=-3.0
+    )
     conv_w = weights(3, 3, 3, 8)  # builder layout: (kh, kw, Cin, Cout)
-    b.add_convolution("conv", kernel_channels=3, output_channels=8, height=3, width=3, stride_height=2,
-                      stride_width=2, border_mode="same", groups=1, W=conv_w, b=weights(8), has_bias=True,
-                      input_name="image", output_name="c")
-    b.add_batchnorm("bn", 8, gamma=weights(8), beta=weights(8), mean=weights(8), variance=np.ones(8),
-                    input_name="c", output_name="n")
+    b.add_convolution(
+        "conv",
+        kernel_channels=3,
+        output_channels=8,
+        height=3,
+        width=3,
+        stride_height=2,
+        stride_width=2,
+        border_mode="same",
+        groups=1,
+        W=conv_w,
+        b=weights(8),
+        has_bias=True,
+        input_name="image",
+        output_name="c",
+    )
+    b.add_batchnorm(
+        "bn",
+        8,
+        gamma=weights(8),
+        beta=weights(8),
+        mean=weights(8),
+        variance=np.ones(8),
+        input_name="c",
+        output_name="n",
+    )
     b.add_activation("act", "LEAKYRELU", "n", "a", params=[0.1])
-    b.add_pooling("pool", height=2, width=2, stride_height=2, stride_width=2, layer_type="MAX",
-                  padding_type="VALID", input_name="a", output_name="p")
-    b.add_pooling("gap", height=1, width=1, stride_height=1, stride_width=1, layer_type="AVERAGE",
-                  padding_type="VALID", input_name="a", output_name="gap", is_global=True)
+    b.add_pooling(
+        "pool",
+        height=2,
+        width=2,
+        stride_height=2,
+        stride_width=2,
+        layer_type="MAX",
+        padding_type="VALID",
+        input_name="a",
+        output_name="p",
+    )
+    b.add_pooling(
+        "gap",
+        height=1,
+        width=1,
+        stride_height=1,
+        stride_width=1,
+        layer_type="AVERAGE",
+        padding_type="VALID",
+        input_name="a",
+        output_name="gap",
+        is_global=True,
+    )
     b.add_flatten("flat", mode=0, input_name="p", output_name="f")
     fc_w = weights(4, 128)
-    b.add_inner_product("fc", W=fc_w, b=weights(4), input_channels=128, output_channels=4, has_bias=True,
-                        input_name="f", output_name="logits")
+    b.add_inner_product(
+        "fc",
+        W=fc_w,
+        b=weights(4),
+        input_channels=128,
+        output_channels=4,
+        has_bias=True,
+        input_name="f",
+        output_name="logits",
+    )
     b.add_softmax("softmax", "logits", "probs")
     b.set_class_labels(["cat", "dog", "fish", "bird"])
     return b.spec, {"conv_w": conv_w, "fc_w": fc_w}
@@ -55,8 +105,9 @@ def legacy_ops():
     b.add_slice("slice", "x", "sl", axis="width", start_index=1, end_index=5, stride=2)
     b.add_reshape("reshape", "x", "rs", target_shape=(2, 12, 6), mode=0)
     b.add_permute("permute", (0, 2, 3, 1), "x", "perm")
-    b.add_padding("pad", left=1, right=2, top=3, bottom=0, input_name="x", output_name="padded",
-                  padding_type="reflection")
+    b.add_padding(
+        "pad", left=1, right=2, top=3, bottom=0, input_name="x", output_name="padded", padding_type="reflection"
+    )
     b.add_upsample("up", 2, 3, "x", "up", mode="BILINEAR")
     b.add_crop("crop", left=1, right=1, top=2, bottom=0, offset=[0, 0], input_names=["x"], output_name="crop")
     b.add_unary("rsqrt", "x", "rsqrt", mode="rsqrt", epsilon=1e-4)
@@ -65,23 +116,41 @@ def legacy_ops():
     b.add_l2_normalize("l2", "x", "l2")
     b.add_lrn("lrn", "x", "lrn", alpha=1e-4, beta=0.75, local_size=3)
     b.add_mvn("mvn", "x", "mvn", across_channels=False, normalize_variance=True)
-    b.add_scale("scale", W=weights(4), b=weights(4), has_bias=True, input_name="x", output_name="scl",
-                shape_scale=[4], shape_bias=[4])
+    b.add_scale(
+        "scale",
+        W=weights(4),
+        b=weights(4),
+        has_bias=True,
+        input_name="x",
+        output_name="scl",
+        shape_scale=[4],
+        shape_bias=[4],
+    )
     b.add_bias("bias", b=weights(4, 6, 6), input_name="x", output_name="out", shape_bias=[4, 6, 6])
-    b.add_inner_product("vec_fc", W=weights(3, 4), b=None, input_channels=4, output_channels=3, has_bias=False,
-                        input_name="v", output_name="vfc")
+    b.add_inner_product(
+        "vec_fc",
+        W=weights(3, 4),
+        b=None,
+        input_channels=4,
+        output_channels=3,
+        has_bias=False,
+        input_name="v",
+        output_name="vfc",
+    )
     b.add_softmax("vec_softmax", "vfc", "vsm")
     return b.spec
 
 
 def nd_ops():
     """Spec-4+ ND layers with exact rank mapping."""
-    b = NeuralNetworkBuilder([("a", datatypes.Array(2, 3, 4)), ("m", datatypes.Array(4, 5)),
-                              ("ids", datatypes.Array(7, 1))], [("out", None)], disable_rank5_shape_mapping=True)
+    b = NeuralNetworkBuilder(
+        [("a", datatypes.Array(2, 3, 4)), ("m", datatypes.Array(4, 5)), ("ids", datatypes.Array(7, 1))],
+        [("out", None)],
+        disable_rank5_shape_mapping=True,
+    )
     b.add_batched_mat_mul("mm", ["a", "m"], "mm")
     mm_w = weights(4, 6)  # (X1, X2)
-    b.add_batched_mat_mul("mm_w", ["a"], "mmw", W=mm_w, bias=weights(6), weight_matrix_rows=4,
-                          weight_matrix_columns=6)
+    b.add_batched_mat_mul("mm_w", ["a"], "mmw", W=mm_w, bias=weights(6), weight_matrix_rows=4, weight_matrix_columns=6)
     b.add_load_constant_nd("const", "k", constant_value=weights(3, 1), shape=[3, 1])
     b.add_add_broadcastable("badd", ["mm", "k"], "badd")
     b.add_multiply_broadcastable("bmul", ["a", "k"], "bmul")
@@ -89,9 +158,17 @@ def nd_ops():
     b.add_split_nd("split", "cat", ["sp0", "sp1", "sp2"], axis=2, split_sizes=[2, 2, 4])
     b.add_reshape_static("rs", "a", "rs", output_shape=(6, -1))
     b.add_transpose("tr", [2, 0, 1], "a", "tr")
-    b.add_slice_static("ss", "a", "ss", begin_ids=[0, 1, 0], end_ids=[2, 3, 4], strides=[1, 1, 2],
-                       begin_masks=[True, False, False], end_masks=[True, False, True],
-                       squeeze_masks=[False, False, False])
+    b.add_slice_static(
+        "ss",
+        "a",
+        "ss",
+        begin_ids=[0, 1, 0],
+        end_ids=[2, 3, 4],
+        strides=[1, 1, 2],
+        begin_masks=[True, False, False],
+        end_masks=[True, False, True],
+        squeeze_masks=[False, False, False],
+    )
     b.add_reduce_mean("rm", "a", "rm", axes=[1], keepdims=False)
     b.add_softmax_nd("smx", "a", "smx", axis=-1)
     b.add_expand_dims("ed", "a", "ed", axes=[0, -1])
@@ -107,8 +184,9 @@ def nd_ops():
     b.add_layer_normalization("ln", "a", "ln", normalized_shape=[3, 4], gamma=weights(3, 4), beta=weights(3, 4))
     b.add_where_broadcastable("where", ["a", "a", "k"], "where")
     b.add_one_hot("onehot", ["ids"], "oh", one_hot_vector_size=10, axis=-1)
-    b.add_slice_dynamic("sd", ["a", "ids"], "sd", end_ids=[2, 3, 4], begin_masks=[False, True, True],
-                        end_masks=[True, True, True])
+    b.add_slice_dynamic(
+        "sd", ["a", "ids"], "sd", end_ids=[2, 3, 4], begin_masks=[False, True, True], end_masks=[True, True, True]
+    )
     b.add_activation("out", "RELU", "mm", "out")
     return b.spec, {"mm_w": mm_w, "emb_w": emb_w}
 
@@ -118,15 +196,52 @@ def recurrent():
     i, h = 3, 5
     b = NeuralNetworkBuilder([("seq", datatypes.Array(i))], [("y", None)])
     wx, wh, bias = [weights(h, i) for _ in range(4)], [weights(h, h) for _ in range(4)], [weights(h) for _ in range(4)]
-    b.add_unilstm("lstm", W_h=wh, W_x=wx, b=bias, hidden_size=h, input_size=i,
-                  input_names=["seq", "h0", "c0"], output_names=["y", "hn", "cn"], output_all=True,
-                  peep=[weights(h) for _ in range(3)])
-    b.add_bidirlstm("bilstm", W_h=wh, W_x=wx, b=bias, W_h_back=wh, W_x_back=wx, b_back=bias, hidden_size=h,
-                    input_size=i, input_names=["seq"], output_names=["by", "bh", "bc", "bhb", "bcb"])
-    b.add_gru("gru", W_h=wh[:3], W_x=wx[:3], b=bias[:3], hidden_size=h, input_size=i, input_names=["seq"],
-              output_names=["gy", "gh"])
-    b.add_simple_rnn("rnn", W_h=wh[0], W_x=wx[0], b=bias[0], hidden_size=h, input_size=i, activation="TANH",
-                     input_names=["seq"], output_names=["ry", "rh"])
+    b.add_unilstm(
+        "lstm",
+        W_h=wh,
+        W_x=wx,
+        b=bias,
+        hidden_size=h,
+        input_size=i,
+        input_names=["seq", "h0", "c0"],
+        output_names=["y", "hn", "cn"],
+        output_all=True,
+        peep=[weights(h) for _ in range(3)],
+    )
+    b.add_bidirlstm(
+        "bilstm",
+        W_h=wh,
+        W_x=wx,
+        b=bias,
+        W_h_back=wh,
+        W_x_back=wx,
+        b_back=bias,
+        hidden_size=h,
+        input_size=i,
+        input_names=["seq"],
+        output_names=["by", "bh", "bc", "bhb", "bcb"],
+    )
+    b.add_gru(
+        "gru",
+        W_h=wh[:3],
+        W_x=wx[:3],
+        b=bias[:3],
+        hidden_size=h,
+        input_size=i,
+        input_names=["seq"],
+        output_names=["gy", "gh"],
+    )
+    b.add_simple_rnn(
+        "rnn",
+        W_h=wh[0],
+        W_x=wx[0],
+        b=bias[0],
+        hidden_size=h,
+        input_size=i,
+        activation="TANH",
+        input_names=["seq"],
+        output_names=["ry", "rh"],
+    )
     return b.spec, {"wx": wx, "wh": wh, "bias": bias}
 
 
@@ -146,22 +261,48 @@ def quantized():
     b = NeuralNetworkBuilder([("x", datatypes.Array(6))], [("y", None)], disable_rank5_shape_mapping=True)
     q8 = RNG.integers(0, 256, (4, 6), dtype=np.uint8)
     scale, qbias = np.array([0.5, 1, 2, 4], np.float32), np.array([-1, 0, 1, 2], np.float32)
-    b.add_inner_product("lin8", W=q8.tobytes(), b=None, input_channels=6, output_channels=4, has_bias=False,
-                        input_name="x", output_name="h", is_quantized_weight=True, quantization_type="linear",
-                        nbits=8, quant_scale=scale, quant_bias=qbias)
+    b.add_inner_product(
+        "lin8",
+        W=q8.tobytes(),
+        b=None,
+        input_channels=6,
+        output_channels=4,
+        has_bias=False,
+        input_name="x",
+        output_name="h",
+        is_quantized_weight=True,
+        quantization_type="linear",
+        nbits=8,
+        quant_scale=scale,
+        quant_bias=qbias,
+    )
     q4 = RNG.integers(0, 16, (3, 4), dtype=np.uint8)
     packed = np.packbits(np.unpackbits(q4.reshape(-1, 1), axis=1)[:, 4:].ravel()).tobytes()
     lut = np.linspace(-1, 1, 16).astype(np.float32)
-    b.add_inner_product("lut4", W=packed, b=None, input_channels=4, output_channels=3, has_bias=False,
-                        input_name="h", output_name="y", is_quantized_weight=True, quantization_type="lut",
-                        nbits=4, quant_lut=lut)
+    b.add_inner_product(
+        "lut4",
+        W=packed,
+        b=None,
+        input_channels=4,
+        output_channels=3,
+        has_bias=False,
+        input_name="h",
+        output_name="y",
+        is_quantized_weight=True,
+        quantization_type="lut",
+        nbits=4,
+        quant_lut=lut,
+    )
     return b.spec, {"lin8": q8 * scale[:, None] + qbias[:, None], "lut4": lut[q4]}
 
 
 def flexible():
     """One input with a shape range, one with enumerated shapes, an image with a size range."""
-    b = NeuralNetworkBuilder([("r", datatypes.Array(1, 8, 16)), ("e", datatypes.Array(2, 3))],
-                             [("y", None), ("z", None)], disable_rank5_shape_mapping=True)
+    b = NeuralNetworkBuilder(
+        [("r", datatypes.Array(1, 8, 16)), ("e", datatypes.Array(2, 3))],
+        [("y", None), ("z", None)],
+        disable_rank5_shape_mapping=True,
+    )
     b.add_activation("y", "RELU", "r", "y")
     b.add_activation("z", "SIGMOID", "e", "z")
     spec = b.spec
@@ -176,16 +317,30 @@ def flexible_image():
     b.set_pre_processing_parameters(image_input_names=["img"], gray_bias=-0.5, image_scale=2.0)
     spec = b.spec
     flexible_shape_utils.update_image_size_range(
-        spec, "img", flexible_shape_utils.NeuralNetworkImageSizeRange(height_range=(32, 32), width_range=(16, 64)))
+        spec, "img", flexible_shape_utils.NeuralNetworkImageSizeRange(height_range=(32, 32), width_range=(16, 64))
+    )
     return spec
 
 
 def conv_chain(n: int):
     """``n`` layers alternating 1x1 convolution and ReLU, written straight into the protobuf."""
     b = NeuralNetworkBuilder([("x", datatypes.Array(1, 8, 32, 32))], [("y", None)], disable_rank5_shape_mapping=True)
-    b.add_convolution("conv0", kernel_channels=8, output_channels=8, height=1, width=1, stride_height=1,
-                      stride_width=1, border_mode="valid", groups=1, W=weights(1, 1, 8, 8), b=None, has_bias=False,
-                      input_name="x", output_name="t0")
+    b.add_convolution(
+        "conv0",
+        kernel_channels=8,
+        output_channels=8,
+        height=1,
+        width=1,
+        stride_height=1,
+        stride_width=1,
+        border_mode="valid",
+        groups=1,
+        W=weights(1, 1, 8, 8),
+        b=None,
+        has_bias=False,
+        input_name="x",
+        output_name="t0",
+    )
     layers = b.spec.neuralNetwork.layers
     template = layers[0]
     for i in range(1, n):

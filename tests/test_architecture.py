@@ -1,4 +1,5 @@
 """The package layout keeps its promises: no import cycles, no oversized modules, one home per name."""
+
 from __future__ import annotations
 
 import ast
@@ -21,8 +22,12 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
     """Modules of the package that ``name`` imports anywhere (functions included, TYPE_CHECKING blocks not)."""
     tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-            for n in ast.walk(node)}
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
     found = set()
     for node in ast.walk(tree):
         if id(node) in skip:
@@ -48,7 +53,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -86,7 +91,9 @@ def test_device_vocabulary_has_one_home():
         if name == "anedoctor.hardware":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in (
-                    "DEVICES", "DEVICE_NAMES", "DEVICE_LABELS", "COMPUTE_UNITS") for t in node.targets):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id in ("DEVICES", "DEVICE_NAMES", "DEVICE_LABELS", "COMPUTE_UNITS")
+                for t in node.targets
+            ):
                 offenders.append(name)
     assert offenders == []

@@ -1,4 +1,5 @@
 """anedoctor check: loaders, rules per family, placement, segments, reports."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,11 @@ def rule_ids(p):
 
 # ---- loading ---------------------------------------------------------------------------------
 
+
 def test_mlpackage_loads_ops_shapes_and_lazy_weights(tmp):
-    path = single(tmp / "conv.mlpackage", (1, 8, 16, 16), lambda x: mb.relu(x=mb.conv(x=x, weight=w(4, 8, 3, 3), name="c")))
+    path = single(
+        tmp / "conv.mlpackage", (1, 8, 16, 16), lambda x: mb.relu(x=mb.conv(x=x, weight=w(4, 8, 3, 3), name="c"))
+    )
     model = anedoctor.load(path)
     ops = model.graphs[0].ops
     assert [o.type for o in ops] == ["cast", "conv", "relu", "cast"]  # constants are not ops
@@ -44,7 +48,9 @@ def test_mlpackage_loads_ops_shapes_and_lazy_weights(tmp):
 
 
 def test_torch_module_is_converted_and_checked():
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1)
+    )
     report = anedoctor.check(net, example_inputs=torch.randn(1, 3, 32, 32))
     assert report.model.format == "torch"
     assert [p.op.type for p in report.placements if p.op.type == "conv"] == ["conv", "conv"]
@@ -82,6 +88,7 @@ def test_mlmodel_object_and_pipeline(tmp):
 
 # ---- rule families -------------------------------------------------------------------------
 
+
 def test_dtype_fp32_model_is_barred_from_ane(tmp):
     path = single(tmp / "fp32.mlpackage", (1, 64, 32, 32), lambda x: mb.relu(x=x), precision=ct.precision.FLOAT32)
     relu = op_named(anedoctor.check(path), "relu")
@@ -89,24 +96,37 @@ def test_dtype_fp32_model_is_barred_from_ane(tmp):
 
 
 def test_dtype_int32_and_fp32_io_on_m1(tmp):
-    path = single(tmp / "argmax.mlpackage", (1, 64, 32, 32), lambda x: mb.reduce_argmax(x=mb.relu(x=x), axis=1, name="am"))
+    path = single(
+        tmp / "argmax.mlpackage", (1, 64, 32, 32), lambda x: mb.reduce_argmax(x=mb.relu(x=x), axis=1, name="am")
+    )
     report = anedoctor.check(path)
     assert "DT-4" in rule_ids(op_named(report, "am"))
     cast_in = report.placements[0]
     assert cast_in.op.type == "cast" and cast_in.supported["ane"]  # fp32 input cast is eligible on H16 (DT-2)
     m1 = anedoctor.check(path, chip="m1")
-    assert "DT-12" in rule_ids(m1.placements[0]) and m1.placements[0].findings[0].apple_message == "Invalid input tensor format: fp32"
+    assert (
+        "DT-12" in rule_ids(m1.placements[0])
+        and m1.placements[0].findings[0].apple_message == "Invalid input tensor format: fp32"
+    )
 
 
-@pytest.mark.parametrize("build, rule", [
-    (lambda x: mb.cumsum(x=x, axis=1), "OP-6"),
-    (lambda x: mb.reshape(x=mb.band_part(x=mb.reshape(x=x, shape=[64, 64, 64]), lower=-1, upper=0), shape=[1, 64, 64, 64]), "OP-3"),
-    (lambda x: mb.conv(x=x, weight=w(64, 64, 17, 17), pad_type="same"), "PA-1"),
-    (lambda x: mb.conv(x=x, weight=w(64, 64, 3, 3), dilations=[8, 8], pad_type="same"), "PA-11"),
-    (lambda x: mb.max_pool(x=x, kernel_sizes=[9, 9], strides=[1, 1], pad_type="same"), "PA-6"),
-    (lambda x: mb.pad(x=x, pad=[0, 0, 0, 0, 1, 1, 1, 1], constant_val=1.0), "PA-12"),
-    (lambda x: mb.asin(x=x), "OP-5"),
-])
+@pytest.mark.parametrize(
+    "build, rule",
+    [
+        (lambda x: mb.cumsum(x=x, axis=1), "OP-6"),
+        (
+            lambda x: mb.reshape(
+                x=mb.band_part(x=mb.reshape(x=x, shape=[64, 64, 64]), lower=-1, upper=0), shape=[1, 64, 64, 64]
+            ),
+            "OP-3",
+        ),
+        (lambda x: mb.conv(x=x, weight=w(64, 64, 17, 17), pad_type="same"), "PA-1"),
+        (lambda x: mb.conv(x=x, weight=w(64, 64, 3, 3), dilations=[8, 8], pad_type="same"), "PA-11"),
+        (lambda x: mb.max_pool(x=x, kernel_sizes=[9, 9], strides=[1, 1], pad_type="same"), "PA-6"),
+        (lambda x: mb.pad(x=x, pad=[0, 0, 0, 0, 1, 1, 1, 1], constant_val=1.0), "PA-12"),
+        (lambda x: mb.asin(x=x), "OP-5"),
+    ],
+)
 def test_op_and_parameter_rules_split_the_graph(tmp, build, rule):
     path = sandwich(tmp / f"sandwich_{rule}.mlpackage", lambda x: build(x))
     report = anedoctor.check(path, compute_units="cpu_and_ne")
@@ -120,7 +140,9 @@ def test_op_and_parameter_rules_split_the_graph(tmp, build, rule):
 
 
 def test_eligible_ops_stay_on_ane_in_a_big_graph(tmp):
-    path = sandwich(tmp / "clean.mlpackage", lambda x: mb.max_pool(x=x, kernel_sizes=[3, 3], strides=[1, 1], pad_type="same"))
+    path = sandwich(
+        tmp / "clean.mlpackage", lambda x: mb.max_pool(x=x, kernel_sizes=[3, 3], strides=[1, 1], pad_type="same")
+    )
     report = anedoctor.check(path, compute_units="cpu_and_ne")
     devices = [p.device for p in report.placements]
     # the trailing relu/cast tie between a switch and the output-on-ANE cost: Core ML (and we) pick the CPU
@@ -157,6 +179,7 @@ def test_blockwise_quantized_conv_along_input_channels(tmp):
         q = RNG_INT8((64, 64, 3, 3))
         weight = mb.constexpr_blockwise_shift_scale(data=q, scale=np.full((64, 2, 1, 1), 0.01, np.float16))
         return mb.conv(x=x, weight=weight, pad_type="same", name="qconv")
+
     path = save(prog, tmp / "blockwise.mlpackage", target=ct.target.iOS18)
     report = anedoctor.check(path)
     qconv = op_named(report, "qconv")
@@ -192,6 +215,7 @@ def test_default_target_is_assumed_and_explicit_is_not(tmp):
 
 # ---- report ------------------------------------------------------------------------------------
 
+
 def test_json_report_is_consistent(tmp):
     path = sandwich(tmp / "json.mlpackage", lambda x: mb.cumsum(x=x, axis=1))
     report = anedoctor.check(path, compute_units="cpu_and_ne")
@@ -222,13 +246,20 @@ def test_readme_lists_every_rule():
 
 
 def test_non_uniform_states_on_m1_only(tmp):
-    @mb.program(input_specs=[mb.TensorSpec((1, 64, 8, 8), dtype=types.fp16), mb.StateTensorSpec((1, 64, 8, 8), dtype=types.fp16),
-                             mb.StateTensorSpec((1, 64, 16, 8), dtype=types.fp16)], opset_version=ct.target.iOS18)
+    @mb.program(
+        input_specs=[
+            mb.TensorSpec((1, 64, 8, 8), dtype=types.fp16),
+            mb.StateTensorSpec((1, 64, 8, 8), dtype=types.fp16),
+            mb.StateTensorSpec((1, 64, 16, 8), dtype=types.fp16),
+        ],
+        opset_version=ct.target.iOS18,
+    )
     def prog(x, k, v):
         a = mb.read_state(input=k)
         mb.coreml_update_state(state=k, value=mb.add(x=a, y=x))
         mb.coreml_update_state(state=v, value=mb.mul(x=mb.read_state(input=v), y=np.float16(0.5)))
         return mb.add(x=a, y=x)
+
     path = save(prog, tmp / "state.mlpackage", target=ct.target.iOS18)
     m1 = anedoctor.check(path, chip="m1").placements
     assert m1 and all("ST-2" in rule_ids(p) for p in m1)
@@ -237,13 +268,17 @@ def test_non_uniform_states_on_m1_only(tmp):
 
 def test_enumerated_shapes_are_noted_not_blocked(tmp):
     traced = torch.jit.trace(torch.nn.Conv2d(3, 8, 3).eval(), torch.randn(1, 3, 32, 32))
-    enum = ct.TensorType(name="x", shape=ct.EnumeratedShapes(shapes=[(1, 3, 32, 32), (1, 3, 64, 64)], default=(1, 3, 32, 32)))
+    enum = ct.TensorType(
+        name="x", shape=ct.EnumeratedShapes(shapes=[(1, 3, 32, 32), (1, 3, 64, 64)], default=(1, 3, 32, 32))
+    )
     ct.convert(traced, inputs=[enum], convert_to="mlprogram").save(str(tmp / "enum.mlpackage"))
     report = anedoctor.check(tmp / "enum.mlpackage")
     conv = next(p for p in report.placements if p.op.type == "conv")
     assert conv.supported["ane"] and "DY-0" not in rule_ids(conv)
     assert any(f.rule.id == "DY-2" and "2 enumerated shapes" in f.message for f in conv.notes)
-    assert conv.op.outputs[0].type.shape == (1, 8, 30, 30) and conv.flops == 2 * 8 * 27 * 30 * 30  # sized at the default
+    assert (
+        conv.op.outputs[0].type.shape == (1, 8, 30, 30) and conv.flops == 2 * 8 * 27 * 30 * 30
+    )  # sized at the default
     assert any("sized at the default shape" in n for n in report.notes)
 
 

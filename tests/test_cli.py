@@ -1,4 +1,5 @@
 """The command line as a user runs it: exit codes, one-line errors, files written, inputs untouched."""
+
 from __future__ import annotations
 
 import hashlib
@@ -54,7 +55,11 @@ def test_check_writes_json_and_gates(models, tmp_path):
     assert d["summary"]["cpu"] >= 1 and "OP-6" in r.stdout and "running_total" in r.stdout
     share = d["summary"]["ane_fraction"]
     gate = run("check", models["split"], "--compute-units", "cpu_and_ne", "--min-ane", min(1.0, share + 0.01))
-    assert gate.returncode == 1 and "gate failed: ANE share of ops" in gate.stderr and len(gate.stderr.strip().splitlines()) == 1
+    assert (
+        gate.returncode == 1
+        and "gate failed: ANE share of ops" in gate.stderr
+        and len(gate.stderr.strip().splitlines()) == 1
+    )
     assert run("check", models["split"], "--compute-units", "cpu_and_ne", "--min-ane", share - 0.01).returncode == 0
     assert tree_digest(models["split"]) == before  # input never modified
 
@@ -64,7 +69,11 @@ def test_html_report_is_written(models, tmp_path):
     r = run("check", models["split"], "--html", out)
     assert r.returncode == 0, r.stderr
     page = out.read_text()
-    assert page.startswith("<!DOCTYPE html>") and "split.mlpackage" in page and "http" not in page.split("<script")[0].lower().replace("http-equiv", "")
+    assert (
+        page.startswith("<!DOCTYPE html>")
+        and "split.mlpackage" in page
+        and "http" not in page.split("<script")[0].lower().replace("http-equiv", "")
+    )
     assert not list(tmp_path.glob(".report.html.*"))  # atomic write leaves no temp file
 
 
@@ -124,7 +133,9 @@ def bad(models):
     return bad_inputs(root, models["clean"])
 
 
-@pytest.mark.parametrize("case", ["missing", "text", "truncated", "garbage", "manifest-escape", "empty", "bad-manifest"])
+@pytest.mark.parametrize(
+    "case", ["missing", "text", "truncated", "garbage", "manifest-escape", "empty", "bad-manifest"]
+)
 def test_bad_input_is_a_one_line_error(bad, case):
     path = bad[case]
     before = tree_digest(path) if path.exists() else None
@@ -147,15 +158,28 @@ def test_run_and_numerics_commands(models, tmp_path):
     import numpy as np
 
     big = np.full((8, 8, 3, 3), 400.0, np.float32)  # 72 taps x 3.0 x 400 = 86400 > 65504 (fp16 max)
-    hot = single(tmp_path / "hot.mlpackage", (1, 8, 16, 16),
-                 lambda x: mb.relu(x=mb.conv(x=x, weight=big, name="hot_conv"), name="after"))
+    hot = single(
+        tmp_path / "hot.mlpackage",
+        (1, 8, 16, 16),
+        lambda x: mb.relu(x=mb.conv(x=x, weight=big, name="hot_conv"), name="after"),
+    )
     np.savez(tmp_path / "in.npz", x=np.full((1, 8, 16, 16), 3.0, np.float32))
     r = run("run", hot, "--input", tmp_path / "in.npz", "--out", tmp_path / "out.npz")
     assert r.returncode == 0, r.stderr
     out = np.load(tmp_path / "out.npz")
     assert list(out) == ["after"] and np.isfinite(out["after"]).all() and out["after"].max() > 65504
-    r = run("numerics", hot, "--input", tmp_path / "in.npz", "--devices", "ane", "--json", tmp_path / "n.json",
-            "--html", tmp_path / "n.html")
+    r = run(
+        "numerics",
+        hot,
+        "--input",
+        tmp_path / "in.npz",
+        "--devices",
+        "ane",
+        "--json",
+        tmp_path / "n.json",
+        "--html",
+        tmp_path / "n.html",
+    )
     assert r.returncode == 1 and "hot_conv" in r.stdout and "overflow" in r.stdout
     report = json.loads((tmp_path / "n.json").read_text())
     assert report["first"]["op"].startswith("hot_conv") and report["first"]["kind"] == "overflow"

@@ -1,4 +1,5 @@
 """Compiled .mlmodelc loader: real compiler outputs (tests/data/mlmodelc) and generated edge cases."""
+
 from __future__ import annotations
 
 import hashlib
@@ -56,7 +57,9 @@ def test_real_argmax_ios16():
     (g,) = m.graphs
     assert g.name == "main" and g.opset == "ios16"
     assert [(op.type, op.opset, op.name) for op in g.ops] == [
-        ("reduce_argmax", "ios16", "op_4_cast_fp16"), ("reduce_max", "ios16", "reduce_max_0_cast_fp16")]
+        ("reduce_argmax", "ios16", "op_4_cast_fp16"),
+        ("reduce_max", "ios16", "reduce_max_0_cast_fp16"),
+    ]
     (x,) = g.inputs
     assert (x.name, x.type.dtype, x.type.shape) == ("logits", "fp16", (1025,))
     assert [(v.name, str(v.type)) for v in g.outputs] == [("index", "int32[1]"), ("score", "fp16[1]")]
@@ -97,7 +100,9 @@ def test_real_ios17_blob_weights_and_multi_output_op():
     assert (b.const.offset, b.const.shape, w.type.nbytes) == (655488, (640,), 640 * 512 * 2)
     topk = op_of(g, "topk")
     assert [(v.name, str(v.type)) for v in topk.outputs] == [
-        ("var_63_cast_fp16_cast_int16_0", "fp16[1,1,1,64]"), ("var_63_cast_fp16_cast_int16_1", "uint16[1,1,1,64]")]
+        ("var_63_cast_fp16_cast_int16_0", "fp16[1,1,1,64]"),
+        ("var_63_cast_fp16_cast_int16_1", "uint16[1,1,1,64]"),
+    ]
     assert topk.param("k") == 64 and topk.param("output_indices_dtype") == "uint16"
     assert [v.name for v in g.outputs] == ["token_id", "token_prob", "top_k_ids", "top_k_logits"]
     assert {op.opset for op in g.ops} == {"ios17"}
@@ -154,7 +159,11 @@ def test_dispatch_through_load():
 
 def test_loading_never_modifies_the_folder():
     def snapshot():
-        return {p: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest()) for p in DATA.rglob("*") if p.is_file()}
+        return {
+            p: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in DATA.rglob("*")
+            if p.is_file()
+        }
 
     before = snapshot()
     for folder in DATA.glob("*.mlmodelc"):
@@ -190,7 +199,11 @@ IOS18 = """program(1.3)
 
 def ios18_model(tmp_path: Path, **extra) -> Path:
     blob, (w, d, s) = blob_file([(1, 16 * 8 * 2), (8, 16 * 8 // 2), (1, 16 * 2)])
-    mil = IOS18.replace("uint64(W)", f"uint64({w})").replace("uint64(D)", f"uint64({d})").replace("uint64(S)", f"uint64({s})")
+    mil = (
+        IOS18.replace("uint64(W)", f"uint64({w})")
+        .replace("uint64(D)", f"uint64({d})")
+        .replace("uint64(S)", f"uint64({s})")
+    )
     return make_model(tmp_path, mil, weights__weight_bin=blob, **extra)
 
 
@@ -203,8 +216,14 @@ def test_ios18_dialect_functions_states_and_ops(tmp_path):
     assert (x.type.dtype, x.type.shape, x.type.is_static) == ("fp16", (1, 8, None, None), False)
     assert (kv.type.kind, kv.type.shape) == ("state", (1, 8)) and g.states == [kv]
     assert [(op.type, op.opset) for op in g.ops] == [
-        ("constexpr_blockwise_shift_scale", "ios18"), ("conv", "ios17"), ("read_state", "ios18"),
-        ("write_state", "ios18"), ("split", "ios18"), ("concat", "ios18"), ("add", "ios18")]
+        ("constexpr_blockwise_shift_scale", "ios18"),
+        ("conv", "ios17"),
+        ("read_state", "ios18"),
+        ("write_state", "ios18"),
+        ("split", "ios18"),
+        ("concat", "ios18"),
+        ("add", "ios18"),
+    ]
     conv = op_of(g, "conv")
     assert conv.name == "conv_0" and conv.param("pad_type") == "valid" and conv.param("groups") == 1
     assert conv.param("strides").tolist() == [1, 1] and conv.input("x") is x
@@ -221,7 +240,7 @@ def test_ios18_dialect_functions_states_and_ops(tmp_path):
     assert [v.name for v in split.outputs] == ["a", "b"] and split.param("num_splits") == 2
     assert concat.inputs["values"] == split.outputs and concat.param("interleave") is np.False_
     assert op_of(g, "write_state").outputs == [] and op_of(g, "read_state").input("input") is kv
-    assert add.param("y") == np.float16(2 ** -24) and g.outputs == add.outputs
+    assert add.param("y") == np.float16(2**-24) and g.outputs == add.outputs
     clip = m.graphs[1].ops[0]
     assert clip.param("alpha") == -np.inf and clip.param("beta") == 3.0
     assert any("coremlc 3505.4.1" in n for n in m.notes) and not any("missing" in n for n in m.notes)
@@ -229,8 +248,16 @@ def test_ios18_dialect_functions_states_and_ops(tmp_path):
 
 
 def test_default_function_enumerated_shapes_and_histogram_check(tmp_path):
-    meta = [{"specificationVersion": 9, "defaultFunctionName": "main_2", "isUpdatable": "0", "inputSchema": [
-        {"name": "x", "shape": "[1, 8]", "enumeratedShapes": "[[1, 8], [2, 8]]", "type": "MultiArray"}]}]
+    meta = [
+        {
+            "specificationVersion": 9,
+            "defaultFunctionName": "main_2",
+            "isUpdatable": "0",
+            "inputSchema": [
+                {"name": "x", "shape": "[1, 8]", "enumeratedShapes": "[[1, 8], [2, 8]]", "type": "MultiArray"}
+            ],
+        }
+    ]
     m = load_mlmodelc(ios18_model(tmp_path, metadata_json=json.dumps(meta)))
     assert [g.name for g in m.graphs] == ["main_2", "main"] and m.spec_version == 9
     (spec,) = m.graphs[0].input_specs
@@ -293,17 +320,22 @@ def test_nested_cond_and_while_loop_blocks(tmp_path):
     assert [v.name for v in body.outputs] == ["i_2", "v_2"]
 
 
-@pytest.mark.parametrize("blocks", [
-    "{ block0() { T a = relu(x = x)[name = S]; } -> (a); block1() {} -> (x); }",  # wrapped
-    "block0() { T a = relu(x = x)[name = S]; } -> (a) block1() {} -> (x)",  # unwrapped, named
-    "() { T a = relu(x = x)[name = S]; } -> (a) () {} -> (x)",  # unwrapped, unnamed
-    "{ T a = relu(x = x)[name = S]; } -> (a) {} -> (x)",  # bare bodies
-])
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        "{ block0() { T a = relu(x = x)[name = S]; } -> (a); block1() {} -> (x); }",  # wrapped
+        "block0() { T a = relu(x = x)[name = S]; } -> (a) block1() {} -> (x)",  # unwrapped, named
+        "() { T a = relu(x = x)[name = S]; } -> (a) () {} -> (x)",  # unwrapped, unnamed
+        "{ T a = relu(x = x)[name = S]; } -> (a) {} -> (x)",  # bare bodies
+    ],
+)
 def test_block_spellings(tmp_path, blocks):
     body = blocks.replace("T ", "tensor<fp32, [1]> ").replace("S", 'string("r")')
-    mil = ("program(1.3)\n{\n    func main<ios18>(tensor<fp32, [1]> x, bool p) {\n"
-           f'            tensor<fp32, [1]> c = cond(pred = p)[name = string("c")] {body};\n'
-           "        } -> (c);\n}\n")
+    mil = (
+        "program(1.3)\n{\n    func main<ios18>(tensor<fp32, [1]> x, bool p) {\n"
+        f'            tensor<fp32, [1]> c = cond(pred = p)[name = string("c")] {body};\n'
+        "        } -> (c);\n}\n"
+    )
     (cond,) = load_mlmodelc(make_model(tmp_path, mil)).graphs[0].ops
     then, other = cond.blocks
     assert [op.type for op in then.ops] == ["relu"] and then.outputs == then.ops[0].outputs
@@ -312,7 +344,9 @@ def test_block_spellings(tmp_path, blocks):
 
 def test_block_values_are_not_visible_outside(tmp_path):
     bad = NESTED.replace("} -> (acc);", "} -> (a);")
-    with pytest.raises(ModelError, match=r"model\.mil:\d+:\d+: malformed MIL text: value 'a' is used before it is defined"):
+    with pytest.raises(
+        ModelError, match=r"model\.mil:\d+:\d+: malformed MIL text: value 'a' is used before it is defined"
+    ):
         load_mlmodelc(make_model(tmp_path, bad))
 
 
@@ -333,13 +367,19 @@ def test_malformed_text_reports_line_and_column(tmp_path):
     assert str(e.value) == f"{folder / 'model.mil'}:5:9: malformed MIL text: expected ';', found '}}'"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "the program has no functions|expected '{'"),
-    (SMALL.replace('("r")]', '("r")];')[:-40], "expected"),  # truncated
-    (SMALL.replace("tensor<fp32, [1]> y", "tensor<fp32, [1> y").replace('("r")]', '("r")];'), "expected"),
-    (SMALL.replace("relu(x = x)", "relu(x = q)").replace('("r")]', '("r")];'), "value 'q' is used before it is defined"),
-    ("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 12\n", "Git LFS pointer"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "the program has no functions|expected '{'"),
+        (SMALL.replace('("r")]', '("r")];')[:-40], "expected"),  # truncated
+        (SMALL.replace("tensor<fp32, [1]> y", "tensor<fp32, [1> y").replace('("r")]', '("r")];'), "expected"),
+        (
+            SMALL.replace("relu(x = x)", "relu(x = q)").replace('("r")]', '("r")];'),
+            "value 'q' is used before it is defined",
+        ),
+        ("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 12\n", "Git LFS pointer"),
+    ],
+)
 def test_bad_mil_text_raises_model_error(tmp_path, text, message):
     folder = make_model(tmp_path, text)
     with pytest.raises(ModelError, match=message) as e:
@@ -347,9 +387,13 @@ def test_bad_mil_text_raises_model_error(tmp_path, text, message):
     assert str(folder / "model.mil") in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("weight_path", ["@model_path/../../secret.bin", "/etc/passwd", "@model_path/weights/../../x.bin"])
+@pytest.mark.parametrize(
+    "weight_path", ["@model_path/../../secret.bin", "/etc/passwd", "@model_path/weights/../../x.bin"]
+)
 def test_weight_path_escaping_the_folder_is_refused(tmp_path, weight_path):
-    mil = IOS18.replace('"@model_path/weights/weight.bin"), offset = uint64(W)', f'"{weight_path}"), offset = uint64(64)')
+    mil = IOS18.replace(
+        '"@model_path/weights/weight.bin"), offset = uint64(W)', f'"{weight_path}"), offset = uint64(64)'
+    )
     folder = make_model(tmp_path, mil.replace("uint64(D)", "uint64(64)").replace("uint64(S)", "uint64(64)"))
     with pytest.raises(ModelError, match="points outside the model folder") as e:
         load_mlmodelc(folder)
@@ -359,7 +403,10 @@ def test_weight_path_escaping_the_folder_is_refused(tmp_path, weight_path):
 def test_symlinked_weights_escaping_the_folder_are_refused(tmp_path):
     outside = tmp_path / "outside.bin"
     outside.write_bytes(b"\0" * 64)
-    folder = make_model(tmp_path, IOS18.replace("uint64(W)", "uint64(64)").replace("uint64(D)", "uint64(64)").replace("uint64(S)", "uint64(64)"))
+    folder = make_model(
+        tmp_path,
+        IOS18.replace("uint64(W)", "uint64(64)").replace("uint64(D)", "uint64(64)").replace("uint64(S)", "uint64(64)"),
+    )
     (folder / "weights").mkdir()
     (folder / "weights" / "weight.bin").symlink_to(outside)
     with pytest.raises(ModelError, match="points outside the model folder"):
@@ -409,17 +456,25 @@ def test_pipeline_sub_models(tmp_path):
 # -- speed ---------------------------------------------------------------------------
 def chain(n: int) -> str:
     """An n-op ML Program (conv with a blob weight / add with a scalar const / relu), iOS18 dialect."""
-    lines = ["program(1.3)", '[buildInfo = dict<string, string>({{"coremlc-version", "3505.4.1"}})]', "{",
-             "    func main<ios18>(tensor<fp16, [1, 8, 1, 16]> x) {",
-             '            string pt = const()[name = string("pt"), val = string("valid")];',
-             '            tensor<int32, [2]> st = const()[name = string("st"), val = tensor<int32, [2]>([1, 1])];',
-             '            int32 gr = const()[name = string("gr"), val = int32(1)];']
+    lines = [
+        "program(1.3)",
+        '[buildInfo = dict<string, string>({{"coremlc-version", "3505.4.1"}})]',
+        "{",
+        "    func main<ios18>(tensor<fp16, [1, 8, 1, 16]> x) {",
+        '            string pt = const()[name = string("pt"), val = string("valid")];',
+        '            tensor<int32, [2]> st = const()[name = string("st"), val = tensor<int32, [2]>([1, 1])];',
+        '            int32 gr = const()[name = string("gr"), val = int32(1)];',
+    ]
     prev = "x"
     for i in range(n):
         if i % 3 == 0:
-            lines.append(f'            tensor<fp16, [8, 8, 1, 1]> w_{i} = const()[name = string("w_{i}"), val = tensor<fp16, [8, 8, 1, 1]>'
-                         f'(BLOBFILE(path = string("@model_path/weights/weight.bin"), offset = uint64({64 + 192 * i})))];')
-            op = f'conv(groups = gr, pad_type = pt, strides = st, weight = w_{i}, x = {prev})[name = string("conv_{i}")]'
+            lines.append(
+                f'            tensor<fp16, [8, 8, 1, 1]> w_{i} = const()[name = string("w_{i}"), val = tensor<fp16, [8, 8, 1, 1]>'
+                f'(BLOBFILE(path = string("@model_path/weights/weight.bin"), offset = uint64({64 + 192 * i})))];'
+            )
+            op = (
+                f'conv(groups = gr, pad_type = pt, strides = st, weight = w_{i}, x = {prev})[name = string("conv_{i}")]'
+            )
         elif i % 3 == 1:
             lines.append(f'            fp16 c_{i} = const()[name = string("c_{i}"), val = fp16(0x1.8p+1)];')
             op = f'add(x = {prev}, y = c_{i})[name = string("add_{i}")]'

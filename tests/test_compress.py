@@ -1,5 +1,6 @@
 """anedoctor.compress: coremltools.optimize on small conv and transformer models, with size, placement and
 accuracy figures checked against what the formats and the rules predict."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,10 @@ def conv_net(path: Path, target=None, channels: int = 64, size: int = 32) -> Pat
             w = (RNG.standard_normal((channels, channels, 3, 3)) * 0.05).astype(np.float32)
             x = mb.relu(x=mb.conv(x=x, weight=w, bias=np.zeros(channels, np.float32), pad_type="same", name=f"conv{i}"))
         return x
-    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=target,
-               compute_precision=ct.precision.FLOAT16).save(str(path))
+
+    ct.convert(
+        prog, convert_to="mlprogram", minimum_deployment_target=target, compute_precision=ct.precision.FLOAT16
+    ).save(str(path))
     return path
 
 
@@ -58,8 +61,13 @@ def transformer(path: Path) -> Path:
     torch.manual_seed(0)
     module, example = Block().eval(), torch.randn(1, 32, 128)
     traced = torch.jit.trace(module, example)
-    ct.convert(traced, inputs=[ct.TensorType(name="x", shape=example.shape)], convert_to="mlprogram",
-               minimum_deployment_target=ct.target.iOS18, compute_precision=ct.precision.FLOAT16).save(str(path))
+    ct.convert(
+        traced,
+        inputs=[ct.TensorType(name="x", shape=example.shape)],
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS18,
+        compute_precision=ct.precision.FLOAT16,
+    ).save(str(path))
     return path
 
 
@@ -74,10 +82,12 @@ def digest(folder: Path) -> str:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("compress")
-    return {"conv": conv_net(folder / "conv.mlpackage"),
-            "conv17": conv_net(folder / "conv17.mlpackage", ct.target.iOS17, size=8),
-            "conv48": conv_net(folder / "conv48.mlpackage", channels=48, size=8),
-            "block": transformer(folder / "block.mlpackage")}
+    return {
+        "conv": conv_net(folder / "conv.mlpackage"),
+        "conv17": conv_net(folder / "conv17.mlpackage", ct.target.iOS17, size=8),
+        "conv48": conv_net(folder / "conv48.mlpackage", channels=48, size=8),
+        "block": transformer(folder / "block.mlpackage"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +159,9 @@ def test_per_grouped_channel_palettization(models, tmp_path):
 def test_int4_per_block_leaves_the_neural_engine(conv_sweep):
     """PA-29: the ANE takes only per-output-channel / per-tensor scales; per-block int4 convs move off it."""
     r = by_label(conv_sweep, "int4 per-block 32")
-    assert r.formats and all(f.format == "int4 per-block 32 (axis 1)" and any(x.startswith("PA-29") for x in f.rules)
-                             for f in r.formats)
+    assert r.formats and all(
+        f.format == "int4 per-block 32 (axis 1)" and any(x.startswith("PA-29") for x in f.rules) for f in r.formats
+    )
     assert r.summary_before["ane"] > 0 and r.summary_after["ane"] < r.summary_before["ane"]
     convs = [c for c in r.changes if c.type == "conv"]
     assert len(convs) == 3 and all(c.before == "ane" and c.after != "ane" for c in convs)
@@ -179,10 +190,14 @@ def test_w8a8_with_calibration_on_a_chip_without_fast_int8(models, tmp_path):
     assert r.accuracy.outputs[0].psnr > 20
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({"quantize": "int8"}, "int8 per-channel (axis 0)"), ({"palettize": 4}, "4-bit LUT per-tensor"),
-    ({"prune": 0.75}, "sparse, 75% zeros"),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"quantize": "int8"}, "int8 per-channel (axis 0)"),
+        ({"palettize": 4}, "4-bit LUT per-tensor"),
+        ({"prune": 0.75}, "sparse, 75% zeros"),
+    ],
+)
 def test_ios17_constexpr_forms(models, tmp_path, kwargs, expected):
     """An iOS 17 target gets coremltools' iOS 16 constexpr ops; the executor decompresses them too."""
     r = compress(models["conv17"], tmp_path / "c.mlpackage", **kwargs)
@@ -190,11 +205,14 @@ def test_ios17_constexpr_forms(models, tmp_path, kwargs, expected):
     assert 0 < r.accuracy.outputs[0].rel_err < 1 and math.isfinite(r.accuracy.outputs[0].psnr)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"quantize": "int4"}, "int4 weights needs an iOS 18"),
-    ({"quantize": "int8", "block_size": 32}, "per-block quantization needs an iOS 18"),
-    ({"palettize": 4, "per_grouped_channel": 8}, "per-grouped-channel palettization needs an iOS 18"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"quantize": "int4"}, "int4 weights needs an iOS 18"),
+        ({"quantize": "int8", "block_size": 32}, "per-block quantization needs an iOS 18"),
+        ({"palettize": 4, "per_grouped_channel": 8}, "per-grouped-channel palettization needs an iOS 18"),
+    ],
+)
 def test_formats_the_deployment_target_lacks(models, tmp_path, kwargs, message):
     out = tmp_path / "x.mlpackage"
     with pytest.raises(ModelError, match=message):
@@ -227,13 +245,20 @@ def test_calibration_data_is_checked(models, tmp_path):
         compress(models["conv"], tmp_path / "x.mlpackage", palettize=4, activations=wrong_shape)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({}, "nothing to do"), ({"palettize": 4, "quantize": "int8"}, "either --palettize or --quantize"),
-    ({"palettize": 5}, "palettizes to 1, 2, 3, 4, 6, 8 bits"), ({"prune": 1.5}, "between 0 and 1"),
-    ({"n_m": "4:2"}, "need 0 < N < M"), ({"prune": 0.7, "n_m": "2:4"}, "contradicts"),
-    ({"block_size": 32}, "--block-size B needs --quantize"), ({"quantize": "int2"}, "choose int8 or int4"),
-    ({"palettize": 4, "chip": "z9"}, "unknown chip"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "nothing to do"),
+        ({"palettize": 4, "quantize": "int8"}, "either --palettize or --quantize"),
+        ({"palettize": 5}, "palettizes to 1, 2, 3, 4, 6, 8 bits"),
+        ({"prune": 1.5}, "between 0 and 1"),
+        ({"n_m": "4:2"}, "need 0 < N < M"),
+        ({"prune": 0.7, "n_m": "2:4"}, "contradicts"),
+        ({"block_size": 32}, "--block-size B needs --quantize"),
+        ({"quantize": "int2"}, "choose int8 or int4"),
+        ({"palettize": 4, "chip": "z9"}, "unknown chip"),
+    ],
+)
 def test_bad_options(models, tmp_path, kwargs, message):
     with pytest.raises(ModelError, match=message):
         compress(models["conv"], tmp_path / "x.mlpackage", **kwargs)
@@ -309,12 +334,28 @@ def test_cli(models, tmp_path):
 
     runner = CliRunner()
     out, page = tmp_path / "c.mlpackage", tmp_path / "c.html"
-    ok = runner.invoke(app, ["compress", str(models["conv17"]), "-o", str(out), "--quantize", "int8", "--chip", "m2",
-                             "--json", str(tmp_path / "c.json"), "--html", str(page)])
+    ok = runner.invoke(
+        app,
+        [
+            "compress",
+            str(models["conv17"]),
+            "-o",
+            str(out),
+            "--quantize",
+            "int8",
+            "--chip",
+            "m2",
+            "--json",
+            str(tmp_path / "c.json"),
+            "--html",
+            str(page),
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert "recipe: int8 per-channel · Apple M2" in ok.output and "int8 per-channel (axis 0)" in ok.output
     assert out.is_dir() and page.read_text().startswith("<!doctype html>")
-    bad = runner.invoke(app, ["compress", str(models["conv17"]), "-o", str(tmp_path / "d.mlpackage"),
-                              "--quantize", "int4"])
+    bad = runner.invoke(
+        app, ["compress", str(models["conv17"]), "-o", str(tmp_path / "d.mlpackage"), "--quantize", "int4"]
+    )
     assert bad.exit_code == 2 and "int4 weights needs an iOS 18" in bad.output and len(bad.output.splitlines()) == 1
     assert not (tmp_path / "d.mlpackage").exists()

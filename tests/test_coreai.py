@@ -2,6 +2,7 @@
 
 Every model is converted from a torch module with coreai-torch inside the test run (nothing is
 checked in that could go stale)."""
+
 from __future__ import annotations
 
 import copy
@@ -12,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("coreai_torch", reason="coreai-core / coreai-torch are not installed (pip install --pre "
-                    "'anedoctor[coreai]'; wheels exist for Linux x86_64 and macOS arm64 only)")
+pytest.importorskip(
+    "coreai_torch",
+    reason="coreai-core / coreai-torch are not installed (pip install --pre "
+    "'anedoctor[coreai]'; wheels exist for Linux x86_64 and macOS arm64 only)",
+)
 import torch
 import torch.nn.functional as F
 
@@ -104,7 +108,10 @@ def test_dilated_conv_parameters_and_lazy_weight(model, net):
 def test_every_op_carries_its_torch_source_location(model):
     dilated = [op for op in model.ops if op.type == "conv"][1].source
     assert (Path(dilated.file).name, dilated.line, dilated.module_path) == (
-        Path(__file__).name, line_of(Net.forward, "self.dil(y)"), "dil")
+        Path(__file__).name,
+        line_of(Net.forward, "self.dil(y)"),
+        "dil",
+    )
     assert str(dilated) == f"{Path(__file__).name}:{dilated.line} (dil)"
     norm = op_of(model, "layer_norm").source
     assert (norm.line, norm.module_path) == (line_of(Net.forward, "self.ln("), "ln")
@@ -159,7 +166,8 @@ def test_check_and_run_dispatch_aimodel_paths_and_via_coreai(converted, net):
     assert np.abs(next(iter(run.outputs.values())) - module(x).detach().numpy()).max() <= 1e-4
     half = anedoctor.check(copy.deepcopy(module).half(), example_inputs=x.half(), via="coreai")
     assert half.model.format == "coreai" and sorted(p.op.type for p in half.placements) == sorted(
-        p.op.type for p in from_path.placements)  # the same ops (fp16 schedules the weight transpose earlier)
+        p.op.type for p in from_path.placements
+    )  # the same ops (fp16 schedules the weight transpose earlier)
     convs = [p for p in half.placements if p.op.type == "conv"]  # fp16: only the dilated conv misses the ANE
     assert [p.supported["ane"] for p in convs] == [True, False]
     assert "PA-11" in {f.rule.id for f in convs[1].findings}
@@ -186,7 +194,10 @@ def test_unknown_ops_keep_their_core_ai_name(tmp_path):
     model = coreai.load_aimodel(tmp_path / "text.aimodel")
     (unknown, relu) = model.ops
     assert (unknown.type, list(unknown.inputs), unknown.outputs[0].type.shape) == (
-        "coreai.broadcast_to", ["operand_0", "operand_1"], (2, 3))
+        "coreai.broadcast_to",
+        ["operand_0", "operand_1"],
+        (2, 3),
+    )
     assert relu.type == "relu" and relu.input("x") is unknown.outputs[0] and model.graphs[0].outputs[0].name == "y"
     assert relu.source is None and any("coreai.broadcast_to" in n for n in model.notes)
     assert "coreai.broadcast_to" in {p.op.type for p in anedoctor.check(model).placements}

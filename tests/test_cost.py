@@ -1,4 +1,5 @@
 """The cost model: chip table, per-op ANE/CPU/GPU times and bounds, fusion, residency, dataflow scheduling."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,9 +11,20 @@ from anedoctor.cost.latency import LatencyModel, ane_fill, breakdown, weight_byt
 from anedoctor.hardware import CHIPS, parse_chip, resolve_target
 
 
-@pytest.mark.parametrize("spelling,chip_id", [("M1 Max", "m1max"), ("m1max", "m1max"), ("m1-max", "m1max"),
-                                              ("m2ultra", "m2ultra"), ("Apple M2 Ultra", "m2ultra"), ("m1", "m1"),
-                                              ("A17 Pro", "a17"), ("a14", "a14"), ("m4_pro", "m4pro")])
+@pytest.mark.parametrize(
+    "spelling,chip_id",
+    [
+        ("M1 Max", "m1max"),
+        ("m1max", "m1max"),
+        ("m1-max", "m1max"),
+        ("m2ultra", "m2ultra"),
+        ("Apple M2 Ultra", "m2ultra"),
+        ("m1", "m1"),
+        ("A17 Pro", "a17"),
+        ("a14", "a14"),
+        ("m4_pro", "m4pro"),
+    ],
+)
 def test_parse_chip_keeps_variants(spelling, chip_id):
     assert parse_chip(spelling).id == chip_id
 
@@ -57,6 +69,7 @@ def conv_model(tmp_path, cin=256, cout=256, size=32, act=True, name="m.mlpackage
     def prog(x):
         y = mb.conv(x=x, weight=w(cout, cin, 3, 3), pad_type="same", name="conv")
         return mb.relu(x=y, name="act") if act else y
+
     return save(prog, tmp_path / name)
 
 
@@ -89,6 +102,7 @@ def two_convs(tmp_path, size):
     def prog(x):
         y = mb.relu(x=mb.conv(x=x, weight=w(256, 256, 3, 3), pad_type="same", name="first"))
         return mb.conv(x=y, weight=w(256, 256, 3, 3), pad_type="same", name="second")
+
     return save(prog, tmp_path / f"two{size}.mlpackage")
 
 
@@ -113,8 +127,10 @@ def test_weight_streaming_scales_with_the_chips_measured_ane_bandwidth():
 
     with tempfile.TemporaryDirectory() as d:
         path = save(prog, Path(d) / "head.mlpackage")
-        times = {c: by_name(anedoctor.check(path, chip=c, compute_units="cpu_and_ne", os="macos15"), "head")
-                 for c in ("m1max", "m4")}
+        times = {
+            c: by_name(anedoctor.check(path, chip=c, compute_units="cpu_and_ne", os="macos15"), "head")
+            for c in ("m1max", "m4")
+        }
     assert times["m1max"].device == times["m4"].device == "ane"
     assert times["m1max"].bound == times["m4"].bound == "weights"
     ratio = times["m1max"].time_ms / times["m4"].time_ms  # SoCs: 400 vs 120 GB/s; the ANEs: 54.6 vs 64.2 GB/s
@@ -135,9 +151,11 @@ def test_whole_model_latency_is_ops_plus_launches_plus_switches(tmp_path):
 def masked_model(tmp_path):
     """An fp16 conv chain listed before an int32 mask's cast, which joins the chain half-way (as
     coremltools lists DistilBERT's attention-mask ops after layer 1's convs)."""
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, 16, 16)),
-                             mb.TensorSpec(shape=(1, 1, 16, 16), dtype=types.int32)],
-                opset_version=ct.target.iOS17)
+
+    @mb.program(
+        input_specs=[mb.TensorSpec(shape=(1, 256, 16, 16)), mb.TensorSpec(shape=(1, 1, 16, 16), dtype=types.int32)],
+        opset_version=ct.target.iOS17,
+    )
     def prog(x, mask):
         for i in range(4):
             x = mb.relu(x=mb.conv(x=x, weight=w(256, 256, 3, 3), pad_type="same"), name=f"first{i}")
@@ -146,6 +164,7 @@ def masked_model(tmp_path):
         for i in range(4):
             x = mb.relu(x=mb.conv(x=x, weight=w(256, 256, 3, 3), pad_type="same"), name=f"second{i}")
         return x
+
     return save(prog, tmp_path / "masked.mlpackage")
 
 
@@ -167,5 +186,6 @@ def test_independent_cpu_ops_are_scheduled_so_the_ane_run_stays_whole(tmp_path):
 def test_a_chain_keeps_its_listed_order(tmp_path):
     path = conv_model(tmp_path)
     report = anedoctor.check(path, chip="m4")
-    assert [p.op.name for p in report.placements] == [op.name for op in anedoctor.load(path).graphs[0].ops
-                                                       if not op.type.startswith("constexpr_")]
+    assert [p.op.name for p in report.placements] == [
+        op.name for op in anedoctor.load(path).graphs[0].ops if not op.type.startswith("constexpr_")
+    ]

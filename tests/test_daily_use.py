@@ -1,5 +1,6 @@
 """Daily use (issue 12): outputs never over inputs, file modes, pipes, stdout, inputs in other formats,
 several models, settings from pyproject, rule selection, CI formats, root causes, the Python API."""
+
 from __future__ import annotations
 
 import json
@@ -29,10 +30,13 @@ def demo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
-    return sandwich(tmp_path_factory.mktemp("split") / "split.mlpackage", lambda x: mb.cumsum(x=x, axis=1, name="running_total"))
+    return sandwich(
+        tmp_path_factory.mktemp("split") / "split.mlpackage", lambda x: mb.cumsum(x=x, axis=1, name="running_total")
+    )
 
 
 # ---------------------------------------------------------------- outputs
+
 
 @pytest.mark.parametrize("where", ["the model", "inside the model"])
 def test_an_output_over_an_input_is_refused(split, tmp_path, where):
@@ -69,8 +73,11 @@ def test_outputs_honour_the_umask_and_keep_an_existing_mode(split, tmp_path):
 
 def test_a_closed_pipe_does_not_stop_the_other_outputs(split, tmp_path):
     out, html = tmp_path / "r.json", tmp_path / "r.html"
-    p = subprocess.Popen(CLI + ["check", str(split), "-v", "--json", str(out), "--html", str(html)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        CLI + ["check", str(split), "-v", "--json", str(out), "--html", str(html)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     p.stdout.read(20)
     p.stdout.close()  # what `| head -c 20` does
     _, err = p.communicate(timeout=300)
@@ -107,6 +114,7 @@ def test_npz_outputs_may_have_any_name(tmp_path):
 
 # ---------------------------------------------------------------- inputs
 
+
 @pytest.fixture(scope="module")
 def torch_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("torch")
@@ -141,6 +149,7 @@ def test_a_folder_holding_one_model_suggests_it(split):
 
 # ---------------------------------------------------------------- the command line
 
+
 def test_several_models_get_a_summary_table(demo, split, tmp_path):
     r = run("check", demo, split, "--json", tmp_path / "{name}.json", "--min-ane", "0.99")
     assert r.returncode == 1, r.stderr
@@ -164,12 +173,14 @@ def test_rule_selection_changes_the_prediction(demo):
 
 
 def test_project_settings_come_from_pyproject(split, tmp_path):
-    (tmp_path / "pyproject.toml").write_text('[tool.anedoctor]\ncompute_units = "cpu_and_ne"\nchip = "m1"\nmin_ane = 0.999\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.anedoctor]\ncompute_units = "cpu_and_ne"\nchip = "m1"\nmin_ane = 0.999\n'
+    )
     r = run("check", split, "--json", "r.json", cwd=tmp_path)
     d = json.loads((tmp_path / "r.json").read_text())
     assert d["compute_units"] == "cpu_and_ne" and d["chip"]["id"] == "m1" and r.returncode == 1
     assert run("check", split, "--min-ane", "0", cwd=tmp_path).returncode == 0  # the option wins
-    (tmp_path / "pyproject.toml").write_text('[tool.anedoctor]\nminimum_ane = 1\n')
+    (tmp_path / "pyproject.toml").write_text("[tool.anedoctor]\nminimum_ane = 1\n")
     bad = run("check", split, cwd=tmp_path)
     assert bad.returncode == 2 and "minimum_ane" in bad.stderr
 
@@ -193,13 +204,21 @@ def test_ci_formats(demo, tmp_path):
     assert suite.get("failures") == "1" and "FLOPs" in suite.find("testcase/failure").get("message")
     gh = run("check", demo, "--output-format", "github")
     lines = gh.stdout.strip().splitlines()
-    assert lines[0].startswith("::notice file=") and any(line.startswith("::warning") and "PA-11" in line for line in lines)
-    env_default = subprocess.run(CLI + ["check", str(demo)], capture_output=True, text=True,
-                                 env={**os.environ, "GITHUB_ACTIONS": "true"}, timeout=300)
+    assert lines[0].startswith("::notice file=") and any(
+        line.startswith("::warning") and "PA-11" in line for line in lines
+    )
+    env_default = subprocess.run(
+        CLI + ["check", str(demo)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GITHUB_ACTIONS": "true"},
+        timeout=300,
+    )
     assert env_default.stdout.startswith("::notice")
 
 
 # ---------------------------------------------------------------- what to fix first
+
 
 def test_root_causes_come_before_their_consequences(demo):
     report = anedoctor.check(demo)
@@ -216,12 +235,15 @@ def test_shares_never_exceed_the_whole_on_a_real_compiled_model():
 
 
 def test_advice_fits_the_compute_units(split):
-    fixes = {u: " ".join(c["fix"] for c in anedoctor.check(split, compute_units=u).to_dict()["causes"])
-             for u in ("all", "cpu_and_ne")}
+    fixes = {
+        u: " ".join(c["fix"] for c in anedoctor.check(split, compute_units=u).to_dict()["causes"])
+        for u in ("all", "cpu_and_ne")
+    }
     assert "cpu_and_ne" not in fixes["cpu_and_ne"]
 
 
 # ---------------------------------------------------------------- the Python API
+
 
 def test_api_returns_text_and_raises_key_error(split):
     report = anedoctor.check(split)
@@ -245,14 +267,28 @@ def test_an_mlmodels_compute_units_are_honoured(split):
 def test_every_public_function_and_method_is_documented_with_an_example():
     from anedoctor.report import Report
 
-    public = [anedoctor.check, anedoctor.gate, anedoctor.run, anedoctor.numerics, Report.render, Report.explain,
-              Report.device, Report.ops_table]
+    public = [
+        anedoctor.check,
+        anedoctor.gate,
+        anedoctor.run,
+        anedoctor.numerics,
+        Report.render,
+        Report.explain,
+        Report.device,
+        Report.ops_table,
+    ]
     assert [f.__qualname__ for f in public if ">>>" not in (f.__doc__ or "")] == []
     assert sys.modules["anedoctor"].__doc__
 
 
-@pytest.mark.parametrize("chip, os, says", [("a17", "ios15", "never ran ios15"), ("m4", "macos13", "never ran macos13"),
-                                            ("a17", "ios19", "there is no ios19")])
+@pytest.mark.parametrize(
+    "chip, os, says",
+    [
+        ("a17", "ios15", "never ran ios15"),
+        ("m4", "macos13", "never ran macos13"),
+        ("a17", "ios19", "there is no ios19"),
+    ],
+)
 def test_impossible_targets_are_refused(split, chip, os, says):
     with pytest.raises(anedoctor.ModelError, match=says):
         anedoctor.check(split, chip=chip, os=os)
@@ -270,8 +306,12 @@ def test_progress_shows_on_a_terminal_only(split):
     import pty
 
     main, secondary = pty.openpty()
-    proc = subprocess.Popen(CLI + ["check", str(split), "--json", os.devnull], stdout=subprocess.DEVNULL,
-                            stderr=secondary, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        CLI + ["check", str(split), "--json", os.devnull],
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(secondary)
     seen = b""
     while True:

@@ -1,4 +1,5 @@
 """anedoctor.estimate and the `estimate` / `chips` commands: totals, breakdown, compute units, JSON, HTML."""
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from anedoctor.hardware import CHIPS
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     """A conv backbone, a 17x17 conv the ANE cannot run (PA-1/PA-3), more convs: two ANE runs, one switch pair."""
+
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 128, 32, 32))], opset_version=ct.target.iOS17)
     def prog(x):
         for i in range(4):
@@ -23,13 +25,15 @@ def model_path(tmp_path_factory):
         for i in range(4):
             x = mb.relu(x=mb.conv(x=x, weight=w(128, 128, 3, 3), pad_type="same"), name=f"b{i}")
         return x
+
     return save(prog, tmp_path_factory.mktemp("est") / "est.mlpackage")
 
 
 @pytest.fixture(scope="module")
 def compared(model_path):
-    return anedoctor.estimate(model_path, chip="a17", os="ios17", compute_units="cpu_and_ne",
-                              compare_compute_units=True)
+    return anedoctor.estimate(
+        model_path, chip="a17", os="ios17", compute_units="cpu_and_ne", compare_compute_units=True
+    )
 
 
 def test_estimate_totals_add_up(compared):
@@ -72,8 +76,10 @@ def test_energy_is_labelled_an_estimate_per_device(compared):
 def test_faster_chip_is_estimated_faster(model_path):
     slow = anedoctor.estimate(model_path, chip="a14", os="ios17", compute_units="cpu_and_ne")
     fast = anedoctor.estimate(model_path, chip="m4", os="macos15", compute_units="cpu_and_ne")
-    compute = {e.report.target.chip.id: sum(p.time_ms for p in e.report.placements if p.bound == "compute")
-               for e in (slow, fast)}
+    compute = {
+        e.report.target.chip.id: sum(p.time_ms for p in e.report.placements if p.bound == "compute")
+        for e in (slow, fast)
+    }
     assert compute["a14"] > compute["m4"] * 1.5  # 11 vs 19 TFLOP/s fp16
 
 
@@ -92,8 +98,10 @@ def test_html_has_the_waterfall(compared, tmp_path):
 
 def test_cli_estimate_json_and_text(model_path, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["estimate", str(model_path), "--chip", "m1max", "--compare-compute-units",
-                                 "--json", str(tmp_path / "e.json")])
+    result = runner.invoke(
+        app,
+        ["estimate", str(model_path), "--chip", "m1max", "--compare-compute-units", "--json", str(tmp_path / "e.json")],
+    )
     assert result.exit_code == 0, result.output
     assert "ESTIMATE" in result.output and "cpu_and_gpu" in result.output
     d = json.loads((tmp_path / "e.json").read_text())

@@ -1,6 +1,7 @@
 """Executor: the zoo against torch eager, single-op semantics against coremltools' reference value
 inference or independent numpy/torch code, compressed weights, control flow, state, fp16 emulation
 mechanics, input handling, and bad input."""
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,13 @@ def program_model(path, build, shapes, target=ct.target.iOS17, dtypes=None, stat
     specs += [mb.StateTensorSpec(shape=s, dtype=types.fp16) for s in states]
     prog = mb.program(input_specs=specs, opset_version=target)(build)
     with contextlib.redirect_stderr(io.StringIO()):
-        model = ct.convert(prog, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32,
-                           pass_pipeline=ct.PassPipeline.EMPTY, minimum_deployment_target=target)
+        model = ct.convert(
+            prog,
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT32,
+            pass_pipeline=ct.PassPipeline.EMPTY,
+            minimum_deployment_target=target,
+        )
     model.save(str(path))
     return path
 
@@ -59,6 +65,7 @@ def tmp(tmp_path_factory):
 
 
 # ---------------------------------------------------------------- the zoo, fp32 against torch eager
+
 
 @pytest.mark.parametrize("name", list(ZOO))
 def test_zoo_fp32_matches_torch_eager(name, zoo_models):
@@ -78,7 +85,10 @@ def test_zoo_neuralnetwork_format_matches_torch(name, tmp):
     module, inputs = ZOO[name]()
     with torch.no_grad():
         traced, expected = torch.jit.trace(module, inputs), flat(module(*inputs))
-    specs = [ct.TensorType(name=n, shape=x.shape, dtype=x.numpy().dtype) for n, x in zip(input_names(name, len(inputs)), inputs)]
+    specs = [
+        ct.TensorType(name=n, shape=x.shape, dtype=x.numpy().dtype)
+        for n, x in zip(input_names(name, len(inputs)), inputs)
+    ]
     with contextlib.redirect_stderr(io.StringIO()):
         ml = ct.convert(traced, inputs=specs, convert_to="neuralnetwork")
     path = tmp / f"{name}.mlmodel"
@@ -99,7 +109,8 @@ ORACLE = {
     "acos": lambda x: mb.acos(x=mb.clip(x=x, alpha=-0.9, beta=0.9)),
     "asin": lambda x: mb.asin(x=mb.clip(x=x, alpha=-0.9, beta=0.9)),
     "atanh": lambda x: mb.atanh(x=mb.clip(x=x, alpha=-0.9, beta=0.9)),
-    "cosh": lambda x: mb.cosh(x=x), "sinh": lambda x: mb.sinh(x=x),
+    "cosh": lambda x: mb.cosh(x=x),
+    "sinh": lambda x: mb.sinh(x=x),
     "tan": lambda x: mb.tan(x=mb.clip(x=x, alpha=-1.2, beta=1.2)),
     "inverse": lambda x: mb.inverse(x=x, epsilon=1e-4),
     "threshold": lambda x: mb.threshold(x=x, alpha=0.1),
@@ -108,34 +119,55 @@ ORACLE = {
     "scaled_tanh": lambda x: mb.scaled_tanh(x=x, alpha=1.5, beta=0.7),
     "prelu": lambda x: mb.prelu(x=x, alpha=C([0.1, 0.2, 0.3], F32)),
     "softplus_parametric": lambda x: mb.softplus_parametric(x=x, alpha=C([0.5, 1, 2], F32), beta=C([1, 2, 0.5], F32)),
-    "relu6": lambda x: mb.relu6(x=mb.mul(x=x, y=4.0)), "softsign": lambda x: mb.softsign(x=x),
-    "elu": lambda x: mb.elu(x=x, alpha=0.5), "thresholded_relu": lambda x: mb.thresholded_relu(x=x, alpha=0.2),
+    "relu6": lambda x: mb.relu6(x=mb.mul(x=x, y=4.0)),
+    "softsign": lambda x: mb.softsign(x=x),
+    "elu": lambda x: mb.elu(x=x, alpha=0.5),
+    "thresholded_relu": lambda x: mb.thresholded_relu(x=x, alpha=0.2),
     "sigmoid_hard": lambda x: mb.sigmoid_hard(x=x, alpha=0.3, beta=0.4),
     "gelu_tanh": lambda x: mb.gelu(x=x, mode="TANH_APPROXIMATION"),
     "gelu_sigmoid": lambda x: mb.gelu(x=x, mode="SIGMOID_APPROXIMATION"),
-    "logical": lambda x: mb.cast(x=mb.logical_xor(x=mb.logical_and(x=mb.greater(x=x, y=0.0), y=mb.less(x=x, y=1.0)),
-                                                  y=mb.logical_or(x=mb.equal(x=x, y=0.0), y=mb.less_equal(x=x, y=-0.5))), dtype="int32"),
+    "logical": lambda x: mb.cast(
+        x=mb.logical_xor(
+            x=mb.logical_and(x=mb.greater(x=x, y=0.0), y=mb.less(x=x, y=1.0)),
+            y=mb.logical_or(x=mb.equal(x=x, y=0.0), y=mb.less_equal(x=x, y=-0.5)),
+        ),
+        dtype="int32",
+    ),
     "logical_not": lambda x: mb.cast(x=mb.logical_not(x=mb.greater(x=x, y=0.0)), dtype="int32"),
-    "mod": lambda x: mb.mod(x=x, y=0.7), "minimum": lambda x: mb.minimum(x=x, y=0.2),
+    "mod": lambda x: mb.mod(x=x, y=0.7),
+    "minimum": lambda x: mb.minimum(x=x, y=0.2),
     "floor_div": lambda x: mb.floor_div(x=x, y=0.3),
-    "reduce_prod": lambda x: mb.reduce_prod(x=x, axes=[3]), "reduce_l1": lambda x: mb.reduce_l1_norm(x=x, axes=[1, 2]),
+    "reduce_prod": lambda x: mb.reduce_prod(x=x, axes=[3]),
+    "reduce_l1": lambda x: mb.reduce_l1_norm(x=x, axes=[1, 2]),
     "reduce_log_sum": lambda x: mb.reduce_log_sum(x=mb.add(x=mb.abs(x=x), y=1.0), axes=[-1]),
     "reduce_sum_square": lambda x: mb.reduce_sum_square(x=x, axes=[2], keep_dims=True),
     "reduce_log_sum_exp": lambda x: mb.reduce_log_sum_exp(x=x, axes=[0, 3]),
     "reduce_argmax": lambda x: mb.reduce_argmax(x=x, axis=2, keep_dims=True),
     "l2_norm": lambda x: mb.l2_norm(x=x, epsilon=1e-6),
     "layer_norm_inner_axes": lambda x: mb.layer_norm(x=x, axes=[1, 3], epsilon=1e-5),
-    "layer_norm_affine": lambda x: mb.layer_norm(x=x, axes=[-1], gamma=np.linspace(0.5, 1.5, 6).astype(F32),
-                                                 beta=np.linspace(-1, 1, 6).astype(F32)),
+    "layer_norm_affine": lambda x: mb.layer_norm(
+        x=x, axes=[-1], gamma=np.linspace(0.5, 1.5, 6).astype(F32), beta=np.linspace(-1, 1, 6).astype(F32)
+    ),
     "gather_negative": lambda x: mb.gather(x=x, indices=C([[2, 0], [1, -1]], I32), axis=3),
     "gather_batch_dims": lambda x: mb.gather(x=x, indices=C([[2, 0], [1, 1]], I32), axis=1, batch_dims=1),
-    "gather_along_axis": lambda x: mb.gather_along_axis(x=x, indices=np.tile(C([0, 3, 1], I32).reshape(1, 1, 1, 3), (2, 3, 4, 1)), axis=3),
-    "scatter_along_axis": lambda x: mb.scatter_along_axis(data=x, indices=np.full((2, 3, 1, 6), 2, I32),
-                                                          updates=np.ones((2, 3, 1, 6), F32), axis=2, mode="update"),
+    "gather_along_axis": lambda x: mb.gather_along_axis(
+        x=x, indices=np.tile(C([0, 3, 1], I32).reshape(1, 1, 1, 3), (2, 3, 4, 1)), axis=3
+    ),
+    "scatter_along_axis": lambda x: mb.scatter_along_axis(
+        data=x, indices=np.full((2, 3, 1, 6), 2, I32), updates=np.ones((2, 3, 1, 6), F32), axis=2, mode="update"
+    ),
     "slice_by_size": lambda x: mb.slice_by_size(x=x, begin=[1, 0, 1, 2], size=[1, -1, 2, 3]),
-    "slice_negative_stride": lambda x: mb.slice_by_index(x=x, begin=[0, 2, -1, 1], end=[2, 0, 0, 5], stride=[1, -1, -2, 2],
-                                                         begin_mask=[True, False, False, False], end_mask=[False, True, True, False]),
-    "slice_squeeze": lambda x: mb.slice_by_index(x=x, begin=[1, 0, 2, 0], end=[2, 3, 3, 6], squeeze_mask=[True, False, True, False]),
+    "slice_negative_stride": lambda x: mb.slice_by_index(
+        x=x,
+        begin=[0, 2, -1, 1],
+        end=[2, 0, 0, 5],
+        stride=[1, -1, -2, 2],
+        begin_mask=[True, False, False, False],
+        end_mask=[False, True, True, False],
+    ),
+    "slice_squeeze": lambda x: mb.slice_by_index(
+        x=x, begin=[1, 0, 2, 0], end=[2, 3, 3, 6], squeeze_mask=[True, False, True, False]
+    ),
     "flatten2d": lambda x: mb.flatten2d(x=x, axis=2),
     "range_1d": lambda x: mb.range_1d(start=1.0, end=4.0, step=0.5),
     "shape": lambda x: mb.shape(x=x),
@@ -157,8 +189,12 @@ ORACLE = {
     "pad_replicate_3d": lambda x: mb.pad(x=x, pad=[1, 0, 1, 1, 2, 1], mode="replicate"),
     "pad_reflect": lambda x: mb.pad(x=x, pad=[2, 1], mode="reflect"),
     "reshape_zero": lambda x: mb.reshape(x=x, shape=[0, -1, 6]),
-    "sdpa_bool_mask": lambda x: mb.scaled_dot_product_attention(query=x, key=x, value=x, attn_mask=np.tril(np.ones((4, 4), bool))),
-    "sdpa_float_mask": lambda x: mb.scaled_dot_product_attention(query=x, key=x, value=x, attn_mask=np.triu(np.full((4, 4), -1e4, F32), 1)),
+    "sdpa_bool_mask": lambda x: mb.scaled_dot_product_attention(
+        query=x, key=x, value=x, attn_mask=np.tril(np.ones((4, 4), bool))
+    ),
+    "sdpa_float_mask": lambda x: mb.scaled_dot_product_attention(
+        query=x, key=x, value=x, attn_mask=np.triu(np.full((4, 4), -1e4, F32), 1)
+    ),
     "fill": lambda x: mb.fill(shape=[2, 3], value=2.5),
 }
 
@@ -170,13 +206,13 @@ def depth_to_space(x, b):  # TF DCR order, written as loops over the block
     out = np.zeros((n, c // (b * b), h * b, w * b), x.dtype)
     for i in range(b):
         for j in range(b):
-            out[:, :, i::b, j::b] = x[:, (i * b + j) * (c // (b * b)):(i * b + j + 1) * (c // (b * b))]
+            out[:, :, i::b, j::b] = x[:, (i * b + j) * (c // (b * b)) : (i * b + j + 1) * (c // (b * b))]
     return out
 
 
 def space_to_batch(x, bs, pads):
     x = np.pad(x, [(0, 0), (0, 0), tuple(pads[0]), tuple(pads[1])])
-    return np.concatenate([x[:, :, i::bs[0], j::bs[1]] for i in range(bs[0]) for j in range(bs[1])], 0)
+    return np.concatenate([x[:, :, i :: bs[0], j :: bs[1]] for i in range(bs[0]) for j in range(bs[1])], 0)
 
 
 def reverse_sequence(x, lengths):
@@ -201,81 +237,204 @@ def scatter_expected(mode):
 
 # checked against independent numpy / torch code (no coremltools value inference for these)
 EXPECT = {
-    "batch_norm": (lambda x: mb.batch_norm(x=x, mean=C([0.1, -0.2, 0.3], F32), variance=C([1, 2, 0.5], F32),
-                                           gamma=C([1, 0.5, 2], F32), beta=C([0, 0.1, -0.1], F32), epsilon=1e-3),
-                   lambda x: F.batch_norm(T(x), T(C([0.1, -0.2, 0.3], F32)), T(C([1, 2, 0.5], F32)), T(C([1, 0.5, 2], F32)),
-                                          T(C([0, 0.1, -0.1], F32)), eps=1e-3).numpy()),
-    "instance_norm": (lambda x: mb.instance_norm(x=x, gamma=C([1, 0.5, 2], F32), beta=C([0, 0.1, -0.1], F32), epsilon=1e-3),
-                      lambda x: F.instance_norm(T(x), weight=T(C([1, 0.5, 2], F32)), bias=T(C([0, 0.1, -0.1], F32)), eps=1e-3).numpy()),
-    "local_response_norm": (lambda x: mb.local_response_norm(x=x, size=3, alpha=0.2, beta=0.6, k=1.5),
-                            lambda x: F.local_response_norm(T(x), 3, 0.2, 0.6, 1.5).numpy()),
-    "gather_nd": (lambda x: mb.gather_nd(x=x, indices=C([[0, 1], [1, 2]], I32)), lambda x: np.stack([x[0, 1], x[1, 2]])),
-    "gather_nd_batch_dims": (lambda x: mb.gather_nd(x=x, indices=C([[[0, 1]], [[2, 3]]], I32), batch_dims=1),
-                             lambda x: np.stack([x[0, 0, 1], x[1, 2, 3]])[:, None]),
-    "scatter_update": (lambda x: mb.scatter(data=x, indices=C([3, 0], I32), updates=np.ones((2, 3, 2, 6), F32), axis=2, mode="update"),
-                       lambda x: scatter_expected("update")),
-    "scatter_add_duplicates": (lambda x: mb.scatter(data=x, indices=C([1, 1], I32), updates=np.ones((2, 2, 4, 6), F32), axis=1, mode="add"),
-                               lambda x: scatter_expected("add")),
-    "scatter_mul": (lambda x: mb.scatter(data=x, indices=C([1], I32), updates=np.full((1, 3, 4, 6), 2.0, F32), axis=0, mode="mul"),
-                    lambda x: scatter_expected("mul")),
-    "scatter_max": (lambda x: mb.scatter(data=x, indices=C([5, 2], I32), updates=np.zeros((2, 3, 4, 2), F32), axis=3, mode="max"),
-                    lambda x: scatter_expected("max")),
-    "scatter_nd": (lambda x: mb.scatter_nd(data=x, indices=C([[0, 1], [1, 2], [0, 1]], I32), updates=np.ones((3, 4, 6), F32), mode="add"),
-                   lambda x: x + np.add.reduce([np.eye(2)[i][:, None, None, None] * np.eye(3)[j][None, :, None, None]
-                                                for i, j in [(0, 1), (1, 2), (0, 1)]]).astype(F32)),
-    "concat_interleave": (lambda x: mb.concat(values=[x, mb.mul(x=x, y=2.0)], axis=1, interleave=True),
-                          lambda x: np.stack([x, 2 * x], 2).reshape(2, 6, 4, 6)),
-    "depth_to_space": (lambda x: mb.depth_to_space(x=mb.concat(values=[x, mb.mul(x=x, y=-1.0), mb.mul(x=x, y=2.0), x], axis=1), block_size=2),
-                       lambda x: depth_to_space(np.concatenate([x, -x, 2 * x, x], 1), 2)),
-    "space_to_depth": (lambda x: mb.space_to_depth(x=x, block_size=2),
-                       lambda x: np.concatenate([x[:, :, i::2, j::2] for i in range(2) for j in range(2)], 1)),
-    "pixel_unshuffle": (lambda x: mb.pixel_unshuffle(x=x, downscale_factor=np.uint32(2)), lambda x: F.pixel_unshuffle(T(x), 2).numpy()),
-    "pixel_shuffle": (lambda x: mb.pixel_shuffle(x=mb.concat(values=[x, x, mb.mul(x=x, y=-1.0), x], axis=1), upscale_factor=2),
-                      lambda x: F.pixel_shuffle(T(np.concatenate([x, x, -x, x], 1)), 2).numpy()),
-    "space_to_batch": (lambda x: mb.space_to_batch(x=x, block_shape=[2, 2], paddings=C([[0, 0], [1, 1]], I32)),
-                       lambda x: space_to_batch(x, (2, 2), [(0, 0), (1, 1)])),
-    "batch_to_space": (lambda x: mb.batch_to_space(x=mb.space_to_batch(x=x, block_shape=[2, 2], paddings=C([[0, 0], [1, 1]], I32)),
-                                                   block_shape=[2, 2], crops=C([[0, 0], [1, 1]], I32)), lambda x: x),
-    "reverse_sequence": (lambda x: mb.reverse_sequence(x=x, lengths=C([2, 4], I32), seq_axis=2, batch_axis=0),
-                         lambda x: reverse_sequence(x, [2, 4])),
-    "sliding_windows": (lambda x: mb.sliding_windows(x=x, axis=3, size=3, stride=2),
-                        lambda x: np.stack([x[..., i:i + 3] for i in (0, 2)], 3)),
-    "one_hot": (lambda x: mb.one_hot(indices=C([[0, 2], [1, 3]], I32), one_hot_vector_size=4, axis=1, on_value=5.0, off_value=-1.0),
-                lambda x: np.where(np.eye(4)[C([[0, 2], [1, 3]])].transpose(0, 2, 1) > 0, 5.0, -1.0)),
-    "cumsum_exclusive_reverse": (lambda x: mb.cumsum(x=x, axis=2, exclusive=True, reverse=True),
-                                 lambda x: np.flip(np.cumsum(np.flip(x, 2), 2), 2) - x),
+    "batch_norm": (
+        lambda x: mb.batch_norm(
+            x=x,
+            mean=C([0.1, -0.2, 0.3], F32),
+            variance=C([1, 2, 0.5], F32),
+            gamma=C([1, 0.5, 2], F32),
+            beta=C([0, 0.1, -0.1], F32),
+            epsilon=1e-3,
+        ),
+        lambda x: F.batch_norm(
+            T(x),
+            T(C([0.1, -0.2, 0.3], F32)),
+            T(C([1, 2, 0.5], F32)),
+            T(C([1, 0.5, 2], F32)),
+            T(C([0, 0.1, -0.1], F32)),
+            eps=1e-3,
+        ).numpy(),
+    ),
+    "instance_norm": (
+        lambda x: mb.instance_norm(x=x, gamma=C([1, 0.5, 2], F32), beta=C([0, 0.1, -0.1], F32), epsilon=1e-3),
+        lambda x: F.instance_norm(
+            T(x), weight=T(C([1, 0.5, 2], F32)), bias=T(C([0, 0.1, -0.1], F32)), eps=1e-3
+        ).numpy(),
+    ),
+    "local_response_norm": (
+        lambda x: mb.local_response_norm(x=x, size=3, alpha=0.2, beta=0.6, k=1.5),
+        lambda x: F.local_response_norm(T(x), 3, 0.2, 0.6, 1.5).numpy(),
+    ),
+    "gather_nd": (
+        lambda x: mb.gather_nd(x=x, indices=C([[0, 1], [1, 2]], I32)),
+        lambda x: np.stack([x[0, 1], x[1, 2]]),
+    ),
+    "gather_nd_batch_dims": (
+        lambda x: mb.gather_nd(x=x, indices=C([[[0, 1]], [[2, 3]]], I32), batch_dims=1),
+        lambda x: np.stack([x[0, 0, 1], x[1, 2, 3]])[:, None],
+    ),
+    "scatter_update": (
+        lambda x: mb.scatter(data=x, indices=C([3, 0], I32), updates=np.ones((2, 3, 2, 6), F32), axis=2, mode="update"),
+        lambda x: scatter_expected("update"),
+    ),
+    "scatter_add_duplicates": (
+        lambda x: mb.scatter(data=x, indices=C([1, 1], I32), updates=np.ones((2, 2, 4, 6), F32), axis=1, mode="add"),
+        lambda x: scatter_expected("add"),
+    ),
+    "scatter_mul": (
+        lambda x: mb.scatter(data=x, indices=C([1], I32), updates=np.full((1, 3, 4, 6), 2.0, F32), axis=0, mode="mul"),
+        lambda x: scatter_expected("mul"),
+    ),
+    "scatter_max": (
+        lambda x: mb.scatter(data=x, indices=C([5, 2], I32), updates=np.zeros((2, 3, 4, 2), F32), axis=3, mode="max"),
+        lambda x: scatter_expected("max"),
+    ),
+    "scatter_nd": (
+        lambda x: mb.scatter_nd(
+            data=x, indices=C([[0, 1], [1, 2], [0, 1]], I32), updates=np.ones((3, 4, 6), F32), mode="add"
+        ),
+        lambda x: (
+            x
+            + np.add.reduce(
+                [
+                    np.eye(2)[i][:, None, None, None] * np.eye(3)[j][None, :, None, None]
+                    for i, j in [(0, 1), (1, 2), (0, 1)]
+                ]
+            ).astype(F32)
+        ),
+    ),
+    "concat_interleave": (
+        lambda x: mb.concat(values=[x, mb.mul(x=x, y=2.0)], axis=1, interleave=True),
+        lambda x: np.stack([x, 2 * x], 2).reshape(2, 6, 4, 6),
+    ),
+    "depth_to_space": (
+        lambda x: mb.depth_to_space(
+            x=mb.concat(values=[x, mb.mul(x=x, y=-1.0), mb.mul(x=x, y=2.0), x], axis=1), block_size=2
+        ),
+        lambda x: depth_to_space(np.concatenate([x, -x, 2 * x, x], 1), 2),
+    ),
+    "space_to_depth": (
+        lambda x: mb.space_to_depth(x=x, block_size=2),
+        lambda x: np.concatenate([x[:, :, i::2, j::2] for i in range(2) for j in range(2)], 1),
+    ),
+    "pixel_unshuffle": (
+        lambda x: mb.pixel_unshuffle(x=x, downscale_factor=np.uint32(2)),
+        lambda x: F.pixel_unshuffle(T(x), 2).numpy(),
+    ),
+    "pixel_shuffle": (
+        lambda x: mb.pixel_shuffle(x=mb.concat(values=[x, x, mb.mul(x=x, y=-1.0), x], axis=1), upscale_factor=2),
+        lambda x: F.pixel_shuffle(T(np.concatenate([x, x, -x, x], 1)), 2).numpy(),
+    ),
+    "space_to_batch": (
+        lambda x: mb.space_to_batch(x=x, block_shape=[2, 2], paddings=C([[0, 0], [1, 1]], I32)),
+        lambda x: space_to_batch(x, (2, 2), [(0, 0), (1, 1)]),
+    ),
+    "batch_to_space": (
+        lambda x: mb.batch_to_space(
+            x=mb.space_to_batch(x=x, block_shape=[2, 2], paddings=C([[0, 0], [1, 1]], I32)),
+            block_shape=[2, 2],
+            crops=C([[0, 0], [1, 1]], I32),
+        ),
+        lambda x: x,
+    ),
+    "reverse_sequence": (
+        lambda x: mb.reverse_sequence(x=x, lengths=C([2, 4], I32), seq_axis=2, batch_axis=0),
+        lambda x: reverse_sequence(x, [2, 4]),
+    ),
+    "sliding_windows": (
+        lambda x: mb.sliding_windows(x=x, axis=3, size=3, stride=2),
+        lambda x: np.stack([x[..., i : i + 3] for i in (0, 2)], 3),
+    ),
+    "one_hot": (
+        lambda x: mb.one_hot(
+            indices=C([[0, 2], [1, 3]], I32), one_hot_vector_size=4, axis=1, on_value=5.0, off_value=-1.0
+        ),
+        lambda x: np.where(np.eye(4)[C([[0, 2], [1, 3]])].transpose(0, 2, 1) > 0, 5.0, -1.0),
+    ),
+    "cumsum_exclusive_reverse": (
+        lambda x: mb.cumsum(x=x, axis=2, exclusive=True, reverse=True),
+        lambda x: np.flip(np.cumsum(np.flip(x, 2), 2), 2) - x,
+    ),
     "crop": (lambda x: mb.crop(x=x, crop_height=[1, 2], crop_width=[0, 3]), lambda x: x[:, :, 1:2, 0:3]),
-    "resize_bilinear_align": (lambda x: mb.resize_bilinear(x=x, target_size_height=7, target_size_width=9, sampling_mode="ALIGN_CORNERS"),
-                              lambda x: F.interpolate(T(x), (7, 9), mode="bilinear", align_corners=True).numpy()),
-    "resize_bilinear_half_pixel": (lambda x: mb.resize_bilinear(x=x, target_size_height=7, target_size_width=9, sampling_mode="UNALIGN_CORNERS"),
-                                   lambda x: F.interpolate(T(x), (7, 9), mode="bilinear", align_corners=False).numpy()),
-    "upsample_bilinear_align": (lambda x: mb.upsample_bilinear(x=x, scale_factor_height=2, scale_factor_width=3, align_corners=True),
-                                lambda x: F.interpolate(T(x), (8, 18), mode="bilinear", align_corners=True).numpy()),
-    "resize_nearest": (lambda x: mb.resize_nearest_neighbor(x=x, target_size_height=6, target_size_width=4),
-                       lambda x: F.interpolate(T(x), (6, 4), mode="nearest").numpy()),
-    "upsample_nearest_fraction": (lambda x: mb.upsample_nearest_neighbor(x=x, scale_factor_height=1.5, scale_factor_width=2.0),
-                                  lambda x: F.interpolate(T(x), scale_factor=(1.5, 2.0), mode="nearest").numpy()),
-    "max_pool_same": (lambda x: mb.max_pool(x=x, kernel_sizes=[3, 3], strides=[2, 2], pad_type="same"),
-                      lambda x: F.max_pool2d(F.pad(T(x), (0, 1, 0, 1), value=-np.inf), 3, 2).numpy()),
-    "max_pool_ceil": (lambda x: mb.max_pool(x=x, kernel_sizes=[3, 2], strides=[2, 2], pad_type="valid", ceil_mode=True),
-                      lambda x: F.max_pool2d(T(x), (3, 2), 2, ceil_mode=True).numpy()),
-    "avg_pool_same_exclude": (lambda x: mb.avg_pool(x=x, kernel_sizes=[3, 3], strides=[1, 1], pad_type="same", exclude_padding_from_average=True),
-                              lambda x: F.avg_pool2d(T(x), 3, 1, 1, count_include_pad=False).numpy()),
-    "l2_pool": (lambda x: mb.l2_pool(x=x, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid"),
-                lambda x: F.lp_pool2d(T(x), 2, 2, 2).numpy()),
-    "conv_same_stride2": (lambda x: mb.conv(x=x, weight=np.linspace(-1, 1, 54).astype(F32).reshape(2, 3, 3, 3), strides=[2, 2], pad_type="same"),
-                          lambda x: F.conv2d(F.pad(T(x), (0, 1, 0, 1)), T(np.linspace(-1, 1, 54).astype(F32).reshape(2, 3, 3, 3)), stride=2).numpy()),
-    "conv_same_lower_dilated": (lambda x: mb.conv(x=x, weight=np.linspace(-1, 1, 24).astype(F32).reshape(2, 3, 2, 2), dilations=[1, 2], pad_type="same_lower"),
-                                lambda x: F.conv2d(F.pad(T(x), (1, 1, 1, 0)), T(np.linspace(-1, 1, 24).astype(F32).reshape(2, 3, 2, 2)), dilation=(1, 2)).numpy()),
-    "conv_transpose_output_shape": (lambda x: mb.conv_transpose(x=x, weight=np.linspace(-1, 1, 54).astype(F32).reshape(3, 2, 3, 3), strides=[2, 2],
-                                                                pad_type="custom", pad=[1, 1, 1, 1], output_shape=[2, 2, 8, 12]),
-                                    lambda x: F.conv_transpose2d(T(x), T(np.linspace(-1, 1, 54).astype(F32).reshape(3, 2, 3, 3)), stride=2, padding=1,
-                                                                 output_padding=1).numpy()),
-    "linear_no_bias": (lambda x: mb.linear(x=x, weight=np.linspace(-1, 1, 30).astype(F32).reshape(5, 6)),
-                       lambda x: x @ np.linspace(-1, 1, 30).astype(F32).reshape(5, 6).T),
-    "quantize_roundtrip": (lambda x: mb.dequantize(input=mb.quantize(input=x, scale=F32(0.05), zero_point=np.int8(3), output_dtype="int8"),
-                                                   scale=F32(0.05), zero_point=np.int8(3)),
-                           lambda x: (np.clip(np.round(x / 0.05) + 3, -128, 127) - 3) * F32(0.05)),
+    "resize_bilinear_align": (
+        lambda x: mb.resize_bilinear(x=x, target_size_height=7, target_size_width=9, sampling_mode="ALIGN_CORNERS"),
+        lambda x: F.interpolate(T(x), (7, 9), mode="bilinear", align_corners=True).numpy(),
+    ),
+    "resize_bilinear_half_pixel": (
+        lambda x: mb.resize_bilinear(x=x, target_size_height=7, target_size_width=9, sampling_mode="UNALIGN_CORNERS"),
+        lambda x: F.interpolate(T(x), (7, 9), mode="bilinear", align_corners=False).numpy(),
+    ),
+    "upsample_bilinear_align": (
+        lambda x: mb.upsample_bilinear(x=x, scale_factor_height=2, scale_factor_width=3, align_corners=True),
+        lambda x: F.interpolate(T(x), (8, 18), mode="bilinear", align_corners=True).numpy(),
+    ),
+    "resize_nearest": (
+        lambda x: mb.resize_nearest_neighbor(x=x, target_size_height=6, target_size_width=4),
+        lambda x: F.interpolate(T(x), (6, 4), mode="nearest").numpy(),
+    ),
+    "upsample_nearest_fraction": (
+        lambda x: mb.upsample_nearest_neighbor(x=x, scale_factor_height=1.5, scale_factor_width=2.0),
+        lambda x: F.interpolate(T(x), scale_factor=(1.5, 2.0), mode="nearest").numpy(),
+    ),
+    "max_pool_same": (
+        lambda x: mb.max_pool(x=x, kernel_sizes=[3, 3], strides=[2, 2], pad_type="same"),
+        lambda x: F.max_pool2d(F.pad(T(x), (0, 1, 0, 1), value=-np.inf), 3, 2).numpy(),
+    ),
+    "max_pool_ceil": (
+        lambda x: mb.max_pool(x=x, kernel_sizes=[3, 2], strides=[2, 2], pad_type="valid", ceil_mode=True),
+        lambda x: F.max_pool2d(T(x), (3, 2), 2, ceil_mode=True).numpy(),
+    ),
+    "avg_pool_same_exclude": (
+        lambda x: mb.avg_pool(
+            x=x, kernel_sizes=[3, 3], strides=[1, 1], pad_type="same", exclude_padding_from_average=True
+        ),
+        lambda x: F.avg_pool2d(T(x), 3, 1, 1, count_include_pad=False).numpy(),
+    ),
+    "l2_pool": (
+        lambda x: mb.l2_pool(x=x, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid"),
+        lambda x: F.lp_pool2d(T(x), 2, 2, 2).numpy(),
+    ),
+    "conv_same_stride2": (
+        lambda x: mb.conv(
+            x=x, weight=np.linspace(-1, 1, 54).astype(F32).reshape(2, 3, 3, 3), strides=[2, 2], pad_type="same"
+        ),
+        lambda x: F.conv2d(
+            F.pad(T(x), (0, 1, 0, 1)), T(np.linspace(-1, 1, 54).astype(F32).reshape(2, 3, 3, 3)), stride=2
+        ).numpy(),
+    ),
+    "conv_same_lower_dilated": (
+        lambda x: mb.conv(
+            x=x, weight=np.linspace(-1, 1, 24).astype(F32).reshape(2, 3, 2, 2), dilations=[1, 2], pad_type="same_lower"
+        ),
+        lambda x: F.conv2d(
+            F.pad(T(x), (1, 1, 1, 0)), T(np.linspace(-1, 1, 24).astype(F32).reshape(2, 3, 2, 2)), dilation=(1, 2)
+        ).numpy(),
+    ),
+    "conv_transpose_output_shape": (
+        lambda x: mb.conv_transpose(
+            x=x,
+            weight=np.linspace(-1, 1, 54).astype(F32).reshape(3, 2, 3, 3),
+            strides=[2, 2],
+            pad_type="custom",
+            pad=[1, 1, 1, 1],
+            output_shape=[2, 2, 8, 12],
+        ),
+        lambda x: F.conv_transpose2d(
+            T(x), T(np.linspace(-1, 1, 54).astype(F32).reshape(3, 2, 3, 3)), stride=2, padding=1, output_padding=1
+        ).numpy(),
+    ),
+    "linear_no_bias": (
+        lambda x: mb.linear(x=x, weight=np.linspace(-1, 1, 30).astype(F32).reshape(5, 6)),
+        lambda x: x @ np.linspace(-1, 1, 30).astype(F32).reshape(5, 6).T,
+    ),
+    "quantize_roundtrip": (
+        lambda x: mb.dequantize(
+            input=mb.quantize(input=x, scale=F32(0.05), zero_point=np.int8(3), output_dtype="int8"),
+            scale=F32(0.05),
+            zero_point=np.int8(3),
+        ),
+        lambda x: (np.clip(np.round(x / 0.05) + 3, -128, 127) - 3) * F32(0.05),
+    ),
 }
 
 
@@ -287,12 +446,14 @@ def build_reference(cases):
         for k, f in cases.items():
             out[k] = np.asarray(f(X.copy()).val)
         return d
+
     return out
 
 
 def outputs_of(cases):
     def build(x):
         return tuple(mb.identity(x=f(x), name=k) for k, f in cases.items())
+
     return build
 
 
@@ -302,7 +463,9 @@ def op_models(tmp):
     oracle = build_reference(ORACLE)
     models = {}
     for label, cases in (("oracle", ORACLE), ("numpy", {k: v[0] for k, v in EXPECT.items()})):
-        models[label] = program_model(tmp / f"ops_{label}.mlpackage", outputs_of(cases), [X.shape], target=ct.target.iOS18)
+        models[label] = program_model(
+            tmp / f"ops_{label}.mlpackage", outputs_of(cases), [X.shape], target=ct.target.iOS18
+        )
     expected = {**oracle, **{k: v[1](X.copy()) for k, v in EXPECT.items()}}
     return models, expected
 
@@ -327,8 +490,19 @@ def test_single_ops_match_reference_semantics(label, op_models):
 def test_single_ops_run_in_fp16_emulation(accumulator, op_models):
     """Every op also runs through its ANE path; smooth ops stay within fp16 error of fp32."""
     models, _ = op_models
-    rough = {"mod", "floor_div", "cast_int", "argsort_ascending", "reduce_argmax", "logical", "logical_not", "quantize_roundtrip",
-             "inverse", "tan", "reduce_prod"}  # discontinuous, or amplify input rounding
+    rough = {
+        "mod",
+        "floor_div",
+        "cast_int",
+        "argsort_ascending",
+        "reduce_argmax",
+        "logical",
+        "logical_not",
+        "quantize_roundtrip",
+        "inverse",
+        "tan",
+        "reduce_prod",
+    }  # discontinuous, or amplify input rounding
     for label in models:
         ref = run(models[label], {"x": X}).outputs
         emu = run(models[label], {"x": X}, precision="fp16", devices="ane", accumulator=accumulator).outputs
@@ -341,9 +515,14 @@ def test_recurrent_ops_match_torch(tmp):
     torch.manual_seed(0)
     lstm, gru, rnn = torch.nn.LSTM(4, 5, bidirectional=True), torch.nn.GRU(4, 5), torch.nn.RNN(4, 5)
     x = torch.randn(6, 2, 4)
-    sd = {k: v.detach().numpy() for k, v in {**{f"l.{k}": v for k, v in lstm.state_dict().items()},
-                                              **{f"g.{k}": v for k, v in gru.state_dict().items()},
-                                              **{f"r.{k}": v for k, v in rnn.state_dict().items()}}.items()}
+    sd = {
+        k: v.detach().numpy()
+        for k, v in {
+            **{f"l.{k}": v for k, v in lstm.state_dict().items()},
+            **{f"g.{k}": v for k, v in gru.state_dict().items()},
+            **{f"r.{k}": v for k, v in rnn.state_dict().items()},
+        }.items()
+    }
 
     def ifoz(w):  # torch gate order i, f, g, o -> MIL i, f, o, z
         i, f, g, o = np.split(w, 4)
@@ -355,15 +534,37 @@ def test_recurrent_ops_match_torch(tmp):
 
     def build(x):
         zeros = np.zeros((2, 10), F32)
-        ly, lh, lc = mb.lstm(x=x, initial_h=zeros, initial_c=zeros, direction="bidirectional", output_sequence=True,
-                             weight_ih=ifoz(sd["l.weight_ih_l0"]), weight_hh=ifoz(sd["l.weight_hh_l0"]),
-                             bias=ifoz(sd["l.bias_ih_l0"] + sd["l.bias_hh_l0"]),
-                             weight_ih_back=ifoz(sd["l.weight_ih_l0_reverse"]), weight_hh_back=ifoz(sd["l.weight_hh_l0_reverse"]),
-                             bias_back=ifoz(sd["l.bias_ih_l0_reverse"] + sd["l.bias_hh_l0_reverse"]))
-        gy, gh = mb.gru(x=x, initial_h=zeros[:, :5], weight_ih=roz(sd["g.weight_ih_l0"]), weight_hh=roz(sd["g.weight_hh_l0"]),
-                        bias=roz(sd["g.bias_hh_l0"]), input_bias=roz(sd["g.bias_ih_l0"]), reset_after=True, output_sequence=True)
-        ry, rh = mb.rnn(x=x, initial_h=zeros[:, :5], weight_ih=sd["r.weight_ih_l0"], weight_hh=sd["r.weight_hh_l0"],
-                        bias=sd["r.bias_ih_l0"] + sd["r.bias_hh_l0"], output_sequence=True)
+        ly, lh, lc = mb.lstm(
+            x=x,
+            initial_h=zeros,
+            initial_c=zeros,
+            direction="bidirectional",
+            output_sequence=True,
+            weight_ih=ifoz(sd["l.weight_ih_l0"]),
+            weight_hh=ifoz(sd["l.weight_hh_l0"]),
+            bias=ifoz(sd["l.bias_ih_l0"] + sd["l.bias_hh_l0"]),
+            weight_ih_back=ifoz(sd["l.weight_ih_l0_reverse"]),
+            weight_hh_back=ifoz(sd["l.weight_hh_l0_reverse"]),
+            bias_back=ifoz(sd["l.bias_ih_l0_reverse"] + sd["l.bias_hh_l0_reverse"]),
+        )
+        gy, gh = mb.gru(
+            x=x,
+            initial_h=zeros[:, :5],
+            weight_ih=roz(sd["g.weight_ih_l0"]),
+            weight_hh=roz(sd["g.weight_hh_l0"]),
+            bias=roz(sd["g.bias_hh_l0"]),
+            input_bias=roz(sd["g.bias_ih_l0"]),
+            reset_after=True,
+            output_sequence=True,
+        )
+        ry, rh = mb.rnn(
+            x=x,
+            initial_h=zeros[:, :5],
+            weight_ih=sd["r.weight_ih_l0"],
+            weight_hh=sd["r.weight_hh_l0"],
+            bias=sd["r.bias_ih_l0"] + sd["r.bias_hh_l0"],
+            output_sequence=True,
+        )
         return ly, lh, gy, ry
 
     path = program_model(tmp / "recurrent.mlpackage", build, [(6, 2, 4)], target=ct.target.iOS18)
@@ -377,11 +578,15 @@ def test_recurrent_ops_match_torch(tmp):
 
 def test_control_flow_and_state(tmp):
     """cond, while_loop and read/write state (an accumulator kept across calls)."""
+
     def build(x, s):
         positive = mb.greater(x=mb.reduce_sum(x=x), y=0.0)
         branch = mb.cond(pred=positive, _true_fn=lambda: mb.mul(x=x, y=2.0), _false_fn=lambda: mb.sub(x=x, y=1.0))
-        _, looped = mb.while_loop(_cond=lambda i, v: mb.less(x=i, y=5), _body=lambda i, v: (mb.add(x=i, y=1), mb.mul(x=v, y=1.5)),
-                                  loop_vars=(np.int32(0), x))
+        _, looped = mb.while_loop(
+            _cond=lambda i, v: mb.less(x=i, y=5),
+            _body=lambda i, v: (mb.add(x=i, y=1), mb.mul(x=v, y=1.5)),
+            loop_vars=(np.int32(0), x),
+        )
         total = mb.add(x=mb.cast(x=mb.read_state(input=s), dtype="fp32"), y=x)
         mb.coreml_update_state(state=s, value=mb.cast(x=total, dtype="fp16"))
         return branch, looped, total
@@ -390,7 +595,7 @@ def test_control_flow_and_state(tmp):
     x = np.array([[1, 2, 3], [-1, 0.5, 0]], F32)
     res = run(path, {"x": x})
     branch, looped, total = res.outputs.values()
-    assert np.allclose(branch, x * 2) and np.allclose(looped, x * 1.5 ** 5) and np.allclose(total, x)
+    assert np.allclose(branch, x * 2) and np.allclose(looped, x * 1.5**5) and np.allclose(total, x)
     assert np.allclose(res.states["s"], x, atol=1e-3)
     again = run(path, {"x": -x, "s": res.states["s"]})  # state carried over by the caller
     assert np.allclose(list(again.outputs.values())[0], -x - 1) and np.allclose(again.states["s"], 0, atol=1e-3)
@@ -409,8 +614,16 @@ COMPRESSIONS = {
     "lut4_ios16": ("iOS16", "palettize_weights", dict(mode="uniform", nbits=4)),
     "affine8_ios16": ("iOS16", "linear_quantize_weights", dict(mode="linear_symmetric")),
     "sparse_ios16": ("iOS16", "prune_weights", dict(target_sparsity=0.5)),
-    "blockwise_int4_ios18": ("iOS18", "linear_quantize_weights", dict(mode="linear", dtype="int4", granularity="per_block", block_size=8)),
-    "lut3_grouped_ios18": ("iOS18", "palettize_weights", dict(mode="uniform", nbits=3, granularity="per_grouped_channel", group_size=4)),
+    "blockwise_int4_ios18": (
+        "iOS18",
+        "linear_quantize_weights",
+        dict(mode="linear", dtype="int4", granularity="per_block", block_size=8),
+    ),
+    "lut3_grouped_ios18": (
+        "iOS18",
+        "palettize_weights",
+        dict(mode="uniform", nbits=3, granularity="per_grouped_channel", group_size=4),
+    ),
     "sparse_ios18": ("iOS18", "prune_weights", dict(target_sparsity=0.5)),
 }
 
@@ -421,8 +634,11 @@ def test_compressed_weights_decompress_exactly(name, resnet_path, tmp):
     import coremltools.optimize.coreml as cto
 
     target, fn, kw = COMPRESSIONS[name]
-    config = {"palettize_weights": cto.OpPalettizerConfig, "linear_quantize_weights": cto.OpLinearQuantizerConfig,
-              "prune_weights": cto.OpMagnitudePrunerConfig}[fn](weight_threshold=64, **kw)
+    config = {
+        "palettize_weights": cto.OpPalettizerConfig,
+        "linear_quantize_weights": cto.OpLinearQuantizerConfig,
+        "prune_weights": cto.OpMagnitudePrunerConfig,
+    }[fn](weight_threshold=64, **kw)
     ml = ct.models.MLModel(str(resnet_path[target]), skip_model_load=True)
     with contextlib.redirect_stderr(io.StringIO()):
         compressed = getattr(cto, fn)(ml, cto.OptimizationConfig(global_config=config))
@@ -436,6 +652,7 @@ def test_compressed_weights_decompress_exactly(name, resnet_path, tmp):
 
 
 # ---------------------------------------------------------------- fp16 emulation mechanics
+
 
 def test_fp16_emulation_rounds_and_overflows_per_device(tmp):
     path = program_model(tmp / "scale.mlpackage", lambda x: mb.mul(x=x, y=1000.0, name="big"), [(4,)])
@@ -451,6 +668,7 @@ def test_fp16_emulation_rounds_and_overflows_per_device(tmp):
 def test_fp16_emulation_honours_casts_but_fp32_ignores_them(tmp):
     def build(x):
         return mb.cast(x=mb.cast(x=x, dtype="fp16"), dtype="fp32")
+
     path = program_model(tmp / "casts.mlpackage", build, [(3,)])
     x = np.array([0.1, 1e5, 3.14159], F32)
     assert np.array_equal(next(iter(run(path, {"x": x}).outputs.values())), x)
@@ -466,7 +684,7 @@ def test_fp16_accumulator_setting_changes_long_sums(tmp):
     exact = float(x.astype(np.float16).astype(np.float64).sum())
     wide = next(iter(run(path, {"x": x}, precision="fp16", devices="ane").outputs.values()))[0, 0]
     narrow = next(iter(run(path, {"x": x}, precision="fp16", devices="ane", accumulator="fp16").outputs.values()))[0, 0]
-    assert abs(wide - exact) <= exact * 2 ** -10 < abs(narrow - exact)
+    assert abs(wide - exact) <= exact * 2**-10 < abs(narrow - exact)
 
 
 def test_devices_mapping_and_report(zoo_models):
@@ -481,20 +699,27 @@ def test_devices_mapping_and_report(zoo_models):
 
 # ---------------------------------------------------------------- inputs and outputs
 
+
 def test_generated_inputs_follow_the_description(zoo_models, tmp):
     bert = load(zoo_models("bert"))
     feeds = generate_inputs(bert, seed=3)
     assert feeds["ids"].dtype == np.int32 and feeds["ids"].max() < 100  # bounded by the embedding it indexes
-    assert np.array_equal(run(bert, seed=3).outputs[next(iter(bert.graphs[0].outputs)).name],
-                          run(bert, feeds).outputs[next(iter(bert.graphs[0].outputs)).name])
+    assert np.array_equal(
+        run(bert, seed=3).outputs[next(iter(bert.graphs[0].outputs)).name],
+        run(bert, feeds).outputs[next(iter(bert.graphs[0].outputs)).name],
+    )
     module, (x,) = ZOO["mobilenetv2"]()
     with torch.no_grad():
         traced = torch.jit.trace(module, (x,))
     with contextlib.redirect_stderr(io.StringIO()):
-        ml = ct.convert(traced, inputs=[ct.ImageType(name="image", shape=x.shape, scale=1 / 255)], convert_to="mlprogram")
+        ml = ct.convert(
+            traced, inputs=[ct.ImageType(name="image", shape=x.shape, scale=1 / 255)], convert_to="mlprogram"
+        )
     ml.save(str(tmp / "image.mlpackage"))
     image = generate_inputs(tmp / "image.mlpackage")["image"]
-    assert image.shape == (1, 3, 64, 64) and image.min() >= 0 and image.max() <= 255 and np.all(image == np.round(image))
+    assert (
+        image.shape == (1, 3, 64, 64) and image.min() >= 0 and image.max() <= 255 and np.all(image == np.round(image))
+    )
     assert run(tmp / "image.mlpackage").outputs
 
 
@@ -521,18 +746,28 @@ def test_torch_module_runs_through_the_converter():
 
 # ---------------------------------------------------------------- bad input
 
+
 @pytest.fixture(scope="module")
 def small(zoo_models):
     return zoo_models("resnet")
 
 
-@pytest.mark.parametrize("inputs,message", [
-    ({"y": X}, "unknown input 'y'; the model's inputs are: x"),
-    ({"x": np.zeros((1, 3, 32, 32), F32)}, "input 'x': shape (1, 3, 32, 32) does not match the model's fp32[1,3,64,64]"),
-    ({"x": np.zeros((1, 3, 64, 64), np.complex64)}, "input 'x': dtype complex64 does not fit the model's fp32 input"),
-    ({"x": np.array([["a"]])}, "dtype <U1 does not fit"),
-    ({}, "missing input 'x'"),
-])
+@pytest.mark.parametrize(
+    "inputs,message",
+    [
+        ({"y": X}, "unknown input 'y'; the model's inputs are: x"),
+        (
+            {"x": np.zeros((1, 3, 32, 32), F32)},
+            "input 'x': shape (1, 3, 32, 32) does not match the model's fp32[1,3,64,64]",
+        ),
+        (
+            {"x": np.zeros((1, 3, 64, 64), np.complex64)},
+            "input 'x': dtype complex64 does not fit the model's fp32 input",
+        ),
+        ({"x": np.array([["a"]])}, "dtype <U1 does not fit"),
+        ({}, "missing input 'x'"),
+    ],
+)
 def test_bad_inputs_are_one_line_model_errors(small, inputs, message):
     with pytest.raises(ModelError) as e:
         run(small, inputs)
@@ -548,14 +783,19 @@ def test_missing_weight_file(small, tmp):
     broken = tmp / "broken.mlpackage"
     shutil.copytree(small, broken)
     next(broken.rglob("weight.bin")).unlink()
-    with pytest.raises(ModelError, match=r"op '.*' \(conv\), input '(weight|bias)': .*weight.bin: cannot read the weight file"):
+    with pytest.raises(
+        ModelError, match=r"op '.*' \(conv\), input '(weight|bias)': .*weight.bin: cannot read the weight file"
+    ):
         run(broken)
 
 
 def test_unsupported_op_is_named(small):
     model = load(small)
     model.graphs[0].ops[3].type = "fancy_new_op"
-    with pytest.raises(ModelError, match=rf"op '{model.graphs[0].ops[3].name}': the executor does not support op type 'ios18.fancy_new_op'"):
+    with pytest.raises(
+        ModelError,
+        match=rf"op '{model.graphs[0].ops[3].name}': the executor does not support op type 'ios18.fancy_new_op'",
+    ):
         run(model)
 
 
@@ -563,7 +803,9 @@ def test_runtime_failure_and_wrong_shapes_name_the_op(small):
     model = load(small)
     lin = next(o for o in model.ops if o.type == "linear")
     lin.outputs[0].type = type(lin.outputs[0].type)("fp32", (1, 11))
-    with pytest.raises(ModelError, match=rf"op '{lin.name}' \(linear\) produced shape \(1, 10\) where the model declares \(1, 11\)"):
+    with pytest.raises(
+        ModelError, match=rf"op '{lin.name}' \(linear\) produced shape \(1, 10\) where the model declares \(1, 11\)"
+    ):
         run(model)
     model = load(small)
     model.graphs[0].ops[0].inputs["weight"].const = np.zeros((16, 4, 7, 7), F32)  # wrong channel count

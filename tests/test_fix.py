@@ -1,18 +1,18 @@
 """anedoctor.fix: each pass cures its rule exactly (or within its stated tolerance), the result is a
 valid package that reloads, the input is never touched, and nothing is written when nothing helps."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
 
+import fix_zoo as zoo
 import numpy as np
 import pytest
 
 import anedoctor
 from anedoctor.errors import ModelError
-import fix_zoo as zoo
-
 from anedoctor.rewrite import PASSES, Pass, driver, fix, register
 from anedoctor.rewrite.coreml_io import (
     coremltools,
@@ -48,6 +48,7 @@ def tree_hash(path: Path) -> str:
 
 def convnet(folder: Path, middle) -> Path:
     """Convs around one op under test, big enough that the ANE pays for a segment."""
+
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 32, 64, 64))], opset_version=ct.target.iOS17)
     def prog(x):
         for i in range(3):
@@ -56,11 +57,13 @@ def convnet(folder: Path, middle) -> Path:
         for i in range(3):
             x = mb.relu(x=mb.conv(x=x, weight=w(32, 32, 3, 3), pad_type="same", name=f"post{i}"))
         return x
+
     return save(prog, folder / "convnet.mlpackage")
 
 
 def audio_net(folder: Path) -> Path:
     """1-D convs around a kernel-3 conv with dilation 12 (extent 25)."""
+
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 64, 2048))], opset_version=ct.target.iOS17)
     def prog(x):
         for _ in range(3):
@@ -69,17 +72,20 @@ def audio_net(folder: Path) -> Path:
         for _ in range(3):
             x = mb.relu(x=mb.conv(x=x, weight=w(64, 64, 3), pad_type="same"))
         return x
+
     return save(prog, folder / "audio.mlpackage")
 
 
 def wide_mlp(folder: Path) -> Path:
     """An MLP over 40000 flattened features: the first linear sums over more than 32768 inputs (PA-22)."""
+
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 64, 40000))], opset_version=ct.target.iOS17)
     def prog(x):
         x = mb.relu(x=mb.linear(x=x, weight=w(256, 40000), bias=w(256), name="wide"))
         for _ in range(3):
             x = mb.relu(x=mb.linear(x=x, weight=w(256, 256)))
         return x
+
     return save(prog, folder / "wide_mlp.mlpackage")
 
 
@@ -94,13 +100,36 @@ def max_rel_err(a: dict, b: dict) -> float:
 # ---- each pass on a model that needs it --------------------------------------------------
 
 CASES = {
-    "dilated_conv_2d": ("PA-11", "dilated_conv_to_space_to_batch", lambda d: convnet(d, lambda x: mb.conv(
-        x=mb.conv(x=x, weight=w(32, 32, 3, 3), bias=w(32), dilations=[8, 8], pad_type="same", name="dilated"),
-        weight=w(32, 32, 3, 3), dilations=[6, 10], pad_type="custom", pad=[3, 17, 10, 10], name="dilated_pad"))),
+    "dilated_conv_2d": (
+        "PA-11",
+        "dilated_conv_to_space_to_batch",
+        lambda d: convnet(
+            d,
+            lambda x: mb.conv(
+                x=mb.conv(x=x, weight=w(32, 32, 3, 3), bias=w(32), dilations=[8, 8], pad_type="same", name="dilated"),
+                weight=w(32, 32, 3, 3),
+                dilations=[6, 10],
+                pad_type="custom",
+                pad=[3, 17, 10, 10],
+                name="dilated_pad",
+            ),
+        ),
+    ),
     "dilated_conv_1d": ("PA-11", "dilated_conv_to_space_to_batch", lambda d: audio_net(d), "cpu_and_ne"),
-    "max_pool": ("PA-6", "max_pool_cascade", lambda d: convnet(d, lambda x: mb.max_pool(
-        x=mb.max_pool(x=x, kernel_sizes=[13, 13], strides=[1, 1], pad_type="same", name="pool"),
-        kernel_sizes=[11, 10], strides=[3, 2], pad_type="valid", name="pool_strided"))),
+    "max_pool": (
+        "PA-6",
+        "max_pool_cascade",
+        lambda d: convnet(
+            d,
+            lambda x: mb.max_pool(
+                x=mb.max_pool(x=x, kernel_sizes=[13, 13], strides=[1, 1], pad_type="same", name="pool"),
+                kernel_sizes=[11, 10],
+                strides=[3, 2],
+                pad_type="valid",
+                name="pool_strided",
+            ),
+        ),
+    ),
     "lm_head": ("SH-1", "split_long_linear", lambda d: zoo.lm_head(d, vocab=70000, hidden=64), "cpu_and_ne"),
     "long_contraction": ("PA-22", "split_long_contraction", lambda d: wide_mlp(d), "cpu_and_ne"),
     "rank6": ("SH-4", "collapse_high_rank", zoo.window_rank6, "cpu_and_ne"),
@@ -127,6 +156,7 @@ def fixed(tmp_path_factory):
             report = fix(src, folder / "out.mlpackage", compute_units=units(case))
             cache[case] = (src, folder / "out.mlpackage", report, digest)
         return cache[case]
+
     return get
 
 
@@ -153,8 +183,9 @@ def test_pass_cures_its_rule_and_keeps_outputs(fixed, case):
     assert max_rel_err(got.outputs, ref.outputs) <= (1e-4 if exact else 2e-2)
     # the saved package reloads with coremltools and anedoctor; the input is untouched
     load_program(out)
-    assert [i.name for i in ct.models.MLModel(str(out), skip_model_load=True).get_spec().description.input] == \
-        [i.name for i in ct.models.MLModel(str(src), skip_model_load=True).get_spec().description.input]
+    assert [i.name for i in ct.models.MLModel(str(out), skip_model_load=True).get_spec().description.input] == [
+        i.name for i in ct.models.MLModel(str(src), skip_model_load=True).get_spec().description.input
+    ]
     assert tree_hash(src) == digest
 
 
@@ -180,11 +211,23 @@ def test_demo_reports_what_needs_the_source(fixed, tmp_path):
 
 # ---- models on which a pass must not fire --------------------------------------------------
 
+
 def test_no_improvement_writes_nothing(tmp_path):
     """A dilation-2 conv, an 8x8 max pool and a 13x13 avg pool are all within the ANE's limits."""
-    src = convnet(tmp_path, lambda x: mb.avg_pool(x=mb.max_pool(x=mb.conv(
-        x=x, weight=w(32, 32, 3, 3), dilations=[2, 2], pad_type="same"), kernel_sizes=[8, 8], strides=[1, 1],
-        pad_type="same"), kernel_sizes=[13, 13], strides=[1, 1], pad_type="same"))
+    src = convnet(
+        tmp_path,
+        lambda x: mb.avg_pool(
+            x=mb.max_pool(
+                x=mb.conv(x=x, weight=w(32, 32, 3, 3), dilations=[2, 2], pad_type="same"),
+                kernel_sizes=[8, 8],
+                strides=[1, 1],
+                pad_type="same",
+            ),
+            kernel_sizes=[13, 13],
+            strides=[1, 1],
+            pad_type="same",
+        ),
+    )
     out = tmp_path / "out.mlpackage"
     report = fix(src, out)
     assert not report.applied and not report.dropped and not report.written and not out.exists()
@@ -193,8 +236,9 @@ def test_no_improvement_writes_nothing(tmp_path):
 
 
 def test_strided_dilated_conv_is_not_rewritten(tmp_path):
-    src = convnet(tmp_path, lambda x: mb.conv(
-        x=x, weight=w(32, 32, 3, 3), dilations=[8, 8], strides=[2, 2], pad_type="same"))
+    src = convnet(
+        tmp_path, lambda x: mb.conv(x=x, weight=w(32, 32, 3, 3), dilations=[8, 8], strides=[2, 2], pad_type="same")
+    )
     report = fix(src, tmp_path / "out.mlpackage")
     assert not report.written
     assert [a.reason for a in report.dropped] == ["no flagged op has a form this pass rewrites"]
@@ -203,11 +247,13 @@ def test_strided_dilated_conv_is_not_rewritten(tmp_path):
 
 # ---- the driver's guarantees ---------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pool_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pool")
-    return convnet(folder, lambda x: mb.max_pool(
-        x=x, kernel_sizes=[9, 9], strides=[1, 1], pad_type="same", name="pool"))
+    return convnet(
+        folder, lambda x: mb.max_pool(x=x, kernel_sizes=[9, 9], strides=[1, 1], pad_type="same", name="pool")
+    )
 
 
 def test_refuses_output_over_or_inside_input(pool_model):
@@ -308,6 +354,7 @@ def test_fp16_io_only_with_interface_changes(tmp_path):
 
 # ---- the private coremltools hook ------------------------------------------------------------
 
+
 def test_save_keeps_space_to_batch_where_the_default_pipeline_refuses_it(fixed, tmp_path):
     _, out, _, _ = fixed("dilated_conv_2d")
     assert op_types(out).count("space_to_batch") == 2
@@ -318,6 +365,7 @@ def test_save_keeps_space_to_batch_where_the_default_pipeline_refuses_it(fixed, 
 
 
 # ---- the pool cascade identity, checked directly against torch ----------------------------------
+
 
 @pytest.mark.parametrize("k", range(9, 32))
 def test_pool_cascade_identity(k):
@@ -338,8 +386,8 @@ def test_pool_cascade_identity(k):
             assert torch.equal(got, want), (k, stride, before, after)
 
 
-
 # ---- the command line ----------------------------------------------------------------------
+
 
 def test_cli_fix(pool_model, tmp_path):
     from typer.testing import CliRunner
@@ -348,8 +396,9 @@ def test_cli_fix(pool_model, tmp_path):
 
     runner = CliRunner()
     out, js, page = tmp_path / "out.mlpackage", tmp_path / "fix.json", tmp_path / "fix.html"
-    res = runner.invoke(app, ["fix", str(pool_model), "-o", str(out), "--select", "PA", "--json", str(js),
-                              "--html", str(page)])
+    res = runner.invoke(
+        app, ["fix", str(pool_model), "-o", str(out), "--select", "PA", "--json", str(js), "--html", str(page)]
+    )
     assert res.exit_code == 0, res.output
     assert "max_pool_cascade [PA-6]" in res.output and out.is_dir()
     assert json.loads(js.read_text())["written"] and "<html" in page.read_text()

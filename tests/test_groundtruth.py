@@ -2,6 +2,7 @@
 
 Each probe is a single-op model rebuilt from the public sweep (see anedoctor/probes.py for the
 source and conditions). README.md quotes the agreement these tests print."""
+
 from __future__ import annotations
 
 import pytest

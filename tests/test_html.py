@@ -1,4 +1,5 @@
 """The interactive HTML report: static checks, then a real headless Chromium driving the page."""
+
 from __future__ import annotations
 
 import re
@@ -16,6 +17,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "html"
 
 
 # ---------- real reports from small models ----------
+
 
 @pytest.fixture(scope="module")
 def mil_report(tmp_path_factory) -> dict:
@@ -39,8 +41,9 @@ def mil_report(tmp_path_factory) -> dict:
         return x
 
     path = tmp_path_factory.mktemp("mil") / "mixed.mlpackage"
-    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
-               skip_model_load=True).save(str(path))
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17, skip_model_load=True).save(
+        str(path)
+    )
     return anedoctor.check(str(path)).to_dict()
 
 
@@ -58,6 +61,7 @@ def torch_report() -> dict:
 
 # ---------- static ----------
 
+
 def test_page_is_self_contained_and_escapes_data():
     rep = make_report(30)
     rep["ops"][0]["name"] = "</script><script>alert(1)</script>"
@@ -70,8 +74,10 @@ def test_page_is_self_contained_and_escapes_data():
 
 def test_unknown_keys_become_columns_and_panels():
     rep = make_report(20, extra=True)
-    rep["panels"] = [{"title": "Numerics", "rows": [{"op": "conv_1", "psnr": 41.2}]},
-                     {"title": "Timings", "html": "<p id='custom-panel'>measured</p>"}]
+    rep["panels"] = [
+        {"title": "Numerics", "rows": [{"op": "conv_1", "psnr": 41.2}]},
+        {"title": "Timings", "html": "<p id='custom-panel'>measured</p>"},
+    ]
     rep["future_key"] = {"anything": [1, 2]}
     html = render_html(rep)
     assert "Numerics" in html and "<td>41.2</td>" in html and "id='custom-panel'" in html
@@ -88,6 +94,7 @@ def test_minimal_report_renders():
 
 
 # ---------- browser ----------
+
 
 @pytest.fixture(scope="module")
 def browser():
@@ -149,9 +156,11 @@ def selected(page) -> dict:
 
 @pytest.mark.parametrize("which", ["mil", "torch", "synthetic"])
 def test_counts_shown_equal_json(open_report, request, which):
-    rep = {"mil": lambda: request.getfixturevalue("mil_report"),
-           "torch": lambda: request.getfixturevalue("torch_report"),
-           "synthetic": lambda: make_report(60, parts=("encoder", "decoder"))}[which]()
+    rep = {
+        "mil": lambda: request.getfixturevalue("mil_report"),
+        "torch": lambda: request.getfixturevalue("torch_report"),
+        "synthetic": lambda: make_report(60, parts=("encoder", "decoder")),
+    }[which]()
     s = rep["summary"]
     page = open_report(rep)
     for key in ("ops", "ane", "gpu", "cpu", "segments", "switches"):
@@ -191,13 +200,13 @@ def test_filters_and_search(open_report):
     page = open_report(rep)
     page.uncheck('#filters input[value="ane"]')
     assert count_text(page) == f"Showing {sum(o['device'] != 'ane' for o in ops)} of 300 ops"
-    assert page.locator('#ops-table tr.row.dev-ane').count() == 0
+    assert page.locator("#ops-table tr.row.dev-ane").count() == 0
     page.click("#f-clear")
     page.select_option("#f-rule", "OP-1")
     expect = [o["index"] for o in ops if any(r["rule"] == "OP-1" for r in o["reasons"] + o["notes"])]
     assert count_text(page) == f"Showing {len(expect)} of 300 ops"
     drawn = page.eval_on_selector_all("#ops-table tr.row", "rs => rs.map(r => +r.dataset.i)")
-    assert len(drawn) >= min(10, len(expect)) and drawn == expect[:len(drawn)]  # virtual rows: the first ones
+    assert len(drawn) >= min(10, len(expect)) and drawn == expect[: len(drawn)]  # virtual rows: the first ones
     page.click("#f-clear")
     page.select_option("#f-type", "conv")
     assert count_text(page) == f"Showing {sum(o['type'] == 'conv' for o in ops)} of 300 ops"
@@ -209,7 +218,7 @@ def test_filters_and_search(open_report):
     top = rep["causes"][0]["rule"]
     page.click(f'.causes button[data-rule="{top}"]')
     assert page.input_value("#f-rule") == top
-    hits = sum(any(r['rule'] == top for r in o['reasons'] + o['notes']) for o in ops)
+    hits = sum(any(r["rule"] == top for r in o["reasons"] + o["notes"]) for o in ops)
     assert count_text(page) == f"Showing {hits} of 300 ops"
 
 
@@ -311,7 +320,7 @@ def test_extra_columns(open_report):
     rep["ops"][1]["extra"]["psnr_db"] = float("nan")
     page = open_report(rep)
     assert page.locator('#ops-table th[data-k="x:psnr_db"]').count() == 1
-    assert page.inner_text('#ops-table tr[data-i="0"] td >> nth=-1') == f'{rep["ops"][0]["extra"]["psnr_db"]:.4g}'
+    assert page.inner_text('#ops-table tr[data-i="0"] td >> nth=-1') == f"{rep['ops'][0]['extra']['psnr_db']:.4g}"
     assert page.inner_text('#ops-table tr[data-i="1"] td >> nth=-1') == "nan"
 
 
@@ -356,8 +365,10 @@ def test_screenshots(open_report, mil_report, scheme):
 
 # ---------- daily use at 1440 px: the table fits, the graph reads top to bottom, findings come first ----------
 
-LONG_REASON = ("dilation (8, 8) makes the 3x3 kernel 17x17 wide, past the 15 taps the Neural Engine accepts; "
-               "factor it into a stack of dilation-2 convs. ") * 3
+LONG_REASON = (
+    "dilation (8, 8) makes the 3x3 kernel 17x17 wide, past the 15 taps the Neural Engine accepts; "
+    "factor it into a stack of dilation-2 convs. "
+) * 3
 
 
 def ink(page, png: bytes, points) -> bool:
@@ -414,8 +425,9 @@ def test_table_fits_1440_and_wraps_reasons(open_report):
 
 def rect(page, selector: str) -> list[float]:
     """[left, top, width, height] of the first element matching selector."""
-    return page.eval_on_selector(selector, "e => { const r = e.getBoundingClientRect(); "
-                                           "return [r.x, r.y, r.width, r.height]; }")
+    return page.eval_on_selector(
+        selector, "e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }"
+    )
 
 
 def _node_boxes(page) -> dict:
@@ -428,15 +440,36 @@ def _node_boxes(page) -> dict:
 def _diamond() -> dict:
     """stem -> (left | right -> relu) -> merge -> head: two branches side by side."""
     ops = []
-    layout = [("stem", "conv", [None]), ("left", "conv", [0]), ("right", "max_pool", [0]),
-              ("relu", "relu", [2]), ("merge", "add", [1, 3]), ("head", "linear", [4])]
+    layout = [
+        ("stem", "conv", [None]),
+        ("left", "conv", [0]),
+        ("right", "max_pool", [0]),
+        ("relu", "relu", [2]),
+        ("merge", "add", [1, 3]),
+        ("head", "linear", [4]),
+    ]
     for i, (name, typ, producers) in enumerate(layout):
-        ops.append({"index": i, "name": name, "type": typ, "part": "main", "device": "ane",
-                    "supported": {"ane": True, "gpu": True, "cpu": True}, "reasons": [], "notes": [],
-                    "flops": 1000, "bytes": 100, "cost_ms": {"ane": 0.01, "gpu": 0.02, "cpu": 0.1}, "extra": {},
-                    "inputs": [{"name": f"t{p}", "dtype": "fp16", "shape": [1, 8], "producer": p, "const": False}
-                               for p in producers],
-                    "outputs": [{"name": f"t{i}", "dtype": "fp16", "shape": [1, 8]}]})
+        ops.append(
+            {
+                "index": i,
+                "name": name,
+                "type": typ,
+                "part": "main",
+                "device": "ane",
+                "supported": {"ane": True, "gpu": True, "cpu": True},
+                "reasons": [],
+                "notes": [],
+                "flops": 1000,
+                "bytes": 100,
+                "cost_ms": {"ane": 0.01, "gpu": 0.02, "cpu": 0.1},
+                "extra": {},
+                "inputs": [
+                    {"name": f"t{p}", "dtype": "fp16", "shape": [1, 8], "producer": p, "const": False}
+                    for p in producers
+                ],
+                "outputs": [{"name": f"t{i}", "dtype": "fp16", "shape": [1, 8]}],
+            }
+        )
     return finish_report(ops)
 
 
@@ -465,12 +498,15 @@ def test_graph_groups_by_module_path_and_collapses(open_report):
     assert groups
     for gid, path in groups:  # a group holds exactly the ops of one module (the op names say nothing)
         lo, hi = map(int, gid.split("-"))
-        assert all(p == path or p.startswith(path + ".") for p in paths[lo:hi + 1]), (gid, path)
+        assert all(p == path or p.startswith(path + ".") for p in paths[lo : hi + 1]), (gid, path)
         assert lo == 0 or not paths[lo - 1].startswith(path)  # and nothing of it is left outside
         assert hi + 1 == len(paths) or not paths[hi + 1].startswith(path)
     ranges = [tuple(map(int, g.split("-"))) for g, _ in groups]
-    outer = sorted(p for (g, p), (lo, hi) in zip(groups, ranges)
-                   if not any(a <= lo and hi <= b and (a, b) != (lo, hi) for a, b in ranges))
+    outer = sorted(
+        p
+        for (g, p), (lo, hi) in zip(groups, ranges)
+        if not any(a <= lo and hi <= b and (a, b) != (lo, hi) for a, b in ranges)
+    )
     assert outer == sorted(f"main.layers.{n}" for n in range(25))
     assert rect(page, "#graph")[1] - rect(page, "#h-graph")[1] < 90  # no wall of chips above the graph
     # an open module collapses when its header is clicked, and opens again on a click
@@ -496,11 +532,25 @@ def test_graph_groups_by_module_path_and_collapses(open_report):
 
 def test_panels_come_right_after_the_summary(open_report):
     rep = make_report(300, seed=8)
-    rep["panels"] = [{"title": "fp16 numerics (emulated ANE)", "rows": [
-        {"kind": "overflow", "op": rep["ops"][7]["name"], "message": "fp16 overflow: |x| reaches 7.1e+04"}]}]
+    rep["panels"] = [
+        {
+            "title": "fp16 numerics (emulated ANE)",
+            "rows": [
+                {"kind": "overflow", "op": rep["ops"][7]["name"], "message": "fp16 overflow: |x| reaches 7.1e+04"}
+            ],
+        }
+    ]
     page = open_report(rep, width=1440)
-    y = {k: rect(page, sel)[1] for k, sel in [("summary", "#h-summary"), ("panel", ".panel h2"), ("fix", "#h-fix"),
-                                              ("graph", "#h-graph"), ("table", "#ops-table")]}
+    y = {
+        k: rect(page, sel)[1]
+        for k, sel in [
+            ("summary", "#h-summary"),
+            ("panel", ".panel h2"),
+            ("fix", "#h-fix"),
+            ("graph", "#h-graph"),
+            ("table", "#ops-table"),
+        ]
+    }
     assert y["summary"] < y["panel"] < y["fix"] < y["graph"] < y["table"], y
     assert y["panel"] < 900  # on the first screen at 1440x900
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

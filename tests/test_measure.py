@@ -1,6 +1,7 @@
 """anedoctor.measure: MLComputePlan dumps, compare, Espresso/lldb logs, profiles (Linux) and measure (macOS only).
 
 Dumps are real MLComputePlan output from public issues (tests/data/measure/README.md names each source)."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def mil_model(build, specs):
     from coremltools.converters.mil import Builder as mb
 
     prog = mb.program(input_specs=[mb.TensorSpec(s, dtype=d) for s, d in specs], opset_version=ct.target.iOS18)(build)
-    return ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
-                      compute_precision=ct.precision.FLOAT16)
+    return ct.convert(
+        prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18, compute_precision=ct.precision.FLOAT16
+    )
 
 
 def matmul_model(n):
@@ -74,9 +76,12 @@ def rmsnorm_model():
 def test_bracketed_dump_skips_const_ops():
     ops = parse_compute_plan(VOX.read_text(), "vox")
     assert [(o["name"], o["type"], o["opset"]) for o in ops] == [
-        ("var_20_cast_fp16", "mul", "ios18"), ("_inversed_mean_square_1_cast_fp16", "reduce_mean", "ios16"),
-        ("var_26_cast_fp16", "add", "ios18"), ("var_27_cast_fp16", "rsqrt", "ios18"),
-        ("normalized_1_cast_fp16", "mul", "ios18")]
+        ("var_20_cast_fp16", "mul", "ios18"),
+        ("_inversed_mean_square_1_cast_fp16", "reduce_mean", "ios16"),
+        ("var_26_cast_fp16", "add", "ios18"),
+        ("var_27_cast_fp16", "rsqrt", "ios18"),
+        ("normalized_1_cast_fp16", "mul", "ios18"),
+    ]
     assert all(o["device"] == "ane" and o["supported"] == {"ane": True, "gpu": False, "cpu": True} for o in ops)
 
 
@@ -114,8 +119,17 @@ def test_segments_and_switches_of_a_measurement():
     ops = parse_compute_plan(INSPECT.read_text() + "\n0.10% N|C y = ios16.add(x)\n", "x")
     d = measurement(ops)
     assert [(s["device"], s["ops"]) for s in d["segments"]] == [("gpu", 2), ("ane", 1)]
-    assert d["switches"] == [{"part": None, "after": 1, "before": 2, "from": "gpu", "to": "ane",
-                              "after_name": "var_145_cast_fp16", "before_name": "y"}]
+    assert d["switches"] == [
+        {
+            "part": None,
+            "after": 1,
+            "before": 2,
+            "from": "gpu",
+            "to": "ane",
+            "after_name": "var_145_cast_fp16",
+            "before_name": "y",
+        }
+    ]
 
 
 # ---- compare -------------------------------------------------------------------------------------
@@ -189,18 +203,27 @@ def test_compare_refuses_wrong_kinds(tmp_path):
 
 # ---- Espresso log and lldb -------------------------------------------------------------------------
 # Constructed lines (synthetic) in the layout Anemll/anemll-profile parses; see tests/data/measure/README.md.
-ESPRESSO = (Path(__file__).parent / "data" / "measure" / "espresso"
-            / "constructed_anemll_profile_layout.log").read_text()
+ESPRESSO = (
+    Path(__file__).parent / "data" / "measure" / "espresso" / "constructed_anemll_profile_layout.log"
+).read_text()
 
 
 def test_espresso_log_rejections_and_cost_records():
     log = parse_espresso_log(ESPRESSO)
     assert log["rejections"] == [
         {"index": 7, "type": "ios18.slice_update", "reason": "Cannot support standalone slice_update"},
-        {"index": 9, "type": "ios18.gather", "reason": "Unsupported tensor data type: int32"}]
+        {"index": 9, "type": "ios18.gather", "reason": "Unsupported tensor data type: int32"},
+    ]
     (conv,) = log["cost_features"]  # the first record of an op counts
-    assert conv == {"name": "conv_0", "type": "ios18.conv", "gFlopCnt": 0.5, "totalMB": 1.25, "bound": "Compute",
-                    "Runtime": 0.031, "kernelX": 3.0}
+    assert conv == {
+        "name": "conv_0",
+        "type": "ios18.conv",
+        "gFlopCnt": 0.5,
+        "totalMB": 1.25,
+        "bound": "Compute",
+        "Runtime": 0.031,
+        "kernelX": 3.0,
+    }
 
 
 def test_rejections_attach_to_the_ops_they_name():
@@ -242,13 +265,19 @@ def probe_measurement(dump, name, predict_ms=None):
 
 
 def test_ingest_probes_into_a_profile_and_load_it(tmp_path):
-    measured = [probe_measurement(MATMUL4, "gtb_matmul_4.mlpackage", 0.02),
-                probe_measurement(MATMUL512, "gtb_matmul_512.mlpackage", 0.5)]
-    manifest = {"gtb_matmul_4": {"op_type": "matmul", "predicted_ms": {"cpu": 0.01}},
-                "gtb_matmul_512": {"op_type": "matmul", "predicted_ms": {"ane": 1.0}}}
+    measured = [
+        probe_measurement(MATMUL4, "gtb_matmul_4.mlpackage", 0.02),
+        probe_measurement(MATMUL512, "gtb_matmul_512.mlpackage", 0.5),
+    ]
+    manifest = {
+        "gtb_matmul_4": {"op_type": "matmul", "predicted_ms": {"cpu": 0.01}},
+        "gtb_matmul_512": {"op_type": "matmul", "predicted_ms": {"ane": 1.0}},
+    }
     profile = ingest(measured, manifest)
     assert [(e["probe"], e["op_type"], e["ane"], e["device"]) for e in profile["eligibility"]] == [
-        ("gtb_matmul_4", "matmul", True, "cpu"), ("gtb_matmul_512", "matmul", True, "ane")]
+        ("gtb_matmul_4", "matmul", True, "cpu"),
+        ("gtb_matmul_512", "matmul", True, "ane"),
+    ]
     assert profile["cost_scale"] == {"cpu": 2.0, "ane": 0.5}
     assert profile["chip"]["name"] == "Apple M4" and len(profile["provenance"]) == 2
     write_profile(profile, tmp_path / "m4.json")
@@ -269,12 +298,15 @@ def test_ingest_reads_a_directory_and_refuses_two_chips(tmp_path):
         ingest([tmp_path / "empty_dir_does_not_exist.json"][:0])
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"kind": "prediction"}', "not an anedoctor profile"),
-    ('{"kind": "profile", "eligibility": [{"op_type": "conv"}]}', r"eligibility\[0\]"),
-    ('{"kind": "profile", "cost_scale": {"npu": 2}}', r"cost_scale\['npu'\]"),
-    ("{", "line 1: invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"kind": "prediction"}', "not an anedoctor profile"),
+        ('{"kind": "profile", "eligibility": [{"op_type": "conv"}]}', r"eligibility\[0\]"),
+        ('{"kind": "profile", "cost_scale": {"npu": 2}}', r"cost_scale\['npu'\]"),
+        ("{", "line 1: invalid JSON"),
+    ],
+)
 def test_load_profile_errors(tmp_path, content, message):
     path = tmp_path / "p.json"
     path.write_text(content)
@@ -346,26 +378,44 @@ def test_plan_rows_walk_coremltools_plan_objects():
     usage = cp.MLComputePlanDeviceUsage(preferred_compute_device=ane, supported_compute_devices=[cpu, ane])
 
     def op(operator, name, blocks=()):
-        return cp.MLModelStructureProgramOperation(inputs={}, operator_name=operator, blocks=list(blocks),
-                                                   outputs=[cp.MLModelStructureProgramNamedValueType(name, None)],
-                                                   __proxy__=None)
+        return cp.MLModelStructureProgramOperation(
+            inputs={},
+            operator_name=operator,
+            blocks=list(blocks),
+            outputs=[cp.MLModelStructureProgramNamedValueType(name, None)],
+            __proxy__=None,
+        )
 
-    inner = cp.MLModelStructureProgramBlock(inputs=[], output_names=[], operations=[
-        op(f"{o['opset']}.{o['type']}", o["name"]) for o in dump[2:]])
-    ops = [op("const", "axes"), op(f"{dump[0]['opset']}.mul", dump[0]["name"]),
-           op("ios16.reduce_mean", dump[1]["name"], [inner])]
-    structure = cp.MLModelStructure(neuralnetwork=None, pipeline=None, program=cp.MLModelStructureProgram(
-        functions={"main": cp.MLModelStructureProgramFunction(inputs=[], block=cp.MLModelStructureProgramBlock(
-            inputs=[], output_names=[], operations=ops))}))
+    inner = cp.MLModelStructureProgramBlock(
+        inputs=[], output_names=[], operations=[op(f"{o['opset']}.{o['type']}", o["name"]) for o in dump[2:]]
+    )
+    ops = [
+        op("const", "axes"),
+        op(f"{dump[0]['opset']}.mul", dump[0]["name"]),
+        op("ios16.reduce_mean", dump[1]["name"], [inner]),
+    ]
+    structure = cp.MLModelStructure(
+        neuralnetwork=None,
+        pipeline=None,
+        program=cp.MLModelStructureProgram(
+            functions={
+                "main": cp.MLModelStructureProgramFunction(
+                    inputs=[], block=cp.MLModelStructureProgramBlock(inputs=[], output_names=[], operations=ops)
+                )
+            }
+        ),
+    )
     plan = object.__new__(cp.MLComputePlan)  # coremltools' class, its native proxy replaced by the replay
     plan.__proxy__ = ReplayProxy(structure, {o["name"]: usage for o in dump})
     rows = plan_rows(plan, "replay")
     assert [(r["name"], r["type"], r["device"], r["part"]) for r in rows] == [
-        (o["name"], o["type"], "ane", "main") for o in dump]
+        (o["name"], o["type"], "ane", "main") for o in dump
+    ]
     assert [r["plan_index"] for r in rows] == [1, 2, 0, 1, 2] and all(r["cost"] == 0.1 for r in rows)
     assert all(r["supported"] == {"ane": True, "gpu": False, "cpu": True} for r in rows)
-    pipeline = cp.MLModelStructure(neuralnetwork=None, program=None,
-                                   pipeline=cp.MLModelStructurePipeline(sub_models=[structure, structure]))
+    pipeline = cp.MLModelStructure(
+        neuralnetwork=None, program=None, pipeline=cp.MLModelStructurePipeline(sub_models=[structure, structure])
+    )
     staged = plan_rows(plan, "replay", pipeline)
     assert [r["index"] for r in staged] == list(range(10))
     assert [r["part"] for r in staged] == ["stage0/main"] * 5 + ["stage1/main"] * 5
@@ -379,8 +429,10 @@ def test_compare_and_measure_commands(tmp_path):
     runner = CliRunner()
     pred = tmp_path / "pred.json"
     anedoctor.check(matmul_model(4), chip="m4", os="macos27", compute_units="cpu_and_ne").to_json(pred)
-    out = runner.invoke(app, ["compare", str(pred), str(MATMUL4), "--json", str(tmp_path / "c.json"),
-                              "--html", str(tmp_path / "c.html")])
+    out = runner.invoke(
+        app,
+        ["compare", str(pred), str(MATMUL4), "--json", str(tmp_path / "c.json"), "--html", str(tmp_path / "c.html")],
+    )
     assert out.exit_code == 0, out.output
     assert out.output.startswith("device agreement 4 / 4 ops (100.0%)")
     assert json.loads((tmp_path / "c.json").read_text())["summary"]["agree"] == 4
@@ -404,8 +456,9 @@ def test_probes_build_then_ingest_end_to_end(tmp_path):
 
     runner = CliRunner()
     suite = tmp_path / "probes"
-    out = runner.invoke(app, ["probes", "build", str(suite), "--chip", "m4", "--os", "macos27",
-                              "--only", "gtb_matmul_512"])
+    out = runner.invoke(
+        app, ["probes", "build", str(suite), "--chip", "m4", "--os", "macos27", "--only", "gtb_matmul_512"]
+    )
     assert out.exit_code == 0, out.output
     assert sorted(p.name for p in suite.iterdir()) == ["gtb_matmul_512.mlpackage", "manifest.json"]
     entry = load_manifest(suite / "manifest.json")["gtb_matmul_512"]
@@ -416,8 +469,18 @@ def test_probes_build_then_ingest_end_to_end(tmp_path):
     measured.mkdir()
     m = probe_measurement(MATMUL512, "gtb_matmul_512.mlpackage", predict_ms=3 * entry["predicted_ms"]["ane"])
     (measured / "gtb_matmul_512.json").write_text(json.dumps(m))
-    out = runner.invoke(app, ["probes", "ingest", str(measured), "-o", str(tmp_path / "m4.json"),
-                              "--manifest", str(suite / "manifest.json")])
+    out = runner.invoke(
+        app,
+        [
+            "probes",
+            "ingest",
+            str(measured),
+            "-o",
+            str(tmp_path / "m4.json"),
+            "--manifest",
+            str(suite / "manifest.json"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     profile = load_profile(tmp_path / "m4.json")
     assert profile.ane_eligible("matmul") is True and profile.cost_scale == {"ane": pytest.approx(3.0)}

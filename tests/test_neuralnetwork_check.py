@@ -1,4 +1,5 @@
 """NeuralNetwork models through the whole check: rules keyed on MIL equivalents and NN layer types."""
+
 from __future__ import annotations
 
 import nn_models
@@ -44,7 +45,9 @@ def test_untyped_neuralnetwork_is_not_flagged_for_fp32(tmp_path):
 
 def test_neuralnetwork_pipeline_analyses_every_model(tmp_path):
     a = ct.models.MLModel(nn_models.custom_layer(), skip_model_load=True)
-    pipe = ct.models.pipeline.Pipeline(input_features=[("x", ct.models.datatypes.Array(1, 4, 8, 8))], output_features=["y"])
+    pipe = ct.models.pipeline.Pipeline(
+        input_features=[("x", ct.models.datatypes.Array(1, 4, 8, 8))], output_features=["y"]
+    )
     pipe.add_model(a)
     pipe.add_model(ct.models.MLModel(nn_models.custom_layer(), skip_model_load=True))
     report = check_spec(pipe.spec, tmp_path / "pipe.mlmodel")

@@ -1,4 +1,5 @@
 """NeuralNetwork spec -> IR: op types, inferred shapes, weights, inputs, never crashing."""
+
 from __future__ import annotations
 
 import time
@@ -40,9 +41,16 @@ def test_legacy_classifier_ops_shapes_and_weights(classifier):
     g, notes, w = classifier
     assert g.opset == "" and all(op.opset == "" for op in g.ops)
     assert [(op.layer_type, op.type) for op in g.ops] == [
-        ("preprocessing", "nn.preprocessing"), ("convolution", "conv"), ("batchnorm", "batch_norm"),
-        ("activation", "leaky_relu"), ("pooling", "max_pool"), ("pooling", "reduce_mean"), ("flatten", "reshape"),
-        ("innerProduct", "linear"), ("softmax", "softmax")]
+        ("preprocessing", "nn.preprocessing"),
+        ("convolution", "conv"),
+        ("batchnorm", "batch_norm"),
+        ("activation", "leaky_relu"),
+        ("pooling", "max_pool"),
+        ("pooling", "reduce_mean"),
+        ("flatten", "reshape"),
+        ("innerProduct", "linear"),
+        ("softmax", "softmax"),
+    ]
     ops = by_name(g)
     assert g.inputs[0].type.shape == (1, 3, 16, 16) and g.input_specs[0].image
     assert out_shape(ops["conv"]) == (1, 8, 8, 8)  # 'same' padding, stride 2
@@ -73,15 +81,28 @@ def test_legacy_rank5_layers():
     g, notes = translate(nn_models.legacy_ops())
     ops = by_name(g)
     expected = {
-        "add": ("add", (4, 6, 6)), "scalar_mul": ("mul", (4, 6, 6)), "avg": ("nn.average", (4, 6, 6)),
+        "add": ("add", (4, 6, 6)),
+        "scalar_mul": ("mul", (4, 6, 6)),
+        "avg": ("nn.average", (4, 6, 6)),
         "add3": ("nn.add", (4, 6, 6)),
-        "cat": ("concat", (8, 6, 6)), "split": ("split", (4, 6, 6)), "slice": ("slice_by_index", (4, 6, 2)),
-        "reshape": ("reshape", (2, 12, 6)), "permute": ("transpose", (6, 6, 4)), "pad": ("pad", (4, 9, 9)),
-        "up": ("upsample_bilinear", (4, 12, 18)), "crop": ("crop", (4, 4, 4)), "rsqrt": ("rsqrt", (4, 6, 6)),
-        "reduce": ("reduce_mean", (4, 1, 1)), "s2d": ("space_to_depth", (16, 3, 3)), "l2": ("l2_norm", (4, 6, 6)),
-        "lrn": ("local_response_norm", (4, 6, 6)), "mvn": ("instance_norm", (4, 6, 6)),
+        "cat": ("concat", (8, 6, 6)),
+        "split": ("split", (4, 6, 6)),
+        "slice": ("slice_by_index", (4, 6, 2)),
+        "reshape": ("reshape", (2, 12, 6)),
+        "permute": ("transpose", (6, 6, 4)),
+        "pad": ("pad", (4, 9, 9)),
+        "up": ("upsample_bilinear", (4, 12, 18)),
+        "crop": ("crop", (4, 4, 4)),
+        "rsqrt": ("rsqrt", (4, 6, 6)),
+        "reduce": ("reduce_mean", (4, 1, 1)),
+        "s2d": ("space_to_depth", (16, 3, 3)),
+        "l2": ("l2_norm", (4, 6, 6)),
+        "lrn": ("local_response_norm", (4, 6, 6)),
+        "mvn": ("instance_norm", (4, 6, 6)),
         "scale": ("nn.scale", (4, 6, 6)),
-        "bias": ("add", (4, 6, 6)), "vec_fc": ("linear", (3,)), "vec_softmax": ("softmax", (3,)),
+        "bias": ("add", (4, 6, 6)),
+        "vec_fc": ("linear", (3,)),
+        "vec_softmax": ("softmax", (3,)),
     }
     assert {n: (ops[n].type, out_shape(ops[n])) for n in expected} == expected
     assert not notes
@@ -106,14 +127,30 @@ def test_nd_and_broadcastable_layers(nd):
     g, notes, w = nd
     ops = by_name(g)
     expected = {
-        "mm": ("matmul", (2, 3, 5)), "mm_w": ("linear", (2, 3, 6)), "badd": ("add", (2, 3, 5)),
-        "const": ("load_constant", (3, 1)), "bmul": ("mul", (2, 3, 4)), "cat": ("concat", (2, 3, 8)),
-        "rs": ("reshape", (6, 4)), "tr": ("transpose", (4, 2, 3)), "ss": ("slice_by_index", (2, 2, 2)),
-        "rm": ("reduce_mean", (2, 4)), "smx": ("softmax", (2, 3, 4)), "ed": ("expand_dims", (1, 2, 3, 4, 1)),
-        "sq": ("squeeze", (2, 3, 4, 1)), "emb": ("gather", (7, 8)), "gather": ("gather", (2, 7, 1, 4)),
-        "f2d": ("reshape", (2, 12)), "tile": ("tile", (2, 6, 4)), "topk": ("topk", (2, 3, 2)),
-        "argmax": ("reduce_argmax", (2, 4)), "cpad": ("pad", (2, 5, 6)), "ln": ("layer_norm", (2, 3, 4)),
-        "where": ("select", (2, 3, 4)), "onehot": ("one_hot", (7, 1, 10)), "sd": ("slice_by_index", (None, 3, 4)),
+        "mm": ("matmul", (2, 3, 5)),
+        "mm_w": ("linear", (2, 3, 6)),
+        "badd": ("add", (2, 3, 5)),
+        "const": ("load_constant", (3, 1)),
+        "bmul": ("mul", (2, 3, 4)),
+        "cat": ("concat", (2, 3, 8)),
+        "rs": ("reshape", (6, 4)),
+        "tr": ("transpose", (4, 2, 3)),
+        "ss": ("slice_by_index", (2, 2, 2)),
+        "rm": ("reduce_mean", (2, 4)),
+        "smx": ("softmax", (2, 3, 4)),
+        "ed": ("expand_dims", (1, 2, 3, 4, 1)),
+        "sq": ("squeeze", (2, 3, 4, 1)),
+        "emb": ("gather", (7, 8)),
+        "gather": ("gather", (2, 7, 1, 4)),
+        "f2d": ("reshape", (2, 12)),
+        "tile": ("tile", (2, 6, 4)),
+        "topk": ("topk", (2, 3, 2)),
+        "argmax": ("reduce_argmax", (2, 4)),
+        "cpad": ("pad", (2, 5, 6)),
+        "ln": ("layer_norm", (2, 3, 4)),
+        "where": ("select", (2, 3, 4)),
+        "onehot": ("one_hot", (7, 1, 10)),
+        "sd": ("slice_by_index", (None, 3, 4)),
     }
     assert {n: (ops[n].type, out_shape(ops[n])) for n in expected} == expected
     assert not notes
@@ -223,14 +260,31 @@ def test_torch_module_converted_to_neuralnetwork():
     example = torch.rand(1, 3, 8, 8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlmodel = ct.convert(torch.jit.trace(net, example), inputs=[ct.TensorType(shape=example.shape)],
-                             convert_to="neuralnetwork")
+        mlmodel = ct.convert(
+            torch.jit.trace(net, example), inputs=[ct.TensorType(shape=example.shape)], convert_to="neuralnetwork"
+        )
     g, notes = translate(mlmodel.get_spec())
-    assert [op.type for op in g.ops] == ["conv", "relu", "max_pool", "concat", "slice_by_index", "reshape", "linear",
-                                         "softmax", "add"]
+    assert [op.type for op in g.ops] == [
+        "conv",
+        "relu",
+        "max_pool",
+        "concat",
+        "slice_by_index",
+        "reshape",
+        "linear",
+        "softmax",
+        "add",
+    ]
     ops = g.ops
-    assert [out_shape(op) for op in ops[:7]] == [(1, 8, 8, 8), (1, 8, 8, 8), (1, 8, 4, 4), (1, 16, 4, 4),
-                                                 (1, 8, 4, 4), (1, 128), (1, 10)]
+    assert [out_shape(op) for op in ops[:7]] == [
+        (1, 8, 8, 8),
+        (1, 8, 8, 8),
+        (1, 8, 4, 4),
+        (1, 16, 4, 4),
+        (1, 8, 4, 4),
+        (1, 128),
+        (1, 10),
+    ]
     np.testing.assert_allclose(ops[0].param("weight"), net.conv.weight.detach().numpy(), rtol=1e-6)
     np.testing.assert_allclose(ops[6].param("weight"), net.fc.weight.detach().numpy(), rtol=1e-6)
     assert g.outputs[0].type.shape == (1, 10) and not notes
@@ -271,8 +325,16 @@ def test_every_layer_type_translates_without_crashing():
 
 def test_malformed_layers_degrade_to_unknown_shapes():
     b = NeuralNetworkBuilder([("x", datatypes.Array(1, 4))], [("y", None)], disable_rank5_shape_mapping=True)
-    b.add_inner_product("fc", W=np.ones((3, 4)), b=None, input_channels=4, output_channels=3, has_bias=False,
-                        input_name="x", output_name="h")
+    b.add_inner_product(
+        "fc",
+        W=np.ones((3, 4)),
+        b=None,
+        input_channels=4,
+        output_channels=3,
+        has_bias=False,
+        input_name="x",
+        output_name="h",
+    )
     b.add_activation("y", "RELU", "missing_blob", "y")
     spec = b.spec
     del spec.neuralNetwork.layers[0].innerProduct.weights.floatValue[-1]  # 11 values for a 3x4 matrix
@@ -293,11 +355,13 @@ def test_output_tensor_shape_wins_over_inference():
 
 
 def test_branch_bodies_become_blocks():
-    b = NeuralNetworkBuilder([("x", datatypes.Array(2, 3)), ("cond", datatypes.Array(1))], [("y", None)],
-                             disable_rank5_shape_mapping=True)
+    b = NeuralNetworkBuilder(
+        [("x", datatypes.Array(2, 3)), ("cond", datatypes.Array(1))], [("y", None)], disable_rank5_shape_mapping=True
+    )
     layer = b.add_branch("branch", "cond")
     NeuralNetworkBuilder(nn_spec=layer.branch.ifBranch, disable_rank5_shape_mapping=True).add_activation(
-        "inner", "RELU", "x", "y")
+        "inner", "RELU", "x", "y"
+    )
     g, _ = translate(b.spec)
     op = g.ops[0]
     assert op.type == "cond" and op.input("pred").name == "cond"

@@ -4,6 +4,7 @@ Each case builds a one-layer NeuralNetwork with coremltools' NeuralNetworkBuilde
 the reference executor, and compares with a NumPy statement of the layer's Core ML semantics
 (NeuralNetwork.proto). A kernel registered without a case here fails the coverage test.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,11 @@ Y = RNG.standard_normal((1, 3, 4, 5)).astype(np.float32)
 
 
 def builder(inputs: dict[str, tuple[int, ...]], out_shape: tuple[int, ...]) -> NeuralNetworkBuilder:
-    return NeuralNetworkBuilder([(n, datatypes.Array(*s)) for n, s in inputs.items()], [("out", datatypes.Array(*out_shape))],
-                                disable_rank5_shape_mapping=True)
+    return NeuralNetworkBuilder(
+        [(n, datatypes.Array(*s)) for n, s in inputs.items()],
+        [("out", datatypes.Array(*out_shape))],
+        disable_rank5_shape_mapping=True,
+    )
 
 
 def elementwise(mode: str):
@@ -39,8 +43,16 @@ def unary(mode: str, **kw):
 
 def scale():
     b = builder({"x": X.shape}, X.shape)
-    b.add_scale("layer", np.arange(1, 4, dtype=np.float32), np.full(3, 0.5, np.float32), True, "x", "out",
-                shape_scale=[3, 1, 1], shape_bias=[3, 1, 1])
+    b.add_scale(
+        "layer",
+        np.arange(1, 4, dtype=np.float32),
+        np.full(3, 0.5, np.float32),
+        True,
+        "x",
+        "out",
+        shape_scale=[3, 1, 1],
+        shape_bias=[3, 1, 1],
+    )
     return b
 
 
@@ -52,8 +64,16 @@ def dot():
 
 def batchnorm():
     b = builder({"x": X.shape}, X.shape)
-    b.add_batchnorm("layer", 3, np.array([1, 2, 3], np.float32), np.array([0, 1, -1], np.float32),
-                    np.zeros(3, np.float32), np.ones(3, np.float32), input_name="x", output_name="out")
+    b.add_batchnorm(
+        "layer",
+        3,
+        np.array([1, 2, 3], np.float32),
+        np.array([0, 1, -1], np.float32),
+        np.zeros(3, np.float32),
+        np.ones(3, np.float32),
+        input_name="x",
+        output_name="out",
+    )
     b.spec.neuralNetwork.layers[0].batchnorm.computeMeanVar = True  # statistics of the input itself, not stored
     return b
 
@@ -99,8 +119,9 @@ def sequence_repeat():
 def preprocessing():
     b = NeuralNetworkBuilder([("x", datatypes.Array(3, 4, 5))], [("out", datatypes.Array(3, 4, 5))])
     b.add_activation("layer", "LINEAR", "x", "out")
-    b.set_pre_processing_parameters(image_input_names=["x"], red_bias=-1.0, green_bias=-2.0, blue_bias=-3.0,
-                                    image_scale=0.5)
+    b.set_pre_processing_parameters(
+        image_input_names=["x"], red_bias=-1.0, green_bias=-2.0, blue_bias=-3.0, image_scale=0.5
+    )
     return b
 
 
@@ -128,21 +149,32 @@ CASES = {
     "nn.unary:log": (lambda: unary("log"), {"x": POS}, np.log(2 * POS + 3)),
     "nn.unary:rsqrt": (lambda: unary("rsqrt", epsilon=1e-6), {"x": POS}, 1 / np.sqrt(2 * POS + 3 + 1e-6)),
     "nn.unary:inverse": (lambda: unary("inverse", epsilon=1e-6), {"x": POS}, 1 / (2 * POS + 3 + 1e-6)),
-    "nn.unary:power": (lambda: unary("power", alpha=3.0), {"x": X}, Z ** 3),
+    "nn.unary:power": (lambda: unary("power", alpha=3.0), {"x": X}, Z**3),
     "nn.unary:threshold": (lambda: unary("threshold", alpha=2.5), {"x": X}, np.maximum(Z, 2.5)),
-    "nn.dot": (dot, {"x": X[:, :, :1, :1], "y": Y[:, :, :1, :1]},
-               (X[:, :, :1, :1] * Y[:, :, :1, :1]).sum(axis=(1, 2, 3), keepdims=True)),
-    "nn.batchnorm": (batchnorm, {"x": X}, (X - X.mean((0, 2, 3), keepdims=True)) / np.sqrt(
-        X.var((0, 2, 3), keepdims=True) + 1e-5) * np.array([1, 2, 3], np.float32).reshape(3, 1, 1)
-        + np.array([0, 1, -1], np.float32).reshape(3, 1, 1)),
+    "nn.dot": (
+        dot,
+        {"x": X[:, :, :1, :1], "y": Y[:, :, :1, :1]},
+        (X[:, :, :1, :1] * Y[:, :, :1, :1]).sum(axis=(1, 2, 3), keepdims=True),
+    ),
+    "nn.batchnorm": (
+        batchnorm,
+        {"x": X},
+        (X - X.mean((0, 2, 3), keepdims=True))
+        / np.sqrt(X.var((0, 2, 3), keepdims=True) + 1e-5)
+        * np.array([1, 2, 3], np.float32).reshape(3, 1, 1)
+        + np.array([0, 1, -1], np.float32).reshape(3, 1, 1),
+    ),
     "nn.mvn": (mvn, {"x": X}, X - X.mean((2, 3), keepdims=True)),
     "nn.embedding": (embedding, {"x": IDS}, (EMB_W.T[[3, 0, 9, 3]] + EMB_B).reshape(4, 6, 1, 1)),
     "nn.upperTriangular": (lambda: triangular(True), {"x": TRI}, np.triu(TRI, 1)),
     "nn.lowerTriangular": (lambda: triangular(False), {"x": TRI}, np.tril(TRI, -1)),
     "nn.broadcastToLike": (lambda: broadcast("like"), {"x": COL, "y": X}, np.broadcast_to(COL, X.shape)),
     "nn.broadcastToStatic": (lambda: broadcast("static"), {"x": COL}, np.broadcast_to(COL, X.shape)),
-    "nn.broadcastToDynamic": (lambda: broadcast("dynamic"), {"x": COL, "shape": np.array(X.shape, np.float32)},
-                              np.broadcast_to(COL, X.shape)),
+    "nn.broadcastToDynamic": (
+        lambda: broadcast("dynamic"),
+        {"x": COL, "shape": np.array(X.shape, np.float32)},
+        np.broadcast_to(COL, X.shape),
+    ),
     "nn.sequenceRepeat": (sequence_repeat, {"x": SEQ}, np.tile(SEQ, (3, 1, 1))),
     "nn.preprocessing": (preprocessing, {"x": X[0] * 100}, X[0] * 100 * 0.5 + BIAS),
 }
@@ -166,7 +198,8 @@ def test_nn_layer_matches_core_ml_semantics(case, tmp_path):
     path.write_bytes(b.spec.SerializeToString())
     model = load(path)
     assert kernel_of(case) in {op.type for op in model.ops}, [op.type for op in model.ops]
-    feeds = {k: (v.reshape(model.graphs[0].inputs[i].type.shape) if v.size else v)
-             for i, (k, v) in enumerate(inputs.items())}
+    feeds = {
+        k: (v.reshape(model.graphs[0].inputs[i].type.shape) if v.size else v) for i, (k, v) in enumerate(inputs.items())
+    }
     got = run(model, feeds).outputs["out"]
     np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-5)

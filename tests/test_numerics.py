@@ -1,4 +1,5 @@
 """numerics: the first op where fp16 breaks a model, found in the zoo; metrics; reports; bad input."""
+
 from __future__ import annotations
 
 import contextlib
@@ -12,9 +13,9 @@ import torch
 from test_execute import mb, program_model
 from zoo import ZOO, input_names, zoo_models  # noqa: F401  (zoo_models is a fixture)
 
-from anedoctor.errors import ModelError
 from anedoctor import numerics
 from anedoctor.drift import psnr, rel_err
+from anedoctor.errors import ModelError
 from anedoctor.loaders import load
 
 warnings.filterwarnings("ignore")

@@ -1,4 +1,5 @@
 """powermetrics / IOReport capture parsing on real public captures (tests/data/measure/README.md)."""
+
 from __future__ import annotations
 
 import json
@@ -31,11 +32,14 @@ def test_text_capture_m4_max_macos15():
     assert summary["energy_mj"]["cpu"] == pytest.approx(954 * 5.02196, rel=1e-6)
 
 
-@pytest.mark.parametrize("path, machine, build, cpu_mj, cpu_mw, elapsed_ms", [
-    (PLIST_M1, "MacBookPro17,1", "22E252", 89, 44.0773, 2019.17875),
-    (PLIST_M1_B, "MacBookPro17,1", "22E252", 54, 102.663, 525.992374),
-    (PLIST_M2U, "Mac14,14", "23E224", 855, 835.188, 1023.721416),
-])
+@pytest.mark.parametrize(
+    "path, machine, build, cpu_mj, cpu_mw, elapsed_ms",
+    [
+        (PLIST_M1, "MacBookPro17,1", "22E252", 89, 44.0773, 2019.17875),
+        (PLIST_M1_B, "MacBookPro17,1", "22E252", 54, 102.663, 525.992374),
+        (PLIST_M2U, "Mac14,14", "23E224", 855, 835.188, 1023.721416),
+    ],
+)
 def test_plist_captures_macos13_and_14(path, machine, build, cpu_mj, cpu_mw, elapsed_ms):
     r = power(path)
     s = r.samples[0]
@@ -91,9 +95,14 @@ def test_plist_samples_from_two_machines_is_an_error():
         parse_power(data, "two.plist")
 
 
-@pytest.mark.parametrize("name", ["05_fragment_text_M2Air_Mac14-2_macOS12.5_21G72_monterey_format.txt",
-                                  "06_fragment_text_M1Pro_cpu_power_monterey_format.txt",
-                                  "07_fragment_text_M1Pro_MacBookPro18-4_macOS14.1_23B81_header.txt"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "05_fragment_text_M2Air_Mac14-2_macOS12.5_21G72_monterey_format.txt",
+        "06_fragment_text_M1Pro_cpu_power_monterey_format.txt",
+        "07_fragment_text_M1Pro_MacBookPro18-4_macOS14.1_23B81_header.txt",
+    ],
+)
 def test_sample_without_ane_line_is_not_measured_never_zero(name):
     r = power(DATA / name)
     d = r.to_dict()
@@ -119,10 +128,13 @@ def test_power_block_without_sample_header():
     assert r.summary["energy_mj"]["cpu"] is None  # no sample interval: no energy
 
 
-@pytest.mark.parametrize("name, ane_channels, gpu_mw", [
-    ("08_fragment_ioreport_energy_model_M2Ultra_macmon_debug.txt", {"ANE0_0", "ANE0_1"}, 270.0),
-    ("09_fragment_ioreport_energy_model_A18_MacBookNeo_macmon_debug.txt", {"ANE"}, 90.0),
-])
+@pytest.mark.parametrize(
+    "name, ane_channels, gpu_mw",
+    [
+        ("08_fragment_ioreport_energy_model_M2Ultra_macmon_debug.txt", {"ANE0_0", "ANE0_1"}, 270.0),
+        ("09_fragment_ioreport_energy_model_A18_MacBookNeo_macmon_debug.txt", {"ANE"}, 90.0),
+    ],
+)
 def test_macmon_ioreport_dumps(name, ane_channels, gpu_mw):
     r = power(DATA / name)
     s = r.samples[0]
@@ -182,11 +194,14 @@ def test_plot_breaks_line_where_not_measured():
     assert len(re.findall(r'<circle[^>]*fill="#0072B2"', html)) == 2
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty"),
-    (b"hello\nworld\n", "no powermetrics sample found"),
-    (b"Energy Model ::  :: ANE (mJ) = 0.00W\ngarbage\n", "line 2: not an IOReport"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"hello\nworld\n", "no powermetrics sample found"),
+        (b"Energy Model ::  :: ANE (mJ) = 0.00W\ngarbage\n", "line 2: not an IOReport"),
+    ],
+)
 def test_bad_captures(data, message):
     with pytest.raises(ModelError, match=message):
         parse_power(data, "bad")
@@ -203,8 +218,9 @@ def test_power_command(tmp_path):
     from anedoctor.cli import app
 
     runner = CliRunner()
-    out = runner.invoke(app, ["power", str(PLIST_M1), "--json", str(tmp_path / "p.json"),
-                              "--html", str(tmp_path / "p.html")])
+    out = runner.invoke(
+        app, ["power", str(PLIST_M1), "--json", str(tmp_path / "p.json"), "--html", str(tmp_path / "p.html")]
+    )
     assert out.exit_code == 0, out.output
     assert "ANE: mean 0.0 mW" in out.output and "CPU: mean 44.1 mW, max 44.1 mW, 89.0 mJ" in out.output
     assert json.loads((tmp_path / "p.json").read_text())["summary"]["energy_mj"]["cpu"] == 89
@@ -222,8 +238,9 @@ def test_plist_sample_without_ane_keys_and_monterey_package_energy():
     combined_power (tlkh/asitop #51); a sample without ane_* keys has no ANE measurement."""
     text = PLIST_M1.read_text()
     text = re.sub(r"\s*<key>ane_energy</key>\s*<integer>0</integer>\s*<key>ane_power</key>\s*<real>0</real>", "", text)
-    text = re.sub(r"<key>combined_power</key>\s*<real>59.4301</real>",
-                  "<key>package_energy</key><integer>120</integer>", text)
+    text = re.sub(
+        r"<key>combined_power</key>\s*<real>59.4301</real>", "<key>package_energy</key><integer>120</integer>", text
+    )
     r = parse_power(text.encode(), "monterey.plist")
     s = r.samples[0]
     assert s.ane_mw is None and r.summary["energy_mj"]["ane"] is None
@@ -239,9 +256,11 @@ def test_intel_package_power_line():
 def test_bandwidth_counters_in_plist_and_text():
     """bandwidth_counters inserted into the real M1 sample (synthetic values; the layout asitop's parsers.py reads:
     a list of {name, value} in bytes/s); and a text Bandwidth section (layout unverified, see the module doc)."""
-    counters = ("<key>bandwidth_counters</key><array><dict><key>name</key><string>ANE DCS RD</string>"
-                "<key>value</key><real>232000000</real></dict><dict><key>name</key><string>ANE DCS WR</string>"
-                "<key>value</key><real>167000000</real></dict></array>")
+    counters = (
+        "<key>bandwidth_counters</key><array><dict><key>name</key><string>ANE DCS RD</string>"
+        "<key>value</key><real>232000000</real></dict><dict><key>name</key><string>ANE DCS WR</string>"
+        "<key>value</key><real>167000000</real></dict></array>"
+    )
     text = PLIST_M1.read_text().replace("<key>thermal_pressure</key>", counters + "<key>thermal_pressure</key>")
     r = parse_power(text.encode(), "bw.plist")
     assert r.samples[0].bandwidth_mb_s == {"ANE DCS RD": 232.0, "ANE DCS WR": 167.0}

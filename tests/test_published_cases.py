@@ -1,4 +1,5 @@
 """The published-case table of bench/published is well-formed, and one case builds and predicts end to end."""
+
 from __future__ import annotations
 
 import sys

@@ -1,6 +1,7 @@
 """Per-rule fixtures, in the spirit of ruff's: every rule fires on its documented example and
 stays quiet on its near-miss, checked end to end through ``anedoctor.check`` on a chip and OS
 where the rule applies. Plus the registry's own contract (unique ids, complete documentation)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -16,17 +17,25 @@ from anedoctor.hardware import CHIPS, Target, parse_os
 from anedoctor.rules import CONFIDENCE, RULES, markdown_table, rule
 from anedoctor.rules.base import FORMAT_NAMES
 
-OS_VERSIONS = {"ios": ("ios18", "ios17", "ios16", "ios15", "ios14", "ios13", "ios12", "ios26", "ios27"),
-               "macos": ("macos15", "macos14", "macos13", "macos12", "macos11", "macos26", "macos27")}
-COREAI_MISSING = ("Core AI example: coreai-core and coreai-torch are not importable (pip install --pre "
-                  "'anedoctor[coreai]'; wheels for Linux x86_64 and macOS arm64 only)")
+OS_VERSIONS = {
+    "ios": ("ios18", "ios17", "ios16", "ios15", "ios14", "ios13", "ios12", "ios26", "ios27"),
+    "macos": ("macos15", "macos14", "macos13", "macos12", "macos11", "macos26", "macos27"),
+}
+COREAI_MISSING = (
+    "Core AI example: coreai-core and coreai-torch are not importable (pip install --pre "
+    "'anedoctor[coreai]'; wheels for Linux x86_64 and macOS arm64 only)"
+)
 
 
 def targets() -> list[Target]:
     """Every plausible chip/OS pair: chips newest ANE first, OS versions the chip can run."""
     chips = sorted(CHIPS.values(), key=lambda c: (-c.tier, c.platform != "ios"))
-    return [Target(c, os, False, False) for c in chips for os in map(parse_os, OS_VERSIONS[c.platform])
-            if os.ios >= c.launch_os]
+    return [
+        Target(c, os, False, False)
+        for c in chips
+        for os in map(parse_os, OS_VERSIONS[c.platform])
+        if os.ios >= c.launch_os
+    ]
 
 
 TARGETS = targets()
@@ -113,8 +122,16 @@ def test_rule_is_documented(r):
         assert model_format in FORMAT_NAMES and fix and fix != r.fix, (r.id, model_format)
         assert r.fix_for(model_format) == fix and f"For {FORMAT_NAMES[model_format]} models: {fix}" in r.doc(), r.id
     doc = r.doc()
-    for section in ("What it checks", "Why it matters", "Example (fires)", "Near miss", "Fix", "Scope",
-                    "Confidence", "References"):
+    for section in (
+        "What it checks",
+        "Why it matters",
+        "Example (fires)",
+        "Near miss",
+        "Fix",
+        "Scope",
+        "Confidence",
+        "References",
+    ):
         assert f"## {section}" in doc, (r.id, section)
 
 
@@ -133,8 +150,15 @@ def test_scope_and_when_agree(r):
 def test_registry_refuses_a_duplicate_id():
     existing = next(iter(RULES.values()))
     with pytest.raises(KeyError, match=existing.id):
-        rule(existing.id, family="x", references=["https://example.org"], confidence="C", fix="-",
-             example="func f() {} -> ();", quiet="func f() {} -> ();")(lambda op, ctx: None)
+        rule(
+            existing.id,
+            family="x",
+            references=["https://example.org"],
+            confidence="C",
+            fix="-",
+            example="func f() {} -> ();",
+            quiet="func f() {} -> ();",
+        )(lambda op, ctx: None)
     assert RULES[existing.id] is existing
 
 
@@ -158,4 +182,5 @@ def test_readme_rules_table_is_generated_from_the_registry():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert markdown_table() in readme, (
         "README rules table is stale; paste the output of "
-        "python -c 'from anedoctor.rules import markdown_table; print(markdown_table())'")
+        "python -c 'from anedoctor.rules import markdown_table; print(markdown_table())'"
+    )

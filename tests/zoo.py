@@ -4,6 +4,7 @@ Each entry is ``name -> builder``; a builder returns ``(module, example_inputs)`
 eval mode and seeded weights, small enough that conversion and execution take well under a second.
 ``convert`` turns one into an ``.mlpackage`` with coremltools.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,16 +18,20 @@ from torch.nn import functional as F
 
 def seeded(fn):
     """Build under a fixed seed so every session gets the same weights."""
+
     def build():
         torch.manual_seed(0)
         module, inputs = fn()
         return module.eval(), inputs
+
     build.__name__ = fn.__name__
     return build
 
 
 def conv_bn(cin, cout, k=3, stride=1, groups=1, act=nn.ReLU):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), act())
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), act()
+    )
 
 
 def randomize_bn(module):
@@ -79,12 +84,17 @@ class TransformerBlock(nn.Module):
 
 # ---------------------------------------------------------------- CNNs
 
+
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.c1 = conv_bn(cin, cout, 3, stride)
         self.c2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
-        self.skip = nn.Sequential() if stride == 1 and cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.skip = (
+            nn.Sequential()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
 
     def forward(self, x):
         return F.relu(self.c2(self.c1(x)) + self.skip(x))
@@ -93,9 +103,16 @@ class BasicBlock(nn.Module):
 @seeded
 def resnet():
     m = nn.Sequential(
-        nn.Conv2d(3, 16, 7, 2, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
-        BasicBlock(16, 16, 1), BasicBlock(16, 32, 2), BasicBlock(32, 64, 2),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
+        nn.Conv2d(3, 16, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+        BasicBlock(16, 16, 1),
+        BasicBlock(16, 32, 2),
+        BasicBlock(32, 64, 2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
     )
     return randomize_bn(m), (torch.randn(1, 3, 64, 64),)
 
@@ -129,9 +146,15 @@ class SqueezeExcite(nn.Module):
 def mobilenetv2():
     m = nn.Sequential(
         conv_bn(3, 16, 3, 2, act=nn.ReLU6),
-        InvertedResidual(16, 16, 1, 1), InvertedResidual(16, 24, 2, 4), InvertedResidual(24, 24, 1, 4),
-        InvertedResidual(24, 32, 2, 4), conv_bn(32, 64, 1, act=nn.ReLU6),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(64, 10),
+        InvertedResidual(16, 16, 1, 1),
+        InvertedResidual(16, 24, 2, 4),
+        InvertedResidual(24, 24, 1, 4),
+        InvertedResidual(24, 32, 2, 4),
+        conv_bn(32, 64, 1, act=nn.ReLU6),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(64, 10),
     )
     return randomize_bn(m), (torch.randn(1, 3, 64, 64),)
 
@@ -140,9 +163,13 @@ def mobilenetv2():
 def efficientnet():
     m = nn.Sequential(
         conv_bn(3, 16, 3, 2, act=nn.SiLU),
-        InvertedResidual(16, 16, 1, 1, 3, nn.SiLU, se=True), InvertedResidual(16, 24, 2, 4, 5, nn.SiLU, se=True),
-        InvertedResidual(24, 24, 1, 4, 5, nn.SiLU, se=True), conv_bn(24, 64, 1, act=nn.SiLU),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
+        InvertedResidual(16, 16, 1, 1, 3, nn.SiLU, se=True),
+        InvertedResidual(16, 24, 2, 4, 5, nn.SiLU, se=True),
+        InvertedResidual(24, 24, 1, 4, 5, nn.SiLU, se=True),
+        conv_bn(24, 64, 1, act=nn.SiLU),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
     )
     return randomize_bn(m), (torch.randn(1, 3, 64, 64),)
 
@@ -169,9 +196,17 @@ class ChannelsLayerNorm(nn.LayerNorm):
 @seeded
 def convnext():
     m = nn.Sequential(
-        nn.Conv2d(3, 32, 4, 4), ChannelsLayerNorm(32, eps=1e-6), ConvNeXtBlock(32), ConvNeXtBlock(32),
-        ChannelsLayerNorm(32, eps=1e-6), nn.Conv2d(32, 64, 2, 2), ConvNeXtBlock(64),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LayerNorm(64), nn.Linear(64, 10),
+        nn.Conv2d(3, 32, 4, 4),
+        ChannelsLayerNorm(32, eps=1e-6),
+        ConvNeXtBlock(32),
+        ConvNeXtBlock(32),
+        ChannelsLayerNorm(32, eps=1e-6),
+        nn.Conv2d(32, 64, 2, 2),
+        ConvNeXtBlock(64),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.LayerNorm(64),
+        nn.Linear(64, 10),
     )
     return m, (torch.randn(1, 3, 64, 64),)
 
@@ -179,8 +214,10 @@ def convnext():
 class UNet(nn.Module):
     def __init__(self, c=16):
         super().__init__()
+
         def double(cin, cout):
             return nn.Sequential(conv_bn(cin, cout), conv_bn(cout, cout))
+
         self.d1, self.d2, self.mid = double(3, c), double(c, 2 * c), double(2 * c, 4 * c)
         self.up1 = nn.ConvTranspose2d(4 * c, 2 * c, 2, 2)
         self.u1 = double(4 * c, 2 * c)
@@ -256,9 +293,15 @@ class AudioNet(nn.Module):
         super().__init__()
         self.front = nn.Conv1d(1, 16, 64, stride=16, padding=24)
         self.blocks = nn.Sequential(
-            nn.Conv1d(16, 32, 5, padding=2), nn.BatchNorm1d(32), nn.ReLU(), nn.MaxPool1d(2),
-            nn.Conv1d(32, 32, 3, padding=2, dilation=2), nn.BatchNorm1d(32), nn.PReLU(32),
-            nn.Conv1d(32, 48, 3, stride=2, padding=1, groups=16), nn.Softplus(),
+            nn.Conv1d(16, 32, 5, padding=2),
+            nn.BatchNorm1d(32),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(32, 32, 3, padding=2, dilation=2),
+            nn.BatchNorm1d(32),
+            nn.PReLU(32),
+            nn.Conv1d(32, 48, 3, stride=2, padding=1, groups=16),
+            nn.Softplus(),
         )
         self.head = nn.Linear(48, 6)
 
@@ -274,6 +317,7 @@ def audio_conv1d():
 
 
 # ---------------------------------------------------------------- transformers
+
 
 class ViT(nn.Module):
     def __init__(self, dim=64, depth=2, heads=4, patch=8, size=32):
@@ -302,7 +346,9 @@ class Bert(nn.Module):
         super().__init__()
         self.tok, self.pos, self.typ = nn.Embedding(vocab, dim), nn.Embedding(seq, dim), nn.Embedding(2, dim)
         self.norm = nn.LayerNorm(dim, eps=1e-12)
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, 4, act=nn.GELU(approximate="tanh")) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, heads, 4, act=nn.GELU(approximate="tanh")) for _ in range(depth)
+        )
         self.pool = nn.Linear(dim, dim)
 
     def forward(self, ids, mask):
@@ -353,7 +399,10 @@ class DETR(nn.Module):
         self.self_attn, self.cross_attn = Attention(dim, 4), Attention(dim, 4)
         self.n1, self.n2, self.n3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, 64), nn.ReLU(), nn.Linear(64, dim))
-        self.cls, self.box = nn.Linear(dim, classes + 1), nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 4))
+        self.cls, self.box = (
+            nn.Linear(dim, classes + 1),
+            nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 4)),
+        )
 
     def forward(self, img):
         f = self.backbone(img)
@@ -377,9 +426,16 @@ class MLPMixer(nn.Module):
         tokens = (size // patch) ** 2
         self.embed = nn.Conv2d(3, dim, patch, patch)
         self.layers = nn.ModuleList(
-            nn.ModuleList([nn.LayerNorm(dim), nn.Sequential(nn.Linear(tokens, 32), nn.GELU(), nn.Linear(32, tokens)),
-                           nn.LayerNorm(dim), nn.Sequential(nn.Linear(dim, 128), nn.GELU(), nn.Linear(128, dim))])
-            for _ in range(depth))
+            nn.ModuleList(
+                [
+                    nn.LayerNorm(dim),
+                    nn.Sequential(nn.Linear(tokens, 32), nn.GELU(), nn.Linear(32, tokens)),
+                    nn.LayerNorm(dim),
+                    nn.Sequential(nn.Linear(dim, 128), nn.GELU(), nn.Linear(128, dim)),
+                ]
+            )
+            for _ in range(depth)
+        )
         self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, 10)
 
     def forward(self, x):
@@ -396,6 +452,7 @@ def mlp_mixer():
 
 
 # ---------------------------------------------------------------- recurrent
+
 
 class LSTMTagger(nn.Module):
     def __init__(self):
@@ -430,6 +487,7 @@ def gru():
 
 
 # ---------------------------------------------------------------- generative, with fp16 trouble
+
 
 class VAEDecoder(nn.Module):
     """Stable-Diffusion-style VAE decoder: GroupNorm/SiLU res blocks, nearest upsampling, mid-block
@@ -502,7 +560,15 @@ class OpsMix(nn.Module):
         am = a.argmax(-1).to(torch.float32) + a.argmin(1).to(torch.float32).mean()
         rnd = torch.floor(a * 3) + torch.ceil(a) + torch.round(a * 2) + torch.remainder(a * 5, 2.0)
         mix = torch.maximum(a, -a).exp2() * (a != 0).float() * torch.atan(a) + torch.cos(a) * torch.sin(a)
-        return s, t, am, picked, c, srt + order.float(), rnd + mix + torch.tril(a[0]).sum() + F.hardsigmoid(a) * F.softsign(a)
+        return (
+            s,
+            t,
+            am,
+            picked,
+            c,
+            srt + order.float(),
+            rnd + mix + torch.tril(a[0]).sum() + F.hardsigmoid(a) * F.softsign(a),
+        )
 
 
 @seeded
@@ -510,10 +576,29 @@ def ops_mix():
     return OpsMix(), (torch.randn(1, 6, 8), torch.tensor([2, 0, 5], dtype=torch.int32))
 
 
-ZOO = {f.__name__: f for f in (
-    resnet, mobilenetv2, efficientnet, convnext, unet, dilated_transposed, video_conv3d, audio_conv1d,
-    vit, bert, gpt, detr, mlp_mixer, lstm, gru, vae_decoder, energy_head, ops_mix,
-)}
+ZOO = {
+    f.__name__: f
+    for f in (
+        resnet,
+        mobilenetv2,
+        efficientnet,
+        convnext,
+        unet,
+        dilated_transposed,
+        video_conv3d,
+        audio_conv1d,
+        vit,
+        bert,
+        gpt,
+        detr,
+        mlp_mixer,
+        lstm,
+        gru,
+        vae_decoder,
+        energy_head,
+        ops_mix,
+    )
+}
 INPUT_NAMES = {"bert": ("ids", "mask"), "gpt": ("ids",), "ops_mix": ("x", "idx")}
 
 
@@ -533,10 +618,18 @@ def convert(name: str, folder: Path, fp16: bool = False, target: str = "iOS18") 
     module, inputs = ZOO[name]()
     with torch.no_grad():
         traced = torch.jit.trace(module, inputs)
-    specs = [ct.TensorType(name=n, shape=tuple(x.shape), dtype=x.numpy().dtype) for n, x in zip(input_names(name, len(inputs)), inputs)]
+    specs = [
+        ct.TensorType(name=n, shape=tuple(x.shape), dtype=x.numpy().dtype)
+        for n, x in zip(input_names(name, len(inputs)), inputs)
+    ]
     with contextlib.redirect_stderr(io.StringIO()):
-        ml = ct.convert(traced, inputs=specs, convert_to="mlprogram", minimum_deployment_target=getattr(ct.target, target),
-                        compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32)
+        ml = ct.convert(
+            traced,
+            inputs=specs,
+            convert_to="mlprogram",
+            minimum_deployment_target=getattr(ct.target, target),
+            compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32,
+        )
     path = folder / f"{name}{'_fp16' if fp16 else ''}.mlpackage"
     ml.save(str(path))
     return path
@@ -555,4 +648,5 @@ def zoo_models(tmp_path_factory):
         if (name, fp16) not in _CONVERTED:
             _CONVERTED[name, fp16] = convert(name, folder, fp16)
         return _CONVERTED[name, fp16]
+
     return get

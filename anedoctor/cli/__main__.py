@@ -1,4 +1,5 @@
 """``python -m anedoctor.cli``."""
+
 from . import main
 
 main()

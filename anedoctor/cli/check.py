@@ -1,4 +1,5 @@
 """``anedoctor check`` (one or more models, gates, CI formats), ``demo`` and ``rules``."""
+
 from __future__ import annotations
 
 import os
@@ -23,10 +24,26 @@ def per_model_path(path: str | None, model: str, several: bool) -> str | None:
     return path.replace("{name}", Path(model).stem)
 
 
-def run_check(models: list[str], chip=None, os_=None, compute_units=None, json_path=None, html_path=None,
-              sarif_path=None, junit_path=None, output_format=None, min_ane=None, min_ane_flops=None,
-              max_latency_ms=None, select=None, ignore=None, explain=None, verbose=False, input_shape=None,
-              measured=None) -> None:
+def run_check(
+    models: list[str],
+    chip=None,
+    os_=None,
+    compute_units=None,
+    json_path=None,
+    html_path=None,
+    sarif_path=None,
+    junit_path=None,
+    output_format=None,
+    min_ane=None,
+    min_ane_flops=None,
+    max_latency_ms=None,
+    select=None,
+    ignore=None,
+    explain=None,
+    verbose=False,
+    input_shape=None,
+    measured=None,
+) -> None:
     """``anedoctor check``: settings from the options, else [tool.anedoctor], outputs checked before any work."""
     from ..api import check, gate, load
     from ..config import load_config
@@ -40,9 +57,14 @@ def run_check(models: list[str], chip=None, os_=None, compute_units=None, json_p
     def body():
         cfg = load_config()
         pick = lambda value, key: value if value is not None else cfg.get(key)  # noqa: E731
-        gates = {"min_ane": pick(min_ane, "min_ane"), "min_ane_flops": pick(min_ane_flops, "min_ane_flops"),
-                 "max_latency_ms": pick(max_latency_ms, "max_latency_ms")}
-        fmt = pick(output_format and output_format.value, "output_format") or ("github" if os.environ.get("GITHUB_ACTIONS") else "text")
+        gates = {
+            "min_ane": pick(min_ane, "min_ane"),
+            "min_ane_flops": pick(min_ane_flops, "min_ane_flops"),
+            "max_latency_ms": pick(max_latency_ms, "max_latency_ms"),
+        }
+        fmt = pick(output_format and output_format.value, "output_format") or (
+            "github" if os.environ.get("GITHUB_ACTIONS") else "text"
+        )
         units = pick(compute_units, "compute_units")
         several = len(models) > 1
         if several and explain:
@@ -53,15 +75,25 @@ def run_check(models: list[str], chip=None, os_=None, compute_units=None, json_p
         for flag, path in (("--sarif", sarif_path), ("--junit", junit_path)):
             outputs.claim(flag, path)
         for model in models:
-            outputs.claim(f"--json ({Path(model).name})" if several else "--json", per_model_path(json_path, model, several))
-            outputs.claim(f"--html ({Path(model).name})" if several else "--html", per_model_path(html_path, model, several))
+            outputs.claim(
+                f"--json ({Path(model).name})" if several else "--json", per_model_path(json_path, model, several)
+            )
+            outputs.claim(
+                f"--html ({Path(model).name})" if several else "--html", per_model_path(html_path, model, several)
+            )
         checked, rows = [], []
         for model in models:
             with progress(f"loading {Path(model).name}"):
                 loaded = load(model, input_shapes(input_shape))
             with progress(f"predicting {Path(model).name}"):
-                report = check(loaded, chip=pick(chip, "chip"), os=pick(os_, "os"), compute_units=units,
-                               select=split_list(select, cfg.get("select")), ignore=split_list(ignore, cfg.get("ignore")))
+                report = check(
+                    loaded,
+                    chip=pick(chip, "chip"),
+                    os=pick(os_, "os"),
+                    compute_units=units,
+                    select=split_list(select, cfg.get("select")),
+                    ignore=split_list(ignore, cfg.get("ignore")),
+                )
                 data = report.to_dict()
             failures = gate(report, **gates)
             checked.append((data, failures))
@@ -96,6 +128,7 @@ def run_check(models: list[str], chip=None, os_=None, compute_units=None, json_p
             print(f"anedoctor: gate failed: {name + ': ' if several else ''}{f}", file=sys.stderr)
         if failed:
             raise typer.Exit(1)
+
     guarded(body)
 
 
@@ -124,9 +157,17 @@ def summary_table(rows):
     for name, report, failures in rows:
         s = report.summary
         latency = s.get("latency_ms")
-        table.add_row(name, str(s["ops"]), str(s["ane"]), str(s["gpu"]), str(s["cpu"]), f"{s['ane_fraction']:.1%}",
-                      f"{s['ane_flops_fraction']:.1%}", "-" if latency is None else f"{latency:.3f}",
-                      "failed" if failures else "passed")
+        table.add_row(
+            name,
+            str(s["ops"]),
+            str(s["ane"]),
+            str(s["gpu"]),
+            str(s["cpu"]),
+            f"{s['ane_fraction']:.1%}",
+            f"{s['ane_flops_fraction']:.1%}",
+            "-" if latency is None else f"{latency:.3f}",
+            "failed" if failures else "passed",
+        )
     return table
 
 
@@ -136,30 +177,69 @@ def check_cmd(
     chip: Optional[str] = CHIP,
     os_: Optional[str] = OS,
     compute_units: Optional[str] = COMPUTE_UNITS_OPTION,
-    json_path: Optional[str] = typer.Option(None, "--json", help="Write the JSON report here ('-' for stdout; {name} for several models)"),
-    html_path: Optional[str] = typer.Option(None, "--html", help="Write the self-contained HTML report here ({name} for several models)"),
-    sarif_path: Optional[str] = typer.Option(None, "--sarif", help="Write a SARIF 2.1.0 log (GitHub code scanning) here"),
+    json_path: Optional[str] = typer.Option(
+        None, "--json", help="Write the JSON report here ('-' for stdout; {name} for several models)"
+    ),
+    html_path: Optional[str] = typer.Option(
+        None, "--html", help="Write the self-contained HTML report here ({name} for several models)"
+    ),
+    sarif_path: Optional[str] = typer.Option(
+        None, "--sarif", help="Write a SARIF 2.1.0 log (GitHub code scanning) here"
+    ),
     junit_path: Optional[str] = typer.Option(None, "--junit", help="Write JUnit XML (one test suite per model) here"),
-    output_format: Optional[OutputFormat] = typer.Option(None, "--output-format",
-                                                         help="text, or github (workflow annotations; the default when GITHUB_ACTIONS is set)"),
-    min_ane: Optional[float] = typer.Option(None, "--min-ane", help="CI gate: exit 1 when the ANE share of ops is below this fraction"),
-    min_ane_flops: Optional[float] = typer.Option(None, "--min-ane-flops", help="CI gate: exit 1 when the ANE share of FLOPs is below this fraction"),
-    max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="CI gate: exit 1 when the estimated latency is above this"),
-    select: Optional[str] = typer.Option(None, "--select", help="Only these rules (ids, prefixes or families, comma-separated: PA,DT-4)"),
-    ignore: Optional[str] = typer.Option(None, "--ignore", help="Not these rules (ids, prefixes or families, comma-separated)"),
-    input_shape: Optional[list[str]] = typer.Option(None, "--input-shape",
-                                                    help="NAME=1x3x224x224 for a TorchScript .pt file (repeatable)"),
+    output_format: Optional[OutputFormat] = typer.Option(
+        None, "--output-format", help="text, or github (workflow annotations; the default when GITHUB_ACTIONS is set)"
+    ),
+    min_ane: Optional[float] = typer.Option(
+        None, "--min-ane", help="CI gate: exit 1 when the ANE share of ops is below this fraction"
+    ),
+    min_ane_flops: Optional[float] = typer.Option(
+        None, "--min-ane-flops", help="CI gate: exit 1 when the ANE share of FLOPs is below this fraction"
+    ),
+    max_latency_ms: Optional[float] = typer.Option(
+        None, "--max-latency-ms", help="CI gate: exit 1 when the estimated latency is above this"
+    ),
+    select: Optional[str] = typer.Option(
+        None, "--select", help="Only these rules (ids, prefixes or families, comma-separated: PA,DT-4)"
+    ),
+    ignore: Optional[str] = typer.Option(
+        None, "--ignore", help="Not these rules (ids, prefixes or families, comma-separated)"
+    ),
+    input_shape: Optional[list[str]] = typer.Option(
+        None, "--input-shape", help="NAME=1x3x224x224 for a TorchScript .pt file (repeatable)"
+    ),
     explain: Optional[str] = typer.Option(None, "--explain", help="Explain one op by name"),
-    measured: Optional[str] = typer.Option(None, "--measured",
-                                           help="Hold the prediction against a measurement (anedoctor measure -o, "
-                                                "or an MLComputePlan dump): the agreement line"),
+    measured: Optional[str] = typer.Option(
+        None,
+        "--measured",
+        help="Hold the prediction against a measurement (anedoctor measure -o, "
+        "or an MLComputePlan dump): the agreement line",
+    ),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="List every op"),
 ) -> None:
     """Predict where every op runs (ANE / GPU / CPU) and why ops miss the Neural Engine.
 
     Defaults come from [tool.anedoctor] in the nearest pyproject.toml. Exit 1 when a gate fails, 2 on unusable input."""
-    run_check(models, chip, os_, compute_units, json_path, html_path, sarif_path, junit_path, output_format, min_ane,
-              min_ane_flops, max_latency_ms, select, ignore, explain, verbose, input_shape, measured)
+    run_check(
+        models,
+        chip,
+        os_,
+        compute_units,
+        json_path,
+        html_path,
+        sarif_path,
+        junit_path,
+        output_format,
+        min_ane,
+        min_ane_flops,
+        max_latency_ms,
+        select,
+        ignore,
+        explain,
+        verbose,
+        input_shape,
+        measured,
+    )
 
 
 @app.command("demo")
@@ -177,8 +257,6 @@ def demo_cmd(
         path = guarded(lambda: build_demo_model(folder))
         Console().print(f"Built the example model {path}\n", highlight=False)
         run_check([str(path)], chip, verbose=verbose)
-
-
 
 
 @app.command("rules")

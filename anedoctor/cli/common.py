@@ -5,6 +5,7 @@ Command line: thin shells over the public functions in :mod:`anedoctor.api`.
 Exit codes: 0 success, 1 a gate failed (--min-ane, or numerics found a problem), 2 unusable input
 (one-line error).
 """
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,12 @@ from rich.console import Console
 
 from ..errors import ModelError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Does my Core ML model run on the Apple Neural Engine? Which ops don't, why, and how to fix it.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Does my Core ML model run on the Apple Neural Engine? Which ops don't, why, and how to fix it.",
+)
 
 
 class Precision(str, Enum):
@@ -43,17 +48,34 @@ def compute_units_value(text: str | None) -> str | None:
 
 
 MODEL = typer.Argument(..., help="Model: .mlpackage, .mlmodel, .mlmodelc or .aimodel")
-INPUTS = typer.Option(None, "--input", help="Inputs: an .npz (arrays by name) or name=file.npy / name=file.npz; repeatable. "
-                                           "Default: generated from the model's input description")
-DEVICES_OPTION = typer.Option("predicted", help="Where ops run in fp16 emulation: predicted (anedoctor check placement), or ane / gpu / cpu for every op")
+INPUTS = typer.Option(
+    None,
+    "--input",
+    help="Inputs: an .npz (arrays by name) or name=file.npy / name=file.npz; repeatable. "
+    "Default: generated from the model's input description",
+)
+DEVICES_OPTION = typer.Option(
+    "predicted",
+    help="Where ops run in fp16 emulation: predicted (anedoctor check placement), or ane / gpu / cpu for every op",
+)
 ACCUMULATOR = typer.Option(Precision.fp32, help="Accumulator width emulated for ANE conv/matmul/reductions")
 SEED = typer.Option(0, help="Seed for generated inputs")
-CHIP = typer.Option(None, help="a12..a19, m1..m5 and their pro/max/ultra variants (default: a17, assumed); see `anedoctor chips`")
-OS = typer.Option(None, "--os", help="ios17|ios18|ios26|macos14|macos15|macos26 ... (default: the model's deployment target, "
-                                     "or the first OS the chip ran if that is later)")
-COMPUTE_UNITS_OPTION = typer.Option(None, "--compute-units", callback=compute_units_value,
-                             help="all | cpu_and_ne | cpu_and_gpu | cpu_only (coremltools spellings such as CPU_AND_NE work) "
-                                  "[default: all, or [tool.anedoctor] compute_units]")
+CHIP = typer.Option(
+    None, help="a12..a19, m1..m5 and their pro/max/ultra variants (default: a17, assumed); see `anedoctor chips`"
+)
+OS = typer.Option(
+    None,
+    "--os",
+    help="ios17|ios18|ios26|macos14|macos15|macos26 ... (default: the model's deployment target, "
+    "or the first OS the chip ran if that is later)",
+)
+COMPUTE_UNITS_OPTION = typer.Option(
+    None,
+    "--compute-units",
+    callback=compute_units_value,
+    help="all | cpu_and_ne | cpu_and_gpu | cpu_only (coremltools spellings such as CPU_AND_NE work) "
+    "[default: all, or [tool.anedoctor] compute_units]",
+)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -75,7 +97,8 @@ def guarded(fn):
     except Exception as e:  # an input we did not foresee must still not print a traceback
         if os.environ.get("ANEDOCTOR_DEBUG"):
             raise
-        fail(f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (set ANEDOCTOR_DEBUG=1 for a traceback)")
+        first = str(e).splitlines()[0] if str(e) else ""
+        fail(f"unexpected {type(e).__name__}: {first} (set ANEDOCTOR_DEBUG=1 for a traceback)")
 
 
 def silence_stdout() -> None:
@@ -91,8 +114,13 @@ def show(lines, to_stderr: bool = False) -> None:
     stream = sys.stderr if to_stderr else sys.stdout
     tty = stream.isatty()
     buffer = io.StringIO()
-    console = Console(file=buffer, highlight=False, force_terminal=tty, color_system="auto" if tty else None,
-                      width=shutil.get_terminal_size().columns if tty else None)
+    console = Console(
+        file=buffer,
+        highlight=False,
+        force_terminal=tty,
+        color_system="auto" if tty else None,
+        width=shutil.get_terminal_size().columns if tty else None,
+    )
     for line in lines:
         console.print(line)
     try:
@@ -121,8 +149,11 @@ def version_callback(value: bool) -> None:
 
 
 @app.callback()
-def main_options(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
-                                              help="Print the version and exit")) -> None:
+def main_options(
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Print the version and exit"
+    ),
+) -> None:
     """Does my Core ML model run on the Apple Neural Engine? Which ops don't, why, and how to fix it."""
 
 
@@ -144,8 +175,6 @@ def finish(outputs, render: dict, lines) -> None:
             outputs.put(flag, make())
     outputs.commit()
     show(lines, to_stderr="-" in outputs.paths.values())
-
-
 
 
 def split_list(option: str | None, configured: list[str] | None) -> list[str] | None:

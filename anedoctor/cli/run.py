@@ -1,4 +1,5 @@
 """``anedoctor run`` and ``numerics``: the reference executor, in fp32 and emulated ANE fp16."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,7 +56,9 @@ def torch_reference(reference: str):
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as e:
-        raise ModelError(f"--reference {reference!r}: use fp32, a TorchScript .pt file or package.module:factory ({e})") from None
+        raise ModelError(
+            f"--reference {reference!r}: use fp32, a TorchScript .pt file or package.module:factory ({e})"
+        ) from None
     module = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
     return module.eval()
 
@@ -65,7 +68,9 @@ def run_cmd(
     model: str = MODEL,
     inputs: Optional[list[str]] = INPUTS,
     precision: Precision = typer.Option(Precision.fp32, help="fp32, or fp16 = emulated ANE fp16 on the ANE-placed ops"),
-    out: Optional[str] = typer.Option(None, "--out", help="Write the outputs to this .npz (atomically; '-' for stdout)"),
+    out: Optional[str] = typer.Option(
+        None, "--out", help="Write the outputs to this .npz (atomically; '-' for stdout)"
+    ),
     devices: str = DEVICES_OPTION,
     accumulator: Precision = ACCUMULATOR,
     seed: int = SEED,
@@ -73,6 +78,7 @@ def run_cmd(
     os_: Optional[str] = OS,
 ) -> None:
     """Execute a model on this machine (PyTorch backend), in fp32 or emulated ANE fp16."""
+
     def body():
         from ..api import run
         from ..execute import npz_bytes
@@ -80,9 +86,13 @@ def run_cmd(
 
         outputs = Outputs(inputs=[model, *input_paths(inputs)])
         outputs.claim("--out", out)
-        loaded, arrays, placement = emulation_setup(model, inputs, devices if precision is Precision.fp16 else "cpu", chip, os_)
+        loaded, arrays, placement = emulation_setup(
+            model, inputs, devices if precision is Precision.fp16 else "cpu", chip, os_
+        )
         with progress(f"running {Path(model).name} in {precision.value}"):
-            result = run(loaded, arrays, precision=precision.value, devices=placement, accumulator=accumulator.value, seed=seed)
+            result = run(
+                loaded, arrays, precision=precision.value, devices=placement, accumulator=accumulator.value, seed=seed
+            )
         lines = [result.describe()]
         if loaded.format == "coreai" and precision is Precision.fp32:
             lines += coreai_second_opinion(loaded, result)
@@ -90,6 +100,7 @@ def run_cmd(
             outputs.put("--out", npz_bytes(result.outputs))
         outputs.commit()
         show(lines + ([f"outputs written to {out}"] if out and out != "-" else []), to_stderr=out == "-")
+
     guarded(body)
 
 
@@ -97,9 +108,13 @@ def run_cmd(
 def numerics_cmd(
     model: str = MODEL,
     inputs: Optional[list[str]] = INPUTS,
-    reference: str = typer.Option("fp32", help="fp32 (the model itself in fp32), a TorchScript .pt file, or package.module:factory"),
+    reference: str = typer.Option(
+        "fp32", help="fp32 (the model itself in fp32), a TorchScript .pt file, or package.module:factory"
+    ),
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the JSON report here"),
-    html_path: Optional[str] = typer.Option(None, "--html", help="Write the check report with fp16 error per op and the findings"),
+    html_path: Optional[str] = typer.Option(
+        None, "--html", help="Write the check report with fp16 error per op and the findings"
+    ),
     threshold: float = typer.Option(0.05, help="Relative error above which an op drifts"),
     min_psnr: float = typer.Option(35.0, help="PSNR (dB) below which an op drifts"),
     devices: str = DEVICES_OPTION,
@@ -109,19 +124,30 @@ def numerics_cmd(
     os_: Optional[str] = OS,
 ) -> None:
     """Find the first op where emulated ANE fp16 overflows, goes NaN/inf or drifts from fp32. Exit 1 if any does."""
+
     def body():
         import json
 
         from ..api import check, numerics
         from ..outputs import Outputs
 
-        outputs = Outputs(inputs=[model, *input_paths(inputs), reference if reference.endswith((".pt", ".pth")) else None])
+        outputs = Outputs(
+            inputs=[model, *input_paths(inputs), reference if reference.endswith((".pt", ".pth")) else None]
+        )
         outputs.claim("--json", json_path)
         outputs.claim("--html", html_path)
         loaded, arrays, placement = emulation_setup(model, inputs, devices, chip, os_)
         with progress(f"running {Path(model).name} in fp32 and emulated fp16"):
-            rep = numerics(loaded, arrays, reference=torch_reference(reference), threshold=threshold, min_psnr=min_psnr,
-                           devices=placement, accumulator=accumulator.value, seed=seed)
+            rep = numerics(
+                loaded,
+                arrays,
+                reference=torch_reference(reference),
+                threshold=threshold,
+                min_psnr=min_psnr,
+                devices=placement,
+                accumulator=accumulator.value,
+                seed=seed,
+            )
         if html_path:
             report = placement if not isinstance(placement, str) else check(loaded, chip=chip, os=os_)
             outputs.put("--html", report.add_numerics(rep).to_html())
@@ -131,4 +157,5 @@ def numerics_cmd(
         show([rep.render()], to_stderr="-" in outputs.paths.values())
         if not rep.ok:
             raise typer.Exit(1)
+
     guarded(body)

@@ -1,4 +1,5 @@
 """``anedoctor fix``, ``compress``, ``estimate`` and ``chips``."""
+
 from __future__ import annotations
 
 import sys
@@ -32,14 +33,21 @@ def fix_cmd(
     chip: Optional[str] = CHIP,
     os_: Optional[str] = OS,
     compute_units: Optional[str] = COMPUTE_UNITS_OPTION,
-    select: Optional[str] = typer.Option(None, "--select", help="Only cure these rules (comma-separated ids or prefixes, e.g. PA-11,SH)"),
-    ignore: Optional[str] = typer.Option(None, "--ignore", help="Leave these rules alone (comma-separated ids or prefixes)"),
-    allow_interface_changes: bool = typer.Option(False, "--allow-interface-changes", help="Allow rewrites that change input/output types"),
+    select: Optional[str] = typer.Option(
+        None, "--select", help="Only cure these rules (comma-separated ids or prefixes, e.g. PA-11,SH)"
+    ),
+    ignore: Optional[str] = typer.Option(
+        None, "--ignore", help="Leave these rules alone (comma-separated ids or prefixes)"
+    ),
+    allow_interface_changes: bool = typer.Option(
+        False, "--allow-interface-changes", help="Allow rewrites that change input/output types"
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Verify every rewrite but write no model"),
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the fix report as JSON here"),
     html_path: Optional[str] = typer.Option(None, "--html", help="Write a before/after HTML page here"),
 ) -> None:
-    """Rewrite a model so more of it runs on the Neural Engine, verify the result, write it (nothing if nothing helps)."""
+    """Rewrite a model so more of it runs on the Neural Engine, verify it, write it (nothing if nothing helps)."""
+
     def body():
         from ..rewrite import fix
 
@@ -47,22 +55,37 @@ def fix_cmd(
             raise ModelError("fix needs -o OUT.mlpackage (or --dry-run)")
         outputs = claimed([model], {"--json": json_path, "--html": html_path})
         with progress(f"rewriting and verifying {Path(model).name}"):
-            report = fix(model, output, chip=chip, os=os_, compute_units=compute_units or "all", select=select,
-                         ignore=ignore, allow_interface_changes=allow_interface_changes, dry_run=dry_run)
+            report = fix(
+                model,
+                output,
+                chip=chip,
+                os=os_,
+                compute_units=compute_units or "all",
+                select=select,
+                ignore=ignore,
+                allow_interface_changes=allow_interface_changes,
+                dry_run=dry_run,
+            )
         finish(outputs, {"--json": report.to_json, "--html": report.to_html}, [str(report)])
+
     guarded(body)
 
 
 @app.command("compress")
 def compress_cmd(
     model: str = typer.Argument(..., help="ML Program .mlpackage to compress (never modified)"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="The compressed .mlpackage (with --sweep: a folder to keep every variant)"),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="The compressed .mlpackage (with --sweep: a folder to keep every variant)"
+    ),
     palettize: Optional[int] = typer.Option(None, help="Palettize weights to N-bit LUTs: 1|2|3|4|6|8"),
-    per_grouped_channel: Optional[int] = typer.Option(None, "--per-grouped-channel", help="One LUT per G output channels"),
+    per_grouped_channel: Optional[int] = typer.Option(
+        None, "--per-grouped-channel", help="One LUT per G output channels"
+    ),
     quantize: Optional[str] = typer.Option(None, help="Quantize weights: int8|int4"),
     block_size: Optional[int] = typer.Option(None, "--block-size", help="Per-block scales over B input channels"),
-    activations: Optional[Path] = typer.Option(None, help="Calibration .npz for int8 activations (W8A8, with --quantize int8)"),
+    activations: Optional[Path] = typer.Option(
+        None, help="Calibration .npz for int8 activations (W8A8, with --quantize int8)"
+    ),
     prune: Optional[float] = typer.Option(None, help="Zero this fraction of the weights (magnitude pruning)"),
     n_m: Optional[str] = typer.Option(None, "--n-m", help="Structured pruning: N zeros in every M weights, e.g. 2:4"),
     sweep_recipes: bool = typer.Option(False, "--sweep", help="Try the common recipes and show the trade-off"),
@@ -73,6 +96,7 @@ def compress_cmd(
     html_path: Optional[str] = typer.Option(None, "--html", help="Write an HTML page here (the sweep: with a plot)"),
 ) -> None:
     """Compress weights with coremltools.optimize; report size, Neural Engine placement, latency and accuracy."""
+
     def body():
         from ..compress import compress, sweep
         from ..execute import load_inputs
@@ -82,12 +106,21 @@ def compress_cmd(
         outputs.claim("--json", json_path)
         outputs.claim("--html", html_path)
         feeds = load_inputs(*inputs) if inputs else None
-        recipe = {"palettize": palettize, "per_grouped_channel": per_grouped_channel, "quantize": quantize,
-                  "block_size": block_size, "activations": activations, "prune": prune, "n_m": n_m}
+        recipe = {
+            "palettize": palettize,
+            "per_grouped_channel": per_grouped_channel,
+            "quantize": quantize,
+            "block_size": block_size,
+            "activations": activations,
+            "prune": prune,
+            "n_m": n_m,
+        }
         with progress(f"compressing {Path(model).name}"):
             if sweep_recipes:
                 if any(v is not None for v in recipe.values()):
-                    raise ModelError("--sweep tries its own recipes; drop --palettize/--quantize/--prune and their options")
+                    raise ModelError(
+                        "--sweep tries its own recipes; drop --palettize/--quantize/--prune and their options"
+                    )
                 report = sweep(model, output, chip=chip, os=os_, inputs=feeds)
             else:
                 report = compress(model, output, chip=chip, os=os_, inputs=feeds, **recipe)
@@ -102,7 +135,9 @@ def compress_cmd(
             stream.flush()
         except BrokenPipeError:
             silence_stdout()
+
     guarded(body)
+
 
 @app.command("estimate")
 def estimate_cmd(
@@ -115,11 +150,11 @@ def estimate_cmd(
     html_path: Optional[str] = typer.Option(None, "--html", help="Write the report page with a latency waterfall here"),
 ) -> None:
     """Estimate latency and energy per inference: per op, segment and device switch (a model, not a measurement)."""
+
     def body():
         from ..estimate import estimate
 
-        result = estimate(model, chip=chip, os=os_, compute_units=compute_units or "all",
-                          compare_compute_units=compare)
+        result = estimate(model, chip=chip, os=os_, compute_units=compute_units or "all", compare_compute_units=compare)
         if json_path == "-":
             print(result.to_json(), end="")
         else:
@@ -128,6 +163,7 @@ def estimate_cmd(
                 result.to_json(json_path)
         if html_path:
             result.to_html(html_path)
+
     guarded(body)
 
 
@@ -142,10 +178,20 @@ def chips_cmd(json_out: bool = typer.Option(False, "--json", help="Print the tab
     if json_out:
         print(json.dumps(rows, indent=1))
         return
-    cols = {"id": "id", "ane_arch": "ANE", "ane_fp16_tflops": "fp16 TF", "ane_ghz": "NE GHz",
-            "ane_weight_gbps": "weights GB/s", "ane_weight_gbps_source": "", "soc_gbps": "SoC GB/s",
-            "cpu_cores": "CPU", "cpu_gflops": "CPU GF", "gpu_cores": "GPU cores", "gpu_tflops": "GPU TF",
-            "ane_dispatch_ms": "dispatch ms"}
+    cols = {
+        "id": "id",
+        "ane_arch": "ANE",
+        "ane_fp16_tflops": "fp16 TF",
+        "ane_ghz": "NE GHz",
+        "ane_weight_gbps": "weights GB/s",
+        "ane_weight_gbps_source": "",
+        "soc_gbps": "SoC GB/s",
+        "cpu_cores": "CPU",
+        "cpu_gflops": "CPU GF",
+        "gpu_cores": "GPU cores",
+        "gpu_tflops": "GPU TF",
+        "ane_dispatch_ms": "dispatch ms",
+    }
     from rich.table import Table
 
     table = Table(title="What the estimate assumes per chip (sources: anedoctor/hardware.py)")

@@ -6,6 +6,7 @@ Neural Engine placement, estimated latency and accuracy.
     >>> print(report.render())
     >>> print(sweep("model.mlpackage", chip="m4").render())
 """
+
 from .core import CompressReport, compress
 from .recipe import Recipe
 from .sweep import SWEEP, SweepReport, sweep

@@ -1,4 +1,5 @@
 """What a compression did: sizes on disk, the weight format each op reads, placement changes, accuracy."""
+
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ WEIGHTS_DIR = Path("Data/com.apple.CoreML/weights")
 
 
 # ------------------------------------------------------------------ sizes
+
 
 @dataclass
 class Sizes:
@@ -53,12 +55,22 @@ def op_formats(report: Any) -> list[OpFormat]:
             for v in vals if isinstance(vals, list) else [vals]:
                 steps = weight_format(v)
                 if steps:
-                    rows.append(OpFormat(p.op.name, p.op.type, arg, format_text(steps), min(s["bits"] for s in steps),
-                                         steps[-1]["granularity"], compression))
+                    rows.append(
+                        OpFormat(
+                            p.op.name,
+                            p.op.type,
+                            arg,
+                            format_text(steps),
+                            min(s["bits"] for s in steps),
+                            steps[-1]["granularity"],
+                            compression,
+                        )
+                    )
     return rows
 
 
 # ------------------------------------------------------------------ placement
+
 
 @dataclass
 class PlacementChange:
@@ -86,19 +98,35 @@ def placement_changes(before: Any, after: Any) -> list[PlacementChange]:
         if renamed:
             gone.remove((p.op.type, p.device))
         elif q is None and p.device != "ane":
-            changes.append(PlacementChange(p.op.name, p.op.type, "new", p.device,
-                                           list(reasons(p).values()) or ["segment costs (see `anedoctor check -v`)"]))
+            changes.append(
+                PlacementChange(
+                    p.op.name,
+                    p.op.type,
+                    "new",
+                    p.device,
+                    list(reasons(p).values()) or ["segment costs (see `anedoctor check -v`)"],
+                )
+            )
         if q is None or q.device == p.device:
             continue
         new, gone = reasons(p), reasons(q)
-        why = [text for rid, text in new.items() if rid not in gone] + \
-              [f"no longer {text}" for rid, text in gone.items() if rid not in new]
-        changes.append(PlacementChange(p.op.name, p.op.type, q.device, p.device,
-                                       why or ["segment costs changed (see SEG rules in `anedoctor check -v`)"]))
+        why = [text for rid, text in new.items() if rid not in gone] + [
+            f"no longer {text}" for rid, text in gone.items() if rid not in new
+        ]
+        changes.append(
+            PlacementChange(
+                p.op.name,
+                p.op.type,
+                q.device,
+                p.device,
+                why or ["segment costs changed (see SEG rules in `anedoctor check -v`)"],
+            )
+        )
     return changes
 
 
 # ------------------------------------------------------------------ accuracy
+
 
 @dataclass
 class OutputError:
@@ -121,8 +149,9 @@ class Accuracy:
         return min((o.psnr for o in self.outputs), default=math.inf)
 
 
-def accuracy(compressed: Model, reference: Any, inputs_label: str, threshold: float = 0.05,
-             min_psnr: float = 35.0) -> Accuracy:
+def accuracy(
+    compressed: Model, reference: Any, inputs_label: str, threshold: float = 0.05, min_psnr: float = 35.0
+) -> Accuracy:
     """Per-output PSNR / relative error, and where along the graph the error appears and grows.
 
     ``reference`` is the original's :class:`RunResult` with intermediates (run once, reused by a sweep).
@@ -131,13 +160,17 @@ def accuracy(compressed: Model, reference: Any, inputs_label: str, threshold: fl
     from ..execute import run
 
     result = run(compressed, reference.inputs, keep_intermediates=True)
+
     def error(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         """(PSNR, relative error); identical tensors have infinite PSNR."""
         err = rel_err(a, b)
         return (psnr(a, b) if err else math.inf), err
 
-    outputs = [OutputError(name, *error(result.outputs[name], ref)) for name, ref in reference.outputs.items()
-               if name in result.outputs and np.asarray(ref).dtype.kind == "f"]
+    outputs = [
+        OutputError(name, *error(result.outputs[name], ref))
+        for name, ref in reference.outputs.items()
+        if name in result.outputs and np.asarray(ref).dtype.kind == "f"
+    ]
     ref_vals = {**reference.inputs, **reference.intermediates}
     new_vals = {**result.inputs, **result.intermediates}
     bad: set[str] = set()
@@ -149,8 +182,13 @@ def accuracy(compressed: Model, reference: Any, inputs_label: str, threshold: fl
             continue
         worst_input = min((op_psnr.get(v.name, math.inf) for v in op.runtime_inputs()), default=math.inf)
         op_psnr[metrics["output"]] = metrics["psnr"] if metrics["rel_err"] else math.inf
-        row = {"op": op.name, "type": op.type, "psnr": op_psnr[metrics["output"]], "rel_err": metrics["rel_err"],
-               "input_psnr": worst_input}
+        row = {
+            "op": op.name,
+            "type": op.type,
+            "psnr": op_psnr[metrics["output"]],
+            "rel_err": metrics["rel_err"],
+            "input_psnr": worst_input,
+        }
         if res and first is None:
             first = row
         drop = min(worst_input, 200.0) - metrics["psnr"]

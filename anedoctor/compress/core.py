@@ -1,5 +1,6 @@
 """compress(): shrink an .mlpackage with coremltools.optimize and report what it does to size, placement,
 latency and accuracy."""
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,9 @@ class Baseline:
     inputs_label: str
 
 
-def baseline(source: Path, chip: str | None, os_: str | None, inputs: Any = None,
-             model: Model | None = None) -> Baseline:
+def baseline(
+    source: Path, chip: str | None, os_: str | None, inputs: Any = None, model: Model | None = None
+) -> Baseline:
     """Load, check and run the uncompressed model once."""
     from ..api import check, load
     from ..execute import load_inputs, run
@@ -137,20 +139,27 @@ class CompressReport(Exportable):
         """The terminal report."""
         b, a = self.size_before, self.size_after
         lat_b, lat_a = self.latency
-        lines = [f"anedoctor compress · {self.source} → {self.output}", f"recipe: {self.recipe} · {self.target}",
-                 f"size: weights {mb(b.weights)} → {mb(a.weights)} ({self.weight_ratio:.1%}), "
-                 f"package {mb(b.package)} → {mb(a.package)}",
-                 f"Neural Engine: {share(self.summary_before)} → {share(self.summary_after)} of ops",
-                 "latency (estimate): " + (f"{lat_b:.3f} ms → {lat_a:.3f} ms" if lat_b is not None and lat_a is not None
-                                           else NO_ESTIMATE),
-                 f"accuracy vs the original (reference executor, {self.accuracy.inputs}):"]
+        lines = [
+            f"anedoctor compress · {self.source} → {self.output}",
+            f"recipe: {self.recipe} · {self.target}",
+            f"size: weights {mb(b.weights)} → {mb(a.weights)} ({self.weight_ratio:.1%}), "
+            f"package {mb(b.package)} → {mb(a.package)}",
+            f"Neural Engine: {share(self.summary_before)} → {share(self.summary_after)} of ops",
+            "latency (estimate): "
+            + (f"{lat_b:.3f} ms → {lat_a:.3f} ms" if lat_b is not None and lat_a is not None else NO_ESTIMATE),
+            f"accuracy vs the original (reference executor, {self.accuracy.inputs}):",
+        ]
         lines += [f"  {o.name}: PSNR {fmt_db(o.psnr)}, relative error {o.rel_err:.3g}" for o in self.accuracy.outputs]
-        for key, title in (("first_drift", "error first exceeds 5% / 35 dB at"),
-                           ("largest_growth", "error grows most at")):
+        for key, title in (
+            ("first_drift", "error first exceeds 5% / 35 dB at"),
+            ("largest_growth", "error grows most at"),
+        ):
             row = getattr(self.accuracy, key)
             if row:
-                lines.append(f"  {title} {row['op']} ({row['type']}): PSNR {fmt_db(row['psnr'])}, "
-                             f"its inputs {fmt_db(row['input_psnr'])}")
+                lines.append(
+                    f"  {title} {row['op']} ({row['type']}): PSNR {fmt_db(row['psnr'])}, "
+                    f"its inputs {fmt_db(row['input_psnr'])}"
+                )
         lines.append(f"compressed weights: {len(self.formats)} op input(s)")
         for f in self.formats[:12]:
             lines.append(f"  {f.op} ({f.type}).{f.input}: {f.format}" + (f" — {'; '.join(f.rules)}" if f.rules else ""))
@@ -197,18 +206,41 @@ def measure(base: Baseline, recipe: Recipe, output: Path, chip: str | None, os_:
     notes += [n for n in after.notes if n not in base.report.notes]
     names_before, names_after = ({p.op.name for p in r.placements} for r in (base.report, after))
     if names_before != names_after:
-        notes.append(f"{len(names_after - names_before)} op(s) are new and {len(names_before - names_after)} gone: "
-                     "coremltools re-runs its graph passes when it compresses (a renamed op counts as both)")
+        notes.append(
+            f"{len(names_after - names_before)} op(s) are new and {len(names_before - names_after)} gone: "
+            "coremltools re-runs its graph passes when it compresses (a renamed op counts as both)"
+        )
     target = f"{after.target.chip.name} · {after.target.os.id}"
-    return CompressReport(str(base.path), str(output), recipe.label, target, base.sizes, Sizes.of(output),
-                          summary_before, summary_after, op_formats(after), placement_changes(base.report, after),
-                          accuracy(model, base.reference, base.inputs_label), notes)
+    return CompressReport(
+        str(base.path),
+        str(output),
+        recipe.label,
+        target,
+        base.sizes,
+        Sizes.of(output),
+        summary_before,
+        summary_after,
+        op_formats(after),
+        placement_changes(base.report, after),
+        accuracy(model, base.reference, base.inputs_label),
+        notes,
+    )
 
 
-def compress(source: Any, output: Any, palettize: int | None = None, per_grouped_channel: int | None = None,
-             quantize: str | None = None, block_size: int | None = None, activations: Any = None,
-             prune: float | None = None, n_m: str | None = None, chip: str | None = None, os: str | None = None,
-             inputs: Any = None) -> CompressReport:
+def compress(
+    source: Any,
+    output: Any,
+    palettize: int | None = None,
+    per_grouped_channel: int | None = None,
+    quantize: str | None = None,
+    block_size: int | None = None,
+    activations: Any = None,
+    prune: float | None = None,
+    n_m: str | None = None,
+    chip: str | None = None,
+    os: str | None = None,
+    inputs: Any = None,
+) -> CompressReport:
     """Compress an .mlpackage with coremltools.optimize.coreml and report size, placement, latency, accuracy.
 
     One of ``palettize`` (bits; ``per_grouped_channel`` G), ``quantize`` ('int8' | 'int4';

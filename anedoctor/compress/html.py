@@ -1,4 +1,5 @@
 """Self-contained HTML pages for compress reports and sweeps (inline CSS and SVG, no scripts, no network)."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,10 @@ th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}tr
 
 
 def page(title: str, body: str) -> str:
-    return (f"<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>\n{body}\n</body></html>\n")
+    return (
+        f"<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
 
 
 def table(headers: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
@@ -37,29 +40,55 @@ def db(x: float) -> str:
 
 def compress_page(r: "CompressReport") -> str:
     lat_b, lat_a = r.latency
-    facts = [("recipe", r.recipe), ("target", r.target), ("source", r.source), ("output", r.output),
-             ("weights", f"{r.size_before.weights:,} → {r.size_after.weights:,} bytes ({r.weight_ratio:.1%})"),
-             ("package", f"{r.size_before.package:,} → {r.size_after.package:,} bytes"),
-             ("Neural Engine share of ops", f"{r.summary_before.get('ane_fraction', 0):.0%} → "
-                                            f"{r.summary_after.get('ane_fraction', 0):.0%}"),
-             ("latency (estimate)", f"{lat_b:.3f} → {lat_a:.3f} ms" if lat_b is not None and lat_a is not None
-              else "no estimate")]
-    body = [table([], [list(f) for f in facts]), f"<h2>Accuracy</h2><p class=muted>{escape(r.accuracy.inputs)}, "
-            "reference executor, compressed against original</p>",
-            table(["output", "PSNR", "relative error"],
-                  [[o.name, db(o.psnr), f"{o.rel_err:.3g}"] for o in r.accuracy.outputs])]
+    facts = [
+        ("recipe", r.recipe),
+        ("target", r.target),
+        ("source", r.source),
+        ("output", r.output),
+        ("weights", f"{r.size_before.weights:,} → {r.size_after.weights:,} bytes ({r.weight_ratio:.1%})"),
+        ("package", f"{r.size_before.package:,} → {r.size_after.package:,} bytes"),
+        (
+            "Neural Engine share of ops",
+            f"{r.summary_before.get('ane_fraction', 0):.0%} → {r.summary_after.get('ane_fraction', 0):.0%}",
+        ),
+        (
+            "latency (estimate)",
+            f"{lat_b:.3f} → {lat_a:.3f} ms" if lat_b is not None and lat_a is not None else "no estimate",
+        ),
+    ]
+    body = [
+        table([], [list(f) for f in facts]),
+        f"<h2>Accuracy</h2><p class=muted>{escape(r.accuracy.inputs)}, "
+        "reference executor, compressed against original</p>",
+        table(
+            ["output", "PSNR", "relative error"], [[o.name, db(o.psnr), f"{o.rel_err:.3g}"] for o in r.accuracy.outputs]
+        ),
+    ]
     for key, title in (("first_drift", "Error first exceeds 5% / 35 dB at"), ("largest_growth", "Error grows most at")):
         row = getattr(r.accuracy, key)
         if row:
-            body.append(f"<p>{title} <b>{escape(row['op'])}</b> ({escape(row['type'])}): PSNR {db(row['psnr'])}, "
-                        f"its inputs {db(row['input_psnr'])}</p>")
-    body.append("<h2>Compressed weights</h2>" + table(
-        ["op", "type", "input", "format", "bits", "granularity", "compression rules"],
-        [[f.op, f.type, f.input, f.format, f.bits, f.granularity, "; ".join(f.rules)] for f in r.formats]))
-    body.append("<h2>Placement changes</h2>" + (table(
-        ["op", "type", "before", "after", "why"],
-        [[c.op, c.type, c.before, c.after, "; ".join(c.why)] for c in r.changes])
-        if r.changes else "<p>none</p>"))
+            body.append(
+                f"<p>{title} <b>{escape(row['op'])}</b> ({escape(row['type'])}): PSNR {db(row['psnr'])}, "
+                f"its inputs {db(row['input_psnr'])}</p>"
+            )
+    body.append(
+        "<h2>Compressed weights</h2>"
+        + table(
+            ["op", "type", "input", "format", "bits", "granularity", "compression rules"],
+            [[f.op, f.type, f.input, f.format, f.bits, f.granularity, "; ".join(f.rules)] for f in r.formats],
+        )
+    )
+    body.append(
+        "<h2>Placement changes</h2>"
+        + (
+            table(
+                ["op", "type", "before", "after", "why"],
+                [[c.op, c.type, c.before, c.after, "; ".join(c.why)] for c in r.changes],
+            )
+            if r.changes
+            else "<p>none</p>"
+        )
+    )
     body += [f"<p class=muted>note: {escape(n)}</p>" for n in r.notes]
     return page(f"anedoctor compress · {r.recipe}", "\n".join(body))
 
@@ -71,8 +100,9 @@ def ticks(lo: float, hi: float) -> list[float]:
     return [i * step for i in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
 
 
-def scatter(points: list[tuple[str, float, float, bool]], x_label: str, y_label: str, w: int = 720,
-            h: int = 420) -> str:
+def scatter(
+    points: list[tuple[str, float, float, bool]], x_label: str, y_label: str, w: int = 720, h: int = 420
+) -> str:
     """An inline SVG scatter plot; points are (label, x, y, on_front); the front is joined by a line."""
     left, right, top, bottom = 60, 20, 20, 50
     xs, ys = [p[1] for p in points], [p[2] for p in points]
@@ -85,27 +115,35 @@ def scatter(points: list[tuple[str, float, float, bool]], x_label: str, y_label:
     def sy(y: float) -> float:
         return h - bottom - (y - y0) / ((y1 - y0) or 1) * (h - top - bottom)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">',
-             f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="#444"/>',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#444"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">',
+        f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="#444"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#444"/>',
+    ]
     for xv in ticks(x0, x1):
         parts.append(f'<text x="{sx(xv):.1f}" y="{h - bottom + 16}" text-anchor="middle">{xv:g}</text>')
     for yv in ticks(y0, y1):
         parts.append(f'<text x="{left - 6}" y="{sy(yv) + 4:.1f}" text-anchor="end">{yv:g}</text>')
     parts.append(f'<text x="{(left + w - right) / 2}" y="{h - 12}" text-anchor="middle">{escape(x_label)}</text>')
-    parts.append(f'<text transform="translate(16 {(top + h - bottom) / 2}) rotate(-90)" text-anchor="middle">'
-                 f'{escape(y_label)}</text>')
+    parts.append(
+        f'<text transform="translate(16 {(top + h - bottom) / 2}) rotate(-90)" text-anchor="middle">'
+        f"{escape(y_label)}</text>"
+    )
     front = sorted((p for p in points if p[3]), key=lambda p: p[1])
     if len(front) > 1:
         path = " ".join(f"{sx(p[1]):.1f},{sy(p[2]):.1f}" for p in front)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#d35400" stroke-dasharray="4 3"/>')
     for label, x, y, on_front in points:
         fill = "#d35400" if on_front else "#fff"
-        parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{fill}" stroke="#d35400">'
-                     f'<title>{escape(label)}</title></circle>')
+        parts.append(
+            f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{fill}" stroke="#d35400">'
+            f"<title>{escape(label)}</title></circle>"
+        )
         right_half = sx(x) > (left + w - right) / 2  # labels there go to the left of their point
-        parts.append(f'<text x="{sx(x) + (-8 if right_half else 8):.1f}" y="{sy(y) + (-6 if on_front else 16):.1f}" '
-                     f'text-anchor="{"end" if right_half else "start"}">{escape(label)}</text>')
+        parts.append(
+            f'<text x="{sx(x) + (-8 if right_half else 8):.1f}" y="{sy(y) + (-6 if on_front else 16):.1f}" '
+            f'text-anchor="{"end" if right_half else "start"}">{escape(label)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -115,16 +153,30 @@ def sweep_page(s: "SweepReport") -> str:
     cap = max([r.psnr for r in done if math.isfinite(r.psnr)] + [40.0]) + 10  # identical outputs drawn at the top
     points = [(r.recipe, 100 * r.weight_ratio, min(r.psnr, cap), r.pareto) for r in done]
     points.append(("original (identical outputs)", 100.0, cap, False))
-    rows = [[r.recipe, r.weights, f"{r.weight_ratio:.0%}",
-             f"{r.latency_ms:.3f} ms" if r.latency_ms is not None else "—",
-             f"{r.ane_fraction:.0%}", db(r.psnr), f"{r.rel_err:.3g}", "*" if r.pareto else (r.skipped or "")]
-            for r in [s.original] + s.rows]
+    rows = [
+        [
+            r.recipe,
+            r.weights,
+            f"{r.weight_ratio:.0%}",
+            f"{r.latency_ms:.3f} ms" if r.latency_ms is not None else "—",
+            f"{r.ane_fraction:.0%}",
+            db(r.psnr),
+            f"{r.rel_err:.3g}",
+            "*" if r.pareto else (r.skipped or ""),
+        ]
+        for r in [s.original] + s.rows
+    ]
     classes = [""] + ["front" if r.pareto else "" for r in s.rows]
-    body = (f"<p>{escape(s.source)} · {escape(s.target)}</p>"
-            + scatter(points, "weight size, % of the original", "PSNR of the worst output (dB)")
-            + "<p class=muted>Filled points: the Pareto front (no other recipe is smaller and more accurate"
-            + (" and faster" if done and all(r.latency_ms is not None for r in done) else "; no latency estimate")
-            + ").</p>"
-            + table(["recipe", "weight bytes", "size", "latency", "ANE share", "PSNR", "rel err", "front / skipped"],
-                    rows, classes))
+    body = (
+        f"<p>{escape(s.source)} · {escape(s.target)}</p>"
+        + scatter(points, "weight size, % of the original", "PSNR of the worst output (dB)")
+        + "<p class=muted>Filled points: the Pareto front (no other recipe is smaller and more accurate"
+        + (" and faster" if done and all(r.latency_ms is not None for r in done) else "; no latency estimate")
+        + ").</p>"
+        + table(
+            ["recipe", "weight bytes", "size", "latency", "ANE share", "PSNR", "rel err", "front / skipped"],
+            rows,
+            classes,
+        )
+    )
     return page("anedoctor compress --sweep", body)

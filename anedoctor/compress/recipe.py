@@ -9,6 +9,7 @@ converters/mil/mil/ops/defs/iOS18/compression.py); per-tensor LUT, int8 and spar
 iOS 16 ops (ops/defs/iOS16/constexpr_ops.py); quantize/dequantize for activations need iOS 17
 (linear_quantize_activations converts to the iOS 17 specification).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,9 +60,12 @@ class Recipe:
     def needs_ios(self) -> tuple[int, str]:
         """The lowest iOS major version whose ops can hold this recipe, and the feature that needs it."""
         joint = self.pruning and (self.palettize or self.quantize)
-        for needed, feature in ((self.quantize == "int4", "int4 weights"), (self.block_size, "per-block quantization"),
-                                (self.per_grouped_channel, "per-grouped-channel palettization"),
-                                (joint, "joint pruning + palettization/quantization")):
+        for needed, feature in (
+            (self.quantize == "int4", "int4 weights"),
+            (self.block_size, "per-block quantization"),
+            (self.per_grouped_channel, "per-grouped-channel palettization"),
+            (joint, "joint pruning + palettization/quantization"),
+        ):
             if needed:
                 return 18, feature
         if self.w8a8:
@@ -73,9 +77,15 @@ class Recipe:
         return self.prune is not None or self.n_m is not None
 
 
-def make_recipe(palettize: int | None = None, per_grouped_channel: int | None = None, quantize: str | None = None,
-                block_size: int | None = None, prune: float | None = None, n_m: str | tuple[int, int] | None = None,
-                w8a8: bool = False) -> Recipe:
+def make_recipe(
+    palettize: int | None = None,
+    per_grouped_channel: int | None = None,
+    quantize: str | None = None,
+    block_size: int | None = None,
+    prune: float | None = None,
+    n_m: str | tuple[int, int] | None = None,
+    w8a8: bool = False,
+) -> Recipe:
     """Check that the options form one meaningful request; ModelError (one line) otherwise."""
     if palettize is not None and quantize is not None:
         raise ModelError("choose either --palettize or --quantize (pruning can join either)")
@@ -93,8 +103,10 @@ def make_recipe(palettize: int | None = None, per_grouped_channel: int | None = 
     if prune is not None and not 0 < prune < 1:
         raise ModelError(f"--prune {prune}: the fraction of weights to zero must be between 0 and 1")
     if ratio and prune is not None and abs(prune - ratio[0] / ratio[1]) > 1e-9:
-        raise ModelError(f"--n-m {ratio[0]}:{ratio[1]} zeroes {ratio[0] / ratio[1]:.0%} of the weights; "
-                         f"--prune {prune} contradicts it")
+        raise ModelError(
+            f"--n-m {ratio[0]}:{ratio[1]} zeroes {ratio[0] / ratio[1]:.0%} of the weights; "
+            f"--prune {prune} contradicts it"
+        )
     recipe = Recipe(palettize, per_grouped_channel, quantize, block_size, prune, ratio, w8a8)
     if not (palettize or quantize or recipe.pruning):
         raise ModelError("nothing to do: choose --palettize N, --quantize int8|int4 or --prune F")
@@ -114,6 +126,7 @@ def parse_n_m(text: str | tuple[int, int]) -> tuple[int, int]:
 
 # ------------------------------------------------------------------ checks against the model
 
+
 def ios_major(target: str) -> int:
     """'ios18' / 'macos15' -> the iOS-equivalent major version (0 if unknown)."""
     from ..hardware import parse_os
@@ -129,9 +142,11 @@ def check_target(recipe: Recipe, model: Model, os: str | None) -> None:
     need, feature = recipe.needs_ios()
     have = ios_major(model.deployment_target)
     if have < need:
-        raise ModelError(f"{model.path}: {feature} needs an iOS {need} / macOS {need - 3} deployment target; the model "
-                         f"targets {model.deployment_target or 'an unknown OS'} (re-convert with "
-                         f"minimum_deployment_target=ct.target.iOS{need})")
+        raise ModelError(
+            f"{model.path}: {feature} needs an iOS {need} / macOS {need - 3} deployment target; the model "
+            f"targets {model.deployment_target or 'an unknown OS'} (re-convert with "
+            f"minimum_deployment_target=ct.target.iOS{need})"
+        )
     if os is not None:
         from ..hardware import parse_os
 
@@ -148,8 +163,13 @@ def compressible_weights(ct_model: Any, threshold: int = WEIGHT_THRESHOLD) -> It
         for op in func.find_ops(op_type="const"):
             val = op.outputs[0].val
             users = op.outputs[0].child_ops
-            if isinstance(val, np.ndarray) and val.ndim >= 2 and val.size > threshold and users and not any(
-                    u.op_type.startswith("constexpr_") for u in users):
+            if (
+                isinstance(val, np.ndarray)
+                and val.ndim >= 2
+                and val.size > threshold
+                and users
+                and not any(u.op_type.startswith("constexpr_") for u in users)
+            ):
                 yield op, val
 
 
@@ -161,14 +181,19 @@ def block_misfits(recipe: Recipe, ct_model: Any) -> list[str]:
     from coremltools.optimize import _utils as optimize_utils
 
     config = weight_config(recipe)
-    what = f"--block-size {recipe.block_size}" if recipe.block_size else \
-        f"--per-grouped-channel {recipe.per_grouped_channel}"
+    what = (
+        f"--block-size {recipe.block_size}"
+        if recipe.block_size
+        else f"--per-grouped-channel {recipe.per_grouped_channel}"
+    )
     misfits = []
     for op, val in compressible_weights(ct_model):
         sizes = optimize_utils.infer_block_sizes(op, config, val)
-        misfits += [f"{what} does not divide axis {axis} ({val.shape[axis]}) of weight {op.outputs[0].name!r} "
-                    f"{list(val.shape)}" for axis, size in enumerate(sizes or ())
-                    if size > 1 and val.shape[axis] % size]
+        misfits += [
+            f"{what} does not divide axis {axis} ({val.shape[axis]}) of weight {op.outputs[0].name!r} {list(val.shape)}"
+            for axis, size in enumerate(sizes or ())
+            if size > 1 and val.shape[axis] % size
+        ]
     return misfits
 
 
@@ -204,19 +229,28 @@ def load_calibration(source: str | Path | dict, model: Model) -> list[dict[str, 
 
 # ------------------------------------------------------------------ applying it with coremltools
 
+
 def weight_config(recipe: Recipe):
     """The coremltools op config for the recipe's weight format (None when it only prunes)."""
     import coremltools.optimize.coreml as cto
 
     if recipe.palettize:
         if recipe.per_grouped_channel:
-            return cto.OpPalettizerConfig(nbits=recipe.palettize, granularity="per_grouped_channel",
-                                          group_size=recipe.per_grouped_channel, weight_threshold=WEIGHT_THRESHOLD)
+            return cto.OpPalettizerConfig(
+                nbits=recipe.palettize,
+                granularity="per_grouped_channel",
+                group_size=recipe.per_grouped_channel,
+                weight_threshold=WEIGHT_THRESHOLD,
+            )
         return cto.OpPalettizerConfig(nbits=recipe.palettize, weight_threshold=WEIGHT_THRESHOLD)
     if recipe.quantize:
         if recipe.block_size:
-            return cto.OpLinearQuantizerConfig(dtype=recipe.quantize, granularity="per_block",
-                                               block_size=recipe.block_size, weight_threshold=WEIGHT_THRESHOLD)
+            return cto.OpLinearQuantizerConfig(
+                dtype=recipe.quantize,
+                granularity="per_block",
+                block_size=recipe.block_size,
+                weight_threshold=WEIGHT_THRESHOLD,
+            )
         return cto.OpLinearQuantizerConfig(dtype=recipe.quantize, weight_threshold=WEIGHT_THRESHOLD)
     return None
 
@@ -275,8 +309,11 @@ def apply(recipe: Recipe, ml: Any, model: Model, calibration: list[dict[str, np.
             with executor_calibration(model):
                 ml = cto.linear_quantize_activations(ml, act, [dict(s) for s in calibration or []])
         if recipe.pruning:
-            pruner = cto.OpMagnitudePrunerConfig(target_sparsity=None if recipe.n_m else recipe.prune,
-                                                 n_m_ratio=recipe.n_m, weight_threshold=WEIGHT_THRESHOLD)
+            pruner = cto.OpMagnitudePrunerConfig(
+                target_sparsity=None if recipe.n_m else recipe.prune,
+                n_m_ratio=recipe.n_m,
+                weight_threshold=WEIGHT_THRESHOLD,
+            )
             ml = cto.prune_weights(ml, cto.OptimizationConfig(global_config=pruner))
         config = weight_config(recipe)
         if config is not None:

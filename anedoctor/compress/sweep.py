@@ -1,5 +1,6 @@
 """sweep(): try the common compression recipes on one model and show the size / latency / ANE / accuracy
 trade-off, with the Pareto front marked."""
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,15 @@ from .core import (
 from .recipe import Recipe, apply, block_misfits, check_target, open_mlmodel
 
 LEFT = "left uncompressed: "
-SWEEP = (Recipe(palettize=8), Recipe(palettize=6), Recipe(palettize=4), Recipe(quantize="int8"),
-         Recipe(quantize="int4", block_size=32), Recipe(prune=0.5), Recipe(prune=0.5, palettize=4))
+SWEEP = (
+    Recipe(palettize=8),
+    Recipe(palettize=6),
+    Recipe(palettize=4),
+    Recipe(quantize="int8"),
+    Recipe(quantize="int4", block_size=32),
+    Recipe(prune=0.5),
+    Recipe(prune=0.5, palettize=4),
+)
 
 
 @dataclass
@@ -46,10 +54,17 @@ class SweepRow:
 
     @classmethod
     def of(cls, report: CompressReport) -> "SweepRow":
-        return cls(report.recipe, report.size_after.weights, report.weight_ratio, report.latency[1],
-                   report.summary_after.get("ane_fraction", 0.0), report.accuracy.min_psnr,
-                   max((o.rel_err for o in report.accuracy.outputs), default=0.0), len(report.changes),
-                   left_uncompressed=sum(n.startswith(LEFT) for n in report.notes))
+        return cls(
+            report.recipe,
+            report.size_after.weights,
+            report.weight_ratio,
+            report.latency[1],
+            report.summary_after.get("ane_fraction", 0.0),
+            report.accuracy.min_psnr,
+            max((o.rel_err for o in report.accuracy.outputs), default=0.0),
+            len(report.changes),
+            left_uncompressed=sum(n.startswith(LEFT) for n in report.notes),
+        )
 
 
 def mark_pareto(rows: list[SweepRow]) -> None:
@@ -75,8 +90,15 @@ class SweepReport(Exportable):
     reports: list[CompressReport] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe({"source": self.source, "target": self.target, "original": asdict(self.original),
-                          "recipes": [asdict(r) for r in self.rows], "reports": [r.to_dict() for r in self.reports]})
+        return json_safe(
+            {
+                "source": self.source,
+                "target": self.target,
+                "original": asdict(self.original),
+                "recipes": [asdict(r) for r in self.rows],
+                "reports": [r.to_dict() for r in self.reports],
+            }
+        )
 
     def html(self) -> str:
         from .html import sweep_page
@@ -84,8 +106,9 @@ class SweepReport(Exportable):
         return sweep_page(self)
 
     def render(self) -> str:
-        head = (f"{'recipe':<34} {'weights':>10} {'size':>6} {'latency':>10} {'ANE':>5} {'PSNR':>9} "
-                f"{'rel err':>8}  front")
+        head = (
+            f"{'recipe':<34} {'weights':>10} {'size':>6} {'latency':>10} {'ANE':>5} {'PSNR':>9} {'rel err':>8}  front"
+        )
         lines = [f"anedoctor compress --sweep · {self.source} · {self.target}", head, "-" * len(head)]
         for r in [self.original] + self.rows:
             if r.skipped:
@@ -94,16 +117,25 @@ class SweepReport(Exportable):
             latency = f"{r.latency_ms:.3f} ms" if r.latency_ms is not None else "—"
             psnr = "∞" if math.isinf(r.psnr) else f"{r.psnr:.1f} dB"
             name = f"{r.recipe} †{r.left_uncompressed}" if r.left_uncompressed else r.recipe
-            lines.append(f"{name:<34} {mb(r.weights):>10} {r.weight_ratio:>6.0%} {latency:>10} "
-                         f"{r.ane_fraction:>5.0%} {psnr:>9} {r.rel_err:>8.3g}  {'*' if r.pareto else ''}")
-        lines.append("* Pareto front: no other recipe is smaller and more accurate"
-                     + (" and faster" if all(r.latency_ms is not None for r in self.rows if not r.skipped) else
-                        f" (latency: {NO_ESTIMATE})"))
+            lines.append(
+                f"{name:<34} {mb(r.weights):>10} {r.weight_ratio:>6.0%} {latency:>10} "
+                f"{r.ane_fraction:>5.0%} {psnr:>9} {r.rel_err:>8.3g}  {'*' if r.pareto else ''}"
+            )
+        lines.append(
+            "* Pareto front: no other recipe is smaller and more accurate"
+            + (
+                " and faster"
+                if all(r.latency_ms is not None for r in self.rows if not r.skipped)
+                else f" (latency: {NO_ESTIMATE})"
+            )
+        )
         if any(r.left_uncompressed for r in self.rows):
             lines.append("†N: N weights left uncompressed (the block size does not divide them; see the report notes)")
-        lines.append(f"PSNR and relative error: the worst output against the original, reference executor, "
-                     f"{self.reports[0].accuracy.inputs if self.reports else 'random inputs'}; "
-                     f"best PSNR here {fmt_db(max((r.psnr for r in self.rows if not r.skipped), default=math.inf))}")
+        lines.append(
+            f"PSNR and relative error: the worst output against the original, reference executor, "
+            f"{self.reports[0].accuracy.inputs if self.reports else 'random inputs'}; "
+            f"best PSNR here {fmt_db(max((r.psnr for r in self.rows if not r.skipped), default=math.inf))}"
+        )
         return "\n".join(lines)
 
 
@@ -111,8 +143,14 @@ def slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
-def sweep(source: Any, output_dir: Any = None, chip: str | None = None, os: str | None = None, inputs: Any = None,
-          recipes: tuple[Recipe, ...] = SWEEP) -> SweepReport:
+def sweep(
+    source: Any,
+    output_dir: Any = None,
+    chip: str | None = None,
+    os: str | None = None,
+    inputs: Any = None,
+    recipes: tuple[Recipe, ...] = SWEEP,
+) -> SweepReport:
     """Compress with each recipe (into ``output_dir`` if given, else a temporary folder) and compare.
 
     Recipes the model's deployment target lacks are listed as skipped, with the reason; weights a
@@ -132,8 +170,13 @@ def sweep(source: Any, output_dir: Any = None, chip: str | None = None, os: str 
     model = load_mlprogram(src)
     ml = open_mlmodel(src)
     base = baseline(src, chip, os, inputs, model)
-    original = SweepRow("original", base.sizes.weights, 1.0, base.report.summary.get("latency_ms"),
-                        base.report.summary.get("ane_fraction", 0.0))
+    original = SweepRow(
+        "original",
+        base.sizes.weights,
+        1.0,
+        base.report.summary.get("latency_ms"),
+        base.report.summary.get("ane_fraction", 0.0),
+    )
     rows, reports = [], []
     with tempfile.TemporaryDirectory(prefix="anedoctor-sweep-") as tmp:
         target_dir = folder or Path(tmp)

@@ -17,6 +17,7 @@ each device's time scales with the chip's own peak and bandwidth.
 
 Whole-model latency (what the hardware does once placed) is :mod:`anedoctor.cost.latency`.
 """
+
 from __future__ import annotations
 
 from ..hardware import CHIPS, SEGMENTER_ORDER, Target

@@ -27,6 +27,7 @@ CPU and GPU ops are rooflines over the chip's own CPU/GPU peak and memory bandwi
 Energy: ANE 0.7 pJ/MAC and 50 pJ per DRAM byte (751K notes/power.md; compiler model, R); CPU and GPU
 at an assumed active power (no published per-inference figure): labelled an estimate.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,11 +46,42 @@ OUT_CHANNEL_GROUP = 64  # 16 NEs x 4 output channels per cycle in fp16 (Bryngels
 REDUCTION_FULL = 512  # reduction length (Cin/groups x kernel) that fills a core: 512-ch 1x1 convs reach
 #                      98.8% of peak, 64-ch chains ~20% (maderix part 1, via 751K notes/maderix_summary.md, R)
 PE_ELEMENTS_PER_CYCLE = 120e9 / 2.58e9  # planar engine, M6 single op (751K notes/compute_array.md, R)
-PE_PASSES = {"softmax": 6, "log_softmax": 6, "layer_norm": 6, "batch_norm": 2, "instance_norm": 6, "l2_norm": 3,
-             "local_response_norm": 4}  # softmax/layer_norm lower to 6-7 primitives (maderix part 3, R)
-FUSABLE = {"relu", "relu6", "clip", "sigmoid", "tanh", "silu", "gelu", "leaky_relu", "prelu", "elu", "softplus",
-           "sigmoid_hard", "scaled_tanh", "add", "sub", "mul", "real_div", "maximum", "minimum", "batch_norm",
-           "linear_activation", "thresholded_relu", "softsign", "erf", "swish"}
+PE_PASSES = {
+    "softmax": 6,
+    "log_softmax": 6,
+    "layer_norm": 6,
+    "batch_norm": 2,
+    "instance_norm": 6,
+    "l2_norm": 3,
+    "local_response_norm": 4,
+}  # softmax/layer_norm lower to 6-7 primitives (maderix part 3, R)
+FUSABLE = {
+    "relu",
+    "relu6",
+    "clip",
+    "sigmoid",
+    "tanh",
+    "silu",
+    "gelu",
+    "leaky_relu",
+    "prelu",
+    "elu",
+    "softplus",
+    "sigmoid_hard",
+    "scaled_tanh",
+    "add",
+    "sub",
+    "mul",
+    "real_div",
+    "maximum",
+    "minimum",
+    "batch_norm",
+    "linear_activation",
+    "thresholded_relu",
+    "softsign",
+    "erf",
+    "swish",
+}
 PJ_PER_MAC = 0.7  # fp16, M6 SMC fit (751K notes/power.md, R)
 PJ_PER_DRAM_BYTE = 50.0  # ANECompiler power model (HAL 0x890) via 751K notes/power.md (R)
 SWITCH_COPY_GBPS = 40.0  # fp16<->fp32 cast + copy at a switch: ~90 us for 1-2 MB on M6 (751K, R)
@@ -158,8 +190,11 @@ def mac_kind(op) -> str | None:
     if op.type in CONV or op.type == "linear":
         return "conv" if op.type in CONV else "linear"
     if op.type in MATMUL or op.type in ATTENTION:
-        const = any(v.is_const or (v.producer is not None and v.producer.type.startswith("constexpr_"))
-                    for v in op.input_values() if v.type.rank and v.type.rank >= 2)
+        const = any(
+            v.is_const or (v.producer is not None and v.producer.type.startswith("constexpr_"))
+            for v in op.input_values()
+            if v.type.rank and v.type.rank >= 2
+        )
         return "linear" if const else "matmul"
     return None
 
@@ -226,7 +261,7 @@ class LatencyModel:
             eff = k["gpu_mac_efficiency"] if cls in ("conv", "linear", "matmul", "attention") else 1.0
             compute, memory, over = flops / (self.gpu_flops_per_ms * eff), moved / self.gpu_bytes_per_ms, k["gpu_op_us"]
         busy = max(compute, memory)
-        bound = ("compute" if compute >= memory else ("weights" if weight_bytes(op) * 2 > moved else "activations"))
+        bound = "compute" if compute >= memory else ("weights" if weight_bytes(op) * 2 > moved else "activations")
         return OpTime(over / 1000 + busy, bound if busy * 1000 > over else "overhead", flops / 2, moved)
 
     def dispatch_ms(self) -> float:
@@ -268,16 +303,17 @@ def op_times(placements, chip: Chip, platform: str, overrides: dict | None = Non
             continue
         first = op.runtime_inputs()[0] if op.runtime_inputs() else None
         producer = first.producer if first is not None else None
-        fused = (_fusable(op, producer, device_of, consumers) and fused_root.get(id(producer), False))
+        fused = _fusable(op, producer, device_of, consumers) and fused_root.get(id(producer), False)
         fused_root[id(op)] = bool(mac_kind(op)) or fused
         dram = 0.0
-        for v in op.runtime_inputs()[1 if fused else 0:]:
+        for v in op.runtime_inputs()[1 if fused else 0 :]:
             j = position.get(id(v.producer)) if v.producer is not None else None
             if j is None or segment_id[j] != segment_id[i] or v.type.nbytes > L2_BYTES:
                 dram += v.type.nbytes
         for v in op.outputs:
-            outside = any(segment_id[position[id(c)]] != segment_id[i] for c in consumers.get(v.name, ())
-                          if id(c) in position)
+            outside = any(
+                segment_id[position[id(c)]] != segment_id[i] for c in consumers.get(v.name, ()) if id(c) in position
+            )
             if outside or v.name not in consumers or v.type.nbytes > L2_BYTES:
                 dram += v.type.nbytes
         if moves_last_axis(op):
@@ -307,17 +343,22 @@ def breakdown(placements, chip: Chip, platform: str, overrides: dict | None = No
     result = Breakdown(0.0)
     start = 0
     for i in range(1, len(placements) + 1):
-        if i < len(placements) and placements[i].device == placements[start].device and \
-                placements[i].part == placements[start].part:
+        if (
+            i < len(placements)
+            and placements[i].device == placements[start].device
+            and placements[i].part == placements[start].part
+        ):
             continue
         run = placements[start:i]
-        seg = SegmentCost(run[0].part, run[0].device, start, i - 1, sum(p.time_ms for p in run),
-                          model.launch_ms(run[0].device))
+        seg = SegmentCost(
+            run[0].part, run[0].device, start, i - 1, sum(p.time_ms for p in run), model.launch_ms(run[0].device)
+        )
         if result.segments and result.segments[-1].part == seg.part:
             prev = result.segments[-1]
             nbytes = crossing_bytes(placements, prev, seg)
-            result.switches.append(SwitchCost(seg.part, prev.end, seg.start, prev.device, seg.device,
-                                              model.switch_ms(nbytes), nbytes))
+            result.switches.append(
+                SwitchCost(seg.part, prev.end, seg.start, prev.device, seg.device, model.switch_ms(nbytes), nbytes)
+            )
         result.segments.append(seg)
         start = i
     for s in result.segments:
@@ -331,9 +372,9 @@ def breakdown(placements, chip: Chip, platform: str, overrides: dict | None = No
 
 def crossing_bytes(placements, before: SegmentCost, after: SegmentCost) -> int:
     """Bytes of the tensors produced in or before ``before`` and read in ``after`` (what a switch copies)."""
-    inside = {id(p.op) for p in placements[before.start:before.end + 1]}
+    inside = {id(p.op) for p in placements[before.start : before.end + 1]}
     seen, total = set(), 0
-    for p in placements[after.start:after.end + 1]:
+    for p in placements[after.start : after.end + 1]:
         for v in p.op.runtime_inputs():
             if id(v) not in seen and v.producer is not None and id(v.producer) in inside:
                 seen.add(id(v))

@@ -3,6 +3,7 @@
 FLOPs count a multiply-add as 2. Bytes are the op's runtime inputs, outputs and the
 constant weights it reads. Ops with unknown shapes count 0 (and say so via ``known``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,16 +18,73 @@ MATMUL = {"matmul", "linear", "einsum", "batched_matmul"}  # "linear" has a cost
 ATTENTION = {"scaled_dot_product_attention"}
 RECURRENT = {"lstm", "gru", "rnn"}
 NORM = {"batch_norm", "instance_norm", "layer_norm", "l2_norm", "local_response_norm", "softmax", "log_softmax"}
-RESAMPLE = {"upsample_bilinear", "upsample_nearest_neighbor", "resize_bilinear", "resize_nearest_neighbor", "resize",
-            "resample", "affine", "crop_resize", "crop"}
+RESAMPLE = {
+    "upsample_bilinear",
+    "upsample_nearest_neighbor",
+    "resize_bilinear",
+    "resize_nearest_neighbor",
+    "resize",
+    "resample",
+    "affine",
+    "crop_resize",
+    "crop",
+}
 POOL = {"max_pool", "avg_pool", "l2_pool"}
-TRANSCENDENTAL = {"exp", "exp2", "log", "sqrt", "rsqrt", "erf", "sigmoid", "tanh", "silu", "gelu", "softplus",
-                  "softsign", "elu", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "atanh", "pow",
-                  "real_div", "inverse", "scaled_tanh", "sigmoid_hard", "swish"}
-LAYOUT = {"transpose", "concat", "split", "stack", "pad", "slice_by_index", "slice_by_size", "tile", "reverse",
-          "gather", "gather_along_axis", "gather_nd", "space_to_depth", "depth_to_space", "pixel_shuffle",
-          "pixel_unshuffle", "space_to_batch", "batch_to_space", "reshape", "squeeze", "expand_dims", "flatten2d",
-          "slice_update"}
+TRANSCENDENTAL = {
+    "exp",
+    "exp2",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "erf",
+    "sigmoid",
+    "tanh",
+    "silu",
+    "gelu",
+    "softplus",
+    "softsign",
+    "elu",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "atanh",
+    "pow",
+    "real_div",
+    "inverse",
+    "scaled_tanh",
+    "sigmoid_hard",
+    "swish",
+}
+LAYOUT = {
+    "transpose",
+    "concat",
+    "split",
+    "stack",
+    "pad",
+    "slice_by_index",
+    "slice_by_size",
+    "tile",
+    "reverse",
+    "gather",
+    "gather_along_axis",
+    "gather_nd",
+    "space_to_depth",
+    "depth_to_space",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "space_to_batch",
+    "batch_to_space",
+    "reshape",
+    "squeeze",
+    "expand_dims",
+    "flatten2d",
+    "slice_update",
+}
 # Ops that move no data on the device (metadata-only views); they cost only the per-op overhead.
 FREE = {"reshape", "squeeze", "expand_dims", "identity", "shape", "flatten2d"}
 
@@ -39,8 +97,14 @@ def cost_class(op_type: str) -> str:
         return "linear"
     if op_type in MATMUL:
         return "matmul"
-    for name, members in (("attention", ATTENTION), ("recurrent", RECURRENT), ("norm", NORM), ("resample", RESAMPLE),
-                          ("pool", POOL), ("layout", LAYOUT)):
+    for name, members in (
+        ("attention", ATTENTION),
+        ("recurrent", RECURRENT),
+        ("norm", NORM),
+        ("resample", RESAMPLE),
+        ("pool", POOL),
+        ("layout", LAYOUT),
+    ):
         if op_type in members:
             return name
     if op_type.startswith("reduce_") or op_type in ("topk", "argsort", "cumsum"):
@@ -89,7 +153,7 @@ def matmul_flops(op: Op) -> int:
         sizes: dict[str, int] = {}
         for letters, v in zip(operands, values if isinstance(values, list) else [values]):
             if v.type.is_static:
-                sizes.update(zip(letters.strip(), v.type.shape[-len(letters.strip()):]))
+                sizes.update(zip(letters.strip(), v.type.shape[-len(letters.strip()) :]))
         contracted = set("".join(operands)) - set(rhs) - {" "}
         return 2 * out * math.prod(sizes.get(ch, 1) for ch in contracted)
     x = shape_of(op, "x")
@@ -143,4 +207,3 @@ def flops(op: Op) -> int:
 def bytes_moved(op: Op) -> int:
     """Bytes an op reads and writes, weights included."""
     return sum(v.type.nbytes for v in op.input_values()) + sum(v.type.nbytes for v in op.outputs)
-

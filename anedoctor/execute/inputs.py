@@ -139,6 +139,8 @@ def read_arrays(path: Path) -> np.ndarray | dict[str, np.ndarray]:
     """A ``.npy`` array or the arrays of an ``.npz``, read without trusting the file: a regular file within
     the size limit, each array's shape and dtype read from its header and bounded before any data is read
     (a zip bomb or a huge declared shape is refused), no Python objects (pickles) ever loaded."""
+    if not os.path.lexists(path):
+        raise ModelError(f"{path}: cannot read inputs (no such file)")
     real = checked_file(path, None, "inputs", "input file")
     try:
         with open(real, "rb") as f:

@@ -8,6 +8,7 @@ values with ``const`` set (weights stay lazy: a :class:`LazyConst` such as
 translated to their MIL equivalent where one exists and keep the layer type in
 ``Op.layer_type``.
 """
+
 from __future__ import annotations
 
 import math

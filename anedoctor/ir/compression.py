@@ -1,5 +1,6 @@
 """What a compressed weight is: the chain of constexpr ops that decompresses it (coremltools.optimize's
 palettization, linear quantization and sparsity, iOS 16 and iOS 18 forms), as bits and granularity."""
+
 from __future__ import annotations
 
 import math
@@ -47,21 +48,33 @@ def format_step(op: Op, out: Value) -> dict[str, Any]:
     """Bits and granularity of one constexpr op (coremltools' iOS 16 and iOS 18 forms)."""
     mask = arg(op, "data_mask") or arg(op, "indices_mask")  # joint sparse forms: params follow the dense shape
     t, shape = op.type, mask[1] if mask else const_shape(out)
-    dtype = {k: a[0] for k in ("indices", "indices_nonzero_data", "data", "nonzero_data", "quantized_data")
-             if (a := arg(op, k))}
+    dtype = {
+        k: a[0]
+        for k in ("indices", "indices_nonzero_data", "data", "nonzero_data", "quantized_data")
+        if (a := arg(op, k))
+    }
     params = {k: a[1] for k in ("lut", "scale", "nonzero_data") if (a := arg(op, k))}
     if t == "constexpr_lut_to_dense" and arg(op, "shape") is not None:  # iOS 16: one LUT for the tensor
         return {"kind": "lut", "bits": int(math.log2(max(params["lut"][0], 2))), "granularity": "per-tensor"}
     if t in ("constexpr_lut_to_dense", "constexpr_lut_to_sparse"):
-        return {"kind": "lut", "bits": dtype_bits(dtype.get("indices") or dtype.get("indices_nonzero_data", "")),
-                "granularity": describe_groups(shape, params["lut"][:-2], "per-grouped-channel")}
+        return {
+            "kind": "lut",
+            "bits": dtype_bits(dtype.get("indices") or dtype.get("indices_nonzero_data", "")),
+            "granularity": describe_groups(shape, params["lut"][:-2], "per-grouped-channel"),
+        }
     if t in ("constexpr_blockwise_shift_scale", "constexpr_sparse_blockwise_shift_scale"):
-        return {"kind": "linear", "bits": dtype_bits(dtype.get("data") or dtype.get("nonzero_data", "")),
-                "granularity": describe_groups(shape, params["scale"], "per-block")}
+        return {
+            "kind": "linear",
+            "bits": dtype_bits(dtype.get("data") or dtype.get("nonzero_data", "")),
+            "granularity": describe_groups(shape, params["scale"], "per-block"),
+        }
     if t == "constexpr_affine_dequantize":
         per_channel = math.prod(params["scale"]) > 1
-        return {"kind": "linear", "bits": dtype_bits(dtype["quantized_data"]),
-                "granularity": f"per-channel (axis {op.param('axis', 0)})" if per_channel else "per-tensor"}
+        return {
+            "kind": "linear",
+            "bits": dtype_bits(dtype["quantized_data"]),
+            "granularity": f"per-channel (axis {op.param('axis', 0)})" if per_channel else "per-tensor",
+        }
     if t == "constexpr_sparse_to_dense":
         density = math.prod(params["nonzero_data"]) / max(math.prod(shape), 1)
         return {"kind": "sparse", "bits": 1, "granularity": f"{1 - density:.0%} zeros"}
@@ -83,8 +96,11 @@ def weight_format(v: Value) -> list[dict[str, Any]]:
 
 def format_text(steps: list[dict[str, Any]]) -> str:
     """'4-bit LUT per-tensor', '50% zeros sparse + 4-bit LUT per-tensor', 'int4 per-block 32 (axis 1)'."""
-    words = {"lut": "{bits}-bit LUT {granularity}", "linear": "int{bits} {granularity}",
-             "sparse": "sparse, {granularity}"}
+    words = {
+        "lut": "{bits}-bit LUT {granularity}",
+        "linear": "int{bits} {granularity}",
+        "sparse": "sparse, {granularity}",
+    }
     return " + ".join(words.get(s["kind"], "{kind} {granularity}").format(**s) for s in steps)
 
 

@@ -1,5 +1,6 @@
 """Shape arithmetic on partly known shapes (a dim is an int or None): broadcasting, reductions,
 reshapes, convolution and pooling windows, slices. Used by loaders that must propagate shapes."""
+
 from __future__ import annotations
 
 from math import prod
@@ -91,8 +92,9 @@ def conv_shape(x, cout, k, s, d, pad_type, pad, deconv=False):
     nk = len(k)
     if x is None or len(x) < nk + 1:
         return None
-    spatial = [window(n, k[i], s[i], d[i], pad[2 * i] + pad[2 * i + 1], pad_type, deconv)
-               for i, n in enumerate(x[-nk:])]
+    spatial = [
+        window(n, k[i], s[i], d[i], pad[2 * i] + pad[2 * i + 1], pad_type, deconv) for i, n in enumerate(x[-nk:])
+    ]
     return (*x[: -nk - 1], cout or x[-nk - 1], *spatial)
 
 

@@ -86,7 +86,7 @@ def checked_file(path: Path, root: Path | None, kind: str, what: str = "file") -
     try:
         st = os.stat(real)
     except OSError as e:
-        raise ModelError(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__})") from None
+        raise ModelError(f"{path}: cannot read {what} ({e.strerror or type(e).__name__})") from None
     if not stat.S_ISREG(st.st_mode):
         raise ModelError(f"{path}: the {what} is not a regular file ({file_kind(st.st_mode)}); refusing to read it")
     limit = size_limit(kind)

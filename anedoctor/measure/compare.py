@@ -4,6 +4,7 @@ Ops are matched by name (an op's name or one of its output names: MLComputePlan 
 first output), then by a unique name prefix of the same type (converters append suffixes); ops a dump does
 not name are matched by type, in execution order.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -25,7 +26,8 @@ class Comparison(Exportable):
     def __init__(self, prediction: dict[str, Any], measurement: dict[str, Any]):
         self.prediction, self.measurement = prediction, measurement
         self.rows, self.unmatched_predicted, self.unmatched_measured, self.matched_by = _match(
-            prediction["ops"], measurement["ops"])
+            prediction["ops"], measurement["ops"]
+        )
 
     @property
     def confusion(self) -> dict[str, dict[str, int]]:
@@ -42,20 +44,28 @@ class Comparison(Exportable):
         agree = sum(r["agree"] for r in compared)
         eligible = [r for r in self.rows if r["ane_supported_measured"] is not None]
         pred_s, meas_s = self.prediction.get("summary") or {}, self.measurement.get("summary") or {}
-        return {"matched": len(self.rows), "compared": len(compared), "agree": agree,
-                "agreement": agree / len(compared) if compared else None,
-                "ane_eligibility_compared": len(eligible),
-                "ane_eligibility_agree": sum(r["ane_supported_predicted"] == r["ane_supported_measured"]
-                                             for r in eligible),
-                "unmatched_predicted": len(self.unmatched_predicted),
-                "unmatched_measured": len(self.unmatched_measured), "matched_by": dict(self.matched_by),
-                "ane_fraction_predicted": _share(compared, "predicted"),
-                "ane_fraction_measured": _share(compared, "measured"),
-                "ane_cost_fraction_measured": meas_s.get("ane_cost_fraction"),
-                "cost_rank_correlation": _spearman([(r["cost_share_predicted"], r["cost_measured"]) for r in self.rows
-                                                    if r["cost_share_predicted"] is not None
-                                                    and r["cost_measured"] is not None]),
-                "ane_flops_fraction_predicted": pred_s.get("ane_flops_fraction")}
+        return {
+            "matched": len(self.rows),
+            "compared": len(compared),
+            "agree": agree,
+            "agreement": agree / len(compared) if compared else None,
+            "ane_eligibility_compared": len(eligible),
+            "ane_eligibility_agree": sum(r["ane_supported_predicted"] == r["ane_supported_measured"] for r in eligible),
+            "unmatched_predicted": len(self.unmatched_predicted),
+            "unmatched_measured": len(self.unmatched_measured),
+            "matched_by": dict(self.matched_by),
+            "ane_fraction_predicted": _share(compared, "predicted"),
+            "ane_fraction_measured": _share(compared, "measured"),
+            "ane_cost_fraction_measured": meas_s.get("ane_cost_fraction"),
+            "cost_rank_correlation": _spearman(
+                [
+                    (r["cost_share_predicted"], r["cost_measured"])
+                    for r in self.rows
+                    if r["cost_share_predicted"] is not None and r["cost_measured"] is not None
+                ]
+            ),
+            "ane_flops_fraction_predicted": pred_s.get("ane_flops_fraction"),
+        }
 
     @property
     def wrong(self) -> list[dict[str, Any]]:
@@ -66,9 +76,11 @@ class Comparison(Exportable):
         s = self.summary
         if not s["compared"]:
             return "no op could be compared (no matched op has a measured device)"
-        line = (f"device agreement {s['agree']} / {s['compared']} ops ({100 * s['agreement']:.1f}%) · ANE share of "
-                f"ops predicted {100 * s['ane_fraction_predicted']:.1f}% vs measured "
-                f"{100 * s['ane_fraction_measured']:.1f}%")
+        line = (
+            f"device agreement {s['agree']} / {s['compared']} ops ({100 * s['agreement']:.1f}%) · ANE share of "
+            f"ops predicted {100 * s['ane_fraction_predicted']:.1f}% vs measured "
+            f"{100 * s['ane_fraction_measured']:.1f}%"
+        )
         if s["ane_eligibility_compared"]:
             line += f" · ANE eligibility {s['ane_eligibility_agree']} / {s['ane_eligibility_compared']}"
         if s["cost_rank_correlation"] is not None:
@@ -77,8 +89,13 @@ class Comparison(Exportable):
 
     def to_dict(self) -> dict[str, Any]:
         def where(d: dict[str, Any]) -> dict[str, Any]:
-            return {"kind": d.get("kind"), "model": (d.get("model") or {}).get("name"), "chip": d.get("chip"),
-                    "os": d.get("os"), "compute_units": d.get("compute_units")}
+            return {
+                "kind": d.get("kind"),
+                "model": (d.get("model") or {}).get("name"),
+                "chip": d.get("chip"),
+                "os": d.get("os"),
+                "compute_units": d.get("compute_units"),
+            }
 
         notes = []
         pcu, mcu = self.prediction.get("compute_units"), self.measurement.get("compute_units")
@@ -88,42 +105,91 @@ class Comparison(Exportable):
         if pchip and mchip and pchip != mchip:
             notes.append(f"chips differ: predicted for {pchip}, measured on {mchip} (predict with --chip {mchip})")
         if self.unmatched_predicted or self.unmatched_measured:
-            notes.append(f"{len(self.unmatched_predicted)} predicted and {len(self.unmatched_measured)} measured op(s) "
-                         "had no counterpart (renamed, fused or split by the compiler)")
-        return {"schema_version": "1.0", "kind": "comparison", "prediction": where(self.prediction),
-                "measurement": where(self.measurement), "headline": self.headline(), "summary": self.summary,
-                "confusion": self.confusion, "ops": self.rows, "wrong": [r["index"] for r in self.wrong],
-                "unmatched_predicted": self.unmatched_predicted, "unmatched_measured": self.unmatched_measured,
-                "notes": notes}
+            notes.append(
+                f"{len(self.unmatched_predicted)} predicted and {len(self.unmatched_measured)} measured op(s) "
+                "had no counterpart (renamed, fused or split by the compiler)"
+            )
+        return {
+            "schema_version": "1.0",
+            "kind": "comparison",
+            "prediction": where(self.prediction),
+            "measurement": where(self.measurement),
+            "headline": self.headline(),
+            "summary": self.summary,
+            "confusion": self.confusion,
+            "ops": self.rows,
+            "wrong": [r["index"] for r in self.wrong],
+            "unmatched_predicted": self.unmatched_predicted,
+            "unmatched_measured": self.unmatched_measured,
+            "notes": notes,
+        }
 
     def render(self) -> str:
         """Terminal text: the headline, the confusion matrix and every op the prediction got wrong."""
-        lines = [self.headline(), "", "confusion (rows predicted, columns measured):",
-                 "            " + "".join(f"{LABELS[d]:>15}" for d in DISPLAY_ORDER)]
+        lines = [
+            self.headline(),
+            "",
+            "confusion (rows predicted, columns measured):",
+            "            " + "".join(f"{LABELS[d]:>15}" for d in DISPLAY_ORDER),
+        ]
         for p, row in self.confusion.items():
             lines.append(f"{LABELS[p]:>12}" + "".join(f"{row[d]:>15}" for d in DISPLAY_ORDER))
         if self.wrong:
             lines += ["", "wrong predictions:"]
-            lines += [f"  {r['name']} ({r['type']}): predicted {LABELS[r['predicted']]}, measured "
-                      f"{LABELS[r['measured']]} — {r['why']}" for r in self.wrong]
+            lines += [
+                f"  {r['name']} ({r['type']}): predicted {LABELS[r['predicted']]}, measured "
+                f"{LABELS[r['measured']]} — {r['why']}"
+                for r in self.wrong
+            ]
         lines += self.to_dict()["notes"]
         return "\n".join(lines)
 
     def html(self) -> str:
         d = self.to_dict()
         conf = [[LABELS[p]] + [row[m] for m in DISPLAY_ORDER] for p, row in d["confusion"].items()]
-        wrong = [[r["name"], r["type"], LABELS[r["predicted"]], LABELS[r["measured"]], ", ".join(r["rules"]) or "none",
-                  r["why"]] for r in self.wrong]
-        every = [[r["index"], r["name"], r["type"], LABELS[r["predicted"]], LABELS[r["measured"]],
-                  "yes" if r["agree"] else "no", _percent(r["cost_share_predicted"]), _percent(r["cost_measured"])]
-                 for r in self.rows]
-        body = (f"<p><strong>{page.escape(d['headline'])}</strong></p>"
-                + page.table(["predicted \\ measured"] + [LABELS[m] for m in DISPLAY_ORDER], conf, "Confusion matrix")
-                + (page.table(["op", "type", "predicted", "measured", "rules applied", "why"], wrong,
-                              "Where the prediction was wrong") if wrong else "<p>Every compared op agrees.</p>")
-                + page.table(["#", "op", "type", "predicted", "measured", "agree", "predicted cost share",
-                              "measured cost weight"], every, "Every matched op")
-                + "".join(f'<p class="note">{page.escape(n)}</p>' for n in d["notes"]))
+        wrong = [
+            [
+                r["name"],
+                r["type"],
+                LABELS[r["predicted"]],
+                LABELS[r["measured"]],
+                ", ".join(r["rules"]) or "none",
+                r["why"],
+            ]
+            for r in self.wrong
+        ]
+        every = [
+            [
+                r["index"],
+                r["name"],
+                r["type"],
+                LABELS[r["predicted"]],
+                LABELS[r["measured"]],
+                "yes" if r["agree"] else "no",
+                _percent(r["cost_share_predicted"]),
+                _percent(r["cost_measured"]),
+            ]
+            for r in self.rows
+        ]
+        body = (
+            f"<p><strong>{page.escape(d['headline'])}</strong></p>"
+            + page.table(["predicted \\ measured"] + [LABELS[m] for m in DISPLAY_ORDER], conf, "Confusion matrix")
+            + (
+                page.table(
+                    ["op", "type", "predicted", "measured", "rules applied", "why"],
+                    wrong,
+                    "Where the prediction was wrong",
+                )
+                if wrong
+                else "<p>Every compared op agrees.</p>"
+            )
+            + page.table(
+                ["#", "op", "type", "predicted", "measured", "agree", "predicted cost share", "measured cost weight"],
+                every,
+                "Every matched op",
+            )
+            + "".join(f'<p class="note">{page.escape(n)}</p>' for n in d["notes"])
+        )
         return page.page(f"Prediction vs measurement: {d['measurement']['model'] or ''}", body)
 
     def __repr__(self) -> str:
@@ -135,11 +201,15 @@ def compare(prediction: Any, measurement: Any) -> Comparison:
     MLComputePlan dump)."""
     pred, meas = load_report(prediction, "prediction"), load_report(measurement, "measurement")
     if meas.get("kind") != "measurement":
-        raise ModelError(f"{_label(measurement)}: kind is {meas.get('kind')!r}, expected 'measurement' "
-                         "(from anedoctor measure, or an MLComputePlan dump)")
+        raise ModelError(
+            f"{_label(measurement)}: kind is {meas.get('kind')!r}, expected 'measurement' "
+            "(from anedoctor measure, or an MLComputePlan dump)"
+        )
     if pred.get("kind") == "measurement":
-        raise ModelError(f"{_label(prediction)}: is a measurement; compare needs a prediction first "
-                         "(anedoctor check MODEL --json pred.json)")
+        raise ModelError(
+            f"{_label(prediction)}: is a measurement; compare needs a prediction first "
+            "(anedoctor check MODEL --json pred.json)"
+        )
     return Comparison(pred, meas)
 
 
@@ -197,8 +267,13 @@ def _match(pred_ops: list[dict], meas_ops: list[dict]):
     for j, m in enumerate(meas_ops):  # converters append suffixes ('x_1_cast_fp16' -> 'x_1_cast_fp16_cast_uint16')
         if j in used_meas or not m.get("name"):
             continue
-        found = [p for p in pred_ops if id(p) not in used_pred and p.get("type") == m.get("type")
-                 and any(n.startswith(m["name"] + "_") for n in _names(p))]
+        found = [
+            p
+            for p in pred_ops
+            if id(p) not in used_pred
+            and p.get("type") == m.get("type")
+            and any(n.startswith(m["name"] + "_") for n in _names(p))
+        ]
         if len(found) == 1:
             pairs.append((found[0], m))
             used_pred.add(id(found[0]))
@@ -232,13 +307,21 @@ def _row(p: dict[str, Any], m: dict[str, Any], total_cost: float) -> dict[str, A
     pred_ane = (p.get("supported") or {}).get("ane")
     meas_ane = (m.get("supported") or {}).get("ane") if m.get("supported") else None
     cost = _predicted_cost(p)
-    row = {"index": p.get("index"), "name": p.get("name"), "measured_name": m.get("name"), "type": p.get("type"),
-           "predicted": p.get("device"),
-           "measured": m.get("device"), "agree": p.get("device") == m.get("device"),
-           "ane_supported_predicted": pred_ane, "ane_supported_measured": meas_ane, "rules": rules + advisory,
-           "cost_share_predicted": None if cost is None or not total_cost else round(cost / total_cost, 6),
-           "cost_measured": m.get("cost"),
-           "coreml_reasons": [r.get("message") for r in m.get("reasons") or () if r.get("message")]}
+    row = {
+        "index": p.get("index"),
+        "name": p.get("name"),
+        "measured_name": m.get("name"),
+        "type": p.get("type"),
+        "predicted": p.get("device"),
+        "measured": m.get("device"),
+        "agree": p.get("device") == m.get("device"),
+        "ane_supported_predicted": pred_ane,
+        "ane_supported_measured": meas_ane,
+        "rules": rules + advisory,
+        "cost_share_predicted": None if cost is None or not total_cost else round(cost / total_cost, 6),
+        "cost_measured": m.get("cost"),
+        "coreml_reasons": [r.get("message") for r in m.get("reasons") or () if r.get("message")],
+    }
     row["why"] = _why(row, rules) if m.get("device") in DISPLAY_ORDER and not row["agree"] else ""
     return row
 
@@ -250,15 +333,25 @@ def _why(row: dict[str, Any], rules: list[str]) -> str:
     blocking = [r for r in rules if not r.startswith(("SEG-", "CU-"))]
     placement = [r for r in rules if r.startswith(("SEG-", "CU-"))]
     if meas == "ane" and blocking:
-        return (f"rule(s) {', '.join(blocking)} kept it off the ANE, but Core ML ran it there: wrong or out of "
-                "scope here." + said)
+        return (
+            f"rule(s) {', '.join(blocking)} kept it off the ANE, but Core ML ran it there: wrong or out of "
+            "scope here." + said
+        )
     if meas == "ane":
-        return ("the segmenter kept it off the ANE" + (f" ({', '.join(placement)})" if placement else "")
-                + " but Core ML's cost model put it there." + said)
+        return (
+            "the segmenter kept it off the ANE"
+            + (f" ({', '.join(placement)})" if placement else "")
+            + " but Core ML's cost model put it there."
+            + said
+        )
     if pred == "ane" and row["ane_supported_measured"] is False:
         return "Core ML cannot run it on the ANE and no anedoctor rule fired: a missing rule." + said
     if pred == "ane":
-        return ("ANE-eligible on both sides; Core ML's cost model preferred "
-                f"{LABELS[meas]}: a placement (segmenter) miss, not an eligibility miss." + said)
-    return (f"predicted {LABELS[pred]} ({', '.join(rules) or 'no rule'}), Core ML chose {LABELS[meas]}: "
-            "the GPU/CPU split of the off-ANE ops." + said)
+        return (
+            "ANE-eligible on both sides; Core ML's cost model preferred "
+            f"{LABELS[meas]}: a placement (segmenter) miss, not an eligibility miss." + said
+        )
+    return (
+        f"predicted {LABELS[pred]} ({', '.join(rules) or 'no rule'}), Core ML chose {LABELS[meas]}: "
+        "the GPU/CPU split of the off-ANE ops." + said
+    )

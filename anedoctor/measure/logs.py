@@ -9,6 +9,7 @@
   ``Espresso::BNNSEngine::convolution_kernel::__launch``), auto-continuing, each printing a tag we count.
   Symbol names change between OS versions (the same doc says so): zero hits is "not seen", not "not used".
 """
+
 from __future__ import annotations
 
 import re
@@ -17,10 +18,27 @@ from typing import Any
 
 UNSUPPORTED = re.compile(r"Unsupported op (?P<index>\d+) \((?P<type>[^)]*)\): (?P<reason>.+?)\s*$")
 COST_FEATURE = "[CostModelFeature],"
-NUMERIC_KEYS = {"gFlopCnt", "totalMB", "mbKernel", "mbInputTensors", "mbOutputTensors", "opsPerByte",
-                "workUnitEfficiency16", "GFLOP/s", "GB/s", "Runtime", "isL2Resident", "inputChannelCount",
-                "outputChannelCount", "kernelX", "kernelY", "inputTensorX", "inputTensorY", "outputTensorX",
-                "outputTensorY"}
+NUMERIC_KEYS = {
+    "gFlopCnt",
+    "totalMB",
+    "mbKernel",
+    "mbInputTensors",
+    "mbOutputTensors",
+    "opsPerByte",
+    "workUnitEfficiency16",
+    "GFLOP/s",
+    "GB/s",
+    "Runtime",
+    "isL2Resident",
+    "inputChannelCount",
+    "outputChannelCount",
+    "kernelX",
+    "kernelY",
+    "inputTensorX",
+    "inputTensorY",
+    "outputTensorX",
+    "outputTensorY",
+}
 ENGINE_BREAKPOINTS = {  # tag -> (device, lldb breakpoint arguments)
     "ANE_PROGRAM": ("ane", "-n '-[_ANEModel program]'"),
     "ANE_ENGINE": ("ane", "-r 'Espresso::ANERuntimeEngine::'"),
@@ -48,7 +66,7 @@ def parse_espresso_log(text: str) -> dict[str, Any]:
             while i < len(rest):
                 key = rest[i]
                 if key.startswith("Bound:"):
-                    record["bound"] = key[len("Bound:"):]
+                    record["bound"] = key[len("Bound:") :]
                     i += 1
                     continue
                 if i + 1 < len(rest):
@@ -77,12 +95,21 @@ def attach_reasons(ops: list[dict[str, Any]], log: dict[str, Any]) -> int:
     for rej in log["rejections"]:
         op_type = rej["type"].rpartition(".")[2]
         target = by_index.get(rej["index"])
-        targets = [target] if target is not None and target.get("type") == op_type else [
-            op for op in ops if op.get("type") == op_type and op.get("device") != "ane"]
+        targets = (
+            [target]
+            if target is not None and target.get("type") == op_type
+            else [op for op in ops if op.get("type") == op_type and op.get("device") != "ane"]
+        )
         for op in targets:
-            reason = {"rule": "COREML", "title": "Core ML's ANE rejection message", "message": rej["reason"],
-                      "apple_message": rej["reason"], "confidence": "M", "fix": None,
-                      "source": "com.apple.espresso unified log (the technique of Anemll/anemll-profile)"}
+            reason = {
+                "rule": "COREML",
+                "title": "Core ML's ANE rejection message",
+                "message": rej["reason"],
+                "apple_message": rej["reason"],
+                "confidence": "M",
+                "fix": None,
+                "source": "com.apple.espresso unified log (the technique of Anemll/anemll-profile)",
+            }
             if reason not in op["reasons"]:
                 op["reasons"].append(reason)
                 attached += 1
@@ -101,21 +128,29 @@ def attach_log(ops: list[dict[str, Any]], log: dict[str, Any]) -> str:
             op["extra"].update({f"E5 {k}": v for k, v in record.items() if k in ("Runtime", "gFlopCnt", "bound")})
             costed += 1
     if not log["rejections"] and not log["cost_features"]:
-        return ("Core ML's log: no Espresso line captured (a cached compile logs nothing; /usr/bin/log may need "
-                "an admin user)")
-    return (f"Core ML's log: {len(log['rejections'])} rejection(s), {attached} attached to ops; cost-model records "
-            f"for {costed} op(s)" + ("; names masked as <private>" if log["masked"] else ""))
+        return (
+            "Core ML's log: no Espresso line captured (a cached compile logs nothing; /usr/bin/log may need "
+            "an admin user)"
+        )
+    return (
+        f"Core ML's log: {len(log['rejections'])} rejection(s), {attached} attached to ops; cost-model records "
+        f"for {costed} op(s)" + ("; names masked as <private>" if log["masked"] else "")
+    )
 
 
 def lldb_commands() -> str:
     """An lldb command file: the seeds' breakpoints, auto-continuing, each printing a tag counted later."""
-    lines = ["# anedoctor: where Core ML runs a model, by breakpoints on Espresso's engines (seeds 000/002).",
-             "# Usage: lldb -s THIS_FILE -- python your_predict_script.py > lldb.log 2>&1",
-             "#        then: anedoctor measure MODEL --lldb-log lldb.log   (counts hits per engine)",
-             "# Symbols change between OS versions; 'image lookup -r -n ANERuntimeEngine' lists what exists.",
-             "settings set target.process.stop-on-exec false"]
-    lines += [f"breakpoint set {args} -N anedoctor_{tag.lower()} -G true "
-              f"-C \"script print('ANEDOCTOR_' + 'HIT {tag}')\"" for tag, (_, args) in ENGINE_BREAKPOINTS.items()]
+    lines = [
+        "# anedoctor: where Core ML runs a model, by breakpoints on Espresso's engines (seeds 000/002).",
+        "# Usage: lldb -s THIS_FILE -- python your_predict_script.py > lldb.log 2>&1",
+        "#        then: anedoctor measure MODEL --lldb-log lldb.log   (counts hits per engine)",
+        "# Symbols change between OS versions; 'image lookup -r -n ANERuntimeEngine' lists what exists.",
+        "settings set target.process.stop-on-exec false",
+    ]
+    lines += [
+        f"breakpoint set {args} -N anedoctor_{tag.lower()} -G true -C \"script print('ANEDOCTOR_' + 'HIT {tag}')\""
+        for tag, (_, args) in ENGINE_BREAKPOINTS.items()
+    ]
     return "\n".join([*lines, "run", "quit"]) + "\n"
 
 
@@ -125,5 +160,8 @@ def parse_lldb_log(text: str) -> dict[str, Any]:
     devices = Counter()
     for tag, n in hits.items():
         devices[ENGINE_BREAKPOINTS[tag][0]] += n
-    return {"hits": dict(hits), "devices": {d: devices.get(d, 0) for d in ("ane", "gpu", "cpu")},
-            "engines_seen": sorted(d for d, n in devices.items() if n)}
+    return {
+        "hits": dict(hits),
+        "devices": {d: devices.get(d, 0) for d in ("ane", "gpu", "cpu")},
+        "engines_seen": sorted(d for d, n in devices.items() if n),
+    }

@@ -6,6 +6,7 @@ Everything that reads these tools' output lives in the sibling modules and is te
 NOT RUN ON A MAC YET: written against the documented APIs (developer.apple.com/documentation/coreml/mlcomputeplan;
 apple/coremltools ``coremltools/models/compute_plan.py``, ``models/model.py``); the darwin-only tests exercise it.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,10 @@ COREML_VERSION_PLIST = "/System/Library/Frameworks/CoreML.framework/Resources/ve
 def require_macos() -> None:
     """Raise a one-line ModelError unless this is a Mac that can run MLComputePlan."""
     if sys.platform != "darwin":
-        raise ModelError(f"anedoctor measure needs macOS 14.4+ on Apple silicon (Core ML's MLComputePlan); this is "
-                         f"{platform.system()} — predict here with `anedoctor check`, measure on a Mac")
+        raise ModelError(
+            f"anedoctor measure needs macOS 14.4+ on Apple silicon (Core ML's MLComputePlan); this is "
+            f"{platform.system()} — predict here with `anedoctor check`, measure on a Mac"
+        )
     version = tuple(int(x) for x in platform.mac_ver()[0].split(".")[:2] if x.isdigit())
     if version < (14, 4):
         raise ModelError(f"anedoctor measure needs macOS 14.4+ (MLComputePlan); this Mac runs {platform.mac_ver()[0]}")
@@ -56,10 +59,16 @@ def machine_info() -> dict[str, Any]:
         known = {"id": chip.id, "ane_arch": chip.ane_arch}
     except ModelError:  # a chip newer than anedoctor's table: keep the name, no id
         known = {"id": None, "ane_arch": None}
-    return {"chip": {**known, "name": brand, "machine": _run("sysctl", "-n", "hw.model"), "assumed": False},
-            "os": {"id": f"macos{platform.mac_ver()[0].split('.')[0]}", "version": platform.mac_ver()[0],
-                   "build": _run("sw_vers", "-buildVersion"), "assumed": False},
-            "coreml": {"framework": coreml, "coremltools": coremltools.__version__}}
+    return {
+        "chip": {**known, "name": brand, "machine": _run("sysctl", "-n", "hw.model"), "assumed": False},
+        "os": {
+            "id": f"macos{platform.mac_ver()[0].split('.')[0]}",
+            "version": platform.mac_ver()[0],
+            "build": _run("sw_vers", "-buildVersion"),
+            "assumed": False,
+        },
+        "coreml": {"framework": coreml, "coremltools": coremltools.__version__},
+    }
 
 
 def _units(compute_units: str):
@@ -148,11 +157,18 @@ def timing(model_path: Path, compiled: Path, compute_units: str, iterations: int
         start = time.perf_counter()
         model.predict(inputs)
         times.append(1000 * (time.perf_counter() - start))
-    return {"load_cold_ms": round(loads[0], 3), "load_warm_ms": round(loads[1], 3), "iterations": iterations,
-            "predict_ms": {"median": round(statistics.median(times), 4), "min": round(min(times), 4),
-                           "max": round(max(times), 4)},
-            "note": "cold = first load in this process after a fresh compile; the system ANE compile cache "
-                    "(aned) may still hold this model from earlier runs"}
+    return {
+        "load_cold_ms": round(loads[0], 3),
+        "load_warm_ms": round(loads[1], 3),
+        "iterations": iterations,
+        "predict_ms": {
+            "median": round(statistics.median(times), 4),
+            "min": round(min(times), 4),
+            "max": round(max(times), 4),
+        },
+        "note": "cold = first load in this process after a fresh compile; the system ANE compile cache "
+        "(aned) may still hold this model from earlier runs",
+    }
 
 
 def _coreml_inputs(model_path: Path, arrays: dict[str, Any]) -> dict[str, Any]:
@@ -187,10 +203,20 @@ def capture_power(seconds: float, work=None, interval_ms: int = 200) -> powermet
     """Sample ANE/GPU/CPU power (plist) for ``seconds`` or while ``work()`` runs."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "power.plist"
-        cmd = ["powermetrics", "--samplers", "cpu_power,gpu_power", "-f", "plist", "-i", str(interval_ms),
-               "-o", str(out)]
-        proc = subprocess.Popen(cmd if os.geteuid() == 0 else ["sudo", "-n", *cmd],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmd = [
+            "powermetrics",
+            "--samplers",
+            "cpu_power,gpu_power",
+            "-f",
+            "plist",
+            "-i",
+            str(interval_ms),
+            "-o",
+            str(out),
+        ]
+        proc = subprocess.Popen(
+            cmd if os.geteuid() == 0 else ["sudo", "-n", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             time.sleep(interval_ms / 1000)
             if work is None:
@@ -223,17 +249,25 @@ def power_while_predicting(model_path: Path, compiled: Path, compute_units: str,
             model.predict(inputs)
 
     run = capture_power(0, loop)
-    return {"measured": True, "interval_ms": 200, "idle_seconds": IDLE_SECONDS, "run": run.to_dict()["summary"],
-            "idle": idle.to_dict()["summary"],
-            "per_inference": powermetrics.per_inference(run, idle, iterations)}
+    return {
+        "measured": True,
+        "interval_ms": 200,
+        "idle_seconds": IDLE_SECONDS,
+        "run": run.to_dict()["summary"],
+        "idle": idle.to_dict()["summary"],
+        "per_inference": powermetrics.per_inference(run, idle, iterations),
+    }
 
 
 def espresso_reasons(compiled: Path, compute_units: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Stream com.apple.espresso while MLComputePlan compiles the model; returns (parsed log, plan ops)."""
     os.environ["OS_ACTIVITY_DT_MODE"] = "YES"  # unmasks <private> log fields; anemll-profile sets it in-process too
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(["/usr/bin/log", "stream", "--predicate", ESPRESSO_PREDICATE, "--info", "--debug",
-                                 "--style", "compact"], stdout=out, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["/usr/bin/log", "stream", "--predicate", ESPRESSO_PREDICATE, "--info", "--debug", "--style", "compact"],
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             time.sleep(0.8)  # let log stream attach (anemll-profile waits the same)
             ops = compute_plan(compiled, compute_units)
@@ -245,9 +279,14 @@ def espresso_reasons(compiled: Path, compute_units: str) -> tuple[dict[str, Any]
         return logs.parse_espresso_log(out.read()), ops
 
 
-def measure(model: str | Path, compute_units: list[str] | tuple[str, ...] = ("all",), iterations: int = 20,
-            power: bool = False, reasons: bool = False,
-            lldb_log: str | Path | None = None) -> computeplan.Measurement:
+def measure(
+    model: str | Path,
+    compute_units: list[str] | tuple[str, ...] = ("all",),
+    iterations: int = 20,
+    power: bool = False,
+    reasons: bool = False,
+    lldb_log: str | Path | None = None,
+) -> computeplan.Measurement:
     """Measure on this Mac: the compute plan, timing and optionally power and Core ML's rejection reasons,
     for every compute-unit setting. The measurement's ``ops`` are those of the first setting."""
     require_macos()
@@ -268,8 +307,11 @@ def measure(model: str | Path, compute_units: list[str] | tuple[str, ...] = ("al
                 notes.append(logs.attach_log(ops, log))
             else:
                 ops = compute_plan(compiled, cu)
-            run = {"compile_ms": None if compile_s is None else round(1000 * compile_s, 3),
-                   **timing(model_path, compiled, cu, iterations), "summary": computeplan.measurement(ops)["summary"]}
+            run = {
+                "compile_ms": None if compile_s is None else round(1000 * compile_s, 3),
+                **timing(model_path, compiled, cu, iterations),
+                "summary": computeplan.measurement(ops)["summary"],
+            }
             if power:
                 run["power"] = power_while_predicting(model_path, compiled, cu, iterations)
             runs[cu] = run
@@ -280,6 +322,13 @@ def measure(model: str | Path, compute_units: list[str] | tuple[str, ...] = ("al
             sections["engines"] = logs.parse_lldb_log(Path(lldb_log).read_text("utf-8", errors="replace"))
         except OSError as e:
             raise ModelError(f"{lldb_log}: cannot read the lldb log ({e.strerror or e})") from None
-    return computeplan.measurement(first_ops, model={"path": str(model_path), "name": model_path.name},
-                                   compute_units=compute_units[0], chip=info["chip"], os=info["os"],
-                                   coreml=info["coreml"], notes=notes, **sections)
+    return computeplan.measurement(
+        first_ops,
+        model={"path": str(model_path), "name": model_path.name},
+        compute_units=compute_units[0],
+        chip=info["chip"],
+        os=info["os"],
+        coreml=info["coreml"],
+        notes=notes,
+        **sections,
+    )

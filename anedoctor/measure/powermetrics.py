@@ -18,6 +18,7 @@ Formats (verified on public captures; see tests/data/measure/README.md for each 
 A sample that reports no ANE value is *not measured* (None), never 0 mW. powermetrics' own man page
 says its power figures are "estimated and may be inaccurate".
 """
+
 from __future__ import annotations
 
 import re
@@ -35,8 +36,10 @@ from .page import escape
 
 RAILS = ("ane", "gpu", "cpu", "combined")
 SAMPLE_HEADER = re.compile(r"^\*\*\* Sampled system activity \((?P<date>[^)]*)\) \((?P<ms>[\d.]+)ms elapsed\) \*\*\*")
-POWER_LINE = re.compile(r"^(?P<name>CPU|GPU|ANE|Package|Combined) Power(?: \([^)]*\))?: "
-                        r"(?P<v>[\d.]+) ?(?P<unit>mW|W)\b")
+POWER_LINE = re.compile(
+    r"^(?P<name>CPU|GPU|ANE|Package|Combined) Power(?: \([^)]*\))?: "
+    r"(?P<v>[\d.]+) ?(?P<unit>mW|W)\b"
+)
 CLUSTER_LINE = re.compile(r"^(?P<name>[\w-]*Cluster) Power: (?P<v>[\d.]+) ?(?P<unit>mW|W)\b")
 INTEL_LINE = re.compile(r"^Intel energy model derived package power \([^)]*\): (?P<v>[\d.]+) ?(?P<unit>mW|W)\b")
 BANDWIDTH_LINE = re.compile(r"^(?P<name>[\w .-]+?):\s+(?P<v>[\d.]+) ?(?P<unit>[KMG]B/s)\b")
@@ -76,22 +79,33 @@ class PowerSample:
 class PowerReport(Exportable):
     """A parsed power capture: per-sample ANE/GPU/CPU power and a summary. See :func:`power`."""
 
-    def __init__(self, path: str, fmt: str, samples: list[PowerSample], machine: str | None = None,
-                 os_build: str | None = None, notes: list[str] | None = None):
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        samples: list[PowerSample],
+        machine: str | None = None,
+        os_build: str | None = None,
+        notes: list[str] | None = None,
+    ):
         self.path, self.format, self.samples = path, fmt, samples
         self.machine, self.os_build = machine, os_build
         self.notes = list(notes or [])
         for rail in ("ane", "gpu", "cpu"):
             missing = sum(s.power(rail) is None for s in samples)
             if missing:
-                self.notes.append(f"{missing} of {len(samples)} sample(s) report no {rail.upper()} power: "
-                                  "not measured (not counted as 0 mW)")
+                self.notes.append(
+                    f"{missing} of {len(samples)} sample(s) report no {rail.upper()} power: "
+                    "not measured (not counted as 0 mW)"
+                )
 
     @property
     def summary(self) -> dict[str, Any]:
         elapsed = [s.elapsed_ms for s in self.samples]
-        out: dict[str, Any] = {"samples": len(self.samples),
-                               "duration_ms": sum(elapsed) if elapsed and None not in elapsed else None}
+        out: dict[str, Any] = {
+            "samples": len(self.samples),
+            "duration_ms": sum(elapsed) if elapsed and None not in elapsed else None,
+        }
         energy: dict[str, float | None] = {}
         for rail in RAILS:
             measured = [s for s in self.samples if s.power(rail) is not None]
@@ -100,37 +114,53 @@ class PowerReport(Exportable):
             stats: dict[str, Any] = {"mean": None, "max": None, "min": None, "samples": len(measured)}
             if values:
                 total_ms = sum(s.elapsed_ms for s in measured) if timed else 0.0
-                mean = (sum(s.energy(rail) for s in measured) * 1000.0 / total_ms if timed and total_ms
-                        else sum(values) / len(values))
+                mean = (
+                    sum(s.energy(rail) for s in measured) * 1000.0 / total_ms
+                    if timed and total_ms
+                    else sum(values) / len(values)
+                )
                 stats.update(mean=round(mean, 3), max=max(values), min=min(values))
             out[f"{rail}_mw"] = stats
             energy[rail] = round(sum(s.energy(rail) for s in measured), 3) if timed else None
         out["energy_mj"] = energy
         names = sorted({k for s in self.samples for k in s.bandwidth_mb_s})
         if names:
-            out["bandwidth_mb_s"] = {n: {"mean": round(sum(v) / len(v), 3), "max": max(v)} for n in names
-                                     for v in [[s.bandwidth_mb_s[n] for s in self.samples if n in s.bandwidth_mb_s]]}
+            out["bandwidth_mb_s"] = {
+                n: {"mean": round(sum(v) / len(v), 3), "max": max(v)}
+                for n in names
+                for v in [[s.bandwidth_mb_s[n] for s in self.samples if n in s.bandwidth_mb_s]]
+            }
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": "1.0", "kind": "power", "tool": {"name": "anedoctor", "version": __version__},
-                "capture": {"path": self.path, "format": self.format, "machine": self.machine,
-                            "os_build": self.os_build},
-                "samples": [_sample_dict(s) for s in self.samples], "summary": self.summary, "notes": self.notes}
+        return {
+            "schema_version": "1.0",
+            "kind": "power",
+            "tool": {"name": "anedoctor", "version": __version__},
+            "capture": {"path": self.path, "format": self.format, "machine": self.machine, "os_build": self.os_build},
+            "samples": [_sample_dict(s) for s in self.samples],
+            "summary": self.summary,
+            "notes": self.notes,
+        }
 
     def html(self) -> str:
         return render_power_html(self.to_dict())
 
     def __repr__(self) -> str:
         s = self.summary
-        return (f"<anedoctor PowerReport {Path(self.path).name}: {s['samples']} sample(s), "
-                f"ANE mean {s['ane_mw']['mean']} mW>")
+        return (
+            f"<anedoctor PowerReport {Path(self.path).name}: {s['samples']} sample(s), "
+            f"ANE mean {s['ane_mw']['mean']} mW>"
+        )
 
 
 def _sample_dict(s: PowerSample) -> dict[str, Any]:
     """JSON row of a sample: the rails always (None = not measured); detail fields when present."""
-    d = {k: v for k, v in asdict(s).items() if k != "energy_mj" and (k.endswith("_mw") and not isinstance(v, dict)
-                                                                    or v not in (None, {}))}
+    d = {
+        k: v
+        for k, v in asdict(s).items()
+        if k != "energy_mj" and (k.endswith("_mw") and not isinstance(v, dict) or v not in (None, {}))
+    }
     d["energy_mj"] = {rail: None if (e := s.energy(rail)) is None else round(e, 3) for rail in RAILS}
     return d
 
@@ -151,12 +181,15 @@ def parse_power(data: bytes, name: str) -> PowerReport:
         raise ModelError(f"{name}: the capture is empty")
     text = data.decode("utf-8", errors="replace")
     has_plist = "<plist" in text or "<?xml" in text
-    text_markers = [m for m in ("*** Sampled system activity", "CPU Power:", "ANE Power:", "Energy Model ::")
-                    if m in text]
+    text_markers = [
+        m for m in ("*** Sampled system activity", "CPU Power:", "ANE Power:", "Energy Model ::") if m in text
+    ]
     if has_plist and text_markers:
-        line = 1 + text[:text.index(text_markers[0])].count("\n")
-        raise ModelError(f"{name}: line {line}: mixes plist and text powermetrics output ({text_markers[0]!r}); "
-                         "capture one format per file")
+        line = 1 + text[: text.index(text_markers[0])].count("\n")
+        raise ModelError(
+            f"{name}: line {line}: mixes plist and text powermetrics output ({text_markers[0]!r}); "
+            "capture one format per file"
+        )
     if has_plist:
         return _parse_plist_stream(data, name)
     if "Energy Model ::" in text:
@@ -178,12 +211,16 @@ def _parse_plist_stream(data: bytes, name: str) -> PowerReport:
                 break
             raise ModelError(f"{name}: {where}: truncated or malformed plist ({e})") from None
         if not isinstance(doc, dict) or "processor" not in doc and "gpu" not in doc:
-            raise ModelError(f"{name}: plist sample {number} (byte {offset}): not a powermetrics sample "
-                             "(no 'processor' or 'gpu' dict)")
+            raise ModelError(
+                f"{name}: plist sample {number} (byte {offset}): not a powermetrics sample "
+                "(no 'processor' or 'gpu' dict)"
+            )
         sample_machine, sample_build = doc.get("hw_model"), doc.get("kern_osversion")
         if samples and (sample_machine, sample_build) != (machine, os_build):
-            raise ModelError(f"{name}: plist sample {number} (byte {offset}): from {sample_machine} {sample_build}, "
-                             f"but earlier samples are from {machine} {os_build}; one capture per file")
+            raise ModelError(
+                f"{name}: plist sample {number} (byte {offset}): from {sample_machine} {sample_build}, "
+                f"but earlier samples are from {machine} {os_build}; one capture per file"
+            )
         machine, os_build = sample_machine, sample_build
         samples.append(_plist_sample(doc, len(samples), name, number))
     return PowerReport(name, "plist", samples, machine, os_build, notes)
@@ -234,8 +271,7 @@ def _plist_sample(doc: dict, index: int, name: str, number: int) -> PowerSample:
     elapsed_ns = doc.get("elapsed_ns")
     if elapsed_ns is not None and (not isinstance(elapsed_ns, (int, float)) or elapsed_ns <= 0):
         raise ModelError(f"{name}: plist sample {number}: elapsed_ns is {elapsed_ns!r}, expected a positive number")
-    s = PowerSample(index, time=doc.get("timestamp"),
-                    elapsed_ms=None if elapsed_ns is None else elapsed_ns / 1e6)
+    s = PowerSample(index, time=doc.get("timestamp"), elapsed_ms=None if elapsed_ns is None else elapsed_ns / 1e6)
     for rail in ("ane", "gpu", "cpu"):
         mw, mj = proc.get(f"{rail}_power"), proc.get(f"{rail}_energy")
         if rail == "gpu" and mj is None:
@@ -275,8 +311,10 @@ def _parse_text(text: str, name: str) -> PowerReport:
         if key in HEADER_FIELDS:
             known = header.setdefault(HEADER_FIELDS[key], value.strip())
             if known != value.strip():
-                raise ModelError(f"{name}: line {lineno}: a second capture starts here ({key}: {value.strip()}, "
-                                 f"earlier {known}); one capture per file")
+                raise ModelError(
+                    f"{name}: line {lineno}: a second capture starts here ({key}: {value.strip()}, "
+                    f"earlier {known}); one capture per file"
+                )
             continue
         if m := SAMPLE_HEADER.match(line):
             current = PowerSample(len(samples), time=_text_time(m["date"]), elapsed_ms=float(m["ms"]), line=lineno)
@@ -302,12 +340,16 @@ def _parse_text(text: str, name: str) -> PowerReport:
         elif "bandwidth" in section and (m := BANDWIDTH_LINE.match(line)):
             current.bandwidth_mb_s[m["name"]] = float(m["v"]) * BANDWIDTH_SCALE[m["unit"]]
     if not samples:
-        raise ModelError(f"{name}: no powermetrics sample found (no '*** Sampled system activity' header and no "
-                         "'CPU/GPU/ANE Power:' line); is this a powermetrics capture?")
+        raise ModelError(
+            f"{name}: no powermetrics sample found (no '*** Sampled system activity' header and no "
+            "'CPU/GPU/ANE Power:' line); is this a powermetrics capture?"
+        )
     notes = []
     if all(s.ane_mw is None for s in samples) and any(s.clusters_mw for s in samples):
-        notes.append("the capture has per-cluster CPU power only (Monterey layout or an excerpt); "
-                     "run powermetrics with --samplers cpu_power,gpu_power to get the ANE line")
+        notes.append(
+            "the capture has per-cluster CPU power only (Monterey layout or an excerpt); "
+            "run powermetrics with --samplers cpu_power,gpu_power to get the ANE line"
+        )
     return PowerReport(name, "text", samples, header.get("machine"), header.get("os_build"), notes)
 
 
@@ -328,11 +370,13 @@ def _parse_ioreport(text: str, name: str) -> PowerReport:
             continue
         m = IOREPORT_LINE.match(line)
         if not m:
-            raise ModelError(f"{name}: line {lineno}: not an IOReport 'Energy Model :: ... (mJ) = N W' line: "
-                             f"{line[:60]!r}")
+            raise ModelError(
+                f"{name}: line {lineno}: not an IOReport 'Energy Model :: ... (mJ) = N W' line: {line[:60]!r}"
+            )
         if m["channel"] in channels:
-            raise ModelError(f"{name}: line {lineno}: channel {m['channel']!r} appears twice; "
-                             "one macmon debug snapshot per file")
+            raise ModelError(
+                f"{name}: line {lineno}: channel {m['channel']!r} appears twice; one macmon debug snapshot per file"
+            )
         channels[m["channel"]] = float(m["v"]) * 1000.0
     s = PowerSample(0, channels_mw=channels, line=1)
     ane = [v for k, v in channels.items() if re.fullmatch(r"ANE\d*(_\d+)?", k)]
@@ -340,8 +384,12 @@ def _parse_ioreport(text: str, name: str) -> PowerReport:
     s.gpu_mw = channels.get("GPU Energy")  # macmon's GPU total; 'GPU (mJ)' / 'GPU SRAM' are parts of it
     cpu = [v for k, v in channels.items() if k.endswith("CPU Energy")]
     s.cpu_mw = sum(cpu) if cpu else None
-    notes = [("a macmon debug snapshot (IOReport 'Energy Model' channels, already in watts): one sample, "
-             "no sample interval, so no energy")]
+    notes = [
+        (
+            "a macmon debug snapshot (IOReport 'Energy Model' channels, already in watts): one sample, "
+            "no sample interval, so no energy"
+        )
+    ]
     return PowerReport(name, "ioreport", [s], notes=notes)
 
 
@@ -355,8 +403,12 @@ def per_inference(run: PowerReport, idle: PowerReport | None, inferences: int) -
     if inferences <= 0:
         raise ModelError(f"per-inference energy needs a positive number of inferences, got {inferences}")
     rs, base = run.summary, idle.summary if idle is not None else None
-    out: dict[str, Any] = {"inferences": inferences, "duration_ms": rs["duration_ms"],
-                           "baseline_subtracted": base is not None, "rails": {}}
+    out: dict[str, Any] = {
+        "inferences": inferences,
+        "duration_ms": rs["duration_ms"],
+        "baseline_subtracted": base is not None,
+        "rails": {},
+    }
     for rail in ("ane", "gpu", "cpu"):
         mean = rs[f"{rail}_mw"]["mean"]
         idle_mean = base[f"{rail}_mw"]["mean"] if base else 0.0
@@ -364,8 +416,10 @@ def per_inference(run: PowerReport, idle: PowerReport | None, inferences: int) -
             out["rails"][rail] = {"net_mw": None, "mj_per_inference": None}
             continue
         net = mean - idle_mean
-        out["rails"][rail] = {"net_mw": round(net, 3),
-                              "mj_per_inference": round(net * rs["duration_ms"] / 1000.0 / inferences, 6)}
+        out["rails"][rail] = {
+            "net_mw": round(net, 3),
+            "mj_per_inference": round(net * rs["duration_ms"] / 1000.0 / inferences, 6),
+        }
     return out
 
 
@@ -381,21 +435,42 @@ def render_power_html(d: dict[str, Any]) -> str:
         xs = [float(i) for i in range(len(samples))]
     series = {rail: [sample.get(f"{rail}_mw") for sample in samples] for rail in ("ane", "gpu", "cpu")}
     x_label = "ms" if t else "sample"
-    summary_rows = [[rail.upper(), s[f"{rail}_mw"]["mean"], s[f"{rail}_mw"]["max"], s["energy_mj"][rail],
-                     f"{s[f'{rail}_mw']['samples']}/{s['samples']}"] for rail in RAILS]
-    sample_rows = [[x["index"], x.get("time"), x.get("elapsed_ms"), x["ane_mw"], x["gpu_mw"], x["cpu_mw"],
-                    x.get("combined_mw")] for x in samples]
-    info = " · ".join(f"{k}: {v}" for k, v in (("format", cap["format"]), ("machine", cap["machine"]),
-                                               ("OS build", cap["os_build"])) if v)
-    body = [f"<p>{escape(cap['path'])} · {escape(info)}</p>",
-            page.line_plot(xs, series, x_label, "power (mW)"),
-            page.table(["rail", "mean mW", "max mW", "energy mJ", "samples measured"], summary_rows, "Summary"),
-            page.table(["#", "time", "elapsed ms", "ANE mW", "GPU mW", "CPU mW", "combined mW"], sample_rows,
-                       "Samples")]
+    summary_rows = [
+        [
+            rail.upper(),
+            s[f"{rail}_mw"]["mean"],
+            s[f"{rail}_mw"]["max"],
+            s["energy_mj"][rail],
+            f"{s[f'{rail}_mw']['samples']}/{s['samples']}",
+        ]
+        for rail in RAILS
+    ]
+    sample_rows = [
+        [x["index"], x.get("time"), x.get("elapsed_ms"), x["ane_mw"], x["gpu_mw"], x["cpu_mw"], x.get("combined_mw")]
+        for x in samples
+    ]
+    info = " · ".join(
+        f"{k}: {v}"
+        for k, v in (("format", cap["format"]), ("machine", cap["machine"]), ("OS build", cap["os_build"]))
+        if v
+    )
+    body = [
+        f"<p>{escape(cap['path'])} · {escape(info)}</p>",
+        page.line_plot(xs, series, x_label, "power (mW)"),
+        page.table(["rail", "mean mW", "max mW", "energy mJ", "samples measured"], summary_rows, "Summary"),
+        page.table(["#", "time", "elapsed ms", "ANE mW", "GPU mW", "CPU mW", "combined mW"], sample_rows, "Samples"),
+    ]
     if "bandwidth_mb_s" in s:
-        body.append(page.table(["counter", "mean MB/s", "max MB/s"],
-                               [[k, v["mean"], v["max"]] for k, v in s["bandwidth_mb_s"].items()], "Bandwidth"))
+        body.append(
+            page.table(
+                ["counter", "mean MB/s", "max MB/s"],
+                [[k, v["mean"], v["max"]] for k, v in s["bandwidth_mb_s"].items()],
+                "Bandwidth",
+            )
+        )
     body += [f'<p class="note">{escape(n)}</p>' for n in d["notes"]]
-    body.append('<p class="note">powermetrics: power is "estimated and may be inaccurate" (man powermetrics). '
-                "A rail a sample does not report is shown as not measured, never as 0 mW.</p>")
+    body.append(
+        '<p class="note">powermetrics: power is "estimated and may be inaccurate" (man powermetrics). '
+        "A rail a sample does not report is shown as not measured, never as 0 mW.</p>"
+    )
     return page.page(f"Power: {Path(cap['path']).name}", "".join(body))

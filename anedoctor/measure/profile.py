@@ -11,6 +11,7 @@ Interface for ``check --profile`` (wired by the coordinator): ``profile = load_p
 chip/OS: replace the rules' eligibility and cite ``profile.source_of(op_type)`` with confidence M;
 ``profile.cost_scale.get(device, 1.0)`` multiplies the roofline estimate for that device.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
             raise ModelError(f"{label}: kind is {d.get('kind')!r}, expected a measurement of a probe model")
         here = ((d.get("chip") or {}).get("name"), (d.get("os") or {}).get("build"))
         if where is not None and here != where:
-            raise ModelError(f"{label}: measured on {here[0]} / {here[1]}, but earlier probes on {where[0]} / "
-                             f"{where[1]}; one chip and OS build per profile")
+            raise ModelError(
+                f"{label}: measured on {here[0]} / {here[1]}, but earlier probes on {where[0]} / "
+                f"{where[1]}; one chip and OS build per profile"
+            )
         where = here
         name = Path((d.get("model") or {}).get("name") or label).stem
         info = manifest.get(name, {})
@@ -55,19 +58,37 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
         ops = [op for op in d["ops"] if op.get("type") == op_type and op.get("device")]
         if not ops:
             raise ModelError(f"{label}: no measured op of type {op_type!r} (probe {name})")
-        entries.append({"probe": name, "op_type": op_type,
-                        "ane": all((op.get("supported") or {}).get("ane", op["device"] == "ane") for op in ops),
-                        "device": ops[0]["device"], "source": label})
+        entries.append(
+            {
+                "probe": name,
+                "op_type": op_type,
+                "ane": all((op.get("supported") or {}).get("ane", op["device"] == "ane") for op in ops),
+                "device": ops[0]["device"],
+                "source": label,
+            }
+        )
         _collect_ratio(d, info, ratios)
-        provenance.append({"source": label, "model": (d.get("model") or {}).get("name"),
-                           "measured_with": d.get("measured_with"), "compute_units": d.get("compute_units")})
+        provenance.append(
+            {
+                "source": label,
+                "model": (d.get("model") or {}).get("name"),
+                "measured_with": d.get("measured_with"),
+                "compute_units": d.get("compute_units"),
+            }
+        )
     first = load_report(sources[0], "measurement")
-    return {"schema_version": "1.0", "kind": "profile", "tool": {"name": "anedoctor", "version": __version__},
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "chip": first.get("chip") or {}, "os": first.get("os") or {}, "coreml": first.get("coreml") or {},
-            "eligibility": entries,
-            "cost_scale": {dev: round(statistics.median(r), 4) for dev, r in ratios.items() if r},
-            "provenance": provenance}
+    return {
+        "schema_version": "1.0",
+        "kind": "profile",
+        "tool": {"name": "anedoctor", "version": __version__},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "chip": first.get("chip") or {},
+        "os": first.get("os") or {},
+        "coreml": first.get("coreml") or {},
+        "eligibility": entries,
+        "cost_scale": {dev: round(statistics.median(r), 4) for dev, r in ratios.items() if r},
+        "provenance": provenance,
+    }
 
 
 def _expand(measurements: list[Any]) -> list[Any]:
@@ -143,8 +164,9 @@ def load_profile(path: str | Path) -> Profile:
     bad = [k for k, v in scale.items() if k not in DISPLAY_ORDER or not isinstance(v, (int, float)) or v <= 0]
     if bad:
         raise ModelError(f"{path}: cost_scale[{bad[0]!r}]: expected a positive number for ane, gpu or cpu")
-    return Profile(str(path), d.get("chip") or {}, d.get("os") or {}, eligibility, dict(scale),
-                   d.get("provenance") or [])
+    return Profile(
+        str(path), d.get("chip") or {}, d.get("os") or {}, eligibility, dict(scale), d.get("provenance") or []
+    )
 
 
 def write_profile(profile: dict[str, Any], path: str | Path) -> Path:

@@ -7,6 +7,7 @@ predicts (device, ANE eligibility, the time if the whole probe ran on each devic
 ``anedoctor measure <name>.mlpackage --compute-units cpu_and_ne -o measured/<name>.json`` and turn the
 folder into a profile with ``anedoctor probes ingest measured/ -o profile.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,15 +32,21 @@ def _dilated(d: int):
 
 
 # Sweeps with no published measurement yet (expected ANE support unknown: the measurement decides).
-SWEEPS = {p.name: p for p in [
-    *(Probe(f"conv3x3_d{d}", "conv", (X4,), _dilated(d), None) for d in (4, 7, 8)),  # PA-11: (k-1)*d+1 vs 15
-    *(Probe(f"relu_w{n}", "relu", (((1, 1, 1, n), "fp16"),), lambda mb, x: mb.relu(x=x), None)
-      for n in (16385, 32768)),  # SH-1: 16384 on H13-H15, 65536 on H16+
-]}
+SWEEPS = {
+    p.name: p
+    for p in [
+        *(Probe(f"conv3x3_d{d}", "conv", (X4,), _dilated(d), None) for d in (4, 7, 8)),  # PA-11: (k-1)*d+1 vs 15
+        *(
+            Probe(f"relu_w{n}", "relu", (((1, 1, 1, n), "fp16"),), lambda mb, x: mb.relu(x=x), None)
+            for n in (16385, 32768)
+        ),  # SH-1: 16384 on H13-H15, 65536 on H16+
+    ]
+}
 
 
-def build_suite(folder: str | Path, chip: str | None = None, os: str | None = None,
-                names: list[str] | None = None) -> Path:
+def build_suite(
+    folder: str | Path, chip: str | None = None, os: str | None = None, names: list[str] | None = None
+) -> Path:
     """Write the probe packages and manifest.json into an empty (or new) folder; returns the manifest path."""
     from ..api import check
 
@@ -59,16 +66,23 @@ def build_suite(folder: str | Path, chip: str | None = None, os: str | None = No
         report = check(model, chip=chip, os=os, compute_units="cpu_and_ne")
         target = target or {"chip": report.target.chip.id, "os": report.target.os.id}
         ops = [p for p in report.placements if p.op.type == probe.op_type] or report.placements
-        entries[name] = {"op_type": probe.op_type, "expected_ane": probe.ane,
-                         "expected_source": probe.source if probe.ane is not None else None,
-                         "predicted_device": ops[0].device, "predicted_ane": all(p.supported["ane"] for p in ops),
-                         "predicted_ms": {d: round(sum(p.cost_ms[d] for p in report.placements), 6)
-                                          for d in ("ane", "gpu", "cpu")}}
+        entries[name] = {
+            "op_type": probe.op_type,
+            "expected_ane": probe.ane,
+            "expected_source": probe.source if probe.ane is not None else None,
+            "predicted_device": ops[0].device,
+            "predicted_ane": all(p.supported["ane"] for p in ops),
+            "predicted_ms": {d: round(sum(p.cost_ms[d] for p in report.placements), 6) for d in ("ane", "gpu", "cpu")},
+        }
         _save_package(model, folder / f"{name}.mlpackage")
-    manifest = {"kind": "probe-manifest", "tool": {"name": "anedoctor", "version": __version__},
-                "predicted_for": {**target, "compute_units": "cpu_and_ne"}, "probes": entries,
-                "how_to_measure": "on a Mac: anedoctor measure NAME.mlpackage --compute-units cpu_and_ne "
-                                  "-o measured/NAME.json; then: anedoctor probes ingest measured/ -o profile.json"}
+    manifest = {
+        "kind": "probe-manifest",
+        "tool": {"name": "anedoctor", "version": __version__},
+        "predicted_for": {**target, "compute_units": "cpu_and_ne"},
+        "probes": entries,
+        "how_to_measure": "on a Mac: anedoctor measure NAME.mlpackage --compute-units cpu_and_ne "
+        "-o measured/NAME.json; then: anedoctor probes ingest measured/ -o profile.json",
+    }
     return write_atomic(folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
 
 

@@ -3,6 +3,7 @@
 The data lives here; :mod:`.schema` turns it into the JSON dict that :mod:`.terminal` and
 :mod:`.html` render.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,7 +79,9 @@ class Report(Exportable):
         if exact or len(prefixed) == 1:
             return (exact or prefixed)[0]
         close = [p.op.name for p in self.placements if name.lower() in p.op.name.lower()][:5]
-        raise UnknownName(f"no op named {name!r} in {self.model.path}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        raise UnknownName(
+            f"no op named {name!r} in {self.model.path}" + (f"; did you mean {', '.join(close)}?" if close else "")
+        )
 
     def ops_table(self) -> list[dict[str, Any]]:
         """One flat row per op, ready for ``pandas.DataFrame(report.ops_table())``: name, type, device,
@@ -88,10 +91,18 @@ class Report(Exportable):
             >>> pd.DataFrame(report.ops_table()).groupby("device").flops.sum()"""
         rows = []
         for i, p in enumerate(self.placements):
-            row = {"index": i, "name": p.op.name, "type": p.op.type, "part": p.part, "device": p.device,
-                   **{f"{d}_supported": p.supported[d] for d in ("ane", "gpu", "cpu")},
-                   "reasons": ",".join(f.rule.id for f in p.findings), "flops": p.flops, "bytes": p.bytes,
-                   **{f"{d}_ms": p.cost_ms.get(d) for d in ("ane", "gpu", "cpu")}}
+            row = {
+                "index": i,
+                "name": p.op.name,
+                "type": p.op.type,
+                "part": p.part,
+                "device": p.device,
+                **{f"{d}_supported": p.supported[d] for d in ("ane", "gpu", "cpu")},
+                "reasons": ",".join(f.rule.id for f in p.findings),
+                "flops": p.flops,
+                "bytes": p.bytes,
+                **{f"{d}_ms": p.cost_ms.get(d) for d in ("ane", "gpu", "cpu")},
+            }
             rows.append({**row, **p.extra})
         return rows
 
@@ -100,11 +111,19 @@ class Report(Exportable):
         counts = {d: sum(p.device == d for p in self.placements) for d in ("ane", "gpu", "cpu")}
         total_flops = sum(p.flops for p in self.placements)
         n = len(self.placements)
-        return {"ops": n, **counts, "segments": len(self.segments), "switches": len(self.switches),
-                "ane_fraction": counts["ane"] / n if n else 0.0,
-                "ane_flops_fraction": (sum(p.flops for p in self.placements if p.device == "ane") / total_flops) if total_flops else 0.0,
-                "flops": total_flops, "latency_ms": round(self.latency.latency_ms, 4),
-                "energy_mj": round(self.latency.energy_total_mj, 4)}
+        return {
+            "ops": n,
+            **counts,
+            "segments": len(self.segments),
+            "switches": len(self.switches),
+            "ane_fraction": counts["ane"] / n if n else 0.0,
+            "ane_flops_fraction": (sum(p.flops for p in self.placements if p.device == "ane") / total_flops)
+            if total_flops
+            else 0.0,
+            "flops": total_flops,
+            "latency_ms": round(self.latency.latency_ms, 4),
+            "energy_mj": round(self.latency.energy_total_mj, 4),
+        }
 
     def _segments(self) -> list[Segment]:
         segs: list[Segment] = []
@@ -166,11 +185,19 @@ class Report(Exportable):
         for p in self.placements:
             row = rows.get(p.op.name)
             if row is not None:
-                p.extra.update({"fp16 rel err": row["rel_err"], "fp16 PSNR dB": row["psnr"], "fp32 |max|": row["ref_absmax"]})
-        findings = [{"kind": f.kind, "op": f.op, "type": f.op_type, "device": f.device, "message": f.message, "fix": f.fix}
-                    for f in numerics_report.findings]
-        self.panels.append({"title": f"fp16 numerics (emulated ANE; placement: {numerics_report.placement})",
-                            "rows": findings or [{"result": "no op overflows, goes NaN/inf or drifts past the threshold"}]})
+                p.extra.update(
+                    {"fp16 rel err": row["rel_err"], "fp16 PSNR dB": row["psnr"], "fp32 |max|": row["ref_absmax"]}
+                )
+        findings = [
+            {"kind": f.kind, "op": f.op, "type": f.op_type, "device": f.device, "message": f.message, "fix": f.fix}
+            for f in numerics_report.findings
+        ]
+        self.panels.append(
+            {
+                "title": f"fp16 numerics (emulated ANE; placement: {numerics_report.placement})",
+                "rows": findings or [{"result": "no op overflows, goes NaN/inf or drifts past the threshold"}],
+            }
+        )
         return self
 
     # ---- JSON ------------------------------------------------------------------------------
@@ -202,7 +229,7 @@ class Report(Exportable):
     def render(self, verbose: bool = False, width: int | None = None) -> str:
         """The readable report as text, as ``anedoctor check`` prints it; ``verbose`` lists every op.
 
-            >>> print(anedoctor.check("model.mlpackage").render())"""
+        >>> print(anedoctor.check("model.mlpackage").render())"""
         from .terminal import render_report
 
         return render_report(self.to_dict(), verbose, width)
@@ -210,7 +237,7 @@ class Report(Exportable):
     def explain(self, name: str, width: int | None = None) -> str:
         """Everything about one op as text: shapes, FLOPs, costs, devices, every reason with its source.
 
-            >>> print(report.explain("conv_3"))"""
+        >>> print(report.explain("conv_3"))"""
         from .terminal import render_op
 
         p = self.find(name)
@@ -219,4 +246,3 @@ class Report(Exportable):
 
     def __repr__(self) -> str:
         return f"<anedoctor Report {Path(self.model.path).name}: {self.headline()}>"
-

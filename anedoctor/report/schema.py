@@ -4,6 +4,7 @@ The layout is versioned by ``SCHEMA_VERSION`` and documented in README.md ("JSON
 analyses add per-op numbers under ``ops[].extra`` and whole-model panels under ``panels``
 without changing what is already there.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,21 +32,47 @@ def report_dict(report: Report) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "kind": report.kind,
         "tool": {"name": "anedoctor", "version": __version__},
-        "model": {"path": m.path, "name": Path(m.path).name, "format": m.format, "deployment_target": m.deployment_target,
-                  "spec_version": m.spec_version, "parts": [g.name for g in m.graphs], "notes": report.notes},
+        "model": {
+            "path": m.path,
+            "name": Path(m.path).name,
+            "format": m.format,
+            "deployment_target": m.deployment_target,
+            "spec_version": m.spec_version,
+            "parts": [g.name for g in m.graphs],
+            "notes": report.notes,
+        },
         "chip": {"id": t.chip.id, "name": t.chip.name, "ane_arch": t.chip.ane_arch, "assumed": t.chip_assumed},
         "os": {"id": t.os.id, "assumed": t.os_assumed},
         "compute_units": report.compute_units,
         "summary": report.summary,
         "ops": [op_dict(i, p, index, m.format) for i, p in enumerate(report.placements)],
         "segments": [vars(s).copy() for s in report.segments],
-        "switches": [{"part": a.part, "after": a.end, "before": b.start, "from": a.device, "to": b.device,
-                      "after_name": report.placements[a.end].op.name, "before_name": report.placements[b.start].op.name}
-                     for a, b in report.switches],
-        "causes": [{"rule": c.rule.id, "title": c.rule.summary, "fix": report.fix_advice(c.rule), "ops": len(c.ops),
-                    "blocked": c.blocked, "flops": c.flops,
-                    "flops_fraction": c.flops / total_flops if total_flops else 0.0, "switches": c.switches,
-                    "op_indices": c.ops} for c in report.causes],
+        "switches": [
+            {
+                "part": a.part,
+                "after": a.end,
+                "before": b.start,
+                "from": a.device,
+                "to": b.device,
+                "after_name": report.placements[a.end].op.name,
+                "before_name": report.placements[b.start].op.name,
+            }
+            for a, b in report.switches
+        ],
+        "causes": [
+            {
+                "rule": c.rule.id,
+                "title": c.rule.summary,
+                "fix": report.fix_advice(c.rule),
+                "ops": len(c.ops),
+                "blocked": c.blocked,
+                "flops": c.flops,
+                "flops_fraction": c.flops / total_flops if total_flops else 0.0,
+                "switches": c.switches,
+                "op_indices": c.ops,
+            }
+            for c in report.causes
+        ],
         "notes": report.notes,
         "panels": report.panels,
     }
@@ -53,8 +80,15 @@ def report_dict(report: Report) -> dict[str, Any]:
 
 def finding_dict(f: Finding, model_format: str) -> dict[str, Any]:
     r = f.rule
-    return {"rule": r.id, "title": r.summary, "message": f.message, "apple_message": f.apple_message,
-            "source": r.source, "confidence": r.confidence, "fix": r.fix_for(model_format)}
+    return {
+        "rule": r.id,
+        "title": r.summary,
+        "message": f.message,
+        "apple_message": f.apple_message,
+        "source": r.source,
+        "confidence": r.confidence,
+        "fix": r.fix_for(model_format),
+    }
 
 
 def op_dict(i: int, p: OpPlacement, index: dict[int, int], model_format: str) -> dict[str, Any]:
@@ -65,15 +99,30 @@ def op_dict(i: int, p: OpPlacement, index: dict[int, int], model_format: str) ->
             d["const"] = v.is_const
         return d
 
-    return {"index": i, "name": p.op.name, "type": p.op.type, "opset": p.op.opset, "layer_type": p.op.layer_type or None,
-            "part": p.part, "device": p.device, "supported": dict(p.supported),
+    return (
+        {
+            "index": i,
+            "name": p.op.name,
+            "type": p.op.type,
+            "opset": p.op.opset,
+            "layer_type": p.op.layer_type or None,
+            "part": p.part,
+            "device": p.device,
+            "supported": dict(p.supported),
             "reasons": [finding_dict(f, model_format) for f in p.findings],
             "notes": [finding_dict(f, model_format) for f in p.notes],
-            "flops": p.flops, "bytes": p.bytes,
+            "flops": p.flops,
+            "bytes": p.bytes,
             "inputs": [tensor(v, True) for v in p.op.input_values() if not (v.is_const and v.type.nbytes <= 64)],
             "outputs": [tensor(v, False) for v in p.op.outputs],
-            "cost_ms": {d: round(c, 6) for d, c in p.cost_ms.items()}, "time_ms": round(p.time_ms, 6),
-            "bound": p.bound, "extra": dict(p.extra)} | source_dict(p.op) | weights_dict(p.op)
+            "cost_ms": {d: round(c, 6) for d, c in p.cost_ms.items()},
+            "time_ms": round(p.time_ms, 6),
+            "bound": p.bound,
+            "extra": dict(p.extra),
+        }
+        | source_dict(p.op)
+        | weights_dict(p.op)
+    )
 
 
 def source_dict(op: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Passes live in this package, one documented class each (``Given:`` / ``Result:``
 source), registered in priority order in :data:`PASSES`; :mod:`.coreml_io` is the only module
 that reaches into coremltools internals.
 """
+
 from . import spatial, shapes, dtypes  # noqa: F401, I001  (registration order is priority order)
 from .base import PASSES, Pass, PassResult, register
 from .driver import fix

@@ -17,6 +17,7 @@ Each pass documents itself the way coremltools documents its MIL passes (``Given
 in the class docstring, apple/coremltools ``mil/passes/defs/optimize_conv.py``), says whether it is
 exact, and names its source.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -132,8 +133,9 @@ PLACEMENT_RULES = ("SEG-", "CU-")  # consequences of placement, not rules a rewr
 
 def blocking(placement: Any) -> set[str]:
     """Ids of the rules that keep this op off the ANE (placement consequences left out)."""
-    return {f.rule.id for f in placement.findings
-            if "ane" in f.rule.blocks and not f.rule.id.startswith(PLACEMENT_RULES)}
+    return {
+        f.rule.id for f in placement.findings if "ane" in f.rule.blocks and not f.rule.id.startswith(PLACEMENT_RULES)
+    }
 
 
 PASSES: dict[str, type[Pass]] = {}
@@ -153,6 +155,7 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 
 # ---- small pymil helpers shared by passes ------------------------------------------------
+
 
 def main_ops(prog: Any) -> list[Any]:
     """Ops of every function's top-level block (nested blocks are left alone)."""

@@ -13,6 +13,7 @@ contains none of the fusions. ``tests/test_fix.py`` pins both facts. Saving also
 rank <= 5 guard (``Program._check_invalid_tensor_rank``) so that models which already hold rank-6
 tensors can be written while passes remove them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,10 +53,13 @@ def load_program(path: str | Path) -> tuple[Any, Any]:
             raise ModelError(f"{path}: not a readable Core ML package ({str(e).splitlines()[0][:160]})") from e
         spec = model.get_spec()
         if spec.WhichOneof("Type") != "mlProgram":
-            raise ModelError(f"{path}: fix rewrites ML Programs; this model is a {spec.WhichOneof('Type')} "
-                             "(convert it with ct.convert(..., convert_to='mlprogram') first)")
-        prog = milproto_load(model_spec=spec, specification_version=spec.specificationVersion,
-                             file_weights_dir=model.weights_dir)
+            raise ModelError(
+                f"{path}: fix rewrites ML Programs; this model is a {spec.WhichOneof('Type')} "
+                "(convert it with ct.convert(..., convert_to='mlprogram') first)"
+            )
+        prog = milproto_load(
+            model_spec=spec, specification_version=spec.specificationVersion, file_weights_dir=model.weights_dir
+        )
     return prog, spec
 
 
@@ -75,9 +79,17 @@ def save_program(prog: Any, spec: Any, path: str | Path, pipeline: Any = None) -
     # converters, other exporters) must still be writable while a pass removes some of them.
     # No pass creates one, so skipping that one check cannot let a rewrite add any.
     with quiet(), mock.patch.object(Program, "_check_invalid_tensor_rank", lambda self: None):
-        mil_convert(prog, convert_from="milinternal", convert_to="mlprogram", compute_units=ct.ComputeUnit.ALL,
-                    specification_version=spec.specificationVersion, model_description=spec.description,
-                    skip_model_load=True, package_dir=str(path), main_pipeline=pipeline or save_pipeline())
+        mil_convert(
+            prog,
+            convert_from="milinternal",
+            convert_to="mlprogram",
+            compute_units=ct.ComputeUnit.ALL,
+            specification_version=spec.specificationVersion,
+            model_description=spec.description,
+            skip_model_load=True,
+            package_dir=str(path),
+            main_pipeline=pipeline or save_pipeline(),
+        )
     return Path(path)
 
 

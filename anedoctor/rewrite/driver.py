@@ -1,4 +1,5 @@
 """``fix``: apply the registered passes whose rules fire, verify each result, write the survivor."""
+
 from __future__ import annotations
 
 import os
@@ -19,10 +20,18 @@ from .report import Attempt, FixReport, summary_of, unfixed_causes
 MIN_LATENCY_GAIN = 0.01  # an estimated latency cut below 1% is within the cost model's noise: not worth a new model
 
 
-def fix(source: Any, output: str | os.PathLike | None = None, chip: str | None = None, os: str | None = None,
-        compute_units: str = "all", select: Iterable[str] | str | None = None,
-        ignore: Iterable[str] | str | None = None, allow_interface_changes: bool = False, dry_run: bool = False,
-        inputs: dict[str, Any] | None = None) -> FixReport:
+def fix(
+    source: Any,
+    output: str | os.PathLike | None = None,
+    chip: str | None = None,
+    os: str | None = None,
+    compute_units: str = "all",
+    select: Iterable[str] | str | None = None,
+    ignore: Iterable[str] | str | None = None,
+    allow_interface_changes: bool = False,
+    dry_run: bool = False,
+    inputs: dict[str, Any] | None = None,
+) -> FixReport:
     """Rewrite an ML Program ``.mlpackage`` so more of it runs on the Neural Engine, and prove the
     result is the same model.
 
@@ -61,8 +70,16 @@ def fix(source: Any, output: str | os.PathLike | None = None, chip: str | None =
             attempt = Attempt(cls.name, tuple(rules), cls.exact, cls.tolerance, cls.summary())
             reference = reference or run(src, inputs=inputs, seed=0)
             path = work / f"{step:02d}-{cls.name}.mlpackage"
-            new_report = try_pass(cls(original.target), current, current_report, flagged, path, attempt, reference,
-                                  lambda m: check(m, chip=chip, os=os, compute_units=compute_units))
+            new_report = try_pass(
+                cls(original.target),
+                current,
+                current_report,
+                flagged,
+                path,
+                attempt,
+                reference,
+                lambda m: check(m, chip=chip, os=os, compute_units=compute_units),
+            )
             (report.applied if attempt.kept else report.dropped).append(attempt)
             if attempt.kept:
                 current, current_report = path, new_report
@@ -76,8 +93,16 @@ def fix(source: Any, output: str | os.PathLike | None = None, chip: str | None =
     return report
 
 
-def try_pass(p: Pass, current: Path, current_report: Any, flagged: set[str], path: Path, attempt: Attempt,
-             reference: Any, check_target) -> Any:
+def try_pass(
+    p: Pass,
+    current: Path,
+    current_report: Any,
+    flagged: set[str],
+    path: Path,
+    attempt: Attempt,
+    reference: Any,
+    check_target,
+) -> Any:
     """Apply one pass to ``current``, save it at ``path`` and verify it; fills ``attempt`` and returns
     the check report of the result (None when the pass was dropped)."""
     after = None
@@ -113,13 +138,16 @@ def no_gain(before: Any, after: Any) -> str | None:
         return None
     if "latency_ms" in a and "latency_ms" in b and a["latency_ms"] < b["latency_ms"] * (1 - MIN_LATENCY_GAIN):
         return None
-    return (f"the rewrites cure their rules, but the predicted ANE share stays {a['ane_fraction']:.1%} of ops: "
-            f"the segmenter keeps these ops off the ANE on {after.target.chip.name} "
-            f"with compute units {after.compute_units}")
+    return (
+        f"the rewrites cure their rules, but the predicted ANE share stays {a['ane_fraction']:.1%} of ops: "
+        f"the segmenter keeps these ops off the ANE on {after.target.chip.name} "
+        f"with compute units {after.compute_units}"
+    )
 
 
-def verify_outputs(p: Pass, current: Path, model: Any, after: Any, reference: Any, check_target
-                   ) -> tuple[float, str | None]:
+def verify_outputs(
+    p: Pass, current: Path, model: Any, after: Any, reference: Any, check_target
+) -> tuple[float, str | None]:
     """Run the rewritten model on the reference inputs. An exact pass must match the original's fp32
     outputs; an approximate one is run under ANE fp16 emulation (its predicted placement) and
     compared with the current model under the same emulation, and must not overflow fp16."""
@@ -128,8 +156,9 @@ def verify_outputs(p: Pass, current: Path, model: Any, after: Any, reference: An
         return compare_outputs(reference.outputs, run(model, inputs=feeds, precision="fp32").outputs, p.tolerance)
     base = load(str(current))
     base_out = run(base, inputs=feeds, precision="fp16", devices=check_target(base)).outputs
-    error, broken = compare_outputs(base_out, run(model, inputs=feeds, precision="fp16", devices=after).outputs,
-                                    p.tolerance)
+    error, broken = compare_outputs(
+        base_out, run(model, inputs=feeds, precision="fp16", devices=after).outputs, p.tolerance
+    )
     if broken is None:
         bad = [f for f in numerics(model, inputs=feeds, devices=after).findings if f.kind in ("overflow", "nan", "inf")]
         if bad:
@@ -162,14 +191,17 @@ def package_path(source: Any) -> Path:
     """The ``.mlpackage`` folder of a path or a coremltools MLModel loaded from one."""
     path = getattr(source, "package_path", None) or source
     if not isinstance(path, (str, os.PathLike)):
-        raise ModelError(f"fix takes an ML Program .mlpackage path or an MLModel saved as one, "
-                         f"not {type(source).__name__}")
+        raise ModelError(
+            f"fix takes an ML Program .mlpackage path or an MLModel saved as one, not {type(source).__name__}"
+        )
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
     if path.suffix != ".mlpackage" or not path.is_dir():
-        raise ModelError(f"{path}: fix rewrites ML Program .mlpackage folders (convert .mlmodel NeuralNetworks "
-                         "with ct.convert(..., convert_to='mlprogram') first)")
+        raise ModelError(
+            f"{path}: fix rewrites ML Program .mlpackage folders (convert .mlmodel NeuralNetworks "
+            "with ct.convert(..., convert_to='mlprogram') first)"
+        )
     return path
 
 
@@ -197,6 +229,7 @@ def publish(package: Path, out: Path, work: Path) -> None:
 def rule_filter(select: Iterable[str] | str | None, ignore: Iterable[str] | str | None):
     """A predicate over rule ids from ``select``/``ignore`` (lists or comma-separated strings; prefixes
     such as "PA" match every PA-n)."""
+
     def ids(x):
         return [s.strip().upper() for s in (x.split(",") if isinstance(x, str) else x or []) if s.strip()]
 

@@ -1,4 +1,5 @@
 """Rewrites of tensor types the Neural Engine does not compute in."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -46,9 +47,14 @@ class Fp32IslandsToFp16(Pass):
     def call(self, prog: Any, ops: list[Any]) -> PassResult:
         names = {op.name for op in ops}
         coremltools().transform.FP16ComputePrecision(op_selector=lambda op: op.name in names).apply(prog)
-        still_fp32 = {op.name for op in main_ops(prog) if op.op_type != "cast"
-                      and any(getattr(v, "dtype", None) is not None and v.is_tensor_or_scalar_of(dtype="fp32")
-                              for v in op.outputs)}
+        still_fp32 = {
+            op.name
+            for op in main_ops(prog)
+            if op.op_type != "cast"
+            and any(
+                getattr(v, "dtype", None) is not None and v.is_tensor_or_scalar_of(dtype="fp32") for v in op.outputs
+            )
+        }
         return PassResult(prog, sorted(names - still_fp32))
 
 
@@ -94,16 +100,26 @@ class Fp16ModelIO(Pass):
         removed = []
         for name, var in func.inputs.items():
             casts = var.child_ops
-            if (var.dtype == types.fp32 and name in desc and casts
-                    and all(op.op_type == "cast" and op.dtype.val == "fp16" and op.name in flagged for op in casts)):
+            if (
+                var.dtype == types.fp32
+                and name in desc
+                and casts
+                and all(op.op_type == "cast" and op.dtype.val == "fp16" and op.name in flagged for op in casts)
+            ):
                 var._sym_type = types.tensor(types.fp16, var.shape)  # as coremltools' change_input_output_tensor_type
                 removed += casts  # now fp16 -> fp16: cast_optimization drops them when the program is saved
                 desc[name].type.multiArrayType.dataType = ArrayFeatureType.FLOAT16
         outputs, output_casts = list(func.outputs), []
         for i, var in enumerate(outputs):
             op = var.op
-            if (op is not None and op.op_type == "cast" and op.name in flagged and op.x.dtype == types.fp16
-                    and var.name in desc and len(var.child_ops) == 0):
+            if (
+                op is not None
+                and op.op_type == "cast"
+                and op.name in flagged
+                and op.x.dtype == types.fp16
+                and var.name in desc
+                and len(var.child_ops) == 0
+            ):
                 outputs[i] = op.x
                 output_casts.append(op)
         if not removed and not output_casts:

@@ -1,4 +1,5 @@
 """What ``fix`` did: rewrites kept and dropped, placement before -> after, what is left to fix."""
+
 from __future__ import annotations
 
 import html
@@ -53,8 +54,10 @@ def summary_of(report: Any) -> dict[str, Any]:
 
 def strip_of(report: Any) -> list[dict[str, Any]]:
     """Per-op device and blocking rules, for the before/after strips."""
-    return [{"name": p.op.name, "type": p.op.type, "device": p.device,
-             "rules": sorted({f.rule.id for f in p.findings})} for p in report.placements]
+    return [
+        {"name": p.op.name, "type": p.op.type, "device": p.device, "rules": sorted({f.rule.id for f in p.findings})}
+        for p in report.placements
+    ]
 
 
 def unfixed_causes(report: Any, placement_prefixes: tuple[str, ...]) -> list[Unfixed]:
@@ -62,10 +65,17 @@ def unfixed_causes(report: Any, placement_prefixes: tuple[str, ...]) -> list[Unf
     for c in report.causes:
         if c.rule.id.startswith(placement_prefixes):
             continue
-        hits = [f"{report.placements[i].op.name}: {f.message}" for i in c.ops for f in report.placements[i].findings
-                if f.rule.id == c.rule.id]
-        out.append(Unfixed(c.rule.id, c.rule.name, len(c.ops), hits[0] if hits else report.placements[c.ops[0]].op.name,
-                           c.rule.fix))
+        hits = [
+            f"{report.placements[i].op.name}: {f.message}"
+            for i in c.ops
+            for f in report.placements[i].findings
+            if f.rule.id == c.rule.id
+        ]
+        out.append(
+            Unfixed(
+                c.rule.id, c.rule.name, len(c.ops), hits[0] if hits else report.placements[c.ops[0]].op.name, c.rule.fix
+            )
+        )
     return out
 
 
@@ -119,18 +129,31 @@ class FixReport(Exportable):
         return json.loads(json.dumps(self.summary_dict(), default=float))
 
     def summary_dict(self) -> dict[str, Any]:
-        return {"kind": "fix", "source": str(self.source), "output": str(self.output) if self.output else None,
-                "written": self.written, "dry_run": self.dry_run, "target": self.target,
-                "compute_units": self.compute_units, "verdict": self.verdict, "improved": self.improved,
-                "before": self.before, "after": self.after,
-                "applied": [asdict(a) for a in self.applied], "dropped": [asdict(a) for a in self.dropped],
-                "skipped": [{"pass": n, "reason": r} for n, r in self.skipped],
-                "unfixed": [asdict(u) for u in self.unfixed], "strips": self.strips}
+        return {
+            "kind": "fix",
+            "source": str(self.source),
+            "output": str(self.output) if self.output else None,
+            "written": self.written,
+            "dry_run": self.dry_run,
+            "target": self.target,
+            "compute_units": self.compute_units,
+            "verdict": self.verdict,
+            "improved": self.improved,
+            "before": self.before,
+            "after": self.after,
+            "applied": [asdict(a) for a in self.applied],
+            "dropped": [asdict(a) for a in self.dropped],
+            "skipped": [{"pass": n, "reason": r} for n, r in self.skipped],
+            "unfixed": [asdict(u) for u in self.unfixed],
+            "strips": self.strips,
+        }
 
     def __str__(self) -> str:
         b, a = self.before, self.after
-        lines = [f"anedoctor fix · {self.source} · {self.target} · compute units {self.compute_units}",
-                 "PREDICTION — placement and latency are estimates; outputs were compared with the reference executor"]
+        lines = [
+            f"anedoctor fix · {self.source} · {self.target} · compute units {self.compute_units}",
+            "PREDICTION — placement and latency are estimates; outputs were compared with the reference executor",
+        ]
         for label, key in (("ANE share of ops", "ane_fraction"), ("ANE share of FLOPs", "ane_flops_fraction")):
             lines.append(f"  {label:<20} {b[key]:7.1%} -> {a[key]:7.1%}")
         for key in ("ops", "segments", "switches"):
@@ -162,20 +185,26 @@ class FixReport(Exportable):
         return render_html(self)
 
 
-COLOURS = {"ane": ("#0072B2", "none"), "gpu": ("#E69F00", "repeating-linear-gradient(45deg,#0003 0 3px,#0000 3px 7px)"),
-           "cpu": ("#8c8c8c", "repeating-linear-gradient(-45deg,#0004 0 2px,#0000 2px 5px)")}
+COLOURS = {
+    "ane": ("#0072B2", "none"),
+    "gpu": ("#E69F00", "repeating-linear-gradient(45deg,#0003 0 3px,#0000 3px 7px)"),
+    "cpu": ("#8c8c8c", "repeating-linear-gradient(-45deg,#0004 0 2px,#0000 2px 5px)"),
+}
 
 
 def strip_html(title: str, ops: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     cells = "".join(
         f'<span class="op {o["device"]}" title="{html.escape(o["name"])} ({html.escape(o["type"])}) on '
         f'{DEVICE_LABELS.get(o["device"], o["device"])}{" · " + ", ".join(o["rules"]) if o["rules"] else ""}"></span>'
-        for o in ops)
-    head = (f'{title}: {summary["ops"]} ops · ANE {summary["ane_fraction"]:.1%} of ops, '
-            f'{summary["ane_flops_fraction"]:.1%} of FLOPs · {summary["segments"]} segments · '
-            f'{summary["switches"]} switches')
+        for o in ops
+    )
+    head = (
+        f"{title}: {summary['ops']} ops · ANE {summary['ane_fraction']:.1%} of ops, "
+        f"{summary['ane_flops_fraction']:.1%} of FLOPs · {summary['segments']} segments · "
+        f"{summary['switches']} switches"
+    )
     if "latency_ms" in summary:
-        head += f' · ~{summary["latency_ms"]:.3f} ms (est.)'
+        head += f" · ~{summary['latency_ms']:.3f} ms (est.)"
     label = html.escape(head)
     return f'<section><h2>{label}</h2><div class="strip" role="img" aria-label="{label}">{cells}</div></section>'
 
@@ -183,12 +212,18 @@ def strip_html(title: str, ops: list[dict[str, Any]], summary: dict[str, Any]) -
 def render_html(r: FixReport) -> str:
     css = "".join(f".{d}{{background-color:{c};background-image:{p}}}" for d, (c, p) in COLOURS.items())
     legend = " ".join(f'<span class="key"><span class="op {d}"></span>{DEVICE_LABELS[d]}</span>' for d in COLOURS)
-    rows = "".join(f"<tr><td>{html.escape(a.pass_name)}</td><td>{', '.join(a.rules)}</td>"
-                   f"<td>{len(a.rewritten)} → {a.ops_after}</td><td>{'exact' if a.exact else 'approximate'}</td>"
-                   f"<td>{'' if a.error is None else f'{a.error:.2g}'}</td></tr>" for a in r.applied)
+    rows = "".join(
+        f"<tr><td>{html.escape(a.pass_name)}</td><td>{', '.join(a.rules)}</td>"
+        f"<td>{len(a.rewritten)} → {a.ops_after}</td><td>{'exact' if a.exact else 'approximate'}</td>"
+        f"<td>{'' if a.error is None else f'{a.error:.2g}'}</td></tr>"
+        for a in r.applied
+    )
     dropped = "".join(f"<li>{html.escape(a.pass_name)}: {html.escape(a.reason or '')}</li>" for a in r.dropped)
-    unfixed = "".join(f"<li><b>{u.rule}</b> {html.escape(u.title)} — {u.ops} op(s), e.g. {html.escape(u.example)}"
-                      f"<br>fix: {html.escape(u.fix)}</li>" for u in r.unfixed)
+    unfixed = "".join(
+        f"<li><b>{u.rule}</b> {html.escape(u.title)} — {u.ops} op(s), e.g. {html.escape(u.example)}"
+        f"<br>fix: {html.escape(u.fix)}</li>"
+        for u in r.unfixed
+    )
     title = html.escape(r.source.name)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>anedoctor fix · {title}</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222;background:#fff}}h1{{font-size:1.3em}}

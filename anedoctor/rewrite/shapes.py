@@ -1,4 +1,5 @@
 """Rewrites of tensors whose shape the Neural Engine rejects: axes too long, ranks above five."""
+
 from __future__ import annotations
 
 import itertools
@@ -63,8 +64,10 @@ class SplitLongLinear(Pass):
         w, b = const(op.weight), const(op.inputs.get("bias"))
         n = math.ceil(w.shape[0] / self.limits()["W"])
         bounds = np.cumsum([0] + even_split(w.shape[0], n))
-        chunks = [mb.linear(x=op.x, weight=w[lo:hi], **({"bias": b[lo:hi]} if b is not None else {}),
-                            name=f"{name}_chunk{i}") for i, (lo, hi) in enumerate(itertools.pairwise(bounds))]
+        chunks = [
+            mb.linear(x=op.x, weight=w[lo:hi], **({"bias": b[lo:hi]} if b is not None else {}), name=f"{name}_chunk{i}")
+            for i, (lo, hi) in enumerate(itertools.pairwise(bounds))
+        ]
         return mb.concat(values=chunks, axis=-1, name=name)
 
 
@@ -109,8 +112,9 @@ class SplitLongContraction(Pass):
         bounds = np.cumsum([0] + even_split(w.shape[1], n))
         total = None
         for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            part = mb.slice_by_index(x=op.x, begin=[0] * (rank - 1) + [int(lo)], end=list(op.x.shape[:-1]) + [int(hi)],
-                                     name=f"{name}_x{i}")
+            part = mb.slice_by_index(
+                x=op.x, begin=[0] * (rank - 1) + [int(lo)], end=list(op.x.shape[:-1]) + [int(hi)], name=f"{name}_x{i}"
+            )
             last = i == n - 1
             extra = {"bias": b} if last and b is not None else {}
             part = mb.linear(x=part, weight=w[:, lo:hi], **extra, name=f"{name}_part{i}")
@@ -118,9 +122,39 @@ class SplitLongContraction(Pass):
         return total
 
 
-ELEMENTWISE = {"relu", "sigmoid", "tanh", "exp", "sqrt", "rsqrt", "abs", "square", "erf", "gelu", "silu", "clip",
-               "leaky_relu", "elu", "softplus", "sin", "cos", "log", "inverse", "floor", "ceil", "round", "sign",
-               "add", "sub", "mul", "real_div", "maximum", "minimum", "pow", "softmax"}
+ELEMENTWISE = {
+    "relu",
+    "sigmoid",
+    "tanh",
+    "exp",
+    "sqrt",
+    "rsqrt",
+    "abs",
+    "square",
+    "erf",
+    "gelu",
+    "silu",
+    "clip",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "sin",
+    "cos",
+    "log",
+    "inverse",
+    "floor",
+    "ceil",
+    "round",
+    "sign",
+    "add",
+    "sub",
+    "mul",
+    "real_div",
+    "maximum",
+    "minimum",
+    "pow",
+    "softmax",
+}
 
 
 @register

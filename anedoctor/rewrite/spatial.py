@@ -1,4 +1,5 @@
 """Rewrites of convolutions and pools whose window is wider than the Neural Engine accepts."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,9 +43,14 @@ class DilatedConvToSpaceToBatch(Pass):
     def matches(self, op: Any) -> bool:
         nd = op.x.rank - 2
         dil = int_list(op.inputs.get("dilations"), [1] * nd)
-        return (nd in (1, 2) and max(dil) > 1 and int_list(op.inputs.get("strides"), [1] * nd) == [1] * nd
-                and static_shape(op.x) and static_shape(op.weight)
-                and window_pads(op, list(op.weight.shape[2:]), dil) is not None)
+        return (
+            nd in (1, 2)
+            and max(dil) > 1
+            and int_list(op.inputs.get("strides"), [1] * nd) == [1] * nd
+            and static_shape(op.x)
+            and static_shape(op.weight)
+            and window_pads(op, list(op.weight.shape[2:]), dil) is not None
+        )
 
     def rewrite(self, op: Any, name: str) -> Any:
         from coremltools.converters.mil import Builder as mb
@@ -61,10 +67,21 @@ class DilatedConvToSpaceToBatch(Pass):
         sizes = x.shape[2:]
         extra = [(-(size + b + a)) % d for size, (b, a), d in zip(sizes, pads, dil)]
         block = np.array(dil, np.int32)
-        s2b = mb.space_to_batch(x=x, block_shape=block, paddings=np.array(
-            [[b, a + e] for (b, a), e in zip(pads, extra)], np.int32), name=f"{name}_space_to_batch")
-        args = {"x": s2b, "weight": weight, "strides": [1, 1], "pad_type": "valid", "dilations": [1, 1],
-                "groups": int(const(op.inputs.get("groups")) or 1), "name": f"{name}_undilated"}
+        s2b = mb.space_to_batch(
+            x=x,
+            block_shape=block,
+            paddings=np.array([[b, a + e] for (b, a), e in zip(pads, extra)], np.int32),
+            name=f"{name}_space_to_batch",
+        )
+        args = {
+            "x": s2b,
+            "weight": weight,
+            "strides": [1, 1],
+            "pad_type": "valid",
+            "dilations": [1, 1],
+            "groups": int(const(op.inputs.get("groups")) or 1),
+            "name": f"{name}_undilated",
+        }
         if op.inputs.get("bias") is not None:
             args["bias"] = op.bias
         y = mb.conv(**args)
@@ -131,8 +148,12 @@ class MaxPoolCascade(Pass):
 
     def matches(self, op: Any) -> bool:
         k = int_list(op.inputs.get("kernel_sizes"), [])
-        return (bool(k) and max(k) > POOL_MAX_WINDOW and not bool(const(op.inputs.get("ceil_mode")))
-                and window_pads(op, k, [1] * len(k)) is not None)
+        return (
+            bool(k)
+            and max(k) > POOL_MAX_WINDOW
+            and not bool(const(op.inputs.get("ceil_mode")))
+            and window_pads(op, k, [1] * len(k)) is not None
+        )
 
     def rewrite(self, op: Any, name: str) -> Any:
         from coremltools.converters.mil import Builder as mb
@@ -149,6 +170,12 @@ class MaxPoolCascade(Pass):
         for i in range(stages):
             last = i == stages - 1
             pad = [p for d in range(len(kernel)) for p in (before[d][i], after[d][i])]
-            x = mb.max_pool(x=x, kernel_sizes=[w[i] for w in per_dim], strides=strides if last else [1] * len(kernel),
-                            pad_type="custom", pad=pad, name=name if last else f"{name}_stage{i}")
+            x = mb.max_pool(
+                x=x,
+                kernel_sizes=[w[i] for w in per_dim],
+                strides=strides if last else [1] * len(kernel),
+                pad_type="custom",
+                pad=pad,
+                name=name if last else f"{name}_stage{i}",
+            )
         return x

@@ -15,6 +15,7 @@ ANE out for all its ops. Registering an id twice is an error. ``Rule.doc()`` is 
 A new rule goes in the family module it belongs to (dtype, ops, parameters, shapes, graph,
 placement, coreai), registered with :func:`rule`; its references use the builders in :mod:`.refs`.
 """
+
 from . import coreai, dtype, graph, ops, parameters, placement, shapes  # noqa: F401  (each module registers its rules)
 from .base import CONFIDENCE, RULES, Context, Example, Rule, explain, markdown_table, rule
 

@@ -1,5 +1,6 @@
 """What a rule is: the :class:`Rule` record, the :func:`rule` decorator and registry, the
 :class:`Context` a rule sees, and the small shape/parameter readers the rule families share."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +14,12 @@ from ..errors import ModelError
 from ..hardware import Target
 from ..ir import Graph, Model, Op, Value
 
-CONFIDENCE = {"A": "Apple-authored", "M": "measured with MLComputePlan / Core ML read-outs",
-              "R": "reverse-engineered or private-path", "C": "community anecdote"}
+CONFIDENCE = {
+    "A": "Apple-authored",
+    "M": "measured with MLComputePlan / Core ML read-outs",
+    "R": "reverse-engineered or private-path",
+    "C": "community anecdote",
+}
 DEFAULT_SCOPE = "all chips and OS versions"
 FORMAT_NAMES = {"coreai": "Core AI (.aimodel)"}  # how a per-format fix names its format
 
@@ -132,8 +137,10 @@ class Rule:
             ("Why it matters", self.why),
             ("Example (fires)", _example_text(self.example)),
             ("Near miss (does not fire)", _example_text(self.quiet)),
-            ("Fix", "\n".join([self.fix, *(f"For {FORMAT_NAMES.get(k, k)} models: {v}" for k, v in self.fixes),
-                                safety])),
+            (
+                "Fix",
+                "\n".join([self.fix, *(f"For {FORMAT_NAMES.get(k, k)} models: {v}" for k, v in self.fixes), safety]),
+            ),
             ("Blocks", blocks + (f"; Apple's message: {self.apple_message}" if self.apple_message else "")),
             ("Scope", self.scope),
             ("Confidence", f"{self.confidence} ({CONFIDENCE[self.confidence]})"),
@@ -153,14 +160,29 @@ def _example_text(example: Example) -> str:
 RULES: dict[str, Rule] = {}
 
 
-def rule(id: str, *, family: str, references: list[str], confidence: str, fix: str, example: str | Example,
-         quiet: str | Example, scope: str = DEFAULT_SCOPE, blocks: tuple[str, ...] = ("ane",), level: str = "op",
-         apple_message: str | None = None, when: Callable[[Target], bool] = lambda t: True,
-         ops: tuple[str, ...] | None = None, fix_pass: str | None = None, fix_exact: bool | None = None,
-         fixes: dict[str, str] | None = None):
+def rule(
+    id: str,
+    *,
+    family: str,
+    references: list[str],
+    confidence: str,
+    fix: str,
+    example: str | Example,
+    quiet: str | Example,
+    scope: str = DEFAULT_SCOPE,
+    blocks: tuple[str, ...] = ("ane",),
+    level: str = "op",
+    apple_message: str | None = None,
+    when: Callable[[Target], bool] = lambda t: True,
+    ops: tuple[str, ...] | None = None,
+    fix_pass: str | None = None,
+    fix_exact: bool | None = None,
+    fixes: dict[str, str] | None = None,
+):
     """Register a rule; the decorated function's docstring documents it (first line: what it
     checks; the rest: why it matters). ``fixes`` maps a model format (``"coreai"``) to the fix to
     give for models of that format instead of ``fix``. Registering an id twice is an error."""
+
     def register(fn):
         doc = inspect.getdoc(fn) or ""
         summary, _, why = doc.partition("\n")
@@ -168,11 +190,30 @@ def rule(id: str, *, family: str, references: list[str], confidence: str, fix: s
             raise KeyError(f"rule {id} is already registered (by {RULES[id].check.__module__})")
         if confidence not in CONFIDENCE:
             raise ValueError(f"rule {id}: confidence {confidence!r} is not one of {''.join(CONFIDENCE)}")
-        RULES[id] = Rule(id, fn.__name__.replace("_", "-"), family, summary.strip(), " ".join(why.split()),
-                         tuple(references), confidence, fix, scope, blocks, level, ops and frozenset(ops),
-                         apple_message, when, fn, as_example(example), as_example(quiet), fix_pass, fix_exact,
-                         tuple((fixes or {}).items()))
+        RULES[id] = Rule(
+            id,
+            fn.__name__.replace("_", "-"),
+            family,
+            summary.strip(),
+            " ".join(why.split()),
+            tuple(references),
+            confidence,
+            fix,
+            scope,
+            blocks,
+            level,
+            ops and frozenset(ops),
+            apple_message,
+            when,
+            fn,
+            as_example(example),
+            as_example(quiet),
+            fix_pass,
+            fix_exact,
+            tuple((fixes or {}).items()),
+        )
         return fn
+
     return register
 
 

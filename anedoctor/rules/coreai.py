@@ -4,6 +4,7 @@ The Core AI loader maps ``coreai`` ops onto the ML Program vocabulary, so every 
 to Core AI programs as well; these rules cover what only Core AI does. Each gates on the model's
 format (``ctx.model.format == "coreai"``) and on OS 27, and its examples are PyTorch modules that
 the rule fixtures convert with coreai-torch. Core AI's fix for fp32 compute is DT-1's ``fixes``."""
+
 from __future__ import annotations
 
 from ..hardware import Target
@@ -50,15 +51,27 @@ GATED_MLP = """
     module, inputs = MLP().half(), (torch.randn(1, 64, 1, 32).half(),)"""
 
 
-@rule("CAI-1", family="coreai", confidence="A", scope=SCOPE, when=core_ai_os, ops=("silu",),
-      references=[common_issues("('Neural Engine MLP — 3 invalid ops from mps.swish')"),
-                  ne_rules("(contrast: its 'MLP reshape for Conv2d' example still calls nn.functional.silu)"),
-                  zoo("coreai-ane-partition-cost.md", "94738e1",
-                      "(contrast: a Conv2d + SiLU stack timed as if all on the ANE, iPhone 17 Pro, coreai-torch "
-                      "0.4.2; placement inferred from timing, not read)")],
-      fix="Write `x * torch.sigmoid(x)` instead of `F.silu(x)` / `nn.SiLU()` (the same function).",
-      example=torch_example(GATED_MLP.format(activation="F.silu(gate)")),
-      quiet=torch_example(GATED_MLP.format(activation="gate * torch.sigmoid(gate)")))
+@rule(
+    "CAI-1",
+    family="coreai",
+    confidence="A",
+    scope=SCOPE,
+    when=core_ai_os,
+    ops=("silu",),
+    references=[
+        common_issues("('Neural Engine MLP — 3 invalid ops from mps.swish')"),
+        ne_rules("(contrast: its 'MLP reshape for Conv2d' example still calls nn.functional.silu)"),
+        zoo(
+            "coreai-ane-partition-cost.md",
+            "94738e1",
+            "(contrast: a Conv2d + SiLU stack timed as if all on the ANE, iPhone 17 Pro, coreai-torch "
+            "0.4.2; placement inferred from timing, not read)",
+        ),
+    ],
+    fix="Write `x * torch.sigmoid(x)` instead of `F.silu(x)` / `nn.SiLU()` (the same function).",
+    example=torch_example(GATED_MLP.format(activation="F.silu(gate)")),
+    quiet=torch_example(GATED_MLP.format(activation="gate * torch.sigmoid(gate)")),
+)
 def silu_lowers_to_fp32(op: Op, ctx: Context):
     """An fp16 silu (F.silu, nn.SiLU) in a Core AI program.
 
@@ -79,14 +92,26 @@ def linear_weight(matmul: Op) -> Value | None:
     return weight if weight is not None and weight.is_const and not matmul.input("x").is_const else None
 
 
-@rule("CAI-2", family="coreai", confidence="A", scope=SCOPE, when=core_ai_os, ops=("matmul",), blocks=(),
-      references=[ne_rules("('Conv2d instead of Linear')"),
-                  m6("plan_ctx_cpune.tsv", "(contrast, Core ML on M4, macOS 27: rows linear and matmul_const are "
-                                           "ANE-eligible and placed on the ANE)")],
-      fix="Use `nn.Conv2d(in_features, out_features, kernel_size=1)` on (B, C, 1, S) tensors; the Linear weight "
-          "[O, I] becomes the Conv2d weight [O, I, 1, 1] (`linear.weight[:, :, None, None]`).",
-      example=torch_example("module, inputs = nn.Linear(64, 64).half(), (torch.randn(1, 32, 64).half(),)"),
-      quiet=torch_example("module, inputs = nn.Conv2d(64, 64, 1).half(), (torch.randn(1, 64, 1, 32).half(),)"))
+@rule(
+    "CAI-2",
+    family="coreai",
+    confidence="A",
+    scope=SCOPE,
+    when=core_ai_os,
+    ops=("matmul",),
+    blocks=(),
+    references=[
+        ne_rules("('Conv2d instead of Linear')"),
+        m6(
+            "plan_ctx_cpune.tsv",
+            "(contrast, Core ML on M4, macOS 27: rows linear and matmul_const are ANE-eligible and placed on the ANE)",
+        ),
+    ],
+    fix="Use `nn.Conv2d(in_features, out_features, kernel_size=1)` on (B, C, 1, S) tensors; the Linear weight "
+    "[O, I] becomes the Conv2d weight [O, I, 1, 1] (`linear.weight[:, :, None, None]`).",
+    example=torch_example("module, inputs = nn.Linear(64, 64).half(), (torch.randn(1, 32, 64).half(),)"),
+    quiet=torch_example("module, inputs = nn.Conv2d(64, 64, 1).half(), (torch.randn(1, 64, 1, 32).half(),)"),
+)
 def linear_decomposed(op: Op, ctx: Context):
     """A Core AI matmul with a constant weight: an nn.Linear, lowered to transpose + batch_matmul + add.
 
@@ -97,8 +122,10 @@ def linear_decomposed(op: Op, ctx: Context):
     weight = linear_weight(op) if core_ai(ctx) else None
     if weight is None:
         return None
-    return (f"nn.Linear-style matmul with a constant {weight.type} weight; Apple recommends a 1x1 Conv2d for the "
-            "Neural Engine (Linear 'may fall back to CPU')")
+    return (
+        f"nn.Linear-style matmul with a constant {weight.type} weight; Apple recommends a 1x1 Conv2d for the "
+        "Neural Engine (Linear 'may fall back to CPU')"
+    )
 
 
 def fp32_island(cast: Op, ctx: Context) -> tuple[list[Op], bool]:
@@ -133,21 +160,40 @@ ATTENTION_WEIGHTS = """
     module, inputs = Gate().half(), (torch.randn(1, 64, 1, 32).half(),)"""
 
 
-@rule("CAI-3", family="coreai", confidence="C", scope=SCOPE, when=core_ai_os, ops=("cast",), blocks=(),
-      references=[zoo("ane-region-count-and-fp32-ops.md", "917f989",
-                      "(Granite-Embedding-97M, M4, macOS 27: 13 ANE regions -> 1 and 13.19 -> 4.60 ms after removing "
-                      "softmax(dtype=torch.float32) and .float())"),
-                  zoo("compute-units-and-authoring.md", "7d8c098",
-                      "('25 regions are 25 submissions': Instruments on iPhone 17 Pro, Core AI 25 ANE submissions per "
-                      "pass with ~1.1 ms gaps against Core ML's 1)"),
-                  "https://rachuri.me/blog/parakeet-apple-silicon/ (the Instruments measurement behind it)",
-                  zoo("coreai-ane-partition-cost.md", "94738e1",
-                      "(a fixed cost per ANE boundary, +0.60 to +1.75 ms, iPhone 17 Pro, coreai-torch 0.4.2)")],
-      fix="Keep the island in fp16: drop `dtype=torch.float32` from softmax and `.float()` calls, and use "
-          "`torch.ones(1, dtype=x.dtype)` for Python float literals; an op that truly needs fp32 belongs at the end "
-          "of the model or outside it, where it does not split the Neural Engine work.",
-      example=torch_example(ATTENTION_WEIGHTS.format(softmax="F.softmax(x, dim=1, dtype=torch.float32).half()")),
-      quiet=torch_example(ATTENTION_WEIGHTS.format(softmax="F.softmax(x, dim=1)")))
+@rule(
+    "CAI-3",
+    family="coreai",
+    confidence="C",
+    scope=SCOPE,
+    when=core_ai_os,
+    ops=("cast",),
+    blocks=(),
+    references=[
+        zoo(
+            "ane-region-count-and-fp32-ops.md",
+            "917f989",
+            "(Granite-Embedding-97M, M4, macOS 27: 13 ANE regions -> 1 and 13.19 -> 4.60 ms after removing "
+            "softmax(dtype=torch.float32) and .float())",
+        ),
+        zoo(
+            "compute-units-and-authoring.md",
+            "7d8c098",
+            "('25 regions are 25 submissions': Instruments on iPhone 17 Pro, Core AI 25 ANE submissions per "
+            "pass with ~1.1 ms gaps against Core ML's 1)",
+        ),
+        "https://rachuri.me/blog/parakeet-apple-silicon/ (the Instruments measurement behind it)",
+        zoo(
+            "coreai-ane-partition-cost.md",
+            "94738e1",
+            "(a fixed cost per ANE boundary, +0.60 to +1.75 ms, iPhone 17 Pro, coreai-torch 0.4.2)",
+        ),
+    ],
+    fix="Keep the island in fp16: drop `dtype=torch.float32` from softmax and `.float()` calls, and use "
+    "`torch.ones(1, dtype=x.dtype)` for Python float literals; an op that truly needs fp32 belongs at the end "
+    "of the model or outside it, where it does not split the Neural Engine work.",
+    example=torch_example(ATTENTION_WEIGHTS.format(softmax="F.softmax(x, dim=1, dtype=torch.float32).half()")),
+    quiet=torch_example(ATTENTION_WEIGHTS.format(softmax="F.softmax(x, dim=1)")),
+)
 def fp32_island_splits_ane_region(op: Op, ctx: Context):
     """A cast to fp32 opens an fp32 island that returns to fp16, inside a Core AI program.
 
@@ -162,5 +208,7 @@ def fp32_island_splits_ane_region(op: Op, ctx: Context):
     if not island or not returns:
         return None
     ops = ", ".join(sorted({o.type for o in island}))
-    return (f"opens an fp32 island of {len(island)} op(s) ({ops}) that returns to fp16: one more Neural Engine "
-            "region, which Core AI submits separately per inference (measured ~0.7-1.1 ms per extra region)")
+    return (
+        f"opens an fp32 island of {len(island)} op(s) ({ops}) that returns to fp16: one more Neural Engine "
+        "region, which Core AI submits separately per inference (measured ~0.7-1.1 ms per extra region)"
+    )

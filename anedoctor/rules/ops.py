@@ -1,4 +1,5 @@
 """Op-type rules (OP-*, GPU-1): ops with no ANE (or GPU) implementation, and NeuralNetwork layer forms."""
+
 from __future__ import annotations
 
 from ..ir import Op
@@ -6,17 +7,45 @@ from .base import Context, rule
 from .refs import COREMLTOOLS, WEIGHT, file, guide, hollance, issue, m6, notes, pull
 
 NEVER_ON_ANE = {  # op type: the rule that documents why it never runs on the ANE
-    "lstm": "OP-1", "gru": "OP-1", "rnn": "OP-1",
-    "scatter": "OP-2", "scatter_along_axis": "OP-2", "scatter_nd": "OP-2",
+    "lstm": "OP-1",
+    "gru": "OP-1",
+    "rnn": "OP-1",
+    "scatter": "OP-2",
+    "scatter_along_axis": "OP-2",
+    "scatter_nd": "OP-2",
     "band_part": "OP-3",
-    "one_hot": "OP-4", "non_zero": "OP-4", "range_1d": "OP-4", "sliding_windows": "OP-4", "random_normal": "OP-4",
-    "reduce_prod": "OP-4", "mod": "OP-4", "argsort": "OP-4",
-    "asin": "OP-5", "acos": "OP-5", "tan": "OP-5", "sinh": "OP-5", "cosh": "OP-5", "atanh": "OP-5",
-    "cumsum": "OP-6", "crop_resize": "OP-7", "cond": "OP-8", "while_loop": "OP-8",
-    "non_maximum_suppression": "OP-13", "custom": "OP-12",
-    "reverse_sequence": "OP-18", "random_bernoulli": "OP-18", "random_categorical": "OP-18", "asinh": "OP-18",
-    "acosh": "OP-18", "make_list": "OP-18", "list_read": "OP-18", "list_write": "OP-18", "list_gather": "OP-18",
-    "list_scatter": "OP-18", "list_length": "OP-18", "constexpr_cast": "OP-18",
+    "one_hot": "OP-4",
+    "non_zero": "OP-4",
+    "range_1d": "OP-4",
+    "sliding_windows": "OP-4",
+    "random_normal": "OP-4",
+    "reduce_prod": "OP-4",
+    "mod": "OP-4",
+    "argsort": "OP-4",
+    "asin": "OP-5",
+    "acos": "OP-5",
+    "tan": "OP-5",
+    "sinh": "OP-5",
+    "cosh": "OP-5",
+    "atanh": "OP-5",
+    "cumsum": "OP-6",
+    "crop_resize": "OP-7",
+    "cond": "OP-8",
+    "while_loop": "OP-8",
+    "non_maximum_suppression": "OP-13",
+    "custom": "OP-12",
+    "reverse_sequence": "OP-18",
+    "random_bernoulli": "OP-18",
+    "random_categorical": "OP-18",
+    "asinh": "OP-18",
+    "acosh": "OP-18",
+    "make_list": "OP-18",
+    "list_read": "OP-18",
+    "list_write": "OP-18",
+    "list_gather": "OP-18",
+    "list_scatter": "OP-18",
+    "list_length": "OP-18",
+    "constexpr_cast": "OP-18",
 }
 DIRECT_PATH_MATRIX = guide("appendices/a-op-device-matrix.md", "(187 MIL ops x M1-M5, direct path)")
 M4_SWEEP = m6("plan_iso_cpune.tsv", "(single-op MLComputePlan sweep, M4, macOS 27, coremltools 9)")
@@ -49,119 +78,171 @@ def never_rule(rule_id: str, title: str, why: str, **meta):
     return register(check)
 
 
-never_rule("OP-1", "Recurrent cells",
-           "Recurrent cells run on the CPU (BNNS) only; an Apple engineer: 'RNN or LSTM ops are not supported on the "
-           "neural engine'.",
-           name="recurrent-cell", confidence="A",
-           references=[issue(COREMLTOOLS, 1780, "(Apple engineer: RNN/LSTM not supported on the neural engine)"),
-                       issue(COREMLTOOLS, 337), m6("plan_iso_cpune.tsv", "(rows lstm, gru: CPU only on M4)")],
-           fix="Replace the recurrence with convolutions or attention, or run the RNN part as a separate CPU model.",
-           example="""
+never_rule(
+    "OP-1",
+    "Recurrent cells",
+    "Recurrent cells run on the CPU (BNNS) only; an Apple engineer: 'RNN or LSTM ops are not supported on the "
+    "neural engine'.",
+    name="recurrent-cell",
+    confidence="A",
+    references=[
+        issue(COREMLTOOLS, 1780, "(Apple engineer: RNN/LSTM not supported on the neural engine)"),
+        issue(COREMLTOOLS, 337),
+        m6("plan_iso_cpune.tsv", "(rows lstm, gru: CPU only on M4)"),
+    ],
+    fix="Replace the recurrence with convolutions or attention, or run the RNN part as a separate CPU model.",
+    example="""
             func main<ios17>(tensor<fp16, [4, 1, 2]> x, tensor<fp16, [1, 2]> h0) {
                 tensor<fp16, [2, 2]> w = const()[val = tensor<fp16, [2, 2]>([1, 0, 0, 1])];
                 tensor<fp16, [4, 1, 2]> y, tensor<fp16, [1, 2]> h =
                     rnn(x = x, initial_h = h0, weight_ih = w, weight_hh = w);
             } -> (y);""",
-           quiet="""
+    quiet="""
             func main<ios17>(tensor<fp16, [4, 1, 2]> x) {
                 tensor<fp16, [2, 2]> w = const()[val = tensor<fp16, [2, 2]>([1, 0, 0, 1])];
                 tensor<fp16, [4, 1, 2]> y = linear(x = x, weight = w);
-            } -> (y);""")
-never_rule("OP-2", "Scatter ops", "coremltools' own source: 'scatter op falls off ANE, while gather op resides'. "
-                                  "CPU-only (GPU-eligible) on M4.",
-           name="scatter", confidence="A",
-           references=[file(COREMLTOOLS, "coremltools/converters/mil/frontend/torch/ops.py",
-                            "(comments at scatter / index_put: 'scatter op falls off ANE, while gather op resides')"),
-                       m6("plan_iso_cpune.tsv", "(scatter rows: CPU only, GPU-eligible, M4)"),
-                       file("smpanaro/more-ane-transformers", "models/gpt2.py", "(KV cache without scatter)")],
-           fix="Replace index updates with masks: torch.where(mask, new, old), or concat-then-slice for KV caches.",
-           example="""
+            } -> (y);""",
+)
+never_rule(
+    "OP-2",
+    "Scatter ops",
+    "coremltools' own source: 'scatter op falls off ANE, while gather op resides'. CPU-only (GPU-eligible) on M4.",
+    name="scatter",
+    confidence="A",
+    references=[
+        file(
+            COREMLTOOLS,
+            "coremltools/converters/mil/frontend/torch/ops.py",
+            "(comments at scatter / index_put: 'scatter op falls off ANE, while gather op resides')",
+        ),
+        m6("plan_iso_cpune.tsv", "(scatter rows: CPU only, GPU-eligible, M4)"),
+        file("smpanaro/more-ane-transformers", "models/gpt2.py", "(KV cache without scatter)"),
+    ],
+    fix="Replace index updates with masks: torch.where(mask, new, old), or concat-then-slice for KV caches.",
+    example="""
             func main<ios17>(tensor<fp16, [8, 4]> x, tensor<fp16, [1, 4]> u) {
                 tensor<int32, [1]> i = const()[val = tensor<int32, [1]>([2])];
                 tensor<fp16, [8, 4]> y = scatter(data = x, indices = i, updates = u, axis = 0, mode = "update");
             } -> (y);""",
-           quiet="""
+    quiet="""
             func main<ios17>(tensor<fp16, [8, 4]> x, tensor<fp16, [1, 4]> u) {
                 tensor<bool, [8, 1]> m = const()[val = tensor<bool, [8, 1]>(
                     [false, false, true, false, false, false, false, false])];
                 tensor<fp16, [8, 4]> y = select(cond = m, a = u, b = x);
-            } -> (y);""")
-never_rule("OP-3", "Band-part masks", "band_part (triangular masks) was CPU-only on M4 and had 'no path' on M1-M5 in "
-                                      "the direct-path guide.",
-           name="band-part", confidence="M",
-           references=[m6("plan_iso_cpune.tsv", "(row band_part: CPU only, M4 macOS 27)"), DIRECT_PATH_MATRIX,
-                       notes("(2023-04-04: matrix_band_part could not run on the ANE)")],
-           fix="Pass a precomputed fp16 mask as a constant or input instead of building it with band_part (tril/triu).",
-           example="""
+            } -> (y);""",
+)
+never_rule(
+    "OP-3",
+    "Band-part masks",
+    "band_part (triangular masks) was CPU-only on M4 and had 'no path' on M1-M5 in the direct-path guide.",
+    name="band-part",
+    confidence="M",
+    references=[
+        m6("plan_iso_cpune.tsv", "(row band_part: CPU only, M4 macOS 27)"),
+        DIRECT_PATH_MATRIX,
+        notes("(2023-04-04: matrix_band_part could not run on the ANE)"),
+    ],
+    fix="Pass a precomputed fp16 mask as a constant or input instead of building it with band_part (tril/triu).",
+    example="""
             func main<ios17>(tensor<fp16, [1, 64, 64]> x) {
                 tensor<fp16, [1, 64, 64]> y = band_part(x = x, lower = -1, upper = 0);
             } -> (y);""",
-           quiet="""
+    quiet="""
             func main<ios17>(tensor<fp16, [1, 64, 64]> x, tensor<fp16, [1, 64, 64]> mask) {
                 tensor<fp16, [1, 64, 64]> y = add(x = x, y = mask);
-            } -> (y);""")
-never_rule("OP-4", "Index, random and integer-math ops", "Measured CPU-only on M4 with MLComputePlan: index/shape "
-                                                         "generators, random normal, products, modulo, argsort.",
-           name="cpu-only-op", confidence="M", references=[M4_SWEEP],
-           fix="Precompute the result (one_hot, range, masks) as a constant or model input, or move the op out of the "
-               "model.",
-           example=REDUCE.format(op="reduce_prod"), quiet=REDUCE.format(op="reduce_sum"))
-never_rule("OP-5", "Inverse and hyperbolic trigonometry", "Inverse/hyperbolic trigonometry is CPU-only on M4 (sin, cos "
-                                                          "and atan are eligible).",
-           name="trig", confidence="M",
-           references=[m6("plan_iso_cpune.tsv", "(rows tan, asin, acos, sinh, cosh, atanh: CPU only; sin, cos, atan "
-                                                "eligible)"),
-                       guide("appendices/a-op-device-matrix.md", "('Trigonometric')")],
-           fix="Rewrite with eligible ops (e.g. tanh, exp, atan) or a polynomial approximation.",
-           example=unary("tan"), quiet=unary("atan"))
-never_rule("OP-6", "Cumulative sum", "cumsum is CPU-only through Core ML on M4.",
-           name="cumsum", confidence="M", references=[m6("plan_iso_cpune.tsv", "(rows cumsum_c, cumsum_w: CPU only, M4 "
-                                                                               "macOS 27)")],
-           fix="Express the running sum as a matmul with a constant triangular matrix (ANE-eligible).",
-           example="""
+            } -> (y);""",
+)
+never_rule(
+    "OP-4",
+    "Index, random and integer-math ops",
+    "Measured CPU-only on M4 with MLComputePlan: index/shape generators, random normal, products, modulo, argsort.",
+    name="cpu-only-op",
+    confidence="M",
+    references=[M4_SWEEP],
+    fix="Precompute the result (one_hot, range, masks) as a constant or model input, or move the op out of the model.",
+    example=REDUCE.format(op="reduce_prod"),
+    quiet=REDUCE.format(op="reduce_sum"),
+)
+never_rule(
+    "OP-5",
+    "Inverse and hyperbolic trigonometry",
+    "Inverse/hyperbolic trigonometry is CPU-only on M4 (sin, cos and atan are eligible).",
+    name="trig",
+    confidence="M",
+    references=[
+        m6("plan_iso_cpune.tsv", "(rows tan, asin, acos, sinh, cosh, atanh: CPU only; sin, cos, atan eligible)"),
+        guide("appendices/a-op-device-matrix.md", "('Trigonometric')"),
+    ],
+    fix="Rewrite with eligible ops (e.g. tanh, exp, atan) or a polynomial approximation.",
+    example=unary("tan"),
+    quiet=unary("atan"),
+)
+never_rule(
+    "OP-6",
+    "Cumulative sum",
+    "cumsum is CPU-only through Core ML on M4.",
+    name="cumsum",
+    confidence="M",
+    references=[m6("plan_iso_cpune.tsv", "(rows cumsum_c, cumsum_w: CPU only, M4 macOS 27)")],
+    fix="Express the running sum as a matmul with a constant triangular matrix (ANE-eligible).",
+    example="""
             func main<ios17>(tensor<fp16, [1, 4]> x) {
                 tensor<fp16, [1, 4]> y = cumsum(x = x, axis = 1);
             } -> (y);""",
-           quiet="""
+    quiet="""
             func main<ios17>(tensor<fp16, [1, 4]> x) {
                 tensor<fp16, [4, 4]> tri = const()[val = tensor<fp16, [4, 4]>(
                     [1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 1])];
                 tensor<fp16, [1, 4]> y = matmul(x = x, y = tri);
-            } -> (y);""")
-never_rule("OP-7", "Crop-and-resize", "crop_resize is CPU-only on M4, not even GPU.",
-           name="crop-resize", confidence="M", blocks=("ane", "gpu"),
-           references=[m6("plan_iso_cpune.tsv", "(row crop_resize: CPU only)"),
-                       m6("plan_iso_all.tsv", "(row crop_resize: CPU only under compute units ALL, M4 macOS 27)")],
-           fix="Crop on the host (Vision / Core Image) or with static slices and resize.",
-           example="""
+            } -> (y);""",
+)
+never_rule(
+    "OP-7",
+    "Crop-and-resize",
+    "crop_resize is CPU-only on M4, not even GPU.",
+    name="crop-resize",
+    confidence="M",
+    blocks=("ane", "gpu"),
+    references=[
+        m6("plan_iso_cpune.tsv", "(row crop_resize: CPU only)"),
+        m6("plan_iso_all.tsv", "(row crop_resize: CPU only under compute units ALL, M4 macOS 27)"),
+    ],
+    fix="Crop on the host (Vision / Core Image) or with static slices and resize.",
+    example="""
             func main<ios17>(tensor<fp16, [1, 3, 32, 32]> x, tensor<fp16, [1, 1, 1, 1, 4]> roi) {
                 tensor<fp16, [1, 1, 3, 8, 8]> y = crop_resize(x = x, roi = roi, target_height = 8, target_width = 8);
             } -> (y);""",
-           quiet="""
+    quiet="""
             func main<ios17>(tensor<fp16, [1, 3, 32, 32]> x) {
                 tensor<fp16, [1, 3, 8, 8]> y = slice_by_size(x = x, begin = [0, 0, 4, 4], size = [1, 3, 8, 8]);
-            } -> (y);""")
-never_rule("OP-8", "Control flow", "Control flow has no ANE code generation; 'using cond forces you off the Neural "
-                                   "Engine'.",
-           name="control-flow", confidence="C",
-           references=[notes("(2023-04-16: 'using cond forces you off the Neural Engine', M1)"),
-                       file("smpanaro/more-ane-transformers", "src/experiments/zero_matmul_test.py", "(docstring)"),
-                       guide("appendices/a-op-device-matrix.md", "(cond/while: no standalone code generation)")],
-           fix="Flatten the control flow on the host: export one model per branch, or compute both branches and "
-               "select.",
-           example="""
+            } -> (y);""",
+)
+never_rule(
+    "OP-8",
+    "Control flow",
+    "Control flow has no ANE code generation; 'using cond forces you off the Neural Engine'.",
+    name="control-flow",
+    confidence="C",
+    references=[
+        notes("(2023-04-16: 'using cond forces you off the Neural Engine', M1)"),
+        file("smpanaro/more-ane-transformers", "src/experiments/zero_matmul_test.py", "(docstring)"),
+        guide("appendices/a-op-device-matrix.md", "(cond/while: no standalone code generation)"),
+    ],
+    fix="Flatten the control flow on the host: export one model per branch, or compute both branches and select.",
+    example="""
             func main<ios17>(tensor<fp16, [1, 8]> x, tensor<bool, []> p) {
                 tensor<fp16, [1, 8]> y = cond(pred = p) {
                     block0() { tensor<fp16, [1, 8]> a = relu(x = x); } -> (a);
                     block1() { tensor<fp16, [1, 8]> b = sigmoid(x = x); } -> (b);
                 };
             } -> (y);""",
-           quiet="""
+    quiet="""
             func main<ios17>(tensor<fp16, [1, 8]> x, tensor<bool, []> p) {
                 tensor<fp16, [1, 8]> a = relu(x = x);
                 tensor<fp16, [1, 8]> b = sigmoid(x = x);
                 tensor<fp16, [1, 8]> y = select(cond = p, a = a, b = b);
-            } -> (y);""")
+            } -> (y);""",
+)
 NN_ONE_LAYER = """
     specificationVersion: 4
     description {{
@@ -169,49 +250,74 @@ NN_ONE_LAYER = """
       output {{ name: "y" type {{ multiArrayType {{ shape: 8 dataType: FLOAT32 }} }} }}
     }}
     neuralNetwork {{ layers {{ name: "l" input: "x" output: "y" {layer} }} }}"""
-never_rule("OP-12", "Custom layers", "Custom layers only have CPU/GPU implementations.",
-           name="custom-layer", confidence="A",
-           references=[hollance("docs/unsupported-layers.md", "('Custom layers')")],
-           fix="Replace the custom layer with built-in layers.",
-           example=NN_ONE_LAYER.format(layer='custom { className: "Swish" }'),
-           quiet=NN_ONE_LAYER.format(layer="activation { sigmoid {} }"))
-never_rule("OP-13", "Non-maximum suppression", "non_maximum_suppression offloads to the CPU or GPU (ANE kernel limited "
-                                               "to 2048 boxes).",
-           name="nms", confidence="R",
-           references=[m6("notes/coreml_dispatch.md", "(§2.1: Espresso strings, 2048-box limit)"),
-                       guide("appendices/a-op-device-matrix.md",
-                             "(non_maximum_suppression offloads to the CPU or GPU)")],
-           fix="Run NMS after the model (Vision, or a separate pipeline stage).",
-           example="""
+never_rule(
+    "OP-12",
+    "Custom layers",
+    "Custom layers only have CPU/GPU implementations.",
+    name="custom-layer",
+    confidence="A",
+    references=[hollance("docs/unsupported-layers.md", "('Custom layers')")],
+    fix="Replace the custom layer with built-in layers.",
+    example=NN_ONE_LAYER.format(layer='custom { className: "Swish" }'),
+    quiet=NN_ONE_LAYER.format(layer="activation { sigmoid {} }"),
+)
+never_rule(
+    "OP-13",
+    "Non-maximum suppression",
+    "non_maximum_suppression offloads to the CPU or GPU (ANE kernel limited to 2048 boxes).",
+    name="nms",
+    confidence="R",
+    references=[
+        m6("notes/coreml_dispatch.md", "(§2.1: Espresso strings, 2048-box limit)"),
+        guide("appendices/a-op-device-matrix.md", "(non_maximum_suppression offloads to the CPU or GPU)"),
+    ],
+    fix="Run NMS after the model (Vision, or a separate pipeline stage).",
+    example="""
             func main<ios17>(tensor<fp16, [1, 64, 4]> boxes, tensor<fp16, [1, 64, 2]> scores) {
                 tensor<fp16, [1, 10, 4]> b, tensor<fp16, [1, 10, 2]> s, tensor<int32, [1, 10]> i, tensor<int32, [1]> n =
                     non_maximum_suppression(boxes = boxes, scores = scores, iou_threshold = 0.5, score_threshold = 0.1,
                                             max_boxes = 10, per_class_suppression = false);
             } -> (b, s);""",
-           quiet="""
+    quiet="""
             func main<ios17>(tensor<fp16, [1, 64, 4]> boxes, tensor<fp16, [1, 64, 2]> scores) {
                 tensor<fp16, [1, 64, 2]> s = sigmoid(x = scores);
-            } -> (boxes, s);""")
-never_rule("OP-18", "Ops rejected by the ANE compiler on every generation", "Rejected on every generation by the "
-                                                                            "direct-path compiler matrix (not measured "
-                                                                            "with Core ML).",
-           name="direct-path-rejected", confidence="R", references=[DIRECT_PATH_MATRIX],
-           fix="Move the op out of the model or rewrite it with eligible ops.",
-           example=unary("asinh"), quiet=unary("atan"))
+            } -> (boxes, s);""",
+)
+never_rule(
+    "OP-18",
+    "Ops rejected by the ANE compiler on every generation",
+    "Rejected on every generation by the direct-path compiler matrix (not measured with Core ML).",
+    name="direct-path-rejected",
+    confidence="R",
+    references=[DIRECT_PATH_MATRIX],
+    fix="Move the op out of the model or rewrite it with eligible ops.",
+    example=unary("asinh"),
+    quiet=unary("atan"),
+)
 
 
-@rule("GPU-1", family="op", confidence="M", blocks=("gpu",), ops=("affine", "non_zero", "sliding_windows"),
-      references=[m6("plan_iso_all.tsv", "(rows affine, non_zero, sliding_windows: supported set lacks the GPU, "
-                     "M4, macOS 27, compute units ALL)")],
-      fix="Nothing to do for the ANE; under cpu_and_gpu these ops run on the CPU.",
-      example="""
+@rule(
+    "GPU-1",
+    family="op",
+    confidence="M",
+    blocks=("gpu",),
+    ops=("affine", "non_zero", "sliding_windows"),
+    references=[
+        m6(
+            "plan_iso_all.tsv",
+            "(rows affine, non_zero, sliding_windows: supported set lacks the GPU, M4, macOS 27, compute units ALL)",
+        )
+    ],
+    fix="Nothing to do for the ANE; under cpu_and_gpu these ops run on the CPU.",
+    example="""
         func main<ios17>(tensor<fp16, [1, 16]> x) {
             tensor<fp16, [1, 13, 4]> y = sliding_windows(x = x, axis = 1, size = 4, stride = 1);
         } -> (y);""",
-      quiet="""
+    quiet="""
         func main<ios17>(tensor<fp16, [1, 16]> x) {
             tensor<fp16, [1, 4, 4]> y = reshape(x = x, shape = [1, 4, 4]);
-        } -> (y);""")
+        } -> (y);""",
+)
 def no_gpu_kernel(op: Op, ctx: Context):
     """An op Core ML has no GPU kernel for (affine, non_zero, sliding_windows).
 
@@ -219,19 +325,25 @@ def no_gpu_kernel(op: Op, ctx: Context):
     return f"{op.type} has no Core ML GPU implementation"
 
 
-@rule("OP-9", family="op", confidence="M",
-      references=[m6("plan_iso_cpune.tsv", "(row slice_dyn: CPU only, M4 macOS 27)"),
-                  notes("(2023-10-25: dynamic-offset slice, index_select, narrow ran on the CPU, M1)")],
-      fix="Use static slices; for KV caches use read_state -> slice_update -> write_state, or a precomputed mask.",
-      ops=('slice_by_index', 'slice_by_size', 'dynamic_slice'),
-      example="""
+@rule(
+    "OP-9",
+    family="op",
+    confidence="M",
+    references=[
+        m6("plan_iso_cpune.tsv", "(row slice_dyn: CPU only, M4 macOS 27)"),
+        notes("(2023-10-25: dynamic-offset slice, index_select, narrow ran on the CPU, M1)"),
+    ],
+    fix="Use static slices; for KV caches use read_state -> slice_update -> write_state, or a precomputed mask.",
+    ops=("slice_by_index", "slice_by_size", "dynamic_slice"),
+    example="""
         func main<ios17>(tensor<fp16, [1, 64]> x, tensor<int32, [2]> begin) {
             tensor<fp16, [1, 8]> y = slice_by_size(x = x, begin = begin, size = [1, 8]);
         } -> (y);""",
-      quiet="""
+    quiet="""
         func main<ios17>(tensor<fp16, [1, 64]> x) {
             tensor<fp16, [1, 8]> y = slice_by_size(x = x, begin = [0, 16], size = [1, 8]);
-        } -> (y);""")
+        } -> (y);""",
+)
 def dynamic_slice(op: Op, ctx: Context):
     """A slice whose begin/end/size is a runtime value, not a constant.
 
@@ -252,14 +364,21 @@ def gather(index_dtype: str) -> str:
         }} -> (y);"""
 
 
-@rule("OP-10", family="op", confidence="M", apple_message="Unsupported tensor data type: int32",
-      references=[m6("plan_iso_cpune.tsv", "(rows gather_dyn, embedding: gather and its index prep CPU only, M4)"),
-                  pull("pytorch/executorch", 19252, "(ios17.gather among the non-ANE ops of an LLM partition)"),
-                  file("argus1/Anemll", "tests/dev/MB_GRAPH_ISSUES.md", "('Gather Index Types': uint16 indices run on "
-                                                                        "the ANE)")],
-      fix="Do the embedding lookup outside the model and feed embeddings, or use uint16 indices (Anemll, iOS 18, C).",
-      ops=('gather', 'gather_along_axis', 'gather_nd', 'embedding'),
-      example=gather("int32"), quiet=gather("uint16"))
+@rule(
+    "OP-10",
+    family="op",
+    confidence="M",
+    apple_message="Unsupported tensor data type: int32",
+    references=[
+        m6("plan_iso_cpune.tsv", "(rows gather_dyn, embedding: gather and its index prep CPU only, M4)"),
+        pull("pytorch/executorch", 19252, "(ios17.gather among the non-ANE ops of an LLM partition)"),
+        file("argus1/Anemll", "tests/dev/MB_GRAPH_ISSUES.md", "('Gather Index Types': uint16 indices run on the ANE)"),
+    ],
+    fix="Do the embedding lookup outside the model and feed embeddings, or use uint16 indices (Anemll, iOS 18, C).",
+    ops=("gather", "gather_along_axis", "gather_nd", "embedding"),
+    example=gather("int32"),
+    quiet=gather("uint16"),
+)
 def runtime_index_gather(op: Op, ctx: Context):
     """A gather / embedding lookup whose indices are a runtime integer tensor.
 
@@ -271,19 +390,28 @@ def runtime_index_gather(op: Op, ctx: Context):
     return None
 
 
-@rule("OP-14", family="op", confidence="R", scope="before H14 (A12-A14, M1)", when=lambda t: t.chip.tier < 14,
-      references=[guide("appendices/a-op-device-matrix.md", "(top-k/argsort family-gated from M2/H14)"),
-                  m6("arch_h16g_h18g.tsv", "(topk_w direct compile fails on h16g, passes on h18g)"),
-                  pull("roboflow/rf-detr", 1495, "(two-stage topk the only CPU ops of RF-DETR, M3 Pro)")],
-      fix="Do top-k on the host after the model.", ops=('topk',),
-      example="""
+@rule(
+    "OP-14",
+    family="op",
+    confidence="R",
+    scope="before H14 (A12-A14, M1)",
+    when=lambda t: t.chip.tier < 14,
+    references=[
+        guide("appendices/a-op-device-matrix.md", "(top-k/argsort family-gated from M2/H14)"),
+        m6("arch_h16g_h18g.tsv", "(topk_w direct compile fails on h16g, passes on h18g)"),
+        pull("roboflow/rf-detr", 1495, "(two-stage topk the only CPU ops of RF-DETR, M3 Pro)"),
+    ],
+    fix="Do top-k on the host after the model.",
+    ops=("topk",),
+    example="""
         func main<ios17>(tensor<fp16, [1, 64]> x) {
             tensor<fp16, [1, 5]> v, tensor<int32, [1, 5]> i = topk(x = x, k = 5, axis = -1);
         } -> (v);""",
-      quiet="""
+    quiet="""
         func main<ios17>(tensor<fp16, [1, 64]> x) {
             tensor<fp16, [1, 1]> v = reduce_max(x = x, axes = [-1], keep_dims = true);
-        } -> (v);""")
+        } -> (v);""",
+)
 def topk_early(op: Op, ctx: Context):
     """top-k before the H14 generation.
 
@@ -303,11 +431,18 @@ def nn_two_inputs(layer: str) -> str:
         neuralNetwork { layers { name: "l" input: "a" input: "b" output: "y" LAYER } }""".replace("LAYER", layer)
 
 
-@rule("OP-15", family="neuralnetwork", confidence="C",
-      references=[hollance("docs/unsupported-layers.md", "('Some of these are guesses')"),
-                  hollance("docs/model-surgery.md")],
-      fix="Replace with the Core ML 2 layers (Add, Multiply/Scale, Concat, LoadConstant).",
-      example=nn_two_inputs("addBroadcastable {}"), quiet=nn_two_inputs("add {}"))
+@rule(
+    "OP-15",
+    family="neuralnetwork",
+    confidence="C",
+    references=[
+        hollance("docs/unsupported-layers.md", "('Some of these are guesses')"),
+        hollance("docs/model-surgery.md"),
+    ],
+    fix="Replace with the Core ML 2 layers (Add, Multiply/Scale, Concat, LoadConstant).",
+    example=nn_two_inputs("addBroadcastable {}"),
+    quiet=nn_two_inputs("add {}"),
+)
 def nn_broadcastable_layer(op: Op, ctx: Context):
     """A NeuralNetwork 'broadcastable' or 'ND' layer (AddBroadcastable, ConcatND, LoadConstantND ...).
 
@@ -319,11 +454,16 @@ def nn_broadcastable_layer(op: Op, ctx: Context):
     return None
 
 
-@rule("OP-16", family="neuralnetwork", confidence="C",
-      references=[issue(COREMLTOOLS, 1103, "(NeuralNetwork gather on the CPU, iOS 14)"),
-                  hollance("docs/unsupported-layers.md")],
-      fix="Move the lookup out of the model or convert to an ML Program (constant-index gathers are eligible there).",
-      example="""
+@rule(
+    "OP-16",
+    family="neuralnetwork",
+    confidence="C",
+    references=[
+        issue(COREMLTOOLS, 1103, "(NeuralNetwork gather on the CPU, iOS 14)"),
+        hollance("docs/unsupported-layers.md"),
+    ],
+    fix="Move the lookup out of the model or convert to an ML Program (constant-index gathers are eligible there).",
+    example="""
         specificationVersion: 4
         description {
           input { name: "table" type { multiArrayType { shape: 10 shape: 8 dataType: FLOAT32 } } }
@@ -331,11 +471,12 @@ def nn_broadcastable_layer(op: Op, ctx: Context):
           output { name: "y" type { multiArrayType { shape: 3 shape: 8 dataType: FLOAT32 } } }
         }
         neuralNetwork { layers { name: "g" input: "table" input: "ids" output: "y" gather { axis: 0 } } }""",
-      quiet="""
+    quiet="""
         func main<ios17>(tensor<fp16, [10, 8]> table) {
             tensor<int32, [3]> ids = const()[val = tensor<int32, [3]>([1, 4, 7])];
             tensor<fp16, [3, 8]> y = gather(x = table, indices = ids, axis = 0);
-        } -> (y);""")
+        } -> (y);""",
+)
 def nn_gather_layer(op: Op, ctx: Context):
     """A NeuralNetwork gather / gatherAlongAxis layer.
 
@@ -345,12 +486,16 @@ def nn_gather_layer(op: Op, ctx: Context):
     return None
 
 
-@rule("OP-17", family="neuralnetwork", confidence="C",
-      references=[issue("antgroup-skyward/ANETools", 1, "(ANE compiler 'to_fallback' for a two-input batched matmul)")],
-      fix="Make one operand a constant weight, or convert to an ML Program (matmul with two runtime inputs is eligible "
-          "there).",
-      example=nn_two_inputs("batchedMatmul {}"),
-      quiet=NN_ONE_LAYER.format(layer="batchedMatmul { weightMatrixFirstDimension: 8 weightMatrixSecondDimension: 8 }"))
+@rule(
+    "OP-17",
+    family="neuralnetwork",
+    confidence="C",
+    references=[issue("antgroup-skyward/ANETools", 1, "(ANE compiler 'to_fallback' for a two-input batched matmul)")],
+    fix="Make one operand a constant weight, or convert to an ML Program (matmul with two runtime inputs is eligible "
+    "there).",
+    example=nn_two_inputs("batchedMatmul {}"),
+    quiet=NN_ONE_LAYER.format(layer="batchedMatmul { weightMatrixFirstDimension: 8 weightMatrixSecondDimension: 8 }"),
+)
 def nn_batched_matmul_two_inputs(op: Op, ctx: Context):
     """A NeuralNetwork batchedMatMul with two runtime inputs.
 
@@ -369,11 +514,16 @@ EMBEDDING = """
     neuralNetwork { layers { name: "e" input: "ids" output: "y" embedding { inputDim: %d outputChannels: 4 } } }"""
 
 
-@rule("PA-20", family="neuralnetwork", confidence="C",
-      apple_message="Inner product (is_lookup = True) requires nB to be bounded by 32768.",
-      references=[notes("(2023-09-30: kernel validation log, M1 Max)")],
-      fix="Split the embedding table into chunks of at most 32768 rows.",
-      example=EMBEDDING % 40000, quiet=EMBEDDING % 32768)
+@rule(
+    "PA-20",
+    family="neuralnetwork",
+    confidence="C",
+    apple_message="Inner product (is_lookup = True) requires nB to be bounded by 32768.",
+    references=[notes("(2023-09-30: kernel validation log, M1 Max)")],
+    fix="Split the embedding table into chunks of at most 32768 rows.",
+    example=EMBEDDING % 40000,
+    quiet=EMBEDDING % 32768,
+)
 def embedding_table_too_large(op: Op, ctx: Context):
     """An embedding lookup (NN embedding / inner product with is_lookup) with more than 32768 rows.
 

@@ -1,4 +1,5 @@
 """Parameter rules (PA-*): kernel, window, stride, dilation, padding and compression limits."""
+
 from __future__ import annotations
 
 import math
@@ -39,15 +40,24 @@ def pool(op_type: str, k: int, stride: int = 1) -> str:
         }} -> (y);"""
 
 
-@rule("PA-1", family="parameter", confidence="M", scope=("all chips; H14+: width <= 15, height <= 31, square <= 16 (M "
-                                                         "on M4/M6); H13 and older: width <= 13 (R)"),
-      apple_message="kernel width and height should be multiple of <n> for large kernel but are <w and h>",
-      references=[M4_LIMITS, M4_M6_ARCH, m6("plan_iso_all.tsv", "(row conv_k17: preferred GPU under ALL)"),
-                  guide("appendices/a-op-device-matrix.md",
-                        "('Per-chip numeric limits': fp16 kernel width 13 on H13)")],
-      fix="Decompose the large kernel into a stack of smaller convs (k = k1 + k2 - 1), or separable 1xK / Kx1 pairs "
-          "within the limits.", ops=('conv', 'conv_transpose'),
-      example=conv(1, 16), quiet=conv(1, 15))
+@rule(
+    "PA-1",
+    family="parameter",
+    confidence="M",
+    scope=("all chips; H14+: width <= 15, height <= 31, square <= 16 (M on M4/M6); H13 and older: width <= 13 (R)"),
+    apple_message="kernel width and height should be multiple of <n> for large kernel but are <w and h>",
+    references=[
+        M4_LIMITS,
+        M4_M6_ARCH,
+        m6("plan_iso_all.tsv", "(row conv_k17: preferred GPU under ALL)"),
+        guide("appendices/a-op-device-matrix.md", "('Per-chip numeric limits': fp16 kernel width 13 on H13)"),
+    ],
+    fix="Decompose the large kernel into a stack of smaller convs (k = k1 + k2 - 1), or separable 1xK / Kx1 pairs "
+    "within the limits.",
+    ops=("conv", "conv_transpose"),
+    example=conv(1, 16),
+    quiet=conv(1, 15),
+)
 def conv_kernel_too_large(op: Op, ctx: Context):
     """A convolution kernel wider/taller than the ANE accepts.
 
@@ -61,20 +71,31 @@ def conv_kernel_too_large(op: Op, ctx: Context):
     max_w, max_h, max_sq = conv_kernel_limits(ctx.tier)
     h, w = k[-2], k[-1]
     if w > max_w or h > max_h or (h > max_sq and w > max_sq):
-        return (f"kernel {h}x{w} exceeds the {ctx.target.chip.ane_arch} limits (width <= {max_w}, height <= {max_h}, "
-                f"square <= {max_sq})")
+        return (
+            f"kernel {h}x{w} exceeds the {ctx.target.chip.ane_arch} limits (width <= {max_w}, height <= {max_h}, "
+            f"square <= {max_sq})"
+        )
     return None
 
 
-@rule("PA-11", family="parameter", confidence="C",
-      apple_message="Unsupported: (dilated)kernel width = <n> > 13",
-      references=[EARLY_LOG, hollance("docs/unsupported-layers.md", "(dilated convolutions)"),
-                  m6("plan_ctx_cpune.tsv", "(row conv3x3_d2: dilation 2 placed on the ANE, M4)"),
-                  ne_rules("('Dilated convolution factorization')")],
-      fix="Factor a large dilation into a stack of dilation-2/3 convs, or use space_to_batch style rewrites.",
-      ops=('conv',),
-      fix_pass="dilated_conv_to_space_to_batch", fix_exact=True,
-      example=conv(3, 3, dilation=8), quiet=conv(3, 3, dilation=2))
+@rule(
+    "PA-11",
+    family="parameter",
+    confidence="C",
+    apple_message="Unsupported: (dilated)kernel width = <n> > 13",
+    references=[
+        EARLY_LOG,
+        hollance("docs/unsupported-layers.md", "(dilated convolutions)"),
+        m6("plan_ctx_cpune.tsv", "(row conv3x3_d2: dilation 2 placed on the ANE, M4)"),
+        ne_rules("('Dilated convolution factorization')"),
+    ],
+    fix="Factor a large dilation into a stack of dilation-2/3 convs, or use space_to_batch style rewrites.",
+    ops=("conv",),
+    fix_pass="dilated_conv_to_space_to_batch",
+    fix_exact=True,
+    example=conv(3, 3, dilation=8),
+    quiet=conv(3, 3, dilation=2),
+)
 def dilated_kernel_too_wide(op: Op, ctx: Context):
     """A dilated convolution whose dilated extent (k-1)*d+1 exceeds the kernel width limit.
 
@@ -86,16 +107,26 @@ def dilated_kernel_too_wide(op: Op, ctx: Context):
     max_w, max_h, _ = conv_kernel_limits(ctx.tier)
     ext = [(kk - 1) * dd + 1 for kk, dd in zip(k, d)]
     if ext[-1] > max_w or (len(ext) > 1 and ext[-2] > max_h):
-        return (f"dilation {tuple(d)} makes the {'x'.join(map(str, k))} kernel {'x'.join(map(str, ext))} wide",
-                f"Unsupported: (dilated)kernel width = {ext[-1]} > {max_w}")
+        return (
+            f"dilation {tuple(d)} makes the {'x'.join(map(str, k))} kernel {'x'.join(map(str, ext))} wide",
+            f"Unsupported: (dilated)kernel width = {ext[-1]} > {max_w}",
+        )
     return None
 
 
-@rule("PA-5", family="parameter", confidence="C", scope="A12/A13 era (H11-H12)", when=lambda t: t.chip.tier <= 12,
-      apple_message="Unsupported: stride_x = <s> > 2",
-      references=[EARLY_LOG, hollance("docs/unsupported-layers.md")],
-      fix="Use pooling windows <= 13 and strides <= 2, or a strided conv.", ops=('max_pool', 'avg_pool', 'l2_pool'),
-      example=pool("avg_pool", 14), quiet=pool("avg_pool", 13, stride=2))
+@rule(
+    "PA-5",
+    family="parameter",
+    confidence="C",
+    scope="A12/A13 era (H11-H12)",
+    when=lambda t: t.chip.tier <= 12,
+    apple_message="Unsupported: stride_x = <s> > 2",
+    references=[EARLY_LOG, hollance("docs/unsupported-layers.md")],
+    fix="Use pooling windows <= 13 and strides <= 2, or a strided conv.",
+    ops=("max_pool", "avg_pool", "l2_pool"),
+    example=pool("avg_pool", 14),
+    quiet=pool("avg_pool", 13, stride=2),
+)
 def pooling_limits_early(op: Op, ctx: Context):
     """Pooling with a window wider than 13 or a stride over 2 on A12/A13-era ANEs.
 
@@ -111,13 +142,21 @@ def pooling_limits_early(op: Op, ctx: Context):
     return None
 
 
-@rule("PA-6", family="parameter", confidence="M", scope="H13+ (A14/M1 and newer); limit measured on M4/M6 (macOS 27)",
-      when=lambda t: t.chip.tier >= 13,
-      apple_message="Invalid Pool kernel width (<k>), must be <range>",
-      references=[M4_LIMITS, M4_M6_ARCH, m6("plan_iso_cpune.tsv", "(row max_pool_k15: CPU only)")],
-      fix="Stack smaller max pools (two 5x5 stride-1 pools equal one 9x9), or use windows <= 8.", ops=('max_pool',),
-      fix_pass="max_pool_cascade", fix_exact=True,
-      example=pool("max_pool", 9), quiet=pool("max_pool", 8))
+@rule(
+    "PA-6",
+    family="parameter",
+    confidence="M",
+    scope="H13+ (A14/M1 and newer); limit measured on M4/M6 (macOS 27)",
+    when=lambda t: t.chip.tier >= 13,
+    apple_message="Invalid Pool kernel width (<k>), must be <range>",
+    references=[M4_LIMITS, M4_M6_ARCH, m6("plan_iso_cpune.tsv", "(row max_pool_k15: CPU only)")],
+    fix="Stack smaller max pools (two 5x5 stride-1 pools equal one 9x9), or use windows <= 8.",
+    ops=("max_pool",),
+    fix_pass="max_pool_cascade",
+    fix_exact=True,
+    example=pool("max_pool", 9),
+    quiet=pool("max_pool", 8),
+)
 def max_pool_window_too_large(op: Op, ctx: Context):
     """A max pool window wider than 8 (9x9 fails; 9x1 passes, 1x9 fails).
 
@@ -128,11 +167,20 @@ def max_pool_window_too_large(op: Op, ctx: Context):
     return None
 
 
-@rule("PA-9", family="parameter", confidence="A", blocks=(),
-      references=[ne_rules("('Convolution stride optimization')"),
-                  guide("appendices/a-op-device-matrix.md", "(HAL stride factor list [2, 3, 4, 8])")],
-      fix="Use strides that factor into 2s and 3s (or split the stride across layers).", ops=('conv',),
-      example=conv(5, 5, stride=5), quiet=conv(5, 5, stride=4))
+@rule(
+    "PA-9",
+    family="parameter",
+    confidence="A",
+    blocks=(),
+    references=[
+        ne_rules("('Convolution stride optimization')"),
+        guide("appendices/a-op-device-matrix.md", "(HAL stride factor list [2, 3, 4, 8])"),
+    ],
+    fix="Use strides that factor into 2s and 3s (or split the stride across layers).",
+    ops=("conv",),
+    example=conv(5, 5, stride=5),
+    quiet=conv(5, 5, stride=4),
+)
 def awkward_conv_stride(op: Op, ctx: Context):
     """A conv stride that does not factor into 2s and 3s (5, 7, 11 ...): runs, but slowly.
 
@@ -155,11 +203,17 @@ def pad(value: float) -> str:
         }} -> (y);"""
 
 
-@rule("PA-12", family="parameter", confidence="R",
-      apple_message="Constnt Pad fill mode with non-zero values is not supported on ANE",
-      references=[m6("notes/coreml_dispatch.md", "(§2.1: Espresso's ANE reject strings, M4)")],
-      fix="Pad with zeros and add the offset afterwards, or fold the constant into the next op.", ops=('pad',),
-      example=pad(1.0), quiet=pad(0.0))
+@rule(
+    "PA-12",
+    family="parameter",
+    confidence="R",
+    apple_message="Constnt Pad fill mode with non-zero values is not supported on ANE",
+    references=[m6("notes/coreml_dispatch.md", "(§2.1: Espresso's ANE reject strings, M4)")],
+    fix="Pad with zeros and add the offset afterwards, or fold the constant into the next op.",
+    ops=("pad",),
+    example=pad(1.0),
+    quiet=pad(0.0),
+)
 def nonzero_constant_pad(op: Op, ctx: Context):
     """A constant pad with a non-zero fill value.
 
@@ -184,11 +238,19 @@ def upsample(scale: int) -> str:
         }} -> (y);"""
 
 
-@rule("PA-15", family="parameter", confidence="C", scope="A12/A13 era (H11-H12)", when=lambda t: t.chip.tier <= 12,
-      apple_message="only scaling factor of 2 is supported",
-      references=[EARLY_LOG, m6("plan_ctx_cpune.tsv", "(contrast: nearest x3 and x1.5 on the ANE, M4)")],
-      fix="Upsample by 2 repeatedly, or resize on the host.", ops=('upsample_nearest_neighbor', 'upsample_bilinear'),
-      example=upsample(3), quiet=upsample(2))
+@rule(
+    "PA-15",
+    family="parameter",
+    confidence="C",
+    scope="A12/A13 era (H11-H12)",
+    when=lambda t: t.chip.tier <= 12,
+    apple_message="only scaling factor of 2 is supported",
+    references=[EARLY_LOG, m6("plan_ctx_cpune.tsv", "(contrast: nearest x3 and x1.5 on the ANE, M4)")],
+    fix="Upsample by 2 repeatedly, or resize on the host.",
+    ops=("upsample_nearest_neighbor", "upsample_bilinear"),
+    example=upsample(3),
+    quiet=upsample(2),
+)
 def upsample_factor_early(op: Op, ctx: Context):
     """Upsampling by a factor other than 2 on A12/A13-era ANEs.
 
@@ -207,22 +269,32 @@ CHANNEL_BROADCAST = """
     }} -> (y);"""
 
 
-@rule("PA-17", family="parameter", confidence="C", scope="A12/A13 era (H11-H12)", when=lambda t: t.chip.tier <= 12,
-      apple_message="elementwise with channel broadcast supported only with constant vector or transplant input",
-      references=[EARLY_LOG, m6("plan_ctx_cpune.tsv", "(contrast: row add_bc_ch on the ANE, M4)")],
-      fix="Make the per-channel vector a constant, or broadcast it explicitly before the op.",
-      ops=('add', 'mul', 'sub', 'real_div'),
-      example=CHANNEL_BROADCAST.format(arg=", tensor<fp16, [1, 64, 1, 1]> v", const=""),
-      quiet=CHANNEL_BROADCAST.format(arg="", const="\n        tensor<fp16, [1, 64, 1, 1]> v = const()[val = "
-                                                   f"tensor<fp16, [1, 64, 1, 1]>({WEIGHT})];"))
+@rule(
+    "PA-17",
+    family="parameter",
+    confidence="C",
+    scope="A12/A13 era (H11-H12)",
+    when=lambda t: t.chip.tier <= 12,
+    apple_message="elementwise with channel broadcast supported only with constant vector or transplant input",
+    references=[EARLY_LOG, m6("plan_ctx_cpune.tsv", "(contrast: row add_bc_ch on the ANE, M4)")],
+    fix="Make the per-channel vector a constant, or broadcast it explicitly before the op.",
+    ops=("add", "mul", "sub", "real_div"),
+    example=CHANNEL_BROADCAST.format(arg=", tensor<fp16, [1, 64, 1, 1]> v", const=""),
+    quiet=CHANNEL_BROADCAST.format(
+        arg="", const=f"\n        tensor<fp16, [1, 64, 1, 1]> v = const()[val = tensor<fp16, [1, 64, 1, 1]>({WEIGHT})];"
+    ),
+)
 def runtime_channel_broadcast_early(op: Op, ctx: Context):
     """An elementwise op broadcasting a runtime C x 1 x 1 tensor over C x H x W on A12/A13-era ANEs.
 
     Kernel-validation logs of that era: 'elementwise with channel broadcast supported only with
     constant vector or transplant input'. On M4 the same broadcast runs on the ANE."""
     xs = [v for v in op.runtime_inputs() if v.type.is_static and len(v.type.shape) >= 3]
-    if len(xs) == 2 and {math.prod(xs[0].type.shape[-2:]), math.prod(xs[1].type.shape[-2:])} - {1} and \
-            any(math.prod(v.type.shape[-2:]) == 1 for v in xs):
+    if (
+        len(xs) == 2
+        and {math.prod(xs[0].type.shape[-2:]), math.prod(xs[1].type.shape[-2:])} - {1}
+        and any(math.prod(v.type.shape[-2:]) == 1 for v in xs)
+    ):
         return "runtime channel-vector broadcast"
     return None
 
@@ -235,11 +307,18 @@ def matmul(k: int) -> str:
         }} -> (y);"""
 
 
-@rule("PA-22", family="parameter", confidence="M",
-      references=[M4_LIMITS, M4_M6_ARCH],
-      fix="Split the contraction into chunks of <= 32768 and add the partial products.", ops=('matmul', 'linear'),
-      fix_pass="split_long_contraction", fix_exact=True,
-      example=matmul(40000), quiet=matmul(32768))
+@rule(
+    "PA-22",
+    family="parameter",
+    confidence="M",
+    references=[M4_LIMITS, M4_M6_ARCH],
+    fix="Split the contraction into chunks of <= 32768 and add the partial products.",
+    ops=("matmul", "linear"),
+    fix_pass="split_long_contraction",
+    fix_exact=True,
+    example=matmul(40000),
+    quiet=matmul(32768),
+)
 def matmul_contraction_too_long(op: Op, ctx: Context):
     """A matmul/linear whose contraction (inner) dimension exceeds 32768.
 
@@ -259,12 +338,20 @@ def batched_matmul(shape: str) -> str:
         }} -> (y);"""
 
 
-@rule("PA-23", family="parameter", confidence="R", apple_message="depth > 1 is not supported for MatMult",
-      references=[guide("part-1-machine/04-capability-surface.md", "(compile-legal table)"),
-                  guide("part-5-practice/17-model-design-rules.md", "(validator table, M1 direct compile)")],
-      fix="Fold the extra batch dimension into the batch axis (reshape to rank 4) before the matmul.",
-      ops=('matmul', 'linear'),
-      example=batched_matmul("1, 2, 4, 8, 8"), quiet=batched_matmul("2, 4, 8, 8"))
+@rule(
+    "PA-23",
+    family="parameter",
+    confidence="R",
+    apple_message="depth > 1 is not supported for MatMult",
+    references=[
+        guide("part-1-machine/04-capability-surface.md", "(compile-legal table)"),
+        guide("part-5-practice/17-model-design-rules.md", "(validator table, M1 direct compile)"),
+    ],
+    fix="Fold the extra batch dimension into the batch axis (reshape to rank 4) before the matmul.",
+    ops=("matmul", "linear"),
+    example=batched_matmul("1, 2, 4, 8, 8"),
+    quiet=batched_matmul("2, 4, 8, 8"),
+)
 def rank5_matmul(op: Op, ctx: Context):
     """A batched matmul or linear with a rank-5 operand ('depth > 1').
 
@@ -272,8 +359,12 @@ def rank5_matmul(op: Op, ctx: Context):
     for MatMult', 'ANE cannot support Linear with input rank >= 5'), measured by compiling
     directly on M1."""
     for v in op.runtime_inputs():
-        if (v.type.rank is not None and v.type.rank >= 5 and v.type.is_static
-                and math.prod(v.type.shape[:-4] or (1,)) * v.type.shape[-4] > 1):
+        if (
+            v.type.rank is not None
+            and v.type.rank >= 5
+            and v.type.is_static
+            and math.prod(v.type.shape[:-4] or (1,)) * v.type.shape[-4] > 1
+        ):
             return f"{v.name} is rank {v.type.rank} with depth > 1"
     return None
 
@@ -282,15 +373,21 @@ def space_to_batch(shape: str, out: str, block: str) -> str:
     return f"""
         func main<ios17>(tensor<fp16, [{shape}]> x) {{
             tensor<fp16, [{out}]> y = space_to_batch(x = x, block_shape = [{block}],
-                paddings = [{block.replace('2', '[0, 0]')}]);
+                paddings = [{block.replace("2", "[0, 0]")}]);
         }} -> (y);"""
 
 
-@rule("PA-25", family="parameter", confidence="R", apple_message="3d space_to_batch is not supported on ANE",
-      references=[m6("notes/coreml_dispatch.md", "(§2.1: Espresso's ANE reject strings, M4)")],
-      fix="Use the 2-D (rank-4) form.", ops=('space_to_batch', 'batch_to_space'),
-      example=space_to_batch("1, 8, 8, 16, 16", "8, 8, 4, 8, 8", "2, 2, 2"),
-      quiet=space_to_batch("1, 8, 16, 16", "4, 8, 8, 8", "2, 2"))
+@rule(
+    "PA-25",
+    family="parameter",
+    confidence="R",
+    apple_message="3d space_to_batch is not supported on ANE",
+    references=[m6("notes/coreml_dispatch.md", "(§2.1: Espresso's ANE reject strings, M4)")],
+    fix="Use the 2-D (rank-4) form.",
+    ops=("space_to_batch", "batch_to_space"),
+    example=space_to_batch("1, 8, 8, 16, 16", "8, 8, 4, 8, 8", "2, 2, 2"),
+    quiet=space_to_batch("1, 8, 16, 16", "4, 8, 8, 8", "2, 2"),
+)
 def space_to_batch_3d(op: Op, ctx: Context):
     """A 3-D (rank-5) space_to_batch / batch_to_space.
 
@@ -312,13 +409,21 @@ STATE_UPDATE = """
     } -> (%s);"""
 
 
-@rule("PA-27", family="state", confidence="C", apple_message="Cannot support standalone slice_update",
-      references=[file("Anemll/anemll-profile", "README.md", "(reason 'Cannot support standalone slice_update')"),
-                  file("argus1/Anemll", "tests/dev/MB_GRAPH_ISSUES.md")],
-      fix="Keep the chain read_state -> slice_update -> write_state -> read_state; don't use the slice_update result "
-          "elsewhere.", ops=('slice_update',),
-      example=STATE_UPDATE % ("", "u"),
-      quiet=STATE_UPDATE % (WRITE_BACK, "y"))
+@rule(
+    "PA-27",
+    family="state",
+    confidence="C",
+    apple_message="Cannot support standalone slice_update",
+    references=[
+        file("Anemll/anemll-profile", "README.md", "(reason 'Cannot support standalone slice_update')"),
+        file("argus1/Anemll", "tests/dev/MB_GRAPH_ISSUES.md"),
+    ],
+    fix="Keep the chain read_state -> slice_update -> write_state -> read_state; don't use the slice_update result "
+    "elsewhere.",
+    ops=("slice_update",),
+    example=STATE_UPDATE % ("", "u"),
+    quiet=STATE_UPDATE % (WRITE_BACK, "y"),
+)
 def standalone_slice_update(op: Op, ctx: Context):
     """A slice_update whose result feeds anything other than write_state.
 
@@ -337,7 +442,7 @@ def compressed_linear(scale: str | None, lut_scale: bool = False) -> str:
         weight = f"""
             tensor<uint8, [8, 16]> idx = const()[val = tensor<uint8, [8, 16]>({WEIGHT})];
             tensor<fp16, [1, 1, 16, 1]> lut = const()[val = tensor<fp16, [1, 1, 16, 1]>({WEIGHT})];
-            tensor<fp16, [8, 16]> {'wl' if scale else 'w'} = constexpr_lut_to_dense(indices = idx, lut = lut);"""
+            tensor<fp16, [8, 16]> {"wl" if scale else "w"} = constexpr_lut_to_dense(indices = idx, lut = lut);"""
         if scale:
             weight += f"""
             tensor<fp16, [{scale}]> s = const()[val = tensor<fp16, [{scale}]>({WEIGHT})];
@@ -353,32 +458,57 @@ def compressed_linear(scale: str | None, lut_scale: bool = False) -> str:
         }} -> (y);"""
 
 
-@rule("PA-28", family="compression", confidence="A",
-      references=[file(COREMLTOOLS, "coremltools/converters/mil/mil/passes/defs/optimize_quantization.py",
-                       "(reorder_lut_per_channel_scale: 'for ANE, it requires the scale to be after the "
-                       "linear/matmul/conv')")],
-      fix="Run coremltools' reorder_lut_per_channel_scale pass (default in ct.optimize), which moves the scale after "
-          "the conv/linear.", ops=('conv', 'linear', 'matmul'),
-      fix_pass="common::reorder_lut_per_channel_scale", fix_exact=True,
-      example=compressed_linear("8, 1", lut_scale=True), quiet=compressed_linear(None, lut_scale=True))
+@rule(
+    "PA-28",
+    family="compression",
+    confidence="A",
+    references=[
+        file(
+            COREMLTOOLS,
+            "coremltools/converters/mil/mil/passes/defs/optimize_quantization.py",
+            "(reorder_lut_per_channel_scale: 'for ANE, it requires the scale to be after the linear/matmul/conv')",
+        )
+    ],
+    fix="Run coremltools' reorder_lut_per_channel_scale pass (default in ct.optimize), which moves the scale after "
+    "the conv/linear.",
+    ops=("conv", "linear", "matmul"),
+    fix_pass="common::reorder_lut_per_channel_scale",
+    fix_exact=True,
+    example=compressed_linear("8, 1", lut_scale=True),
+    quiet=compressed_linear(None, lut_scale=True),
+)
 def lut_scale_before_linear(op: Op, ctx: Context):
     """A conv/linear/matmul whose weight is a LUT-palettized tensor scaled per channel before it.
 
     For the ANE 'it requires the scale to be after the linear/matmul/conv'."""
     w = op.input("weight") or op.input("y")
-    if (producer_type(w) == "constexpr_blockwise_shift_scale"
-            and producer_type(w.producer.input("data")) == "constexpr_lut_to_dense"):
+    if (
+        producer_type(w) == "constexpr_blockwise_shift_scale"
+        and producer_type(w.producer.input("data")) == "constexpr_lut_to_dense"
+    ):
         return "LUT weight is scaled per channel before the op"
     return None
 
 
-@rule("PA-29", family="compression", confidence="M", apple_message="ANE only support per-cout/per-tensor quantization",
-      references=[file("cadamcat/llms-on-apple-neural-engine", "findings/coreml-grouped-scale-cpu/README.md",
-                       "(K-grouped int4 conv CPU only, M5 Pro macOS 27)"),
-                  docs("opt-quantization-perf", "(per-block for the GPU, per-channel for the Neural Engine)")],
-      fix="Quantize with per-channel (granularity='per_channel') or per-tensor scales for the ANE; per-block int4 is "
-          "meant for the GPU.", ops=('conv', 'linear', 'matmul'),
-      example=compressed_linear("8, 4"), quiet=compressed_linear("8, 1"))
+@rule(
+    "PA-29",
+    family="compression",
+    confidence="M",
+    apple_message="ANE only support per-cout/per-tensor quantization",
+    references=[
+        file(
+            "cadamcat/llms-on-apple-neural-engine",
+            "findings/coreml-grouped-scale-cpu/README.md",
+            "(K-grouped int4 conv CPU only, M5 Pro macOS 27)",
+        ),
+        docs("opt-quantization-perf", "(per-block for the GPU, per-channel for the Neural Engine)"),
+    ],
+    fix="Quantize with per-channel (granularity='per_channel') or per-tensor scales for the ANE; per-block int4 is "
+    "meant for the GPU.",
+    ops=("conv", "linear", "matmul"),
+    example=compressed_linear("8, 4"),
+    quiet=compressed_linear("8, 1"),
+)
 def blockwise_scale_along_input(op: Op, ctx: Context):
     """A conv/linear weight quantized with scales that vary along the input-channel axis (per-block).
 
@@ -389,8 +519,13 @@ def blockwise_scale_along_input(op: Op, ctx: Context):
     if producer_type(w) != "constexpr_blockwise_shift_scale":
         return None
     scale = w.producer.input("scale")
-    if (scale is not None and scale.type.is_static and scale.type.rank and scale.type.rank > 1
-            and scale.type.shape[1] > 1):
+    if (
+        scale is not None
+        and scale.type.is_static
+        and scale.type.rank
+        and scale.type.rank > 1
+        and scale.type.shape[1] > 1
+    ):
         return f"weight scale {scale.type} varies along the input-channel axis (per-block quantization)"
     return None
 
@@ -402,10 +537,17 @@ def softmax(axis: int) -> str:
         }} -> (y);"""
 
 
-@rule("PA-31", family="parameter", confidence="A", blocks=(),
-      references=[ne_rules("('Softmax placement')")],
-      fix="Lay the tensor out so softmax runs over the channel axis (B, C, 1, S).", ops=('softmax',),
-      example=softmax(-1), quiet=softmax(1))
+@rule(
+    "PA-31",
+    family="parameter",
+    confidence="A",
+    blocks=(),
+    references=[ne_rules("('Softmax placement')")],
+    fix="Lay the tensor out so softmax runs over the channel axis (B, C, 1, S).",
+    ops=("softmax",),
+    example=softmax(-1),
+    quiet=softmax(1),
+)
 def spatial_softmax(op: Op, ctx: Context):
     """A softmax over the last (width) axis of a large rank-4 tensor: slower on the ANE.
 
@@ -413,7 +555,12 @@ def spatial_softmax(op: Op, ctx: Context):
     compiler splits the work spatially; over the channel axis it tiles freely. This affects
     speed, not placement, so the rule is advisory."""
     x = op.input("x")
-    if (x is not None and x.type.rank == 4 and x.type.is_static and int(op.param("axis", -1)) in (-1, 3)
-            and x.type.numel > 1 << 20):
+    if (
+        x is not None
+        and x.type.rank == 4
+        and x.type.is_static
+        and int(op.param("axis", -1)) in (-1, 3)
+        and x.type.numel > 1 << 20
+    ):
         return "softmax over the width axis of a large tensor limits the compiler's spatial tiling"
     return None

@@ -1,6 +1,7 @@
 """Placement rules (SEG-*, CU-1): reasons the segmenter attaches to ANE-eligible ops it keeps off the ANE.
 
 They hold documentation only; :func:`anedoctor.placement.explain_off_ane` decides when they apply."""
+
 from __future__ import annotations
 
 from .base import Example, rule
@@ -33,13 +34,21 @@ def conv_stack(n: int, middle: str = "") -> str:
     }} -> ({x});"""
 
 
-@rule("SEG-1", family="placement", confidence="M", level="placement",
-      references=[m6("notes/coreml_dispatch.md", "(§0, §2.2-2.3: E5 analytics.mil segment costs, M4 macOS 27)"),
-                  issue("vx-lang/Vx", 435, "(f16 matmul <= 384 x 384 preferred on the CPU, M4)"),
-                  issue("vx-lang/Vx", 437, "(SDPA on the ANE only from ~2 M elements per operand)")],
-      fix="Give the ANE more contiguous work: remove the CPU-only ops that split the graph, or batch or enlarge the "
-          "work.",
-      example=LONE_RELU, quiet=conv_stack(4))
+@rule(
+    "SEG-1",
+    family="placement",
+    confidence="M",
+    level="placement",
+    references=[
+        m6("notes/coreml_dispatch.md", "(§0, §2.2-2.3: E5 analytics.mil segment costs, M4 macOS 27)"),
+        issue("vx-lang/Vx", 435, "(f16 matmul <= 384 x 384 preferred on the CPU, M4)"),
+        issue("vx-lang/Vx", 437, "(SDPA on the ANE only from ~2 M elements per operand)"),
+    ],
+    fix="Give the ANE more contiguous work: remove the CPU-only ops that split the graph, or batch or enlarge the "
+    "work.",
+    example=LONE_RELU,
+    quiet=conv_stack(4),
+)
 def segment_too_small(graph, ctx):
     """An ANE-eligible op the segmenter is predicted to keep off the ANE.
 
@@ -48,15 +57,23 @@ def segment_too_small(graph, ctx):
     >= 0.375 ms, or Core ML keeps the work where it is."""
 
 
-@rule("SEG-2", family="placement", confidence="C", level="placement",
-      references=[issue("apple/ml-stable-diffusion", 122, "(Apple engineer: .all may choose the GPU, a known issue)"),
-                  hollance("docs/other.md", "(large all-eligible models placed on the GPU)"),
-                  hollance("docs/unsupported-layers.md", "('ANE -> GPU just once')"),
-                  guide("part-5-practice/18-optimization-cost-model.md", "(decompiled segmenter cost anchors, R)")],
-      fix="Load with compute_units=cpu_and_ne if the ANE should win, and measure.",
-      example=conv_stack(2, "tensor<fp16, [1, 64, 64, 64]> m = cumsum(x = {x}, axis = 3);"),
-      quiet=Example(conv_stack(2, "tensor<fp16, [1, 64, 64, 64]> m = cumsum(x = {x}, axis = 3);"),
-                    compute_units="cpu_and_ne"))
+@rule(
+    "SEG-2",
+    family="placement",
+    confidence="C",
+    level="placement",
+    references=[
+        issue("apple/ml-stable-diffusion", 122, "(Apple engineer: .all may choose the GPU, a known issue)"),
+        hollance("docs/other.md", "(large all-eligible models placed on the GPU)"),
+        hollance("docs/unsupported-layers.md", "('ANE -> GPU just once')"),
+        guide("part-5-practice/18-optimization-cost-model.md", "(decompiled segmenter cost anchors, R)"),
+    ],
+    fix="Load with compute_units=cpu_and_ne if the ANE should win, and measure.",
+    example=conv_stack(2, "tensor<fp16, [1, 64, 64, 64]> m = cumsum(x = {x}, axis = 3);"),
+    quiet=Example(
+        conv_stack(2, "tensor<fp16, [1, 64, 64, 64]> m = cumsum(x = {x}, axis = 3);"), compute_units="cpu_and_ne"
+    ),
+)
 def gpu_preferred(graph, ctx):
     """An ANE-eligible op predicted to run on the GPU under compute units 'all'.
 
@@ -65,11 +82,19 @@ def gpu_preferred(graph, ctx):
     avoid extra switches ("ANE -> GPU just once")."""
 
 
-@rule("CU-1", family="placement", confidence="A", level="placement",
-      references=["https://developer.apple.com/documentation/coreml/mlcomputeunits (MLComputeUnits)",
-                  file("apple/coremltools", "coremltools/models/model.py", "(compute_units argument of MLModel)")],
-      fix="Load the model with compute_units=all or cpu_and_ne.",
-      example=Example(LONE_RELU, compute_units="cpu_and_gpu"), quiet=LONE_RELU)
+@rule(
+    "CU-1",
+    family="placement",
+    confidence="A",
+    level="placement",
+    references=[
+        "https://developer.apple.com/documentation/coreml/mlcomputeunits (MLComputeUnits)",
+        file("apple/coremltools", "coremltools/models/model.py", "(compute_units argument of MLModel)"),
+    ],
+    fix="Load the model with compute_units=all or cpu_and_ne.",
+    example=Example(LONE_RELU, compute_units="cpu_and_gpu"),
+    quiet=LONE_RELU,
+)
 def compute_units_exclude_ane(graph, ctx):
     """The chosen compute units exclude the Neural Engine.
 

@@ -1,5 +1,6 @@
 """Builders for rule references: links a user can follow, pinned to the copy that was read where
 its commit is known. A reference is a URL optionally followed by a note (which part, which rows)."""
+
 from __future__ import annotations
 
 M6 = "751K/Apple-Neural-Engine-Microarchitecture-Study-M6"  # M4/M6 MLComputePlan sweep (MIT), notes + data
@@ -10,9 +11,17 @@ HOLLANCE = "hollance/neural-engine"
 COREAI = "apple/coreai-models"
 COREMLTOOLS = "apple/coremltools"
 COMMITS = {  # the copy read, per repository (HEAD where none was recorded)
-    GUIDE: "9eb1afe", SMPANARO: "14ef84f", HOLLANCE: "d0bb530", COREAI: "86b363d", COREMLTOOLS: "e0e2f42b",
-    "apple/ml-stable-diffusion": "e12202c", "Anemll/Anemll": "6ecb10d", "Anemll/anemll-profile": "821c301",
-    "eiln/ane": "0dcea99", "freedomtan/coreml_modelc_profling": "0c699ce", M6: "HEAD",
+    GUIDE: "9eb1afe",
+    SMPANARO: "14ef84f",
+    HOLLANCE: "d0bb530",
+    COREAI: "86b363d",
+    COREMLTOOLS: "e0e2f42b",
+    "apple/ml-stable-diffusion": "e12202c",
+    "Anemll/Anemll": "6ecb10d",
+    "Anemll/anemll-profile": "821c301",
+    "eiln/ane": "0dcea99",
+    "freedomtan/coreml_modelc_profling": "0c699ce",
+    M6: "HEAD",
 }
 WEIGHT = 'BLOBFILE(path = "@model_path/weights/weight.bin", offset = uint64(64))'  # a weight in MIL examples
 DOCS = "https://apple.github.io/coremltools/docs-guides/source/"

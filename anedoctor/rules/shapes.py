@@ -1,4 +1,5 @@
 """Shape rules (SH-*, DY-0): rank, per-axis length and unknown shapes."""
+
 from __future__ import annotations
 
 from ..ir import Op
@@ -21,27 +22,35 @@ def axis_limits(tier: int) -> dict[str, int]:
 
 def ndchw(shape: tuple[int, ...]) -> dict[str, int]:
     """Map a shape onto the ANE's N, D, C, H, W axes from the right (rank <= 5)."""
-    names = "NDCHW"[-len(shape):] if len(shape) == 5 else "NCHW"[-len(shape):]
+    names = "NDCHW"[-len(shape) :] if len(shape) == 5 else "NCHW"[-len(shape) :]
     return dict(zip(names, shape))
 
 
-@rule("SH-1", family="shape", confidence="M",
-      scope="all chips; W/H <= 16384 up to H15 (M1-M3, A14-A16), 65536 on H16+ (M4 measured); C, N <= 65536",
-      apple_message="Tensor dimensions <N..W> are not within supported range, N[1-65536] D[1-16384] C[1-65536] "
-                    "H[1-16384] W[1-16384]",
-      references=[m6("plan_iso_cpune.tsv", "(rows relu_w65536/65537, relu_h*, relu_c*: 65536 eligible, 65537 CPU only, "
-                                           "M4)"),
-                  m6("arch_h16g_h18g.tsv", "(the same limits on M6)"),
-                  file("FluidInference/mobius",
-                       "models/stt/parakeet-tdt-v2-0.6b/coreml/context/mel_encoder_ane_behavior.md",
-                       "(Apple validator limit vector, iPhone 13 / A15)"),
-                  guide("appendices/a-op-device-matrix.md", "('Per-chip numeric limits': 16384 on H13-H15, 65536 from "
-                                                            "H16)"),
-                  file("Anemll/Anemll", "anemll/models/llama_model.py", "(16384 dimension limit comment)")],
-      fix="Reshape so no axis exceeds the limit (e.g. fold a long width into height x width), or split the tensor; for "
-          "lm heads select the last token first and split the vocabulary below 16384.",
-      fix_pass="split_long_linear", fix_exact=True,
-      example=relu("1, 1, 1, 65537"), quiet=relu("1, 1, 1, 65536"))
+@rule(
+    "SH-1",
+    family="shape",
+    confidence="M",
+    scope="all chips; W/H <= 16384 up to H15 (M1-M3, A14-A16), 65536 on H16+ (M4 measured); C, N <= 65536",
+    apple_message="Tensor dimensions <N..W> are not within supported range, N[1-65536] D[1-16384] C[1-65536] "
+    "H[1-16384] W[1-16384]",
+    references=[
+        m6("plan_iso_cpune.tsv", "(rows relu_w65536/65537, relu_h*, relu_c*: 65536 eligible, 65537 CPU only, M4)"),
+        m6("arch_h16g_h18g.tsv", "(the same limits on M6)"),
+        file(
+            "FluidInference/mobius",
+            "models/stt/parakeet-tdt-v2-0.6b/coreml/context/mel_encoder_ane_behavior.md",
+            "(Apple validator limit vector, iPhone 13 / A15)",
+        ),
+        guide("appendices/a-op-device-matrix.md", "('Per-chip numeric limits': 16384 on H13-H15, 65536 from H16)"),
+        file("Anemll/Anemll", "anemll/models/llama_model.py", "(16384 dimension limit comment)"),
+    ],
+    fix="Reshape so no axis exceeds the limit (e.g. fold a long width into height x width), or split the tensor; for "
+    "lm heads select the last token first and split the vocabulary below 16384.",
+    fix_pass="split_long_linear",
+    fix_exact=True,
+    example=relu("1, 1, 1, 65537"),
+    quiet=relu("1, 1, 1, 65536"),
+)
 def axis_too_long(op: Op, ctx: Context):
     """A runtime tensor axis longer than the ANE's per-axis limit for this generation.
 
@@ -58,17 +67,28 @@ def axis_too_long(op: Op, ctx: Context):
             if size > limits[axis]:
                 dims = "".join(f"{a}{axes.get(a, 1)}" for a in "NDCHW")
                 bounds = " ".join(f"{a}[1-{limits[a]}]" for a in "NDCHW")
-                return (f"{v.name} {v.type}: axis {axis} = {size} > {limits[axis]} on {ctx.target.chip.ane_arch}",
-                        f"Tensor dimensions {dims} are not within supported range, {bounds}")
+                return (
+                    f"{v.name} {v.type}: axis {axis} = {size} > {limits[axis]} on {ctx.target.chip.ane_arch}",
+                    f"Tensor dimensions {dims} are not within supported range, {bounds}",
+                )
     return None
 
 
-@rule("SH-4", family="shape", confidence="A", apple_message="tensor rank 6 exceeds the ANE maximum of 5",
-      references=[ne_rules("(top: 'Rank-6+ intermediates are rejected')"),
-                  guide("part-1-machine/04-capability-surface.md", "('tensor rank 6 exceeds the ANE maximum of 5')")],
-      fix="Reshape away singleton dimensions so every tensor is rank <= 5 (e.g. window partitions).",
-      fix_pass="collapse_high_rank", fix_exact=True,
-      example=relu("1, 2, 2, 2, 2, 2"), quiet=relu("2, 2, 2, 2, 2"))
+@rule(
+    "SH-4",
+    family="shape",
+    confidence="A",
+    apple_message="tensor rank 6 exceeds the ANE maximum of 5",
+    references=[
+        ne_rules("(top: 'Rank-6+ intermediates are rejected')"),
+        guide("part-1-machine/04-capability-surface.md", "('tensor rank 6 exceeds the ANE maximum of 5')"),
+    ],
+    fix="Reshape away singleton dimensions so every tensor is rank <= 5 (e.g. window partitions).",
+    fix_pass="collapse_high_rank",
+    fix_exact=True,
+    example=relu("1, 2, 2, 2, 2, 2"),
+    quiet=relu("2, 2, 2, 2, 2"),
+)
 def rank_above_five(op: Op, ctx: Context):
     """A runtime tensor of rank 6 or more.
 
@@ -80,10 +100,15 @@ def rank_above_five(op: Op, ctx: Context):
     return None
 
 
-@rule("SH-6", family="shape", confidence="R",
-      references=[guide("part-1-machine/04-capability-surface.md", "(compile-legal table: zero-size dims rejected)")],
-      fix="Remove the empty tensor from the graph.",
-      example=relu("1, 0, 8"), quiet=relu("1, 1, 8"))
+@rule(
+    "SH-6",
+    family="shape",
+    confidence="R",
+    references=[guide("part-1-machine/04-capability-surface.md", "(compile-legal table: zero-size dims rejected)")],
+    fix="Remove the empty tensor from the graph.",
+    example=relu("1, 0, 8"),
+    quiet=relu("1, 1, 8"),
+)
 def zero_size_dim(op: Op, ctx: Context):
     """A runtime tensor with a zero-size dimension.
 
@@ -95,13 +120,21 @@ def zero_size_dim(op: Op, ctx: Context):
     return None
 
 
-@rule("SH-10", family="shape", confidence="A", blocks=(),
-      references=[ne_rules("('Tensor memory alignment')"),
-                  "https://machinelearning.apple.com/research/neural-engine-transformers (Principle 1)",
-                  "https://github.com/Desert-Ant-Labs/desert-ant-core/pull/187 (a 6-class output padded to 64 bytes)"],
-      fix="Keep the last axis of model inputs/outputs >= 32 fp16 elements (64 bytes), ideally a power of 2; avoid a "
-          "singleton last axis.",
-      example=relu("1, 10"), quiet=relu("1, 32"))
+@rule(
+    "SH-10",
+    family="shape",
+    confidence="A",
+    blocks=(),
+    references=[
+        ne_rules("('Tensor memory alignment')"),
+        "https://machinelearning.apple.com/research/neural-engine-transformers (Principle 1)",
+        "https://github.com/Desert-Ant-Labs/desert-ant-core/pull/187 (a 6-class output padded to 64 bytes)",
+    ],
+    fix="Keep the last axis of model inputs/outputs >= 32 fp16 elements (64 bytes), ideally a power of 2; avoid a "
+    "singleton last axis.",
+    example=relu("1, 10"),
+    quiet=relu("1, 32"),
+)
 def narrow_last_axis_io(op: Op, ctx: Context):
     """A model input/output whose last axis is narrower than 64 bytes: padded on the ANE.
 
@@ -112,18 +145,22 @@ def narrow_last_axis_io(op: Op, ctx: Context):
     return None
 
 
-@rule("DY-0", family="dynamic", confidence="R", apple_message=("Impossible to retrieve non-constant tensor shape at "
-                                                               "index #0"),
-      references=[ne_rules("('Fully static shapes': export one function per static shape)")],
-      fix="Give the model fixed input shapes (one model or function per shape), or EnumeratedShapes.",
-      example="""
+@rule(
+    "DY-0",
+    family="dynamic",
+    confidence="R",
+    apple_message=("Impossible to retrieve non-constant tensor shape at index #0"),
+    references=[ne_rules("('Fully static shapes': export one function per static shape)")],
+    fix="Give the model fixed input shapes (one model or function per shape), or EnumeratedShapes.",
+    example="""
         func main<ios17>(tensor<fp16, [1, 64]> x, tensor<int32, [2]> shape) {
             tensor<fp16, [?, ?]> y = reshape(x = x, shape = shape);
         } -> (y);""",
-      quiet="""
+    quiet="""
         func main<ios17>(tensor<fp16, [1, 64]> x) {
             tensor<fp16, [8, 8]> y = reshape(x = x, shape = [8, 8]);
-        } -> (y);""")
+        } -> (y);""",
+)
 def dynamic_tensor_shape(op: Op, ctx: Context):
     """An op whose input or output shape is not known when the model is compiled.
 

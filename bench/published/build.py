@@ -6,6 +6,7 @@ its recipe and the coremltools version, so a changed recipe is rebuilt. Builds r
 
 Run: python -m bench.published.build [--cases NAME,..] [--force]   (from the repository root)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,9 @@ def input_types(spec: Model, examples: tuple):
     for i, x in enumerate(examples):
         name = f"input_{i}"
         if spec.inputs == "image" and i == 0:
-            types.append(ct.ImageType(name="image", shape=tuple(x.shape), scale=1 / 255,
-                                      color_layout=ct.colorlayout.RGB))
+            types.append(
+                ct.ImageType(name="image", shape=tuple(x.shape), scale=1 / 255, color_layout=ct.colorlayout.RGB)
+            )
         elif spec.inputs == "range" and i == 0:
             dims = (*x.shape[:-1], ct.RangeDim(lower_bound=RANGE[0], upper_bound=RANGE[1], default=x.shape[-1]))
             types.append(ct.TensorType(name="x", shape=dims, dtype=np.float16))
@@ -88,8 +90,11 @@ def convert(spec: Model):
 
     ct = coremltools()
     target = getattr(ct.target, spec.target)
-    options = {"convert_to": "mlprogram", "minimum_deployment_target": target,
-               "compute_precision": ct.precision.FLOAT16}
+    options = {
+        "convert_to": "mlprogram",
+        "minimum_deployment_target": target,
+        "compute_precision": ct.precision.FLOAT16,
+    }
     torch.manual_seed(0)
     made = builder(spec)(**spec.config)
     if not isinstance(made, tuple):  # a MIL program
@@ -173,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = build_cases(select(args.cases), args.force)
     failed = [k for k, v in results.items() if isinstance(v, BuildError)]
-    print(f"{len(results) - len(failed)} of {len(results)} models built in {CACHE}" +
-          (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(
+        f"{len(results) - len(failed)} of {len(results)} models built in {CACHE}"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 

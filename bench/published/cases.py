@@ -8,6 +8,7 @@ from a published figure). Chip ids are anedoctor's (a14, m1 ...) with the varian
 (m1pro, m1max, m2ultra ...). ``split`` puts roughly half of the latency cases in ``fit`` and half
 in ``holdout``, alternating within each (family, chip) group.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ class Case:
     @property
     def base_chip(self) -> str:
         """The chip without its variant suffix (m1max -> m1)."""
-        return next((self.chip[:-len(v)] for v in VARIANTS if self.chip.endswith(v)), self.chip)
+        return next((self.chip[: -len(v)] for v in VARIANTS if self.chip.endswith(v)), self.chip)
 
 
 MODELS = {
@@ -58,15 +59,15 @@ MODELS = {
     "mobilevit_v2": Model("mobilevit_v2", target="iOS17"),
     "mobileclip_b_image": Model("vit", {"dim": 768, "layers": 12, "heads": 12, "patch": 16}, target="iOS17"),
     "mobileclip_b_text": Model("clip_text", {"dim": 512, "layers": 12, "heads": 8}, target="iOS17"),
-    "mobileclip_l_image": Model("vit", {"dim": 1024, "layers": 24, "heads": 16, "patch": 14, "embed": 768},
-                                target="iOS17"),
+    "mobileclip_l_image": Model(
+        "vit", {"dim": 1024, "layers": 24, "heads": 16, "patch": 14, "embed": 768}, target="iOS17"
+    ),
     "mobileclip_l_text": Model("clip_text", {"dim": 768, "layers": 12, "heads": 12}, target="iOS17"),
     "distilbert_ane": Model("bert_ane"),
     "distilbert_hf": Model("distilbert_hf"),
     "distilbert_ane_512": Model("bert_ane", {"seq": 512}),
     "distilbert_hf_512": Model("distilbert_hf", {"seq": 512}),
-    "bert_ane_512": Model("bert_ane", {"seq": 512, "layers": 12, "token_types": True, "head": "token"},
-                          target="iOS17"),
+    "bert_ane_512": Model("bert_ane", {"seq": 512, "layers": 12, "token_types": True, "head": "token"}, target="iOS17"),
     **{f"whisper_{s}": Model("whisper_encoder", {"size": s}) for s in ("tiny", "base", "small", "medium", "large")},
     "whisper_large_v3": Model("whisper_encoder", {"size": "large", "mels": 128}),
     "whisper_tiny_ane": Model("whisper_encoder", {"size": "tiny", "ane": True}),
@@ -81,12 +82,15 @@ MODELS = {
 MOBILEONE = "https://github.com/apple/ml-mobileone (README, ImageNet table: ModelBench on iPhone 12 Pro)"
 FASTVIT = "https://github.com/apple/ml-fastvit (README table and docs/latency/*.PNG, ModelBench on iPhone 12 Pro)"
 FASTVIT_HF = "https://huggingface.co/apple/coreml-FastViT-{} (model card, 'Download and run' table)"
-COREMLTOOLS = ("https://apple.github.io/coremltools/docs-guides/source/opt-quantization-perf.html "
-               "(FP16 column; Xcode performance report median)")
+COREMLTOOLS = (
+    "https://apple.github.io/coremltools/docs-guides/source/opt-quantization-perf.html "
+    "(FP16 column; Xcode performance report median)"
+)
 EFFICIENTFORMER = "https://github.com/snap-research/EfficientFormer (README, iPhone 12 latency, coreml-performance)"
 MOBILECLIP = "https://github.com/apple/ml-mobileclip (README table, iPhone 12 Pro Max)"
-ANE_TRANSFORMERS = ("https://github.com/apple/ml-ane-transformers (README; assets/xcode_performance_report_"
-                    "comparison.png)")
+ANE_TRANSFORMERS = (
+    "https://github.com/apple/ml-ane-transformers (README; assets/xcode_performance_report_comparison.png)"
+)
 ANE_CHART = "https://github.com/apple/ml-ane-transformers (assets/iPhone13_iOS16_latency_comparison.png)"
 WHISPER_566 = "https://github.com/ggml-org/whisper.cpp/pull/566 (M1 Pro table, encoder time)"
 WHISPER_1716 = "https://github.com/ggml-org/whisper.cpp/pull/1716 (M2 Ultra encoder tables)"
@@ -95,119 +99,546 @@ ANEMLL = "https://github.com/Anemll/anemll-bench (Results.MD: ANE GB/s of llama_
 SMPANARO_MLP = "https://huggingface.co/smpanaro/coreml-joint-compression-test (model card, Xcode median)"
 OPENMED = "https://github.com/maziyarpanahi/openmed/pull/3071 (BERT token classifier on the ANE, M2 Max)"
 SMPANARO_NOTES = "https://github.com/smpanaro/more-ane-transformers/blob/main/src/experiments/NOTES.md ({})"
-MERIDIAN = ("https://ask-meridian.uk/blog/apple-neural-engine-eligibility-vs-placement/ ; "
-            "https://github.com/LuuOW/meridian-mcp mlcore/ane_encoder/build/proof/proof.md")
+MERIDIAN = (
+    "https://ask-meridian.uk/blog/apple-neural-engine-eligibility-vs-placement/ ; "
+    "https://github.com/LuuOW/meridian-mcp mlcore/ane_encoder/build/proof/proof.md"
+)
 
 MODELBENCH = "fp16, default MLModelConfiguration (all), ModelBench trimmed mean"
 
 
 def latency(name, family, model, chip, os, units, ms, source, conditions, confidence, ane_figure=False):
-    return Case(name, family, model, chip, os, units, source, conditions, confidence, latency_ms=ms,
-                ane_figure=ane_figure)
+    return Case(
+        name, family, model, chip, os, units, source, conditions, confidence, latency_ms=ms, ane_figure=ane_figure
+    )
 
 
 LATENCY_CASES = [
-    *(latency(f"mobileone_{v}_a14", "mobileone", f"mobileone_{v}", "a14", "ios16", "all", ms, MOBILEONE,
-              MODELBENCH + "; iOS 15+ [U]", "A", True)
-      for v, ms in [("s0", 0.79), ("s1", 0.89), ("s2", 1.18), ("s3", 1.53), ("s4", 1.86)]),
-    *(latency(f"fastvit_{v}_a14", "fastvit", f"fastvit_{v}", "a14", "ios16", "all", ms, FASTVIT,
-              MODELBENCH + ", 256x256; iOS 16 [U]", "A", True)
-      for v, ms in [("t8", 0.8), ("t12", 1.2), ("s12", 1.4), ("sa12", 1.6), ("sa24", 2.6), ("sa36", 3.5),
-                    ("ma36", 4.6)]),
-    latency("fastvit_t8_a14_ios17", "fastvit", "fastvit_t8_ios16", "a14", "ios17", "all", 0.79, FASTVIT_HF.format("T8"),
-            "iPhone 12 Pro Max, iOS 17.5, FastViTT8F16, ANE dominant", "A", True),
-    latency("fastvit_t8_m3max", "fastvit", "fastvit_t8_ios16", "m3max", "macos14", "all", 0.62, FASTVIT_HF.format("T8"),
-            "M3 Max, macOS 14.4, ANE", "A", True),
-    latency("fastvit_ma36_a14_ios18", "fastvit", "fastvit_ma36_ios16", "a14", "ios18", "all", 4.50,
-            FASTVIT_HF.format("MA36"), "iPhone 12 Pro Max, iOS 18.0, ANE", "A", True),
-    latency("fastvit_ma36_m3max", "fastvit", "fastvit_ma36_ios16", "m3max", "macos15", "all", 2.99,
-            FASTVIT_HF.format("MA36"), "M3 Max, macOS 15.0, ANE", "A", True),
-    latency("mobilenet_v2_a16", "mobilenet", "mobilenet_v2", "a16", "ios17", "all", 0.48, COREMLTOOLS,
-            "torchvision MobileNetV2 1.0, iPhone 14 Pro, iOS 17", "A", True),
-    latency("mobilenet_v2_a17", "mobilenet", "mobilenet_v2", "a17", "ios17", "all", 0.49, COREMLTOOLS,
-            "iPhone 15 Pro, iOS 17", "A", True),
-    latency("mobilenet_v3_small_a16", "mobilenet", "mobilenet_v3_small", "a16", "ios17", "all", 0.13, COREMLTOOLS,
-            "torchvision MobileNetV3-small, iPhone 14 Pro, iOS 17", "A", True),
-    latency("mobilenet_v2_x1.4_a14", "mobilenet", "mobilenet_v2_x1.4", "a14", "ios16", "all", 1.6, EFFICIENTFORMER,
-            "MobileNetV2 x1.4 as benchmarked in the EfficientFormer paper, iPhone 12, iOS 15/16 [U]", "C", True),
-    latency("resnet50_a16", "resnet", "resnet50", "a16", "ios17", "all", 1.52, COREMLTOOLS,
-            "torchvision ResNet-50, iPhone 14 Pro, iOS 17", "A", True),
-    latency("resnet50_a17", "resnet", "resnet50", "a17", "ios17", "all", 1.38, COREMLTOOLS,
-            "iPhone 15 Pro, iOS 17", "A", True),
-    latency("resnet50_a17_ios18", "resnet", "resnet50", "a17", "ios18", "all", 1.63,
-            "https://apple.github.io/coremltools/docs-guides/source/opt-resnet.html (FP16 row)",
-            "iPhone 15 Pro, iOS 18 seed", "A", True),
-    latency("mobilevit_v2_a16", "mobilevit", "mobilevit_v2", "a16", "ios17", "all", 1.38, COREMLTOOLS,
-            "cvnets MobileViTv2-1.0, 256x256 [U], iPhone 14 Pro, iOS 17", "A", True),
-    latency("mobilevit_v2_a17", "mobilevit", "mobilevit_v2", "a17", "ios17", "all", 1.36, COREMLTOOLS,
-            "iPhone 15 Pro, iOS 17", "A", True),
-    *(latency(f"efficientformer_{v}_a14", "efficientformer", f"efficientformer_{v}", "a14", "ios16", "all", ms,
-              EFFICIENTFORMER, "iPhone 12, iOS 15/16 [U], fp16 [U]", "C", True)
-      for v, ms in [("l1", 1.6), ("l3", 3.0), ("l7", 7.0)]),
-    *(latency(f"{m}_a14", "vit", m, "a14", "ios17", "all", ms, MOBILECLIP,
-              "iPhone 12 Pro Max; OS, compute units and precision not stated [U]", "A")
-      for m, ms in [("mobileclip_b_image", 10.4), ("mobileclip_b_text", 3.3), ("mobileclip_l_image", 57.9),
-                    ("mobileclip_l_text", 6.6)]),
-    latency("distilbert_ane_a15", "distilbert", "distilbert_ane", "a15", "ios16", "cpu_and_ne", 3.48, ANE_TRANSFORMERS,
-            "iPhone 13 Pro Max, iOS 16.0, seq 128, Xcode performance report median", "M", True),
-    latency("distilbert_hf_a15", "distilbert", "distilbert_hf", "a15", "ios16", "cpu_and_ne", 9.89, ANE_TRANSFORMERS,
-            "baseline Hugging Face conversion, same device, seq 128, Xcode median", "M"),
-    latency("distilbert_ane_512_a15", "distilbert", "distilbert_ane_512", "a15", "ios16", "cpu_and_ne", 20.0, ANE_CHART,
-            "iPhone 13, iOS 16.0, seq 512, read off a log-scale chart (approximate)", "A", True),
-    latency("distilbert_hf_512_a15", "distilbert", "distilbert_hf_512", "a15", "ios16", "cpu_and_ne", 180.0, ANE_CHART,
-            "baseline, iPhone 13, iOS 16.0, seq 512, read off a log-scale chart (approximate)", "A"),
-    latency("bert_ane_512_m2max", "bert", "bert_ane_512", "m2max", "macos14", "cpu_and_ne", 13.2, OPENMED,
-            "BERT-base-size token classifier in ANE layout, seq 512, graph-only time; macOS and target [U]", "R"),
-    *(latency(f"whisper_{s}_m1pro", "whisper", f"whisper_{s}", "m1pro", "macos13", "all", ms, WHISPER_566,
-              "whisper.cpp Core ML encoder, 30 s of audio, macOS 13.2.1", "C")
-      for s, ms in [("tiny", 30), ("base", 64), ("small", 208), ("medium", 1033)]),
-    *(latency(f"whisper_{s}_m2ultra", "whisper", f"whisper_{s}", "m2ultra", "macos14", "all", ms, WHISPER_1716,
-              "original whisper.cpp conversion, one 16-core ANE presumably used [U], macOS 14 [U]", "C")
-      for s, ms in [("tiny", 29.4), ("base", 43.3), ("small", 139.9), ("medium", 658.4), ("large", 1686.5)]),
-    latency("whisper_tiny_ane_m2ultra", "whisper", "whisper_tiny_ane", "m2ultra", "macos14", "all", 23.2, WHISPER_1716,
-            "ANE-optimised (ane_transformers-style) whisper.cpp conversion", "C", True),
-    *(latency(f"whisper_{s}_m1ultra", "whisper", m, "m1ultra", "macos26", "all", ms, WHISPER_89,
-              "whisper.cpp Core ML encoder, macOS 26.2; the GPU may be used [U]", "C")
-      for s, m, ms in [("tiny", "whisper_tiny", 18.9), ("base", "whisper_base", 34.3),
-                       ("small", "whisper_small", 115.0), ("medium", "whisper_medium", 347.0),
-                       ("large_v3", "whisper_large_v3", 618.2)]),
-    *(latency(f"llama_lm_head_{chip}", "weight_streaming", "llama_lm_head", chip, "macos15", "cpu_and_ne",
-              round(1050.67 / gbps, 2), ANEMLL,
-              f"single token, fp16; latency derived from the measured {gbps} GB/s (1050.67 MB / GB/s)", "D", True)
-      for chip, gbps in [("m1", 60.87), ("m1pro", 54.90), ("m1max", 54.62), ("m2", 60.45), ("m2max", 62.01),
-                         ("m3", 63.10), ("m3max", 120.22), ("m4", 64.18), ("m4pro", 126.36), ("m4max", 118.88)]),
-    latency("llama2_mlp_x4_m1max", "weight_streaming", "llama2_mlp_x4", "m1max", "macos15", "cpu_and_ne", 19.42,
-            SMPANARO_MLP, "4 x Llama-2-7B MLP, fp16 (1.082 GB), sequence length not stated (1 assumed) [U]", "M",
-            True),
+    *(
+        latency(
+            f"mobileone_{v}_a14",
+            "mobileone",
+            f"mobileone_{v}",
+            "a14",
+            "ios16",
+            "all",
+            ms,
+            MOBILEONE,
+            MODELBENCH + "; iOS 15+ [U]",
+            "A",
+            True,
+        )
+        for v, ms in [("s0", 0.79), ("s1", 0.89), ("s2", 1.18), ("s3", 1.53), ("s4", 1.86)]
+    ),
+    *(
+        latency(
+            f"fastvit_{v}_a14",
+            "fastvit",
+            f"fastvit_{v}",
+            "a14",
+            "ios16",
+            "all",
+            ms,
+            FASTVIT,
+            MODELBENCH + ", 256x256; iOS 16 [U]",
+            "A",
+            True,
+        )
+        for v, ms in [
+            ("t8", 0.8),
+            ("t12", 1.2),
+            ("s12", 1.4),
+            ("sa12", 1.6),
+            ("sa24", 2.6),
+            ("sa36", 3.5),
+            ("ma36", 4.6),
+        ]
+    ),
+    latency(
+        "fastvit_t8_a14_ios17",
+        "fastvit",
+        "fastvit_t8_ios16",
+        "a14",
+        "ios17",
+        "all",
+        0.79,
+        FASTVIT_HF.format("T8"),
+        "iPhone 12 Pro Max, iOS 17.5, FastViTT8F16, ANE dominant",
+        "A",
+        True,
+    ),
+    latency(
+        "fastvit_t8_m3max",
+        "fastvit",
+        "fastvit_t8_ios16",
+        "m3max",
+        "macos14",
+        "all",
+        0.62,
+        FASTVIT_HF.format("T8"),
+        "M3 Max, macOS 14.4, ANE",
+        "A",
+        True,
+    ),
+    latency(
+        "fastvit_ma36_a14_ios18",
+        "fastvit",
+        "fastvit_ma36_ios16",
+        "a14",
+        "ios18",
+        "all",
+        4.50,
+        FASTVIT_HF.format("MA36"),
+        "iPhone 12 Pro Max, iOS 18.0, ANE",
+        "A",
+        True,
+    ),
+    latency(
+        "fastvit_ma36_m3max",
+        "fastvit",
+        "fastvit_ma36_ios16",
+        "m3max",
+        "macos15",
+        "all",
+        2.99,
+        FASTVIT_HF.format("MA36"),
+        "M3 Max, macOS 15.0, ANE",
+        "A",
+        True,
+    ),
+    latency(
+        "mobilenet_v2_a16",
+        "mobilenet",
+        "mobilenet_v2",
+        "a16",
+        "ios17",
+        "all",
+        0.48,
+        COREMLTOOLS,
+        "torchvision MobileNetV2 1.0, iPhone 14 Pro, iOS 17",
+        "A",
+        True,
+    ),
+    latency(
+        "mobilenet_v2_a17",
+        "mobilenet",
+        "mobilenet_v2",
+        "a17",
+        "ios17",
+        "all",
+        0.49,
+        COREMLTOOLS,
+        "iPhone 15 Pro, iOS 17",
+        "A",
+        True,
+    ),
+    latency(
+        "mobilenet_v3_small_a16",
+        "mobilenet",
+        "mobilenet_v3_small",
+        "a16",
+        "ios17",
+        "all",
+        0.13,
+        COREMLTOOLS,
+        "torchvision MobileNetV3-small, iPhone 14 Pro, iOS 17",
+        "A",
+        True,
+    ),
+    latency(
+        "mobilenet_v2_x1.4_a14",
+        "mobilenet",
+        "mobilenet_v2_x1.4",
+        "a14",
+        "ios16",
+        "all",
+        1.6,
+        EFFICIENTFORMER,
+        "MobileNetV2 x1.4 as benchmarked in the EfficientFormer paper, iPhone 12, iOS 15/16 [U]",
+        "C",
+        True,
+    ),
+    latency(
+        "resnet50_a16",
+        "resnet",
+        "resnet50",
+        "a16",
+        "ios17",
+        "all",
+        1.52,
+        COREMLTOOLS,
+        "torchvision ResNet-50, iPhone 14 Pro, iOS 17",
+        "A",
+        True,
+    ),
+    latency(
+        "resnet50_a17",
+        "resnet",
+        "resnet50",
+        "a17",
+        "ios17",
+        "all",
+        1.38,
+        COREMLTOOLS,
+        "iPhone 15 Pro, iOS 17",
+        "A",
+        True,
+    ),
+    latency(
+        "resnet50_a17_ios18",
+        "resnet",
+        "resnet50",
+        "a17",
+        "ios18",
+        "all",
+        1.63,
+        "https://apple.github.io/coremltools/docs-guides/source/opt-resnet.html (FP16 row)",
+        "iPhone 15 Pro, iOS 18 seed",
+        "A",
+        True,
+    ),
+    latency(
+        "mobilevit_v2_a16",
+        "mobilevit",
+        "mobilevit_v2",
+        "a16",
+        "ios17",
+        "all",
+        1.38,
+        COREMLTOOLS,
+        "cvnets MobileViTv2-1.0, 256x256 [U], iPhone 14 Pro, iOS 17",
+        "A",
+        True,
+    ),
+    latency(
+        "mobilevit_v2_a17",
+        "mobilevit",
+        "mobilevit_v2",
+        "a17",
+        "ios17",
+        "all",
+        1.36,
+        COREMLTOOLS,
+        "iPhone 15 Pro, iOS 17",
+        "A",
+        True,
+    ),
+    *(
+        latency(
+            f"efficientformer_{v}_a14",
+            "efficientformer",
+            f"efficientformer_{v}",
+            "a14",
+            "ios16",
+            "all",
+            ms,
+            EFFICIENTFORMER,
+            "iPhone 12, iOS 15/16 [U], fp16 [U]",
+            "C",
+            True,
+        )
+        for v, ms in [("l1", 1.6), ("l3", 3.0), ("l7", 7.0)]
+    ),
+    *(
+        latency(
+            f"{m}_a14",
+            "vit",
+            m,
+            "a14",
+            "ios17",
+            "all",
+            ms,
+            MOBILECLIP,
+            "iPhone 12 Pro Max; OS, compute units and precision not stated [U]",
+            "A",
+        )
+        for m, ms in [
+            ("mobileclip_b_image", 10.4),
+            ("mobileclip_b_text", 3.3),
+            ("mobileclip_l_image", 57.9),
+            ("mobileclip_l_text", 6.6),
+        ]
+    ),
+    latency(
+        "distilbert_ane_a15",
+        "distilbert",
+        "distilbert_ane",
+        "a15",
+        "ios16",
+        "cpu_and_ne",
+        3.48,
+        ANE_TRANSFORMERS,
+        "iPhone 13 Pro Max, iOS 16.0, seq 128, Xcode performance report median",
+        "M",
+        True,
+    ),
+    latency(
+        "distilbert_hf_a15",
+        "distilbert",
+        "distilbert_hf",
+        "a15",
+        "ios16",
+        "cpu_and_ne",
+        9.89,
+        ANE_TRANSFORMERS,
+        "baseline Hugging Face conversion, same device, seq 128, Xcode median",
+        "M",
+    ),
+    latency(
+        "distilbert_ane_512_a15",
+        "distilbert",
+        "distilbert_ane_512",
+        "a15",
+        "ios16",
+        "cpu_and_ne",
+        20.0,
+        ANE_CHART,
+        "iPhone 13, iOS 16.0, seq 512, read off a log-scale chart (approximate)",
+        "A",
+        True,
+    ),
+    latency(
+        "distilbert_hf_512_a15",
+        "distilbert",
+        "distilbert_hf_512",
+        "a15",
+        "ios16",
+        "cpu_and_ne",
+        180.0,
+        ANE_CHART,
+        "baseline, iPhone 13, iOS 16.0, seq 512, read off a log-scale chart (approximate)",
+        "A",
+    ),
+    latency(
+        "bert_ane_512_m2max",
+        "bert",
+        "bert_ane_512",
+        "m2max",
+        "macos14",
+        "cpu_and_ne",
+        13.2,
+        OPENMED,
+        "BERT-base-size token classifier in ANE layout, seq 512, graph-only time; macOS and target [U]",
+        "R",
+    ),
+    *(
+        latency(
+            f"whisper_{s}_m1pro",
+            "whisper",
+            f"whisper_{s}",
+            "m1pro",
+            "macos13",
+            "all",
+            ms,
+            WHISPER_566,
+            "whisper.cpp Core ML encoder, 30 s of audio, macOS 13.2.1",
+            "C",
+        )
+        for s, ms in [("tiny", 30), ("base", 64), ("small", 208), ("medium", 1033)]
+    ),
+    *(
+        latency(
+            f"whisper_{s}_m2ultra",
+            "whisper",
+            f"whisper_{s}",
+            "m2ultra",
+            "macos14",
+            "all",
+            ms,
+            WHISPER_1716,
+            "original whisper.cpp conversion, one 16-core ANE presumably used [U], macOS 14 [U]",
+            "C",
+        )
+        for s, ms in [("tiny", 29.4), ("base", 43.3), ("small", 139.9), ("medium", 658.4), ("large", 1686.5)]
+    ),
+    latency(
+        "whisper_tiny_ane_m2ultra",
+        "whisper",
+        "whisper_tiny_ane",
+        "m2ultra",
+        "macos14",
+        "all",
+        23.2,
+        WHISPER_1716,
+        "ANE-optimised (ane_transformers-style) whisper.cpp conversion",
+        "C",
+        True,
+    ),
+    *(
+        latency(
+            f"whisper_{s}_m1ultra",
+            "whisper",
+            m,
+            "m1ultra",
+            "macos26",
+            "all",
+            ms,
+            WHISPER_89,
+            "whisper.cpp Core ML encoder, macOS 26.2; the GPU may be used [U]",
+            "C",
+        )
+        for s, m, ms in [
+            ("tiny", "whisper_tiny", 18.9),
+            ("base", "whisper_base", 34.3),
+            ("small", "whisper_small", 115.0),
+            ("medium", "whisper_medium", 347.0),
+            ("large_v3", "whisper_large_v3", 618.2),
+        ]
+    ),
+    *(
+        latency(
+            f"llama_lm_head_{chip}",
+            "weight_streaming",
+            "llama_lm_head",
+            chip,
+            "macos15",
+            "cpu_and_ne",
+            round(1050.67 / gbps, 2),
+            ANEMLL,
+            f"single token, fp16; latency derived from the measured {gbps} GB/s (1050.67 MB / GB/s)",
+            "D",
+            True,
+        )
+        for chip, gbps in [
+            ("m1", 60.87),
+            ("m1pro", 54.90),
+            ("m1max", 54.62),
+            ("m2", 60.45),
+            ("m2max", 62.01),
+            ("m3", 63.10),
+            ("m3max", 120.22),
+            ("m4", 64.18),
+            ("m4pro", 126.36),
+            ("m4max", 118.88),
+        ]
+    ),
+    latency(
+        "llama2_mlp_x4_m1max",
+        "weight_streaming",
+        "llama2_mlp_x4",
+        "m1max",
+        "macos15",
+        "cpu_and_ne",
+        19.42,
+        SMPANARO_MLP,
+        "4 x Llama-2-7B MLP, fp16 (1.082 GB), sequence length not stated (1 assumed) [U]",
+        "M",
+        True,
+    ),
 ]
 
 PLACEMENT_CASES = [
-    Case("distilbert_ane_a15_plan", "distilbert", "distilbert_ane", "a15", "ios16", "cpu_and_ne", ANE_TRANSFORMERS,
-         "Xcode performance report, iPhone 13 Pro Max, iOS 16.0: 602 of 606 ops on the NE", "M",
-         placement={"ane": 602, "gpu": 0, "cpu": 4}),
-    Case("distilbert_hf_a15_plan", "distilbert", "distilbert_hf", "a15", "ios16", "cpu_and_ne", ANE_TRANSFORMERS,
-         "Xcode performance report, same device: 228 of 266 ops on the NE, 38 on the CPU", "M",
-         placement={"ane": 228, "gpu": 0, "cpu": 38}),
-    Case("gpt2_ane_m1max_all", "gpt2", "gpt2_ane", "m1max", "macos13", "all",
-         SMPANARO_NOTES.format("March 25, 2023"), "GPT-2 512 ctx, fp16, QK and K masks, Xcode benchmark", "M",
-         placement={"ane": 370, "gpu": 975, "cpu": 0}),
-    Case("gpt2_ane_m1max_cpu_and_ne", "gpt2", "gpt2_ane", "m1max", "macos13", "cpu_and_ne",
-         SMPANARO_NOTES.format("March 25, 2023"), "same model, CPUAndNeuralEngine", "M",
-         placement={"ane": 1315, "gpu": 0, "cpu": 8}),
-    Case("nanogpt_m1max_cpu_and_ne", "gpt2", "nanogpt", "m1max", "macos13", "cpu_and_ne",
-         SMPANARO_NOTES.format("March 25, 2023"), "nanoGPT fp16 (gpt2 small, 512 ctx), CPUAndNeuralEngine", "M",
-         placement={"ane": 416, "gpu": 0, "cpu": 67}),
-    Case("nanogpt_m1max_all", "gpt2", "nanogpt", "m1max", "macos13", "all", SMPANARO_NOTES.format("March 26, 2023"),
-         "baseline nanoGPT, All ends up GPU + ANE", "M", placement={"ane": 361, "gpu": 117, "cpu": 0}),
-    Case("meridian_realistic_plan", "encoder", "meridian_realistic", "m4", "macos15", "cpu_and_ne", MERIDIAN,
-         "6L x 384 x 6 heads, RangeDim(32..256, default 64), coremltools 9, MLComputePlan; Mac chip not stated [U]",
-         "M", placement={"ane": 217, "gpu": 0, "cpu": 0}),
-    Case("meridian_tiny_plan", "encoder", "meridian_tiny", "m4", "macos15", "cpu_and_ne", MERIDIAN,
-         "2L x 128 x 4 heads, same recipe: 0 of 77 schedulable ops on the ANE; Mac chip not stated [U]", "M",
-         placement={"ane": 0, "gpu": 0, "cpu": 77}),
-    *(Case(f"mobilenet_v2_image_{chip}", "mobilenet", "mobilenet_v2_image", chip, os, "all", COREMLTOOLS,
-           "MobileNetV2 with an image input (ct.ImageType, iOS 17 target): the published figure is an ANE figure",
-           "A", ane_figure=True) for chip, os in [("a17", "ios17"), ("m4", "macos15")]),
+    Case(
+        "distilbert_ane_a15_plan",
+        "distilbert",
+        "distilbert_ane",
+        "a15",
+        "ios16",
+        "cpu_and_ne",
+        ANE_TRANSFORMERS,
+        "Xcode performance report, iPhone 13 Pro Max, iOS 16.0: 602 of 606 ops on the NE",
+        "M",
+        placement={"ane": 602, "gpu": 0, "cpu": 4},
+    ),
+    Case(
+        "distilbert_hf_a15_plan",
+        "distilbert",
+        "distilbert_hf",
+        "a15",
+        "ios16",
+        "cpu_and_ne",
+        ANE_TRANSFORMERS,
+        "Xcode performance report, same device: 228 of 266 ops on the NE, 38 on the CPU",
+        "M",
+        placement={"ane": 228, "gpu": 0, "cpu": 38},
+    ),
+    Case(
+        "gpt2_ane_m1max_all",
+        "gpt2",
+        "gpt2_ane",
+        "m1max",
+        "macos13",
+        "all",
+        SMPANARO_NOTES.format("March 25, 2023"),
+        "GPT-2 512 ctx, fp16, QK and K masks, Xcode benchmark",
+        "M",
+        placement={"ane": 370, "gpu": 975, "cpu": 0},
+    ),
+    Case(
+        "gpt2_ane_m1max_cpu_and_ne",
+        "gpt2",
+        "gpt2_ane",
+        "m1max",
+        "macos13",
+        "cpu_and_ne",
+        SMPANARO_NOTES.format("March 25, 2023"),
+        "same model, CPUAndNeuralEngine",
+        "M",
+        placement={"ane": 1315, "gpu": 0, "cpu": 8},
+    ),
+    Case(
+        "nanogpt_m1max_cpu_and_ne",
+        "gpt2",
+        "nanogpt",
+        "m1max",
+        "macos13",
+        "cpu_and_ne",
+        SMPANARO_NOTES.format("March 25, 2023"),
+        "nanoGPT fp16 (gpt2 small, 512 ctx), CPUAndNeuralEngine",
+        "M",
+        placement={"ane": 416, "gpu": 0, "cpu": 67},
+    ),
+    Case(
+        "nanogpt_m1max_all",
+        "gpt2",
+        "nanogpt",
+        "m1max",
+        "macos13",
+        "all",
+        SMPANARO_NOTES.format("March 26, 2023"),
+        "baseline nanoGPT, All ends up GPU + ANE",
+        "M",
+        placement={"ane": 361, "gpu": 117, "cpu": 0},
+    ),
+    Case(
+        "meridian_realistic_plan",
+        "encoder",
+        "meridian_realistic",
+        "m4",
+        "macos15",
+        "cpu_and_ne",
+        MERIDIAN,
+        "6L x 384 x 6 heads, RangeDim(32..256, default 64), coremltools 9, MLComputePlan; Mac chip not stated [U]",
+        "M",
+        placement={"ane": 217, "gpu": 0, "cpu": 0},
+    ),
+    Case(
+        "meridian_tiny_plan",
+        "encoder",
+        "meridian_tiny",
+        "m4",
+        "macos15",
+        "cpu_and_ne",
+        MERIDIAN,
+        "2L x 128 x 4 heads, same recipe: 0 of 77 schedulable ops on the ANE; Mac chip not stated [U]",
+        "M",
+        placement={"ane": 0, "gpu": 0, "cpu": 77},
+    ),
+    *(
+        Case(
+            f"mobilenet_v2_image_{chip}",
+            "mobilenet",
+            "mobilenet_v2_image",
+            chip,
+            os,
+            "all",
+            COREMLTOOLS,
+            "MobileNetV2 with an image input (ct.ImageType, iOS 17 target): the published figure is an ANE figure",
+            "A",
+            ane_figure=True,
+        )
+        for chip, os in [("a17", "ios17"), ("m4", "macos15")]
+    ),
 ]
 
 CASES = LATENCY_CASES + PLACEMENT_CASES

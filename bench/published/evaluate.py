@@ -3,6 +3,7 @@
 Shared by bench/bench_latency.py and bench/bench_truth.py; ``rows`` returns plain dicts (one per
 case) that the calibration script can read back from ``--json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,19 +27,35 @@ def predict(case: Case, path: Path) -> dict:
 
     summary = anedoctor.check(str(path), chip=case.chip, os=case.os, compute_units=case.compute_units).summary
     counts = {d: summary.get(d, 0) for d in ("ane", "gpu", "cpu")}
-    return {"predicted_latency_ms": summary.get("latency_ms"), "predicted_ops": counts,
-            "predicted_ane_share": share(counts, "ane"), "predicted_gpu_share": share(counts, "gpu")}
+    return {
+        "predicted_latency_ms": summary.get("latency_ms"),
+        "predicted_ops": counts,
+        "predicted_ane_share": share(counts, "ane"),
+        "predicted_gpu_share": share(counts, "gpu"),
+    }
 
 
 def row(case: Case, built: Path | BuildError) -> dict:
     """One case as a flat dict: what was published, under which conditions, and what anedoctor predicts."""
-    result = {"name": case.name, "family": case.family, "model": case.model, "split": split(case),
-              "chip": case.chip, "os": case.os, "compute_units": case.compute_units,
-              "published_latency_ms": case.latency_ms, "published_ops": case.placement,
-              "published_ane_share": share(case.placement, "ane") if case.placement else None,
-              "published_gpu_share": share(case.placement, "gpu") if case.placement else None,
-              "ane_figure": case.ane_figure, "source": case.source, "conditions": case.conditions,
-              "confidence": case.confidence, "package": None, "error": None}
+    result = {
+        "name": case.name,
+        "family": case.family,
+        "model": case.model,
+        "split": split(case),
+        "chip": case.chip,
+        "os": case.os,
+        "compute_units": case.compute_units,
+        "published_latency_ms": case.latency_ms,
+        "published_ops": case.placement,
+        "published_ane_share": share(case.placement, "ane") if case.placement else None,
+        "published_gpu_share": share(case.placement, "gpu") if case.placement else None,
+        "ane_figure": case.ane_figure,
+        "source": case.source,
+        "conditions": case.conditions,
+        "confidence": case.confidence,
+        "package": None,
+        "error": None,
+    }
     if isinstance(built, BuildError):
         result["error"] = f"build: {built}"
         return result
@@ -62,8 +79,12 @@ def rows(cases: list[Case], force: bool = False, cached_only: bool = False, log=
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--cases", help="comma-separated case names (default: every case of this benchmark)")
-    p.add_argument("--split", choices=("fit", "holdout", "all"), default="all",
-                   help="latency cases used to calibrate (fit) or to report the error (holdout)")
+    p.add_argument(
+        "--split",
+        choices=("fit", "holdout", "all"),
+        default="all",
+        help="latency cases used to calibrate (fit) or to report the error (holdout)",
+    )
     p.add_argument("--json", type=Path, help="write the rows to this JSON file")
     p.add_argument("--force", action="store_true", help="rebuild the models even if cached")
     p.add_argument("--cached", action="store_true", help="build nothing: skip the cases whose model is not built")
@@ -97,6 +118,8 @@ def latency_summary(ratios: list[float]) -> str:
     if not ratios:
         return "no predicted latencies (summary.latency_ms missing)"
     within = sum(abs(r - 1) <= 0.25 for r in ratios)
-    return (f"n={len(ratios)}  median error {statistics.median(factor(r) for r in ratios):.2f}x  "
-            f"median ratio {statistics.median(ratios):.2f}  within ±25%: {within}/{len(ratios)} "
-            f"({100 * within / len(ratios):.0f}%)  max error {max(factor(r) for r in ratios):.2f}x")
+    return (
+        f"n={len(ratios)}  median error {statistics.median(factor(r) for r in ratios):.2f}x  "
+        f"median ratio {statistics.median(ratios):.2f}  within ±25%: {within}/{len(ratios)} "
+        f"({100 * within / len(ratios):.0f}%)  max error {max(factor(r) for r in ratios):.2f}x"
+    )

@@ -5,6 +5,7 @@ from its paper / reference repository at inference time (reparameterised where t
 benchmarked the reparameterised network). Every builder returns ``(module, example_inputs)``.
 Shapes are Python ints fixed at build time, so traces carry no shape arithmetic.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,9 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: type | None = nn.ReLU,
-            bias: bool = False) -> nn.Sequential:
+def conv_bn(
+    cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: type | None = nn.ReLU, bias: bool = False
+) -> nn.Sequential:
     """conv + BatchNorm (+ activation); coremltools folds the BatchNorm into the conv."""
     layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=bias), nn.BatchNorm2d(cout)]
     if act is not None:
@@ -33,6 +35,7 @@ def image(size: int | tuple[int, int] = 224) -> torch.Tensor:
 
 # --- MobileNetV2 (torchvision.models.mobilenet_v2) ---------------------------------------------
 
+
 class InvertedResidual(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, expand: int, act: type = nn.ReLU6):
         super().__init__()
@@ -48,8 +51,15 @@ class InvertedResidual(nn.Module):
 
 def mobilenet_v2(width: float = 1.0, size: int = 224) -> tuple[nn.Module, tuple]:
     """torchvision MobileNetV2 (width multiplier ``width``), 1000 classes."""
-    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                (6, 320, 1, 1)]
+    settings = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
     cin = make_divisible(32 * width)
     last = make_divisible(1280 * max(1.0, width))
     layers: list[nn.Module] = [conv_bn(3, cin, 3, 2, act=nn.ReLU6)]
@@ -63,6 +73,7 @@ def mobilenet_v2(width: float = 1.0, size: int = 224) -> tuple[nn.Module, tuple]
 
 
 # --- MobileNetV3-small (torchvision.models.mobilenet_v3_small) -----------------------------------
+
 
 class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, squeeze: int, act: type = nn.ReLU, gate: type = nn.Hardsigmoid):
@@ -91,26 +102,43 @@ class MobileNetV3Block(nn.Module):
 
 def mobilenet_v3_small(size: int = 224) -> tuple[nn.Module, tuple]:
     re, hs = nn.ReLU, nn.Hardswish
-    config = [(16, 3, 16, 16, True, re, 2), (16, 3, 72, 24, False, re, 2), (24, 3, 88, 24, False, re, 1),
-              (24, 5, 96, 40, True, hs, 2), (40, 5, 240, 40, True, hs, 1), (40, 5, 240, 40, True, hs, 1),
-              (40, 5, 120, 48, True, hs, 1), (48, 5, 144, 48, True, hs, 1), (48, 5, 288, 96, True, hs, 2),
-              (96, 5, 576, 96, True, hs, 1), (96, 5, 576, 96, True, hs, 1)]
+    config = [
+        (16, 3, 16, 16, True, re, 2),
+        (16, 3, 72, 24, False, re, 2),
+        (24, 3, 88, 24, False, re, 1),
+        (24, 5, 96, 40, True, hs, 2),
+        (40, 5, 240, 40, True, hs, 1),
+        (40, 5, 240, 40, True, hs, 1),
+        (40, 5, 120, 48, True, hs, 1),
+        (48, 5, 144, 48, True, hs, 1),
+        (48, 5, 288, 96, True, hs, 2),
+        (96, 5, 576, 96, True, hs, 1),
+        (96, 5, 576, 96, True, hs, 1),
+    ]
     layers: list[nn.Module] = [conv_bn(3, 16, 3, 2, act=hs)]
     layers += [MobileNetV3Block(*c) for c in config]
-    layers += [conv_bn(96, 576, 1, act=hs), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(576, 1024), hs(),
-               nn.Linear(1024, 1000)]
+    layers += [
+        conv_bn(96, 576, 1, act=hs),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(576, 1024),
+        hs(),
+        nn.Linear(1024, 1000),
+    ]
     return nn.Sequential(*layers), (image(size),)
 
 
 # --- ResNet (torchvision.models.resnet34 / resnet50) -------------------------------------------
+
 
 class ResNetBlock(nn.Module):
     def __init__(self, cin: int, width: int, stride: int, bottleneck: bool):
         super().__init__()
         cout = width * 4 if bottleneck else width
         if bottleneck:
-            self.body = nn.Sequential(conv_bn(cin, width, 1), conv_bn(width, width, 3, stride),
-                                      conv_bn(width, cout, 1, act=None))
+            self.body = nn.Sequential(
+                conv_bn(cin, width, 1), conv_bn(width, width, 3, stride), conv_bn(width, cout, 1, act=None)
+            )
         else:
             self.body = nn.Sequential(conv_bn(cin, width, 3, stride), conv_bn(width, width, 3, act=None))
         self.shortcut = conv_bn(cin, cout, 1, stride, act=None) if stride != 1 or cin != cout else nn.Identity()
@@ -124,7 +152,7 @@ def resnet_backbone(depth: int) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = [conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1)]
     cin = 64
     for stage, n in enumerate(blocks):
-        width = 64 * 2 ** stage
+        width = 64 * 2**stage
         for i in range(n):
             layers.append(ResNetBlock(cin, width, 2 if i == 0 and stage > 0 else 1, bottleneck))
             cin = width * 4 if bottleneck else width
@@ -139,8 +167,13 @@ def resnet(depth: int = 50, size: int = 224) -> tuple[nn.Module, tuple]:
 
 # --- MobileOne (apple/ml-mobileone, inference_mode=True: every branch folded into one conv) ------
 
-MOBILEONE_WIDTHS = {"s0": (0.75, 1.0, 1.0, 2.0), "s1": (1.5, 1.5, 2.0, 2.5), "s2": (1.5, 2.0, 2.5, 4.0),
-                    "s3": (2.0, 2.5, 3.0, 4.0), "s4": (3.0, 3.5, 3.5, 4.0)}
+MOBILEONE_WIDTHS = {
+    "s0": (0.75, 1.0, 1.0, 2.0),
+    "s1": (1.5, 1.5, 2.0, 2.5),
+    "s2": (1.5, 2.0, 2.5, 4.0),
+    "s3": (2.0, 2.5, 3.0, 4.0),
+    "s4": (3.0, 3.5, 3.5, 4.0),
+}
 
 
 class MobileOneSE(nn.Module):
@@ -180,10 +213,14 @@ def mobileone(variant: str = "s0", size: int = 224) -> tuple[nn.Module, tuple]:
 # --- FastViT (apple/ml-fastvit, reparameterised) ----------------------------------------------------
 
 FASTVIT = {  # layers, embed dims, mlp ratio, attention in the last stage
-    "t8": ([2, 2, 4, 2], [48, 96, 192, 384], 3, False), "t12": ([2, 2, 6, 2], [64, 128, 256, 512], 3, False),
-    "s12": ([2, 2, 6, 2], [64, 128, 256, 512], 4, False), "sa12": ([2, 2, 6, 2], [64, 128, 256, 512], 4, True),
-    "sa24": ([4, 4, 12, 4], [64, 128, 256, 512], 4, True), "sa36": ([6, 6, 18, 6], [64, 128, 256, 512], 4, True),
-    "ma36": ([6, 6, 18, 6], [76, 152, 304, 608], 4, True)}
+    "t8": ([2, 2, 4, 2], [48, 96, 192, 384], 3, False),
+    "t12": ([2, 2, 6, 2], [64, 128, 256, 512], 3, False),
+    "s12": ([2, 2, 6, 2], [64, 128, 256, 512], 4, False),
+    "sa12": ([2, 2, 6, 2], [64, 128, 256, 512], 4, True),
+    "sa24": ([4, 4, 12, 4], [64, 128, 256, 512], 4, True),
+    "sa36": ([6, 6, 18, 6], [64, 128, 256, 512], 4, True),
+    "ma36": ([6, 6, 18, 6], [76, 152, 304, 608], 4, True),
+}
 
 
 class ConvFFN(nn.Module):
@@ -191,8 +228,9 @@ class ConvFFN(nn.Module):
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.body = nn.Sequential(conv_bn(dim, dim, 7, groups=dim, act=None), nn.Conv2d(dim, hidden, 1), nn.GELU(),
-                                  nn.Conv2d(hidden, dim, 1))
+        self.body = nn.Sequential(
+            conv_bn(dim, dim, 7, groups=dim, act=None), nn.Conv2d(dim, hidden, 1), nn.GELU(), nn.Conv2d(hidden, dim, 1)
+        )
 
     def forward(self, x):
         return self.body(x)
@@ -229,7 +267,7 @@ class FastViTAttention(nn.Module):
         tokens = x.reshape(1, self.dim, n).transpose(1, 2)
         qkv = self.qkv(tokens).reshape(1, n, 3, self.heads, 32).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = torch.softmax((q * 32 ** -0.5) @ k.transpose(-2, -1), dim=-1)
+        attn = torch.softmax((q * 32**-0.5) @ k.transpose(-2, -1), dim=-1)
         out = self.proj((attn @ v).transpose(1, 2).reshape(1, n, self.dim))
         return out.transpose(1, 2).reshape(1, self.dim, self.hw, self.hw)
 
@@ -241,8 +279,11 @@ class FastViTAttention(nn.Module):
 def fastvit(variant: str = "t8", size: int = 256) -> tuple[nn.Module, tuple]:
     depths, dims, mlp_ratio, attention = FASTVIT[variant]
     gelu = nn.GELU
-    layers: list[nn.Module] = [conv_bn(3, dims[0], 3, 2, act=gelu), conv_bn(dims[0], dims[0], 3, 2, dims[0], gelu),
-                               conv_bn(dims[0], dims[0], 1, act=gelu)]
+    layers: list[nn.Module] = [
+        conv_bn(3, dims[0], 3, 2, act=gelu),
+        conv_bn(dims[0], dims[0], 3, 2, dims[0], gelu),
+        conv_bn(dims[0], dims[0], 1, act=gelu),
+    ]
     hw = size // 4
     for stage, (n, dim) in enumerate(zip(depths, dims)):
         if stage > 0:  # PatchEmbed: 7x7 stride-2 grouped conv (reparameterised), then 1x1
@@ -251,18 +292,28 @@ def fastvit(variant: str = "t8", size: int = 256) -> tuple[nn.Module, tuple]:
         last_attention = attention and stage == 3
         if last_attention:  # RepCPE: 7x7 depthwise positional conv (identity folded in)
             layers.append(nn.Conv2d(dim, dim, 7, 1, 3, groups=dim))
-        layers += [FastViTAttention(dim, hw, mlp_ratio) if last_attention else RepMixerBlock(dim, mlp_ratio)
-                   for _ in range(n)]
+        layers += [
+            FastViTAttention(dim, hw, mlp_ratio) if last_attention else RepMixerBlock(dim, mlp_ratio) for _ in range(n)
+        ]
     head = dims[-1] * 2  # conv_exp: MobileOne 3x3 grouped conv with SE, then GAP + classifier
-    layers += [nn.Conv2d(dims[-1], head, 3, 1, 1, groups=dims[-1]), MobileOneSE(head), nn.GELU(),
-               nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(head, 1000)]
+    layers += [
+        nn.Conv2d(dims[-1], head, 3, 1, 1, groups=dims[-1]),
+        MobileOneSE(head),
+        nn.GELU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(head, 1000),
+    ]
     return nn.Sequential(*layers), (image(size),)
 
 
 # --- EfficientFormer v1 (snap-research/EfficientFormer) -------------------------------------------
 
-EFFICIENTFORMER = {"l1": ([3, 2, 6, 4], [48, 96, 224, 448], 1), "l3": ([4, 4, 12, 6], [64, 128, 320, 512], 4),
-                   "l7": ([6, 6, 18, 8], [96, 192, 384, 768], 8)}
+EFFICIENTFORMER = {
+    "l1": ([3, 2, 6, 4], [48, 96, 224, 448], 1),
+    "l3": ([4, 4, 12, 6], [64, 128, 320, 512], 4),
+    "l7": ([6, 6, 18, 8], [96, 192, 384, 768], 8),
+}
 
 
 class Meta4D(nn.Module):
@@ -271,8 +322,9 @@ class Meta4D(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
-        self.mlp = nn.Sequential(conv_bn(dim, 4 * dim, 1, act=nn.GELU, bias=True), conv_bn(4 * dim, dim, 1, act=None,
-                                                                                          bias=True))
+        self.mlp = nn.Sequential(
+            conv_bn(dim, 4 * dim, 1, act=nn.GELU, bias=True), conv_bn(4 * dim, dim, 1, act=None, bias=True)
+        )
         self.scale1 = nn.Parameter(torch.full((dim, 1, 1), 1e-5))
         self.scale2 = nn.Parameter(torch.full((dim, 1, 1), 1e-5))
 
@@ -297,7 +349,7 @@ class Meta3D(nn.Module):
     def attend(self, x):
         qkv = self.qkv(x).reshape(1, self.tokens, self.heads, -1).permute(0, 2, 1, 3)
         q, k, v = qkv.split([self.key, self.key, self.d], dim=3)
-        attn = torch.softmax(q @ k.transpose(-2, -1) * self.key ** -0.5 + self.bias, dim=-1)
+        attn = torch.softmax(q @ k.transpose(-2, -1) * self.key**-0.5 + self.bias, dim=-1)
         return self.proj((attn @ v).transpose(1, 2).reshape(1, self.tokens, self.heads * self.d))
 
     def forward(self, x):
@@ -309,8 +361,10 @@ class EfficientFormer(nn.Module):
     def __init__(self, variant: str, size: int):
         super().__init__()
         depths, dims, vit_num = EFFICIENTFORMER[variant]
-        layers: list[nn.Module] = [conv_bn(3, dims[0] // 2, 3, 2, bias=True), conv_bn(dims[0] // 2, dims[0], 3, 2,
-                                                                                      bias=True)]
+        layers: list[nn.Module] = [
+            conv_bn(3, dims[0] // 2, 3, 2, bias=True),
+            conv_bn(dims[0] // 2, dims[0], 3, 2, bias=True),
+        ]
         for stage, (n, dim) in enumerate(zip(depths, dims)):
             if stage > 0:
                 layers.append(conv_bn(dims[stage - 1], dim, 3, 2, act=None, bias=True))
@@ -332,6 +386,7 @@ def efficientformer(variant: str = "l1", size: int = 224) -> tuple[nn.Module, tu
 
 
 # --- MobileViTv2 (apple/ml-cvnets, width 1.0) -------------------------------------------------------
+
 
 class LinearAttentionFFN(nn.Module):
     """MobileViTv2 LinearAttnFFN: GroupNorm(1) + separable linear self-attention, GroupNorm(1) + conv FFN."""
@@ -357,8 +412,9 @@ class MobileViTv2Block(nn.Module):
     def __init__(self, channels: int, d: int, n_blocks: int, hw: int):
         super().__init__()
         self.channels, self.d, self.hw = channels, d, hw
-        self.local = nn.Sequential(conv_bn(channels, channels, 3, groups=channels, act=nn.SiLU),
-                                   nn.Conv2d(channels, d, 1, bias=False))
+        self.local = nn.Sequential(
+            conv_bn(channels, channels, 3, groups=channels, act=nn.SiLU), nn.Conv2d(channels, d, 1, bias=False)
+        )
         self.globals = nn.Sequential(*[LinearAttentionFFN(d) for _ in range(n_blocks)], nn.GroupNorm(1, d))
         self.project = conv_bn(d, channels, 1, act=None)
 
@@ -371,8 +427,12 @@ class MobileViTv2Block(nn.Module):
 
 
 def mobilevit_v2(size: int = 256) -> tuple[nn.Module, tuple]:
-    layers: list[nn.Module] = [conv_bn(3, 32, 3, 2, act=nn.SiLU), InvertedResidual(32, 64, 1, 2, nn.SiLU),
-                               InvertedResidual(64, 128, 2, 2, nn.SiLU), InvertedResidual(128, 128, 1, 2, nn.SiLU)]
+    layers: list[nn.Module] = [
+        conv_bn(3, 32, 3, 2, act=nn.SiLU),
+        InvertedResidual(32, 64, 1, 2, nn.SiLU),
+        InvertedResidual(64, 128, 2, 2, nn.SiLU),
+        InvertedResidual(128, 128, 1, 2, nn.SiLU),
+    ]
     hw = size // 4
     for cin, cout, d, n in [(128, 256, 128, 2), (256, 384, 192, 4), (384, 512, 256, 3)]:
         hw //= 2

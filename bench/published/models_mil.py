@@ -3,6 +3,7 @@
 They hold ~1 GB of fp16 weights; building them in torch would need 2+ GB of fp32 weights and a trace,
 so the layers are written as the ANE-layout 1x1 convs the sources used.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,11 @@ def lm_head(hidden: int = 4096, vocab: int = 128256, parts: int = 16):
 
     @mb.program(input_specs=[mb.TensorSpec((1, hidden, 1, 1), dtype=types.fp16)], opset_version=ct.target.iOS18)
     def program(hidden_states):
-        return tuple(mb.conv(x=hidden_states, weight=random_fp16(rng, (vocab // parts, hidden, 1, 1)),
-                             name=f"lm_head_{i}") for i in range(parts))
+        return tuple(
+            mb.conv(x=hidden_states, weight=random_fp16(rng, (vocab // parts, hidden, 1, 1)), name=f"lm_head_{i}")
+            for i in range(parts)
+        )
+
     return program
 
 
@@ -46,4 +50,5 @@ def llama_mlp(copies: int = 4, dim: int = 4096, hidden: int = 11008, seq: int = 
             down = mb.conv(x=act, weight=random_fp16(rng, (dim, hidden, 1, 1)), name=f"mlp{i}_down")
             x = mb.add(x=x, y=down, name=f"mlp{i}_residual")
         return x
+
     return program

@@ -8,6 +8,7 @@ Two layouts, as the sources built them:
   rewritten here so that transformers need not be installed.
 Sizes are Python ints fixed at build time: the traces carry no shape arithmetic.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 # --- Apple's ANE layout (B, C, 1, S) -----------------------------------------------------------------
+
 
 class LayerNormANE(nn.Module):
     """ml-ane-transformers LayerNormANE: normalise over channels of a (B, C, 1, S) tensor.
@@ -46,7 +48,7 @@ class AttentionANE(nn.Module):
         self.v, self.out = nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, dim, 1)
 
     def forward(self, x, mask=None):
-        scale = self.head_dim ** -0.5
+        scale = self.head_dim**-0.5
         qs = self.q(x).split(self.head_dim, dim=1)
         ks = self.k(x).transpose(1, 3).split(self.head_dim, dim=3)
         vs = self.v(x).split(self.head_dim, dim=1)
@@ -83,8 +85,17 @@ class BertANE(nn.Module):
     Inputs input_ids and attention_mask (int32, converted from int64 as the source did); the
     embedding lookups run in (B, S, C) and LayerNormANE moves them to (B, C, 1, S)."""
 
-    def __init__(self, layers: int = 6, dim: int = 768, heads: int = 12, ffn: int = 3072, seq: int = 128,
-                 vocab: int = 30522, token_types: bool = False, head: str = "sequence"):
+    def __init__(
+        self,
+        layers: int = 6,
+        dim: int = 768,
+        heads: int = 12,
+        ffn: int = 3072,
+        seq: int = 128,
+        vocab: int = 30522,
+        token_types: bool = False,
+        head: str = "sequence",
+    ):
         super().__init__()
         self.seq, self.head_kind = seq, head
         self.word, self.position = nn.Embedding(vocab, dim), nn.Embedding(512, dim)
@@ -117,6 +128,7 @@ def bert_ane(seq: int = 128, layers: int = 6, token_types: bool = False, head: s
 
 
 # --- Hugging Face layout (B, S, C) ------------------------------------------------------------------
+
 
 class SelfAttention(nn.Module):
     """Matmul attention as transformers' DistilBERT / OpenAI Whisper / CLIP / nanoGPT write it."""
@@ -185,8 +197,13 @@ def distilbert_hf(seq: int = 128) -> tuple:
 
 # --- Whisper encoders (openai/whisper model.py AudioEncoder; whisper.cpp's ANE variant) ---------------
 
-WHISPER = {"tiny": (384, 4, 6), "base": (512, 6, 8), "small": (768, 12, 12), "medium": (1024, 24, 16),
-           "large": (1280, 32, 20)}
+WHISPER = {
+    "tiny": (384, 4, 6),
+    "base": (512, 6, 8),
+    "small": (768, 12, 12),
+    "medium": (1024, 24, 16),
+    "large": (1280, 32, 20),
+}
 
 
 class WhisperEncoder(nn.Module):
@@ -197,8 +214,9 @@ class WhisperEncoder(nn.Module):
         self.conv1, self.conv2 = nn.Conv1d(mels, dim, 3, padding=1), nn.Conv1d(dim, dim, 3, 2, padding=1)
         self.register_buffer("positions", torch.randn(1500, dim) * 0.02)
         if ane:
-            self.blocks = nn.ModuleList([EncoderLayerANE(dim, heads, 4 * dim, pre_norm=True, key_bias=False)
-                                         for _ in range(layers)])
+            self.blocks = nn.ModuleList(
+                [EncoderLayerANE(dim, heads, 4 * dim, pre_norm=True, key_bias=False) for _ in range(layers)]
+            )
             self.norm = LayerNormANE(dim, eps=1e-5)
         else:
             self.blocks = nn.ModuleList([Block(dim, heads, 4 * dim, 1500, key_bias=False) for _ in range(layers)])
@@ -222,6 +240,7 @@ def whisper_encoder(size: str = "tiny", ane: bool = False, mels: int = 80) -> tu
 
 
 # --- CLIP-style ViT image encoder and text encoder (MobileCLIP-B / L) ---------------------------------
+
 
 class ViT(nn.Module):
     def __init__(self, dim: int, layers: int, heads: int, patch: int, size: int, embed: int):
@@ -268,6 +287,7 @@ def clip_text(dim: int = 512, layers: int = 12, heads: int = 8) -> tuple:
 
 
 # --- GPT-2 (nanoGPT baseline and smpanaro's ANE layout) ----------------------------------------------
+
 
 class NanoGPT(nn.Module):
     """karpathy/nanoGPT model.py GPT (gpt2 small), inference path: logits of the last token only."""
@@ -321,6 +341,7 @@ def gpt2_ane(ctx: int = 512) -> tuple:
 
 # --- ask-meridian.uk AneEncoder (LuuOW/meridian-mcp mlcore/ane_encoder), RangeDim sequence ------------
 
+
 class MeridianNorm(nn.Module):
     """ane_modules.LayerNormANE: (x - mean) * rsqrt(var + eps) over channels, then weight and bias."""
 
@@ -348,7 +369,7 @@ class MeridianBlock(nn.Module):
     def attend(self, x):
         d = self.dim // self.heads
         q, k, v = (proj(x).reshape(self.heads, d, 1, -1) for proj in (self.q, self.k, self.v))
-        scores = (q.permute(0, 1, 3, 2) * k).sum(dim=1, keepdim=True) * d ** -0.5
+        scores = (q.permute(0, 1, 3, 2) * k).sum(dim=1, keepdim=True) * d**-0.5
         out = (torch.softmax(scores, dim=-1) * v).sum(dim=-1, keepdim=True).permute(0, 1, 3, 2)
         return self.o(out.reshape(1, self.dim, 1, -1))
 
