@@ -13,8 +13,6 @@ Prints the sweep tables, the wall time per model, and checks the quality bar: pa
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import sys
 import tempfile
 import time
@@ -43,26 +41,10 @@ MODELS = {  # name -> (module, example inputs), the sizes bench_execute.py uses
 
 def convert(name: str, folder: Path) -> Path:
     """Trace and convert one model to an fp16 ML Program (iOS 18)."""
-    ct = quiet_coremltools()
+    quiet_coremltools()
     torch.manual_seed(0)
     module, inputs = MODELS[name]()
-    with torch.no_grad():
-        traced = torch.jit.trace(module, inputs)
-    specs = [
-        ct.TensorType(name=n, shape=tuple(x.shape), dtype=x.numpy().dtype)
-        for n, x in zip(zoo.input_names(name, len(inputs)), inputs)
-    ]
-    with contextlib.redirect_stderr(io.StringIO()):
-        ml = ct.convert(
-            traced,
-            inputs=specs,
-            convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT16,
-            minimum_deployment_target=ct.target.iOS18,
-        )
-    path = folder / f"{name}.mlpackage"
-    ml.save(str(path))
-    return path
+    return zoo.convert_module(module, inputs, name, folder / f"{name}.mlpackage", fp16=True)
 
 
 def main() -> None:

@@ -12,8 +12,6 @@ growth over the process after its imports (model weights + a forward pass), and 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import resource
 import statistics
@@ -45,28 +43,6 @@ def bench_models():
             (torch.randint(0, 1000, (1, 128), dtype=torch.int32), torch.ones(1, 128)),
         ),
     }
-
-
-def convert(name: str, module, inputs, folder: Path) -> Path:
-    import coremltools as ct
-
-    with torch.no_grad():
-        traced = torch.jit.trace(module, inputs)
-    specs = [
-        ct.TensorType(name=n, shape=tuple(x.shape), dtype=x.numpy().dtype)
-        for n, x in zip(zoo.input_names(name, len(inputs)), inputs)
-    ]
-    with contextlib.redirect_stderr(io.StringIO()):
-        ml = ct.convert(
-            traced,
-            inputs=specs,
-            convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT32,
-            minimum_deployment_target=ct.target.iOS18,
-        )
-    path = folder / f"{name}.mlpackage"
-    ml.save(str(path))
-    return path
 
 
 def rss_mb(field: str) -> float:
@@ -173,7 +149,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             module, inputs = bench_models()[name]()
-            package = convert(name, module, inputs, Path(tmp))
+            package = zoo.convert_module(module, inputs, name, Path(tmp) / f"{name}.mlpackage")
             graph = load(package).graphs[0]
             plan = Plan(graph)
             arrays = check_inputs(graph, dict(zip((v.name for v in graph.inputs), (x.numpy() for x in inputs))))

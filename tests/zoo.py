@@ -608,6 +608,12 @@ def input_names(name: str, count: int) -> tuple[str, ...]:
 
 def convert(name: str, folder: Path, fp16: bool = False, target: str = "iOS18") -> Path:
     """Trace and convert zoo model ``name`` to ``folder/<name>[_fp16].mlpackage``; returns the path."""
+    module, inputs = ZOO[name]()
+    return convert_module(module, inputs, name, folder / f"{name}{'_fp16' if fp16 else ''}.mlpackage", fp16, target)
+
+
+def convert_module(module, inputs, name: str, path: Path, fp16: bool = False, target: str = "iOS18") -> Path:
+    """Trace ``module`` on ``inputs`` (named as zoo model ``name``'s) and save it as an ML Program at ``path``."""
     import contextlib
     import io
     import logging
@@ -615,7 +621,6 @@ def convert(name: str, folder: Path, fp16: bool = False, target: str = "iOS18") 
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     import coremltools as ct
 
-    module, inputs = ZOO[name]()
     with torch.no_grad():
         traced = torch.jit.trace(module, inputs)
     specs = [
@@ -630,7 +635,6 @@ def convert(name: str, folder: Path, fp16: bool = False, target: str = "iOS18") 
             minimum_deployment_target=getattr(ct.target, target),
             compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32,
         )
-    path = folder / f"{name}{'_fp16' if fp16 else ''}.mlpackage"
     ml.save(str(path))
     return path
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..outputs import check_package_output, publish_package
 from ..ir import Model
 from ..util import Exportable
 from .analysis import Accuracy, OpFormat, PlacementChange, Sizes, accuracy, op_formats, placement_changes
@@ -30,33 +31,13 @@ def check_source(source: Any) -> Path:
     return path
 
 
-def check_output(source: Path, output: Any) -> Path:
-    """Refuse an output that is, holds or sits inside the input, or that would replace something else."""
-    if output is None:
-        raise ModelError("compress needs an output path (-o OUT.mlpackage)")
-    out, src = Path(output).resolve(), source.resolve()
-    if out == src or src in out.parents:
-        raise ModelError(f"{output}: the output must not be the input {source} or lie inside it")
-    if out in src.parents:
-        raise ModelError(f"{output}: writing there would replace the folder that holds the input {source}")
-    if out.suffix != ".mlpackage":
-        raise ModelError(f"{output}: the output must be an .mlpackage path")
-    if not out.parent.is_dir():
-        raise ModelError(f"{output}: folder {out.parent} does not exist")
-    if out.exists() and not (out / "Manifest.json").is_file():
-        raise ModelError(f"{output}: exists and is not an .mlpackage; not overwriting it")
-    return out
-
-
 def save_atomic(ml: Any, output: Path) -> None:
     """Save an MLModel so that ``output`` is either the old package or the complete new one."""
     staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
     try:
         staged = staging / output.name
         ml.save(str(staged))
-        if output.exists():
-            os.replace(output, staging / "previous")
-        os.replace(staged, output)
+        publish_package(staged, output, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -256,7 +237,7 @@ def compress(
     if os is not None:
         parse_os(os)
     src = check_source(source)
-    out = check_output(src, output)
+    out = check_package_output(src, output, "compress")
     model = load_mlprogram(src)
     check_target(recipe, model, os)
     calibration = load_calibration(activations, model) if activations is not None else None

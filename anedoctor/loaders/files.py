@@ -116,7 +116,7 @@ def read_bytes(path: Path, root: Path | None, kind: str, what: str = "file") -> 
                 raise ModelError(f"{path}: the {what} is not a regular file; refusing to read it")
             data = f.read(min(st.st_size, limit) + 1)  # one byte more shows a file that grew
     except OSError as e:
-        raise ModelError(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__})") from None
+        raise ModelError(f"{path}: cannot read {what} ({e.strerror or type(e).__name__})") from None
     if len(data) > limit:
         raise ModelError(f"{path}: the {what} is over the {limit:,}-byte limit for it")
     return data

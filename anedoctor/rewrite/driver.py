@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ..api import check, load, numerics, run
+from ..api import check, load, numerics, run, selected_rules
 from ..errors import ModelError
+from ..outputs import check_package_output, publish_package
 from .base import PASSES, PLACEMENT_RULES, Pass
 from .coreml_io import load_program
 from .report import Attempt, FixReport, summary_of, unfixed_causes
@@ -51,8 +52,8 @@ def fix(
     if out is None and not dry_run:
         raise ModelError("fix needs an output path (or dry_run=True)")
     if out is not None:
-        guard_output(src, out)
-    wanted = rule_filter(select, ignore)
+        check_package_output(src, out, "fix")
+    wanted = selected_rules(split(select), split(ignore))
     original = check(src, chip=chip, os=os, compute_units=compute_units)
     reference = None  # the original's outputs on seeded (or given) inputs, computed when a pass is tried
     report = FixReport(src, out, dry_run, original, summary_of(original))
@@ -60,7 +61,7 @@ def fix(
     try:
         current, current_report = src, original
         for step, cls in enumerate(PASSES.values()):
-            rules = [r for r in cls.rules if wanted(r)]
+            rules = [r for r in cls.rules if wanted is None or r in wanted]
             flagged = {p.op.name for p in current_report.placements for f in p.findings if f.rule.id in rules}
             if not flagged:
                 continue
@@ -86,7 +87,7 @@ def fix(
         report.finish(current_report, summary_of(current_report), unfixed_causes(current_report, PLACEMENT_RULES))
         report.no_gain = no_gain(original, current_report) if report.applied else None
         if report.improved and out is not None and not dry_run:
-            publish(current, out, work)
+            publish_package(current, out, work)
             report.written = True
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -205,37 +206,6 @@ def package_path(source: Any) -> Path:
     return path
 
 
-def guard_output(src: Path, out: Path) -> None:
-    """Refuse an output that is, contains or sits inside the input."""
-    s, o = src.resolve(), out.resolve()
-    if o == s or s in o.parents:
-        raise ModelError(f"{out}: the output must not be the input or inside it ({src})")
-    if o in s.parents:
-        raise ModelError(f"{out}: the output would replace a folder that holds the input ({src})")
-    if out.suffix != ".mlpackage":
-        raise ModelError(f"{out}: the output must be a .mlpackage path")
-    if not out.parent.is_dir():
-        raise ModelError(f"{out}: folder {out.parent} does not exist")
-
-
-def publish(package: Path, out: Path, work: Path) -> None:
-    """Move a finished package to ``out`` (same filesystem: a rename), replacing an old one only
-    after the new one is complete."""
-    if out.exists() or out.is_symlink():
-        os.replace(out, work / "previous-output")
-    os.replace(package, out)
-
-
-def rule_filter(select: Iterable[str] | str | None, ignore: Iterable[str] | str | None):
-    """A predicate over rule ids from ``select``/``ignore`` (lists or comma-separated strings; prefixes
-    such as "PA" match every PA-n)."""
-
-    def ids(x):
-        return [s.strip().upper() for s in (x.split(",") if isinstance(x, str) else x or []) if s.strip()]
-
-    sel, ign = ids(select), ids(ignore)
-
-    def hit(rule_id: str, pats: list[str]) -> bool:
-        return any(rule_id == p or rule_id.startswith(p.rstrip("-") + "-") for p in pats)
-
-    return lambda r: (not sel or hit(r, sel)) and not hit(r, ign)
+def split(rules: Iterable[str] | str | None) -> list[str] | None:
+    """Rule names as a list; a comma-separated string (the CLI's form) is split."""
+    return rules.split(",") if isinstance(rules, str) else (list(rules) if rules is not None else None)

@@ -255,7 +255,7 @@ def mutate_json_text(rng: random.Random, text: str) -> tuple[str, str]:
         depth = rng.choice([200, 5000, 100000])
         return "[" * depth + "]" * depth, f"nested {depth} deep"
     if kind < 0.2:
-        data, what = mutate_bytes(rng, text.encode())
+        data, what = mutate_bytes(rng, text.encode("utf-8", "surrogateescape"))
         return data.decode("utf-8", "surrogateescape"), what
     value = json.loads(text)
     path = rng.choice(json_nodes(value))
@@ -311,6 +311,8 @@ def mutate_mil(rng: random.Random, text: str) -> tuple[str, str]:
     import re
 
     kind = rng.choice(["number", "number", "dim", "line", "dup", "truncate", "name", "nest", "blobfile", "bytes"])
+    if not text:
+        return "program(1.0)\n{\n}\n" if kind == "dup" else text, "empty file"
     if kind in ("number", "dim"):
         pattern = r"(?<=[\[, ])\d+(?=[\],])" if kind == "dim" else r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
         hits = list(re.finditer(pattern, text))
@@ -344,7 +346,7 @@ def mutate_mil(rng: random.Random, text: str) -> tuple[str, str]:
                           '"@model_path/weights/\\u0000.bin"', '"@model_path/."'])
         pattern = r'(BLOBFILE\(path = (?:tensor<string, \[\]>|string)\()"[^"]*"'
         return re.sub(pattern, lambda m: m.group(1) + new, text, count=1), f"BLOBFILE path -> {new}"
-    data, what = mutate_bytes(rng, text.encode())
+    data, what = mutate_bytes(rng, text.encode("utf-8", "surrogateescape"))
     return data.decode("utf-8", "surrogateescape"), what
 
 
