@@ -16,7 +16,7 @@ from typing import Any
 
 from .api import check, load
 from .cost.fitted import FITTED
-from .hardware import CHIPS, COMPUTE_UNITS, DEVICE_LABELS, Chip
+from .hardware import CHIPS, COMPUTE_UNITS, DEVICE_LABELS, IOS_TO_MACOS, Chip
 from .report import Report
 from .util import write_atomic
 
@@ -250,7 +250,17 @@ def chip_assumptions(chip: Chip) -> dict[str, Any]:
         "gpu_cores": chip.gpu_cores,
         "gpu_tflops": chip.gpu_tflops,
         "ane_dispatch_ms": k[f"ane_dispatch_ms_{chip.platform}"],
+        "first_os": first_os(chip),
     }
+
+
+def first_os(chip: Chip) -> str:
+    """The OS the chip shipped with: the oldest ``--os`` anedoctor accepts for it."""
+    return (
+        f"macos{IOS_TO_MACOS.get(chip.launch_os, chip.launch_os)}"
+        if chip.platform == "macos"
+        else f"ios{chip.launch_os}"
+    )
 
 
 def chips_table() -> list[dict[str, Any]]:

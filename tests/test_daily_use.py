@@ -327,3 +327,9 @@ def test_progress_shows_on_a_terminal_only(split):
     assert proc.returncode == 0 and b"split.mlpackage" in seen and (b"loading" in seen or b"predicting" in seen)
     quiet = run("check", split, "--json", os.devnull)
     assert quiet.returncode == 0 and "loading" not in quiet.stderr and "predicting" not in quiet.stderr
+
+
+def test_chips_lists_chips_their_first_os_and_the_os_versions():
+    r = run("chips")
+    assert r.returncode == 0 and "m2ultra" in r.stdout and "a19" in r.stdout and "first OS" in r.stdout
+    assert "ios26" in r.stdout and "macos15" in r.stdout and "ios19" not in r.stdout

@@ -2,6 +2,7 @@
 fields with one specific error each, hostile .npz inputs, the two NeuralNetwork executor fixes, and a
 bounded mutation campaign over every input family (tests/fuzz) that must end with zero hangs, crashes,
 generic errors, unnamed errors, modified inputs and leftover files."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -65,6 +66,7 @@ def load_error(path) -> str:
 
 
 # ------------------------------------------------------------------ files the loaders open
+
 
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero"])
 def test_model_file_that_is_not_a_regular_file_is_refused(tmp_path, kind):
@@ -145,6 +147,7 @@ def test_deeply_nested_json_is_one_error(tmp_path):
 
 # ------------------------------------------------------------------ malformed fields: one specific line each
 
+
 def edit_spec(package: Path, change) -> Path:
     from coremltools.proto import Model_pb2
 
@@ -162,12 +165,18 @@ def first_op(spec, op_type: str):
 
 
 def test_op_without_outputs_and_name_without_string(tmp_path, seeds):
-    package = edit_spec(copy(seeds["mlpackage"], tmp_path / "a.mlpackage"),
-                        lambda s: first_op(s, "relu").ClearField("outputs"))
-    assert "op '#" in (message := load_error(package)) and "(relu): the op declares no outputs" in message
-    package = edit_spec(copy(seeds["mlpackage"], tmp_path / "b.mlpackage"),
-                        lambda s: first_op(s, "relu").attributes["name"].immediateValue.tensor.strings
-                        .ClearField("values"))
+    def anonymous(spec):
+        op = first_op(spec, "relu")
+        op.ClearField("outputs")
+        del op.attributes["name"]
+
+    package = edit_spec(copy(seeds["mlpackage"], tmp_path / "a.mlpackage"), anonymous)
+    message = load_error(package)
+    assert "op '#" in message and "(relu): the op has no name and declares no outputs" in message
+    package = edit_spec(
+        copy(seeds["mlpackage"], tmp_path / "b.mlpackage"),
+        lambda s: first_op(s, "relu").attributes["name"].immediateValue.tensor.strings.ClearField("values"),
+    )
     assert "(relu): its name attribute holds 0 strings, not one" in load_error(package)
 
 
@@ -181,8 +190,9 @@ def test_huge_dimension_in_a_protobuf_type(tmp_path, seeds):
 
 def test_weight_shape_larger_than_its_blob_names_the_const(seeds):
     model = load(seeds["mlpackage"])
-    value = next(v for op in model.graphs[0].ops for v in op.inputs.values()
-                 if isinstance(getattr(v, "const", None), BlobRef))
+    value = next(
+        v for op in model.graphs[0].ops for v in op.inputs.values() if isinstance(getattr(v, "const", None), BlobRef)
+    )
     ref = value.const
     assert read_blob(ref).shape == ref.shape
     bigger = dataclasses.replace(ref, shape=(ref.shape[0] * 1000, *ref.shape[1:]))
@@ -191,12 +201,15 @@ def test_weight_shape_larger_than_its_blob_names_the_const(seeds):
         read_blob(bigger)
 
 
-@pytest.mark.parametrize("old, new, expected", [
-    ("tensor<fp16, [1025]> logits", "tensor<fp16, [99999999999999999999999]> logits", "model.mil:4:"),
-    ("tensor<int32, []>(-1)", "tensor<int32, []>(nan)", "model.mil:5:"),
-    ("tensor<int32, [1]>([-1])", "tensor<int32, [1]>([99999999999999999999])", "model.mil:8:"),
-    ("val = tensor<bool, []>(true)", "val = " + "[" * 5000 + "1" + "]" * 5000, "nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("tensor<fp16, [1025]> logits", "tensor<fp16, [99999999999999999999999]> logits", "model.mil:4:"),
+        ("tensor<int32, []>(-1)", "tensor<int32, []>(nan)", "model.mil:5:"),
+        ("tensor<int32, [1]>([-1])", "tensor<int32, [1]>([99999999999999999999])", "model.mil:8:"),
+        ("val = tensor<bool, []>(true)", "val = " + "[" * 5000 + "1" + "]" * 5000, "nested too deeply"),
+    ],
+)
 def test_malformed_mil_numbers_and_nesting_name_the_line(tmp_path, old, new, expected):
     model = copy(ARGMAX, tmp_path / "m.mlmodelc")
     text = (model / "model.mil").read_text()
@@ -206,10 +219,14 @@ def test_malformed_mil_numbers_and_nesting_name_the_line(tmp_path, old, new, exp
     assert "model.mil" in message and expected in message
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("C", "abc", "field 'C' must be an integer"), ("name", ["x"], "field 'name' is list, expected a string"),
-    ("K", 2**70, "field 'K' must be an integer up to"),
-])
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("C", "abc", "field 'C' must be an integer"),
+        ("name", ["x"], "field 'name' is list, expected a string"),
+        ("K", 2**70, "field 'K' must be an integer up to"),
+    ],
+)
 def test_espresso_layer_with_wrong_types(tmp_path, field, value, expected):
     model = copy(CHIRON, tmp_path / "m.mlmodelc")
     net = json.loads((model / "model.espresso.net").read_text())
@@ -220,13 +237,18 @@ def test_espresso_layer_with_wrong_types(tmp_path, field, value, expected):
     assert f"model.espresso.net: layer {layer_index}" in message and expected in message
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda m: m.update(availability=["iOS 16"]), "field 'availability' is list, expected dict"),
-    (lambda m: m.update(defaultFunctionName=3), "field 'defaultFunctionName' is int, expected str"),
-    (lambda m: m["inputSchema"][0].update(enumeratedShapes="[[1, 2], [3, \"x\"]]"),
-     "enumerated shapes must be lists of integers"),
-    (lambda m: m["inputSchema"][0].update(shape=f"[{2**50}]"), f"default shape: dimension {2**50} is outside"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda m: m.update(availability=["iOS 16"]), "field 'availability' is list, expected dict"),
+        (lambda m: m.update(defaultFunctionName=3), "field 'defaultFunctionName' is int, expected str"),
+        (
+            lambda m: m["inputSchema"][0].update(enumeratedShapes='[[1, 2], [3, "x"]]'),
+            "enumerated shapes must be lists of integers",
+        ),
+        (lambda m: m["inputSchema"][0].update(shape=f"[{2**50}]"), f"default shape: dimension {2**50} is outside"),
+    ],
+)
 def test_metadata_with_wrong_types(tmp_path, change, expected):
     model = copy(ARGMAX, tmp_path / "m.mlmodelc")
     meta = json.loads((model / "metadata.json").read_text())
@@ -239,11 +261,17 @@ def test_metadata_with_wrong_types(tmp_path, change, expected):
 
 # ------------------------------------------------------------------ inputs for run
 
-@pytest.mark.parametrize("kind, expected", [
-    ("truncated", "truncated|not a .npy|cannot read inputs"), ("not_zip", "not a .npy or .npz file"),
-    ("object", "holds Python objects"), ("huge_header", "over the .*-byte limit|truncated"),
-    ("bomb", "over the .*-byte limit"),
-])
+
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("truncated", "truncated|not a .npy|cannot read inputs"),
+        ("not_zip", "not a .npy or .npz file"),
+        ("object", "holds Python objects"),
+        ("huge_header", "over the .*-byte limit|truncated"),
+        ("bomb", "over the .*-byte limit"),
+    ],
+)
 def test_hostile_npz_inputs(tmp_path, seeds, kind, expected):
     mutate.npz_mutant(kind, random.Random(0), seeds, tmp_path / "in.npz")
     with pytest.raises(ModelError, match=expected) as info:
@@ -254,12 +282,16 @@ def test_hostile_npz_inputs(tmp_path, seeds, kind, expected):
 def test_generated_input_is_bounded_before_allocation(seeds):
     model = load(seeds["mlpackage"])
     model.graphs[0].input_specs[0].default_shape = (1, 64, 2048, 2048)
-    with pytest.raises(ModelError, match=r"generated input 'x' of shape \(1, 64, 2048, 2048\) would take "
-                                         r"2,147,483,648 bytes, over the 1,073,741,824-byte limit"):
+    with pytest.raises(
+        ModelError,
+        match=r"generated input 'x' of shape \(1, 64, 2048, 2048\) would take "
+        r"2,147,483,648 bytes, over the 1,073,741,824-byte limit",
+    ):
         generate_inputs(model)
 
 
 # ------------------------------------------------------------------ NeuralNetwork executor fixes
+
 
 def test_flatten_then_inner_product_runs(tmp_path):
     from coremltools.models import datatypes
@@ -269,8 +301,9 @@ def test_flatten_then_inner_product_runs(tmp_path):
     w, b = np.arange(24, dtype=np.float32).reshape(3, 8) / 10, np.array([1, 2, 3], np.float32)
     builder = NeuralNetworkBuilder([("x", datatypes.Array(2, 2, 2))], [("y", None)])
     builder.add_flatten("flat", mode=0, input_name="x", output_name="f")
-    builder.add_inner_product("fc", W=w, b=b, input_channels=8, output_channels=3, has_bias=True, input_name="f",
-                              output_name="y")
+    builder.add_inner_product(
+        "fc", W=w, b=b, input_channels=8, output_channels=3, has_bias=True, input_name="f", output_name="y"
+    )
     save_spec(builder.spec, str(tmp_path / "fc.mlmodel"))
     x = np.arange(8, dtype=np.float32).reshape(2, 2, 2)
     y = run(tmp_path / "fc.mlmodel", {"x": x}).outputs["y"]
@@ -284,10 +317,12 @@ def test_embedding_then_squeeze_runs(tmp_path, rank5):
     from coremltools.models.utils import save_spec
 
     table = np.arange(80, dtype=np.float32).reshape(8, 10)  # (C_out, vocab)
-    builder = NeuralNetworkBuilder([("ids", datatypes.Array(1))], [("out", None)],
-                                   disable_rank5_shape_mapping=not rank5)
-    builder.add_embedding("embed", W=table, b=None, input_dim=10, output_channels=8, has_bias=False, input_name="ids",
-                          output_name="e")
+    builder = NeuralNetworkBuilder(
+        [("ids", datatypes.Array(1))], [("out", None)], disable_rank5_shape_mapping=not rank5
+    )
+    builder.add_embedding(
+        "embed", W=table, b=None, input_dim=10, output_channels=8, has_bias=False, input_name="ids", output_name="e"
+    )
     builder.add_squeeze("sq", "e", "out", squeeze_all=True)
     save_spec(builder.spec, str(tmp_path / "emb.mlmodel"))
     out = run(tmp_path / "emb.mlmodel", {"ids": np.array([3.0])}).outputs["out"]
@@ -295,6 +330,7 @@ def test_embedding_then_squeeze_runs(tmp_path, rank5):
 
 
 # ------------------------------------------------------------------ the bounded campaign
+
 
 def test_mutation_campaign_finds_nothing(work, seeds):
     """20 mutants per family through the real CLI (forked per case, 20 s timeout, address-space cap)."""

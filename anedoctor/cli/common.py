@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from ..errors import ModelError
+from ..util import safe_text
 
 app = typer.Typer(
     add_completion=False,
@@ -79,7 +80,7 @@ COMPUTE_UNITS_OPTION = typer.Option(
 
 
 def fail(message: str, code: int = 2) -> None:
-    print(f"anedoctor: error: {message}", file=sys.stderr)
+    print(f"anedoctor: error: {safe_text(message)}", file=sys.stderr)
     raise typer.Exit(code)
 
 

@@ -173,6 +173,7 @@ def chips_cmd(json_out: bool = typer.Option(False, "--json", help="Print the tab
     import json
 
     from ..estimate import chips_table
+    from ..hardware import IOS_VERSIONS, MACOS_TO_IOS
 
     rows = chips_table()
     if json_out:
@@ -191,6 +192,7 @@ def chips_cmd(json_out: bool = typer.Option(False, "--json", help="Print the tab
         "gpu_cores": "GPU cores",
         "gpu_tflops": "GPU TF",
         "ane_dispatch_ms": "dispatch ms",
+        "first_os": "first OS",
     }
     from rich.table import Table
 
@@ -200,3 +202,11 @@ def chips_cmd(json_out: bool = typer.Option(False, "--json", help="Print the tab
     for r in rows:
         table.add_row(*(str(r[c]) for c in cols))
     Console().print(table)
+    print(
+        "OS versions (--os): "
+        + ", ".join(f"ios{v}" for v in IOS_VERSIONS)
+        + "; "
+        + ", ".join(f"macos{v}" for v in MACOS_TO_IOS)
+        + " (iPadOS, tvOS, visionOS read as their iOS version). "
+        "A chip never runs an OS older than its first one."
+    )

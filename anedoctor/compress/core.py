@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..outputs import check_package_output, publish_package
 from ..ir import Model
+from ..outputs import check_package_output, publish_package
 from ..util import Exportable
 from .analysis import Accuracy, OpFormat, PlacementChange, Sizes, accuracy, op_formats, placement_changes
 from .recipe import Recipe, apply, check_blocks, check_target, load_calibration, make_recipe, open_mlmodel

@@ -37,6 +37,7 @@ description (:func:`generate_inputs`); :func:`save_outputs` writes ``.npz`` atom
 inputs, missing weights and ops without an implementation (list, complex and NMS ops,
 crop_resize, resample, NeuralNetwork loop/branch layers) raise :class:`ModelError` naming them.
 """
+
 from __future__ import annotations
 
 import functools
@@ -62,10 +63,23 @@ from .inputs import (
 from .plan import Plan, Step
 from .precision import FP16_MAX
 
-__all__ = ["FP16_MAX", "Plan", "RunResult", "check_inputs", "default_inputs", "generate_inputs", "load_inputs",
-           "load_model", "npz_bytes", "resolve_devices", "run", "save_outputs"]
+__all__ = [
+    "FP16_MAX",
+    "Plan",
+    "RunResult",
+    "check_inputs",
+    "default_inputs",
+    "generate_inputs",
+    "load_inputs",
+    "load_model",
+    "npz_bytes",
+    "resolve_devices",
+    "run",
+    "save_outputs",
+]
 
 # ------------------------------------------------------------------ placement
+
 
 def resolve_devices(model: Model, devices: Any = None) -> tuple[Callable[[Op], str], str]:
     """Op -> device for fp16 emulation, and where it came from. ``devices`` may be a mapping
@@ -79,13 +93,18 @@ def resolve_devices(model: Model, devices: Any = None) -> tuple[Callable[[Op], s
         return (lambda o: by_id.get(id(o), "cpu")), "given mapping (unlisted ops on cpu)"
     if hasattr(devices, "target") and hasattr(devices, "device"):  # an anedoctor.check report
         return (lambda o: devices.device(o) or "cpu"), (
-            f"anedoctor.check placement ({devices.target.chip.id}, {devices.compute_units}; ops inside control flow on cpu)")
+            f"anedoctor.check placement ({devices.target.chip.id}, {devices.compute_units}; "
+            "ops inside control flow on cpu)"
+        )
     if devices is not None and hasattr(devices, "device"):
         return (lambda o: devices.device(o) or "cpu"), "given placement"
-    raise ModelError("fp16 emulation needs a placement: a report from anedoctor.check, a {op: device} mapping or a device name")
+    raise ModelError(
+        "fp16 emulation needs a placement: a report from anedoctor.check, a {op: device} mapping or a device name"
+    )
 
 
 # ------------------------------------------------------------------ public API
+
 
 @dataclass
 class RunResult:
@@ -106,7 +125,9 @@ class RunResult:
             a = np.asarray(arr)
             if a.dtype.kind == "f" and a.size:
                 fin = a[np.isfinite(a)]
-                rng = f"min {fin.min():.4g} max {fin.max():.4g} mean {fin.mean():.4g}" if fin.size else "no finite values"
+                rng = (
+                    f"min {fin.min():.4g} max {fin.max():.4g} mean {fin.mean():.4g}" if fin.size else "no finite values"
+                )
                 bad = a.size - fin.size
                 lines.append(f"{name}: {a.dtype}{list(a.shape)} {rng}" + (f", {bad} non-finite" if bad else ""))
             else:
@@ -116,6 +137,7 @@ class RunResult:
 
 def naming_the_model(fn):
     """Prefix a ModelError with the model's path when the message does not start with it."""
+
     @functools.wraps(fn)
     def wrapper(model: Any, *args, **kwargs):
         try:
@@ -126,13 +148,21 @@ def naming_the_model(fn):
             if path and not str(e).startswith(path):
                 raise ModelError(f"{path}: {e}") from None
             raise
+
     return wrapper
 
 
 @naming_the_model
-def run(model: Any, inputs: dict[str, Any] | None = None, precision: str = "fp32", devices: Any = None,
-        accumulator: str = "fp32", seed: int = 0, keep_intermediates: bool = False,
-        example_inputs: Any = None) -> RunResult:
+def run(
+    model: Any,
+    inputs: dict[str, Any] | None = None,
+    precision: str = "fp32",
+    devices: Any = None,
+    accumulator: str = "fp32",
+    seed: int = 0,
+    keep_intermediates: bool = False,
+    example_inputs: Any = None,
+) -> RunResult:
     """Execute a model (path, MLModel, torch module + ``example_inputs``, or ir.Model).
 
     ``inputs`` maps input names to arrays (None: generated from the input description with

@@ -1,4 +1,6 @@
-"""Model inputs for the executor: generated from the input description, checked, loaded from .npz/.npy; outputs saved."""
+"""Model inputs for the executor: generated from the input description, checked, loaded from .npz/.npy; outputs
+saved."""
+
 from __future__ import annotations
 
 import io
@@ -18,6 +20,7 @@ from ..ir.dtypes import NUMPY_DTYPES
 from ..loaders.files import MAX_ALLOC_BYTES, allocatable, checked_file, plain
 
 # ------------------------------------------------------------------ inputs
+
 
 def load_model(model: Any, example_inputs: Any = None) -> Model:
     """A path, MLModel, torch module (with example inputs) or an already loaded ir.Model -> ir.Model."""
@@ -42,7 +45,9 @@ def generate_inputs(model: Any, seed: int = 0, graph: Graph | None = None) -> di
     for name, (v, spec) in input_specs(graph).items():
         if v.type.kind == "state":
             continue
-        shape = tuple((spec.default_shape if spec and spec.default_shape else None) or tuple(d or 1 for d in (v.type.shape or ())))
+        shape = tuple(
+            (spec.default_shape if spec and spec.default_shape else None) or tuple(d or 1 for d in (v.type.shape or ()))
+        )
         dtype = NUMPY_DTYPES.get(v.type.dtype, np.float32)
         source = f"{model.path}: " if isinstance(model, Model) else ""
         allocatable(shape, 8, f"{source}generated input {name!r}")  # 8: the float64/int64 draw before the cast
@@ -95,20 +100,30 @@ def check_inputs(graph: Graph, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
         v, spec = specs[name]
         arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
         want = v.type.dtype
-        kind_ok = arr.dtype.kind in ("fiub" if want.startswith("fp") else "iub" if want.startswith(("int", "uint", "bool")) else "")
+        kind_ok = arr.dtype.kind in (
+            "fiub" if want.startswith("fp") else "iub" if want.startswith(("int", "uint", "bool")) else ""
+        )
         if not kind_ok:
             raise ModelError(f"input {name!r}: dtype {arr.dtype} does not fit the model's {want} input")
         shape = v.type.shape
         fits = shape is None or len(shape) == arr.ndim and all(d is None or d == n for d, n in zip(shape, arr.shape))
         if v.type.kind != "state" and not fits:
             raise ModelError(f"input {name!r}: shape {tuple(arr.shape)} does not match the model's {v.type}")
-        if spec is not None and spec.enumerated_shapes and tuple(arr.shape) not in [tuple(s) for s in spec.enumerated_shapes]:
-            raise ModelError(f"input {name!r}: shape {tuple(arr.shape)} is not one of the enumerated shapes {spec.enumerated_shapes}")
+        if (
+            spec is not None
+            and spec.enumerated_shapes
+            and tuple(arr.shape) not in [tuple(s) for s in spec.enumerated_shapes]
+        ):
+            raise ModelError(
+                f"input {name!r}: shape {tuple(arr.shape)} is not one of the enumerated shapes {spec.enumerated_shapes}"
+            )
         out[name] = arr
     missing = [n for n, (v, _) in specs.items() if n not in out and v.type.kind != "state"]
     if missing:
-        raise ModelError(f"missing input{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
-                         f"the model's inputs are: {described}")
+        raise ModelError(
+            f"missing input{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
+            f"the model's inputs are: {described}"
+        )
     return out
 
 
@@ -131,16 +146,23 @@ def load_inputs(*sources: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
-ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
-              NotImplementedError, RuntimeError)  # RuntimeError: an encrypted member
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+)  # RuntimeError: an encrypted member
 
 
 def read_arrays(path: Path) -> np.ndarray | dict[str, np.ndarray]:
     """A ``.npy`` array or the arrays of an ``.npz``, read without trusting the file: a regular file within
     the size limit, each array's shape and dtype read from its header and bounded before any data is read
     (a zip bomb or a huge declared shape is refused), no Python objects (pickles) ever loaded."""
-    if not os.path.lexists(path):
-        raise ModelError(f"{path}: cannot read inputs (no such file)")
     real = checked_file(path, None, "inputs", "input file")
     try:
         with open(real, "rb") as f:
@@ -153,15 +175,19 @@ def read_arrays(path: Path) -> np.ndarray | dict[str, np.ndarray]:
                 name = info.filename.removesuffix(".npy")
                 where = f"{path}: array {name!r}"
                 if info.file_size > MAX_ALLOC_BYTES + 65536:
-                    raise ModelError(f"{where} inflates to {info.file_size:,} bytes, over the {MAX_ALLOC_BYTES:,}-byte "
-                                     "limit (ANEDOCTOR_MAX_ALLOC_BYTES)")
+                    raise ModelError(
+                        f"{where} inflates to {info.file_size:,} bytes, over the {MAX_ALLOC_BYTES:,}-byte "
+                        "limit (ANEDOCTOR_MAX_ALLOC_BYTES)"
+                    )
                 with archive.open(info) as member:
                     arrays[name] = read_npy(member, where)
             return arrays
     except zipfile.BadZipFile:
         raise ModelError(f"{path}: not a .npy or .npz file") from None
     except ZIP_ERRORS as e:
-        raise ModelError(f"{path}: cannot read inputs ({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})") from None
+        raise ModelError(
+            f"{path}: cannot read inputs ({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})"
+        ) from None
 
 
 def read_npy(f, where: str) -> np.ndarray:
@@ -171,7 +197,9 @@ def read_npy(f, where: str) -> np.ndarray:
         reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = reader(f)
     except (ValueError, EOFError, OSError) as e:
-        raise ModelError(f"{where}: not a valid .npy array ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})") from None
+        raise ModelError(
+            f"{where}: not a valid .npy array ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})"
+        ) from None
     if dtype.hasobject:
         raise ModelError(f"{where}: holds Python objects (dtype {dtype}); inputs must be numeric arrays")
     allocatable(shape, dtype.itemsize, where)

@@ -1,6 +1,7 @@
 """Op kernels, part 1: the registry, elementwise, linear algebra, normalisation, reductions, pooling and resizing.
 
 Each MIL op type maps to ``fn(step, args) -> tensor | tuple``; :func:`op` registers it in ``OPS``."""
+
 from __future__ import annotations
 
 import math
@@ -32,30 +33,63 @@ OPS: dict[str, Callable[["Step", dict], Any]] = {}
 
 def op(*names: str):
     """Register an op implementation ``fn(step, args) -> tensor | tuple of tensors``."""
+
     def register(fn):
         for n in names:
             OPS[n] = fn
         return fn
+
     return register
-
-
 
 
 # ------------------------------------------------------------------ elementwise
 
 UNARY = {
-    "abs": torch.abs, "acos": torch.acos, "asin": torch.asin, "atan": torch.atan, "atanh": torch.atanh,
-    "ceil": torch.ceil, "cos": torch.cos, "cosh": torch.cosh, "erf": torch.erf, "exp": torch.exp,
-    "exp2": torch.exp2, "floor": torch.floor, "round": torch.round, "sign": torch.sign, "sin": torch.sin,
-    "sinh": torch.sinh, "sqrt": torch.sqrt, "square": torch.square, "tan": torch.tan, "tanh": torch.tanh,
-    "relu": torch.relu, "relu6": lambda x: F.hardtanh(x, 0.0, 6.0), "sigmoid": torch.sigmoid, "silu": F.silu,
-    "softsign": F.softsign, "softplus": F.softplus, "logical_not": torch.logical_not, "identity": lambda x: x,
+    "abs": torch.abs,
+    "acos": torch.acos,
+    "asin": torch.asin,
+    "atan": torch.atan,
+    "atanh": torch.atanh,
+    "ceil": torch.ceil,
+    "cos": torch.cos,
+    "cosh": torch.cosh,
+    "erf": torch.erf,
+    "exp": torch.exp,
+    "exp2": torch.exp2,
+    "floor": torch.floor,
+    "round": torch.round,
+    "sign": torch.sign,
+    "sin": torch.sin,
+    "sinh": torch.sinh,
+    "sqrt": torch.sqrt,
+    "square": torch.square,
+    "tan": torch.tan,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "relu6": lambda x: F.hardtanh(x, 0.0, 6.0),
+    "sigmoid": torch.sigmoid,
+    "silu": F.silu,
+    "softsign": F.softsign,
+    "softplus": F.softplus,
+    "logical_not": torch.logical_not,
+    "identity": lambda x: x,
 }
 BINARY = {
-    "add": torch.add, "sub": torch.sub, "mul": torch.mul, "pow": torch.pow, "mod": torch.remainder,
-    "floor_div": torch.floor_divide, "equal": torch.eq, "not_equal": torch.ne, "less": torch.lt,
-    "less_equal": torch.le, "greater": torch.gt, "greater_equal": torch.ge,
-    "logical_and": torch.logical_and, "logical_or": torch.logical_or, "logical_xor": torch.logical_xor,
+    "add": torch.add,
+    "sub": torch.sub,
+    "mul": torch.mul,
+    "pow": torch.pow,
+    "mod": torch.remainder,
+    "floor_div": torch.floor_divide,
+    "equal": torch.eq,
+    "not_equal": torch.ne,
+    "less": torch.lt,
+    "less_equal": torch.le,
+    "greater": torch.gt,
+    "greater_equal": torch.ge,
+    "logical_and": torch.logical_and,
+    "logical_or": torch.logical_or,
+    "logical_xor": torch.logical_xor,
 }
 
 
@@ -103,9 +137,14 @@ PARAM_UNARY = {  # ops of x with constant parameters (epsilons, alpha/beta, per-
     "scaled_tanh": lambda x, a: f(a, "alpha", 1.0) * torch.tanh(f(a, "beta", 1.0) * x),
     "sigmoid_hard": lambda x, a: torch.clamp(f(a, "alpha", 0.2) * x + f(a, "beta", 0.5), 0.0, 1.0),
     "prelu": lambda x, a: torch.where(x > 0, x, x * channel_param(a["alpha"], x.dim())),
-    "softplus_parametric": lambda x, a: channel_param(a["alpha"], x.dim()) * F.softplus(x * channel_param(a["beta"], x.dim())),
-    "gelu": lambda x, a: x * torch.sigmoid(1.702 * x) if a.get("mode") == "SIGMOID_APPROXIMATION" else
-    F.gelu(x, approximate="tanh" if a.get("mode") == "TANH_APPROXIMATION" else "none"),
+    "softplus_parametric": lambda x, a: (
+        channel_param(a["alpha"], x.dim()) * F.softplus(x * channel_param(a["beta"], x.dim()))
+    ),
+    "gelu": lambda x, a: (
+        x * torch.sigmoid(1.702 * x)
+        if a.get("mode") == "SIGMOID_APPROXIMATION"
+        else F.gelu(x, approximate="tanh" if a.get("mode") == "TANH_APPROXIMATION" else "none")
+    ),
 }
 
 
@@ -128,6 +167,7 @@ def cast(s, a):
 
 
 # ------------------------------------------------------------------ linear algebra
+
 
 @op("linear")
 def linear(s, a):
@@ -200,8 +240,14 @@ def conv(s, a):
     cg, n = w.shape[1], x.shape[0]
     xs = x.reshape(n, groups, cg, *x.shape[2:])
     step = max(1, ACC_CHUNK // math.prod(w.shape[2:]))
-    y = acc_chunks(s, cg, step, lambda lo, hi: fn(xs[:, :, lo:hi].reshape(n, -1, *x.shape[2:]), w[:, lo:hi], None,
-                                                     strides, padding, dilations, groups))
+    y = acc_chunks(
+        s,
+        cg,
+        step,
+        lambda lo, hi: fn(
+            xs[:, :, lo:hi].reshape(n, -1, *x.shape[2:]), w[:, lo:hi], None, strides, padding, dilations, groups
+        ),
+    )
     return y if b is None else s.r(y + channel_param(b, y.dim()))
 
 
@@ -225,12 +271,15 @@ def conv_transpose(s, a):
     if all(0 <= e < max(st, d) for e, st, d in zip(extra, strides, dilations)):
         return CONV_T[nd](x, w, b, strides, [p for p, _ in pads], extra, groups, dilations)
     # otherwise: the full result, the padding cropped, zeros past the computed area (output_shape)
-    y = F.pad(CONV_T[nd](x, w, None, strides, 0, 0, groups, dilations),
-              flat_pads([(-p, sz + p - f) for (p, _), sz, f in zip(pads, sizes, full)]))
+    y = F.pad(
+        CONV_T[nd](x, w, None, strides, 0, 0, groups, dilations),
+        flat_pads([(-p, sz + p - f) for (p, _), sz, f in zip(pads, sizes, full)]),
+    )
     return y if b is None else y + channel_param(b, y.dim())
 
 
 # ------------------------------------------------------------------ normalisation
+
 
 def scale_shift(s: "Step", y, gamma, beta, shape):
     if gamma is not None:
@@ -250,8 +299,9 @@ def batch_norm(s, a):
 def instance_norm(s, a):
     x = a["x"]
     mean, var = mean_var(s, x, list(range(2, x.dim())))
-    return scale_shift(s, normalize(s, x, mean, var, f(a, "epsilon", 1e-5)), a.get("gamma"), a.get("beta"),
-                       (-1, *[1] * (x.dim() - 2)))
+    return scale_shift(
+        s, normalize(s, x, mean, var, f(a, "epsilon", 1e-5)), a.get("gamma"), a.get("beta"), (-1, *[1] * (x.dim() - 2))
+    )
 
 
 @op("layer_norm")
@@ -260,9 +310,11 @@ def layer_norm(s, a):
     dims = sorted(axes_of(a.get("axes"), x.dim()))
     eps, gamma, beta = f(a, "epsilon", 1e-5), a.get("gamma"), a.get("beta")
     if not s.ane and dims == list(range(x.dim() - len(dims), x.dim())):
-        return F.layer_norm(x, x.shape[x.dim() - len(dims):], gamma, beta, eps)
+        return F.layer_norm(x, x.shape[x.dim() - len(dims) :], gamma, beta, eps)
     mean, var = mean_var(s, x, dims)
-    return scale_shift(s, normalize(s, x, mean, var, eps), gamma, beta, [x.shape[i] if i in dims else 1 for i in range(x.dim())])
+    return scale_shift(
+        s, normalize(s, x, mean, var, eps), gamma, beta, [x.shape[i] if i in dims else 1 for i in range(x.dim())]
+    )
 
 
 @op("l2_norm")
@@ -341,6 +393,7 @@ def reduce_arg(s, a):
 
 # ------------------------------------------------------------------ pooling and resizing
 
+
 def pool_setup(a, x):
     kernel = ints(a["kernel_sizes"])
     nd = len(kernel)
@@ -383,7 +436,11 @@ def grid(mode: str, n_in: int, n_out: int) -> torch.Tensor:
     """Sample positions (float64) of MIL's resize sampling modes along one axis."""
     i = torch.arange(n_out, dtype=torch.float64)
     if mode in ("ALIGN_CORNERS", "STRICT_ALIGN_CORNERS"):
-        g = i * ((n_in - 1) / (n_out - 1)) if n_out > 1 else torch.full((1,), (n_in - 1) / 2 if mode == "ALIGN_CORNERS" else 0.0)
+        g = (
+            i * ((n_in - 1) / (n_out - 1))
+            if n_out > 1
+            else torch.full((1,), (n_in - 1) / 2 if mode == "ALIGN_CORNERS" else 0.0)
+        )
     elif mode == "DEFAULT":
         g = i * (n_in / n_out)
     elif mode == "OFFSET_CORNERS":
@@ -408,10 +465,12 @@ def nearest_axis(x: torch.Tensor, dim: int, idx: torch.Tensor) -> torch.Tensor:
     return x.index_select(dim, idx.long().clamp(0, x.shape[dim] - 1))
 
 
-TORCH_RESIZE = {("ALIGN_CORNERS", True): dict(mode="bilinear", align_corners=True),
-                ("STRICT_ALIGN_CORNERS", True): dict(mode="bilinear", align_corners=True),
-                ("UNALIGN_CORNERS", True): dict(mode="bilinear", align_corners=False),
-                ("DEFAULT", False): dict(mode="nearest")}
+TORCH_RESIZE = {
+    ("ALIGN_CORNERS", True): dict(mode="bilinear", align_corners=True),
+    ("STRICT_ALIGN_CORNERS", True): dict(mode="bilinear", align_corners=True),
+    ("UNALIGN_CORNERS", True): dict(mode="bilinear", align_corners=False),
+    ("DEFAULT", False): dict(mode="nearest"),
+}
 
 
 def resize(x: torch.Tensor, sizes: list[int], mode: str, linear: bool) -> torch.Tensor:
@@ -428,8 +487,15 @@ def resize(x: torch.Tensor, sizes: list[int], mode: str, linear: bool) -> torch.
         if linear:
             x = lerp_axis(x, dim, g)
         else:  # DEFAULT floors like TF's resize_nearest; aligned modes round; half-pixel modes take the centre
-            x = nearest_axis(x, dim, g.floor() if mode == "DEFAULT" else g.round() if mode.endswith("ALIGN_CORNERS") and
-                             mode != "UNALIGN_CORNERS" else (g + 0.5).floor())
+            x = nearest_axis(
+                x,
+                dim,
+                g.floor()
+                if mode == "DEFAULT"
+                else g.round()
+                if mode.endswith("ALIGN_CORNERS") and mode != "UNALIGN_CORNERS"
+                else (g + 0.5).floor(),
+            )
     return x
 
 
@@ -451,8 +517,10 @@ def upsample_bilinear(s, a):
     align = bool(a.get("align_corners", True))
     half = bool(a.get("half_pixel_centers", not align))
     mode = "ALIGN_CORNERS" if align else "UNALIGN_CORNERS" if half else "DEFAULT"
-    sizes = [int(math.floor(x.shape[-2] * f(a, "scale_factor_height", 1))),
-             int(math.floor(x.shape[-1] * f(a, "scale_factor_width", 1)))]
+    sizes = [
+        int(math.floor(x.shape[-2] * f(a, "scale_factor_height", 1))),
+        int(math.floor(x.shape[-1] * f(a, "scale_factor_width", 1))),
+    ]
     return resize(x, sizes, mode, True)
 
 
@@ -466,12 +534,12 @@ def resize_target(s, a):
 @op("resize")
 def resize_op(s, a):
     x, shape, n = a["x"], ints(a["shape"]), int(a["resized_dims"])
-    sizes = [sz if sz else x.shape[x.dim() - n + i] for i, sz in enumerate(shape[len(shape) - n:])]
+    sizes = [sz if sz else x.shape[x.dim() - n + i] for i, sz in enumerate(shape[len(shape) - n :])]
     return resize(x, sizes, a.get("sampling_mode", "DEFAULT"), a.get("interpolation_mode", "LINEAR") == "LINEAR")
 
 
 @op("crop")
 def crop(s, a):
     x = a["x"]
-    (t, b), (l, r) = ints(a["crop_height"]), ints(a["crop_width"])
-    return x[..., t:x.shape[-2] - b, l:x.shape[-1] - r]
+    (top, bottom), (left, right) = ints(a["crop_height"]), ints(a["crop_width"])
+    return x[..., top : x.shape[-2] - bottom, left : x.shape[-1] - right]

@@ -1,4 +1,5 @@
 """Op kernels, part 3: recurrent cells (MIL semantics) and NeuralNetwork layers without a MIL twin."""
+
 from __future__ import annotations
 
 import torch
@@ -10,9 +11,15 @@ from .precision import ints, mean_var, normalize, tensor
 
 # ------------------------------------------------------------------ recurrent (MIL semantics)
 
-ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "linear": lambda x: x,
-               "scaled_tanh": torch.tanh, "hard_sigmoid": lambda x: torch.clamp(0.2 * x + 0.5, 0, 1),
-               "sigmoid_hard": lambda x: torch.clamp(0.2 * x + 0.5, 0, 1)}
+ACTIVATIONS = {
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "linear": lambda x: x,
+    "scaled_tanh": torch.tanh,
+    "hard_sigmoid": lambda x: torch.clamp(0.2 * x + 0.5, 0, 1),
+    "sigmoid_hard": lambda x: torch.clamp(0.2 * x + 0.5, 0, 1),
+}
 
 
 def act(name: str):
@@ -25,7 +32,7 @@ def act(name: str):
 def run_direction(x, h, step, reverse: bool):
     """Loop a cell over time (vectorised over batch and features); returns stacked outputs and the final state."""
     outs = []
-    for t in (range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])):
+    for t in range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0]):
         h = step(x[t], h)
         outs.append(h[0] if isinstance(h, tuple) else h)
     if reverse:
@@ -56,8 +63,10 @@ def lstm(s, a):
     """MIL lstm (gates i, f, o, z); also a NeuralNetwork LSTM, whose bidirectional form has separate
     backward initial states and returns (y, h, c, h_back, c_back)."""
     x, direction = seq_input(a), a.get("direction", "forward")
-    rec, cell, out_act = (act(a.get(k, d)) for k, d in
-                          (("recurrent_activation", "sigmoid"), ("cell_activation", "tanh"), ("activation", "tanh")))
+    rec, cell, out_act = (
+        act(a.get(k, d))
+        for k, d in (("recurrent_activation", "sigmoid"), ("cell_activation", "tanh"), ("activation", "tanh"))
+    )
     clip_v = a.get("clip")
     forget_bias, coupled = bool(a.get("forgetBias", False)), bool(a.get("coupledInputAndForgetGate", False))
     dirs = [("", direction == "reverse")] + ([("_back", True)] if direction == "bidirectional" else [])
@@ -115,7 +124,9 @@ def gru(s, a):
         o = out_act(xo + r * (ho + bo) if reset_after else xo + r * ho + bo)
         return (1 - z) * o + z * h
 
-    y, h = run_direction(xw, initial_state(a, "initial_h", x.shape[1], hidden), step, a.get("direction", "forward") == "reverse")
+    y, h = run_direction(
+        xw, initial_state(a, "initial_h", x.shape[1], hidden), step, a.get("direction", "forward") == "reverse"
+    )
     return seq_outputs(a, [y], [h]), h
 
 
@@ -131,8 +142,13 @@ def rnn(s, a):
 # ------------------------------------------------------------------ NeuralNetwork layers without a MIL twin
 # (the NeuralNetwork loader types them "nn.<layerType>"; see anedoctor/loaders/neuralnetwork.py)
 
-NARY = {"nn.add": torch.add, "nn.multiply": torch.mul, "nn.max": torch.maximum, "nn.min": torch.minimum,
-        "nn.average": torch.add}
+NARY = {
+    "nn.add": torch.add,
+    "nn.multiply": torch.mul,
+    "nn.max": torch.maximum,
+    "nn.min": torch.minimum,
+    "nn.average": torch.add,
+}
 
 
 @op("load_constant")
@@ -170,8 +186,10 @@ def nn_dot(s, a):
     x, y = a["x"], a["y"]
     dims = list(range(max(0, x.dim() - 3), x.dim()))
     if bool(a.get("cosine_similarity", False)):
-        x, y = F.normalize(x.flatten(len(dims) and x.dim() - 3), dim=-1).reshape(x.shape), F.normalize(
-            y.flatten(len(dims) and y.dim() - 3), dim=-1).reshape(y.shape)
+        x, y = (
+            F.normalize(x.flatten(len(dims) and x.dim() - 3), dim=-1).reshape(x.shape),
+            F.normalize(y.flatten(len(dims) and y.dim() - 3), dim=-1).reshape(y.shape),
+        )
     return (x * y).sum(dims, keepdim=True)
 
 

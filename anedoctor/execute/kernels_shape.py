@@ -1,4 +1,5 @@
 """Op kernels, part 2: shape manipulation, gather/scatter, quantisation and random ops."""
+
 from __future__ import annotations
 
 import math
@@ -11,6 +12,7 @@ from .kernels import f, op
 from .precision import axes_of, flat_pads, ints, tensor
 
 # ------------------------------------------------------------------ shape manipulation
+
 
 @op("reshape")
 def reshape(s, a):
@@ -25,7 +27,7 @@ def reshape_like(s, a):
     ends, masks = ints(a["ends"]), [bool(m) for m in ints(a["end_masks"])]
     shape = []
     for ref, b, e, m in zip(a["ref_tensors"], ints(a["begins"]), ends, masks):
-        shape += list(ref.shape[b:None if m else e])
+        shape += list(ref.shape[b : None if m else e])
     return a["x"].reshape(shape)
 
 
@@ -61,7 +63,9 @@ def flatten2d(s, a):
 def concat(s, a):
     values, axis = [tensor(v) for v in a["values"]], int(a["axis"])
     if bool(a.get("interleave", False)):
-        return torch.stack(values, axis % values[0].dim() + 1).flatten(axis % values[0].dim(), axis % values[0].dim() + 1)
+        return torch.stack(values, axis % values[0].dim() + 1).flatten(
+            axis % values[0].dim(), axis % values[0].dim() + 1
+        )
     return torch.cat(values, axis)
 
 
@@ -93,8 +97,8 @@ def pad(s, a):
     while pairs and pairs[0] == (0, 0) and nd > 1:
         pairs, nd = pairs[1:], nd - 1
     lead = x.shape[: x.dim() - nd]
-    y = F.pad(x.reshape(1, -1, *x.shape[x.dim() - nd:]), flat_pads(pairs), mode=mode)
-    return y.reshape(*lead, *y.shape[y.dim() - nd:])
+    y = F.pad(x.reshape(1, -1, *x.shape[x.dim() - nd :]), flat_pads(pairs), mode=mode)
+    return y.reshape(*lead, *y.shape[y.dim() - nd :])
 
 
 @op("pixel_shuffle")
@@ -134,7 +138,7 @@ def batch_to_space(s, a):
     x, (bh, bw), cr = a["x"], ints(a["block_shape"]), ints(a["crops"])
     n, c, h, w = x.shape
     y = x.reshape(bh, bw, n // (bh * bw), c, h, w).permute(2, 3, 4, 0, 5, 1).reshape(n // (bh * bw), c, h * bh, w * bw)
-    return y[..., cr[0]:h * bh - cr[1], cr[2]:w * bw - cr[3]]
+    return y[..., cr[0] : h * bh - cr[1], cr[2] : w * bw - cr[3]]
 
 
 @op("reverse")
@@ -163,15 +167,19 @@ def slices(x: torch.Tensor, a: dict) -> tuple[list, list[int]]:
     rank = x.dim()
     begin, end = ints(a["begin"]), ints(a["end"])
     stride = ints(a["stride"]) if a.get("stride") is not None else [1] * rank
-    masks = {m: [bool(v) for v in ints(a[m])] if a.get(m) is not None else [False] * rank
-             for m in ("begin_mask", "end_mask", "squeeze_mask")}
+    masks = {
+        m: [bool(v) for v in ints(a[m])] if a.get(m) is not None else [False] * rank
+        for m in ("begin_mask", "end_mask", "squeeze_mask")
+    }
     out, squeeze = [], []
     for i in range(rank):
         if masks["squeeze_mask"][i]:
             out.append(begin[i] % x.shape[i])
             squeeze.append(i)
             continue
-        out.append(slice(None if masks["begin_mask"][i] else begin[i], None if masks["end_mask"][i] else end[i], stride[i]))
+        out.append(
+            slice(None if masks["begin_mask"][i] else begin[i], None if masks["end_mask"][i] else end[i], stride[i])
+        )
     return out, squeeze
 
 
@@ -200,7 +208,10 @@ def slice_by_index(s, a):
 def slice_update(s, a):
     x = a["x"].clone()
     sl, _ = slices(x, a)
-    idx = [torch.arange(*(s_.indices(x.shape[i]))) if isinstance(s_, slice) else torch.tensor([s_]) for i, s_ in enumerate(sl)]
+    idx = [
+        torch.arange(*(s_.indices(x.shape[i]))) if isinstance(s_, slice) else torch.tensor([s_])
+        for i, s_ in enumerate(sl)
+    ]
     grids = torch.meshgrid(*idx, indexing="ij")
     x[tuple(grids)] = a["update"].reshape(grids[0].shape).to(x.dtype)
     return x
@@ -229,8 +240,12 @@ def fill(s, a):
 @op("range_1d")
 def range_1d(s, a):
     start, end, step = tensor(a["start"]), tensor(a["end"]), tensor(a["step"])
-    return torch.arange(start.item(), end.item(), step.item(),
-                        dtype=torch.float32 if any(t.is_floating_point() for t in (start, end, step)) else torch.int64)
+    return torch.arange(
+        start.item(),
+        end.item(),
+        step.item(),
+        dtype=torch.float32 if any(t.is_floating_point() for t in (start, end, step)) else torch.int64,
+    )
 
 
 @op("band_part")
@@ -256,13 +271,17 @@ def cumsum(s, a):
 @op("topk")
 def topk(s, a):
     x = a["x"]
-    vals, idx = torch.topk(x, int(a.get("k", 1)), int(a.get("axis", -1)), largest=not bool(a.get("ascending", False)), sorted=True)
+    vals, idx = torch.topk(
+        x, int(a.get("k", 1)), int(a.get("axis", -1)), largest=not bool(a.get("ascending", False)), sorted=True
+    )
     return (vals, idx) if bool(a.get("return_indices", True)) else vals
 
 
 @op("argsort")
 def argsort(s, a):
-    return torch.argsort(a["x"], dim=int(a.get("axis", -1)), descending=not bool(a.get("ascending", False)), stable=True)
+    return torch.argsort(
+        a["x"], dim=int(a.get("axis", -1)), descending=not bool(a.get("ascending", False)), stable=True
+    )
 
 
 @op("one_hot")
@@ -280,6 +299,7 @@ def non_zero(s, a):
 
 # ------------------------------------------------------------------ gather / scatter
 
+
 def wrap(idx: torch.Tensor, n: int) -> torch.Tensor:
     idx = idx.long()
     return torch.where(idx < 0, idx + n, idx)
@@ -291,7 +311,7 @@ def gather(s, a):
     axis, bd = int(a.get("axis", 0)) % x.dim(), int(a.get("batch_dims", 0))
     idx = wrap(tensor(idx), x.shape[axis])
     if bd == 0:
-        return x.index_select(axis, idx.reshape(-1)).reshape(*x.shape[:axis], *idx.shape, *x.shape[axis + 1:])
+        return x.index_select(axis, idx.reshape(-1)).reshape(*x.shape[:axis], *idx.shape, *x.shape[axis + 1 :])
     b = math.prod(x.shape[:bd])
     xb = x.reshape(b, *x.shape[bd:]).movedim(axis - bd + 1, 1)
     out = xb[torch.arange(b).unsqueeze(1), idx.reshape(b, -1)]  # [b, K, rest...]
@@ -312,7 +332,7 @@ def gather_nd(s, a):
     xb, ib = x.reshape(b, *x.shape[bd:]), idx.reshape(b, -1, idx.shape[-1])
     keys = [wrap(ib[..., k], xb.shape[k + 1]) for k in range(idx.shape[-1])]
     out = xb[(torch.arange(b).unsqueeze(1), *keys)]
-    return out.reshape(*idx.shape[:-1], *xb.shape[1 + idx.shape[-1]:])
+    return out.reshape(*idx.shape[:-1], *xb.shape[1 + idx.shape[-1] :])
 
 
 def scatter_mode(data, dim, index, src, mode):
@@ -343,7 +363,7 @@ def scatter_along_axis(s, a):
 def scatter_nd(s, a):
     data, idx, upd = a["data"], a["indices"].long(), a["updates"]
     k = idx.shape[-1]
-    strides = torch.tensor([math.prod(data.shape[i + 1:k]) for i in range(k)])
+    strides = torch.tensor([math.prod(data.shape[i + 1 : k]) for i in range(k)])
     flat = (torch.stack([wrap(idx[..., i], data.shape[i]) for i in range(k)], -1) * strides).sum(-1).reshape(-1)
     d2 = data.reshape(-1, *data.shape[k:])
     u2 = upd.reshape(-1, *data.shape[k:])
@@ -352,6 +372,7 @@ def scatter_nd(s, a):
 
 
 # ------------------------------------------------------------------ quantisation and random
+
 
 def axis_param(v, x: torch.Tensor, axis) -> Any:
     v = tensor(v)

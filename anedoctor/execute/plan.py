@@ -1,4 +1,6 @@
-"""The plan: a graph compiled into steps (constants folded, slots bound, values freed after last use), control flow and state."""
+"""The plan: a graph compiled into steps (constants folded, slots bound, values freed after last use), control flow
+and state."""
+
 from __future__ import annotations
 
 import math
@@ -18,6 +20,7 @@ from .precision import MAX_LOOP_ITERATIONS, r16, tensor, to_numpy, to_torch
 
 # ------------------------------------------------------------------ constexpr (folded while compiling)
 
+
 def const_array(v: Value) -> Any:
     """A constant's payload, with sub-byte data that an inline immediate kept packed unpacked."""
     from ..loaders.blob import SUB_BYTE_BITS, unpack_sub_byte
@@ -35,7 +38,9 @@ def fold_constexpr(op_: Op, args: dict[str, Any]) -> list[np.ndarray]:
 
     t, g = op_.type, args.get
     if t == "constexpr_affine_dequantize":
-        out = v16.constexpr_affine_dequantize.decompress(g("quantized_data"), g("zero_point"), g("scale"), int(g("axis")))
+        out = v16.constexpr_affine_dequantize.decompress(
+            g("quantized_data"), g("zero_point"), g("scale"), int(g("axis"))
+        )
     elif t == "constexpr_cast":
         out = np.asarray(g("source_val")).astype(NUMPY_DTYPES[str(g("output_dtype"))])
     elif t == "constexpr_lut_to_dense" and g("shape") is not None:
@@ -49,19 +54,26 @@ def fold_constexpr(op_: Op, args: dict[str, Any]) -> list[np.ndarray]:
     elif t == "constexpr_blockwise_shift_scale":
         out = v18.constexpr_blockwise_shift_scale.decompress(g("data"), g("scale"), g("offset"))
     elif t == "constexpr_lut_to_sparse":
-        out = v18.constexpr_lut_to_sparse.decompress(g("indices_mask"), g("indices_nonzero_data"), g("lut"), g("vector_axis"))
+        out = v18.constexpr_lut_to_sparse.decompress(
+            g("indices_mask"), g("indices_nonzero_data"), g("lut"), g("vector_axis")
+        )
     elif t == "constexpr_sparse_blockwise_shift_scale":
-        out = v18.constexpr_sparse_blockwise_shift_scale.decompress(g("data_mask"), g("nonzero_data"), g("scale"), g("offset"))
+        out = v18.constexpr_sparse_blockwise_shift_scale.decompress(
+            g("data_mask"), g("nonzero_data"), g("scale"), g("offset")
+        )
     else:
         raise ModelError(f"op {op_.name!r}: unsupported constexpr op {t}")
     outs = list(out) if isinstance(out, tuple) else [out]
     for v, o in zip(op_.outputs, outs):
         if v.type.is_static and tuple(np.shape(o)) != v.type.shape:
-            raise ModelError(f"op {op_.name!r} ({t}): decompressed shape {np.shape(o)} does not match the declared {v.type}")
+            raise ModelError(
+                f"op {op_.name!r} ({t}): decompressed shape {np.shape(o)} does not match the declared {v.type}"
+            )
     return outs
 
 
 # ------------------------------------------------------------------ the plan
+
 
 @dataclass(eq=False)
 class Step:
@@ -92,8 +104,14 @@ class Plan:
     """A graph compiled for repeated execution at one precision and placement: constants are
     tensors in ``init``, every value has a slot, every op a :class:`Step`."""
 
-    def __init__(self, graph: Graph, precision: str = "fp32", devices: Callable[[Op], str] | None = None,
-                 accumulator: str = "fp32", seed: int = 0):
+    def __init__(
+        self,
+        graph: Graph,
+        precision: str = "fp32",
+        devices: Callable[[Op], str] | None = None,
+        accumulator: str = "fp32",
+        seed: int = 0,
+    ):
         if precision not in ("fp32", "fp16"):
             raise ModelError(f"unknown precision {precision!r} (use fp32 or fp16)")
         if accumulator not in ("fp32", "fp16"):
@@ -128,8 +146,10 @@ class Plan:
             if fn is None:
                 raise ModelError(f"op {o.name!r}: the executor does not support op type {o.qualified_type!r}")
             if o.blocks and o.layer_type:
-                raise ModelError(f"op {o.name!r}: the executor does not run NeuralNetwork {o.layer_type} layers "
-                                 "(their bodies update blobs in place)")
+                raise ModelError(
+                    f"op {o.name!r}: the executor does not run NeuralNetwork {o.layer_type} layers "
+                    "(their bodies update blobs in place)"
+                )
             single, multi = [], []
             for name, v in o.inputs.items():
                 try:
@@ -143,11 +163,21 @@ class Plan:
                 if k not in o.inputs:
                     single.append((k, self.const_slot(v.load() if isinstance(v, LazyConst) else v)))
             shapes = tuple(v.type.shape if v.type.is_static and v.type.kind == "tensor" else None for v in o.outputs)
-            s = Step(o, fn, tuple(single), tuple(multi), tuple(self.slot(v) for v in o.outputs), shapes, self,
-                     needs_env=o.type in ENV_OPS)
+            s = Step(
+                o,
+                fn,
+                tuple(single),
+                tuple(multi),
+                tuple(self.slot(v) for v in o.outputs),
+                shapes,
+                self,
+                needs_env=o.type in ENV_OPS,
+            )
             self.place(s)
-            s.blocks = [([self.slot(v) for v in b.inputs], self.compile(b.ops), [self.slot(v) for v in b.outputs])
-                        for b in o.blocks]
+            s.blocks = [
+                ([self.slot(v) for v in b.inputs], self.compile(b.ops), [self.slot(v) for v in b.outputs])
+                for b in o.blocks
+            ]
             steps.append(s)
         return steps
 
@@ -203,8 +233,12 @@ class Plan:
         for i, step in enumerate(self.steps):
             step.free = tuple(frees.get(i, ()))
 
-    def run(self, arrays: dict[str, np.ndarray], trace: Callable[[Step, tuple], None] | None = None,
-            states: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self,
+        arrays: dict[str, np.ndarray],
+        trace: Callable[[Step, tuple], None] | None = None,
+        states: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
         """Execute once on checked input arrays (see :func:`check_inputs`); returns the outputs as
         the model types them. ``trace(step, results)`` sees every top-level op; final state
         values go to ``states``."""
@@ -213,8 +247,12 @@ class Plan:
             arr = arrays.get(v.name)
             if arr is None:  # a state without an initial value starts at zero
                 arr = np.zeros(tuple(d or 1 for d in (v.type.shape or ())), NUMPY_DTYPES.get(v.type.dtype, np.float32))
-            t = torch.from_numpy(np.array(arr, dtype=np.float32 if v.type.dtype.startswith("fp") else
-                                          bool if v.type.dtype == "bool" else np.int64))
+            t = torch.from_numpy(
+                np.array(
+                    arr,
+                    dtype=np.float32 if v.type.dtype.startswith("fp") else bool if v.type.dtype == "bool" else np.int64,
+                )
+            )
             env[slot] = r16(t) if self.precision == "fp16" and v.type.dtype == "fp16" else t
         with torch.inference_mode():
             run_steps(self.steps, env, trace)
@@ -241,15 +279,19 @@ def run_steps(steps: list[Step], env: list, trace=None) -> None:
         if type(res) is not tuple:
             res = (res,)
         if len(res) < len(s.outs):
-            raise ModelError(f"op {s.op.name!r} ({s.op.type}) produced {len(res)} outputs, the model declares {len(s.outs)}")
+            raise ModelError(
+                f"op {s.op.name!r} ({s.op.type}) produced {len(res)} outputs, the model declares {len(s.outs)}"
+            )
         if s.rout:
             res = tuple(r16(v) for v in res)
         for slot, shape, val in zip(s.outs, s.shapes, res):
             if shape is not None and val.shape != shape and s.op.layer_type and val.numel() == math.prod(shape):
                 val = val.reshape(shape)  # NeuralNetwork layers state shapes in their notional rank-5 layout
             if shape is not None and val.shape != shape:
-                raise ModelError(f"op {s.op.name!r} ({s.op.type}) produced shape {tuple(val.shape)} where the model "
-                                 f"declares {tuple(shape)}")
+                raise ModelError(
+                    f"op {s.op.name!r} ({s.op.type}) produced shape {tuple(val.shape)} where the model "
+                    f"declares {tuple(shape)}"
+                )
             env[slot] = val
         if trace is not None:
             trace(s, res)
@@ -300,5 +342,10 @@ def update_state(s: Step, a: dict, env: list):
     return a["value"]
 
 
-ENV_OPS = {"cond": run_cond, "while_loop": run_while, "read_state": read_state, "write_state": write_state,
-           "coreml_update_state": update_state}
+ENV_OPS = {
+    "cond": run_cond,
+    "while_loop": run_while,
+    "read_state": read_state,
+    "write_state": write_state,
+    "coreml_update_state": update_state,
+}

@@ -1,4 +1,5 @@
 """Precision-aware building blocks the kernels share: fp16 rounding, accumulators, argument readers."""
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
 FP16_MAX = 65504.0
 ACC_CHUNK = 8  # products summed in fp32 before each fp16 accumulation step (accumulator="fp16")
 MAX_LOOP_ITERATIONS = 1_000_000
-
 
 
 def r16(t):
@@ -70,6 +70,7 @@ def to_numpy(t: Any, dtype: str, precision: str) -> np.ndarray:
 
 # ------------------------------------------------------------------ precision-aware building blocks
 
+
 def acc_sum(s: "Step", t: torch.Tensor, dims, keepdim=False) -> torch.Tensor:
     """Sum as the op's accumulator does: plain fp32, or (accumulator="fp16") a running fp16 sum
     over fp32 partials of ACC_CHUNK terms."""
@@ -80,7 +81,7 @@ def acc_sum(s: "Step", t: torch.Tensor, dims, keepdim=False) -> torch.Tensor:
     flat = moved.reshape(*moved.shape[: t.dim() - len(dims)], -1)
     acc = torch.zeros(flat.shape[:-1])
     for k in range(0, flat.shape[-1], ACC_CHUNK):
-        acc = r16(acc + r16(flat[..., k:k + ACC_CHUNK].sum(-1)))
+        acc = r16(acc + r16(flat[..., k : k + ACC_CHUNK].sum(-1)))
     if keepdim:
         for d in sorted(dims):
             acc = acc.unsqueeze(d)

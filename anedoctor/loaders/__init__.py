@@ -4,6 +4,7 @@
 ``MLModel``, or a ``torch.nn.Module`` (converted with coremltools first). Any input that
 cannot be read raises :class:`ModelError` with a one-line message naming the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,18 +25,29 @@ from .files import (
     walk_files,
 )
 
-SPEC_VERSION_TARGETS = {1: "ios11", 2: "ios11.2", 3: "ios12", 4: "ios13", 5: "ios14", 6: "ios15", 7: "ios16",
-                        8: "ios17", 9: "ios18", 10: "ios26"}
+SPEC_VERSION_TARGETS = {
+    1: "ios11",
+    2: "ios11.2",
+    3: "ios12",
+    4: "ios13",
+    5: "ios14",
+    6: "ios15",
+    7: "ios16",
+    8: "ios17",
+    9: "ios18",
+    10: "ios26",
+}
 NN_KINDS = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor")
 PIPELINE_KINDS = ("pipeline", "pipelineClassifier", "pipelineRegressor")
 MODEL_SUFFIXES = (".mlpackage", ".mlmodel", ".mlmodelc", ".aimodel", ".pt2")
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2")
 FOREIGN_FORMATS = {
     ".onnx": "an ONNX model; Core ML has no ONNX importer any more: convert the PyTorch source with coremltools "
-             "(ct.convert) or, from ONNX, with onnx2torch then ct.convert, and check the .mlpackage",
-    ".tflite": "a TensorFlow Lite model; convert the TensorFlow source with coremltools (ct.convert) and check the .mlpackage",
-    ".safetensors": "weights only (safetensors), not a model graph; build the module in PyTorch and pass it, or save it with "
-                    "torch.export.save as .pt2",
+    "(ct.convert) or, from ONNX, with onnx2torch then ct.convert, and check the .mlpackage",
+    ".tflite": "a TensorFlow Lite model; convert the TensorFlow source with coremltools (ct.convert) and check "
+    "the .mlpackage",
+    ".safetensors": "weights only (safetensors), not a model graph; build the module in PyTorch and pass it, or "
+    "save it with torch.export.save as .pt2",
     ".gguf": "a llama.cpp GGUF file, not a Core ML model; convert the original PyTorch model with coremltools",
 }
 
@@ -60,7 +72,9 @@ def load(source: Any, example_inputs: Any = None, deployment_target: str = "ios1
         model = load_mlpackage(convert_module(source, example_inputs, deployment_target))
         model.path, model.format = f"<torch {type(source).__name__}>", "torch"
         return model
-    raise ModelError(f"cannot analyse an object of type {type(source).__name__}; pass a model path, MLModel or torch.nn.Module")
+    raise ModelError(
+        f"cannot analyse an object of type {type(source).__name__}; pass a model path, MLModel or torch.nn.Module"
+    )
 
 
 def load_path(path: Path, example_inputs: Any = None, deployment_target: str = "ios18") -> Model:
@@ -112,8 +126,11 @@ def load_path_unnamed(path: Path, example_inputs: Any = None, deployment_target:
             return load_mlmodelc(path)
         contents = "it is empty" if not any(path.iterdir()) else "no Manifest.json, model.mil or coremldata.bin in it"
         inside = sorted(c.name for c in path.iterdir() if c.suffix in MODEL_SUFFIXES)
-        hint = f"; did you mean {path / inside[0]}?" if len(inside) == 1 else (
-            f"; it holds {len(inside)} models: {', '.join(inside[:5])}" if inside else "")
+        hint = (
+            f"; did you mean {path / inside[0]}?"
+            if len(inside) == 1
+            else (f"; it holds {len(inside)} models: {', '.join(inside[:5])}" if inside else "")
+        )
         raise ModelError(f"{path}: not a Core ML model folder ({contents}){hint}")
     if path.suffix in FOREIGN_FORMATS:
         raise ModelError(f"{path}: {FOREIGN_FORMATS[path.suffix]}")
@@ -139,7 +156,9 @@ def parse_spec(path: Path, root: Path | None):
     try:
         spec.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError, RecursionError) as e:
-        raise ModelError(f"{path}: not a Core ML model (protobuf does not parse: {str(e).splitlines()[0][:80]})") from None
+        raise ModelError(
+            f"{path}: not a Core ML model (protobuf does not parse: {str(e).splitlines()[0][:80]})"
+        ) from None
     if spec.specificationVersion == 0 or spec.WhichOneof("Type") is None:
         raise ModelError(f"{path}: not a Core ML model (no specification version or model type)")
     return spec
@@ -154,20 +173,27 @@ def load_mlpackage(path: Path) -> Model:
     try:
         root = manifest["itemInfoEntries"][manifest["rootModelIdentifier"]]["path"]
     except (KeyError, TypeError, IndexError) as e:
-        raise ModelError(f"{manifest_path}: malformed package manifest (no root model entry: "
-                         f"{e.__class__.__name__} {str(e)[:80]})") from None
+        raise ModelError(
+            f"{manifest_path}: malformed package manifest (no root model entry: {e.__class__.__name__} {str(e)[:80]})"
+        ) from None
     if not isinstance(root, str):
         raise ModelError(f"{manifest_path}: the root model entry's path is {type(root).__name__}, not a string")
     data_dir = path / "Data"
     spec_path = resolve_inside(data_dir, root)
-    if spec_path is None or not spec_path.is_relative_to(resolved(data_dir) or data_dir) or spec_path == resolved(data_dir):
+    if (
+        spec_path is None
+        or not spec_path.is_relative_to(resolved(data_dir) or data_dir)
+        or spec_path == resolved(data_dir)
+    ):
         raise ModelError(f"{manifest_path}: the root model entry {root!r} points outside the package")
     if not is_file(spec_path) and not os.path.lexists(spec_path):
         raise ModelError(f"{path}: the manifest names {root!r} but the package has no such file")
     weights = spec_path.parent / "weights"
     if is_dir(weights) and resolve_inside(path, str(weights.relative_to(resolved(path) or path))) is None:
         raise ModelError(f"{weights}: the weights folder is a link outside the package; refusing to read it")
-    model = model_from_spec(parse_spec(data_dir / root, path), str(path), weights if is_dir(weights) else spec_path.parent)
+    model = model_from_spec(
+        parse_spec(data_dir / root, path), str(path), weights if is_dir(weights) else spec_path.parent
+    )
     model.weights_bytes = sum(f.stat().st_size for f in walk_files(weights)) if is_dir(weights) else 0
     return model
 
@@ -177,10 +203,26 @@ def model_from_spec(spec, source: str, weights_dir: Path | None, fmt: str | None
     notes: list[str] = []
     graphs = graphs_from_spec(spec, weights_dir, "", notes)
     kind = spec.WhichOneof("Type")
-    fmt = fmt or ("mlprogram" if kind == "mlProgram" else "pipeline" if kind in PIPELINE_KINDS else "neuralnetwork" if kind in NN_KINDS else kind)
+    fmt = fmt or (
+        "mlprogram"
+        if kind == "mlProgram"
+        else "pipeline"
+        if kind in PIPELINE_KINDS
+        else "neuralnetwork"
+        if kind in NN_KINDS
+        else kind
+    )
     target = graphs[0].opset if graphs and graphs[0].opset else SPEC_VERSION_TARGETS.get(spec.specificationVersion, "")
-    return Model(source, fmt, graphs, spec.specificationVersion, target, spec.description.metadata.shortDescription,
-                 notes, is_updatable=spec.isUpdatable)
+    return Model(
+        source,
+        fmt,
+        graphs,
+        spec.specificationVersion,
+        target,
+        spec.description.metadata.shortDescription,
+        notes,
+        is_updatable=spec.isUpdatable,
+    )
 
 
 def graphs_from_spec(spec, weights_dir: Path | None, prefix: str, notes: list[str]) -> list[Graph]:
@@ -198,5 +240,8 @@ def graphs_from_spec(spec, weights_dir: Path | None, prefix: str, notes: list[st
         for i, sub in enumerate(getattr(spec, kind).models):
             graphs += graphs_from_spec(sub, weights_dir, f"{prefix}{i}.{sub.WhichOneof('Type')}:", notes)
         return graphs
-    notes.append(f"{prefix or 'model'}: a {kind} model is not a neural network; Core ML runs it on the CPU, so it has no ops to place")
+    notes.append(
+        f"{prefix or 'model'}: a {kind} model is not a neural network; Core ML runs it on the CPU, so it has no ops "
+        "to place"
+    )
     return []

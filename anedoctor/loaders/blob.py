@@ -5,6 +5,7 @@ blob's offset a 64-byte metadata record: uint32 sentinel 0xDEADBEEF, uint32 dtyp
 uint64 size in bytes, uint64 offset of the data, ... The data is read with a memory map,
 so only the bytes of the weights an analysis touches are paged in.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,10 @@ def read_blob(ref: BlobRef) -> np.ndarray:
         raise ModelError(f"{ref.path}: {const}weight dtype {ref.dtype} is not supported")
     bits = SUB_BYTE_BITS.get(ref.dtype) or 8 * np.dtype(NUMPY_DTYPES[ref.dtype]).itemsize
     if count * bits > size * 8:
-        raise ModelError(f"{ref.path}: {const}shape {ref.shape} needs {-(-count * bits // 8):,} bytes of {ref.dtype} "
-                         f"but its blob at offset {ref.offset} holds {size:,}")
+        raise ModelError(
+            f"{ref.path}: {const}shape {ref.shape} needs {-(-count * bits // 8):,} bytes of {ref.dtype} "
+            f"but its blob at offset {ref.offset} holds {size:,}"
+        )
     if ref.dtype in SUB_BYTE_BITS:
         return unpack_sub_byte(raw, ref.dtype, count).reshape(ref.shape)
     arr = np.frombuffer(raw, dtype=NUMPY_DTYPES[ref.dtype], count=count)

@@ -11,6 +11,7 @@ type ``coreai.<name>``. Each op carries its PyTorch source location (file, line,
 Apple documents the bindings as unversioned ("they track the LLVM pin and may change with any
 bump": coreai-core's ``coreai/__init__.py``), so only the tested coreai-core range is accepted.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,24 +43,81 @@ EAGER_CONST_ELEMENTS = 64  # constants up to this size are decoded at load (axes
 TORCH_LIBRARY = re.compile(r"[/\\](site|dist)-packages[/\\]torch[/\\]")
 
 ELEMENT_TYPES = {  # MLIR element type -> IR dtype
-    "f16": "fp16", "bf16": "bf16", "f32": "fp32", "f64": "fp64", "i1": "bool",
-    "si8": "int8", "ui8": "uint8", "si16": "int16", "ui16": "uint16", "si32": "int32", "ui32": "uint32",
-    "si64": "int64", "ui64": "uint64", "i8": "int8", "i16": "int16", "i32": "int32", "i64": "int64",
-    "si4": "int4", "ui4": "uint4", "f8E4M3FN": "fp8e4m3fn", "f8E5M2": "fp8e5m2",
+    "f16": "fp16",
+    "bf16": "bf16",
+    "f32": "fp32",
+    "f64": "fp64",
+    "i1": "bool",
+    "si8": "int8",
+    "ui8": "uint8",
+    "si16": "int16",
+    "ui16": "uint16",
+    "si32": "int32",
+    "ui32": "uint32",
+    "si64": "int64",
+    "ui64": "uint64",
+    "i8": "int8",
+    "i16": "int16",
+    "i32": "int32",
+    "i64": "int64",
+    "si4": "int4",
+    "ui4": "uint4",
+    "f8E4M3FN": "fp8e4m3fn",
+    "f8E5M2": "fp8e5m2",
 }
 BUFFER_DTYPES = {  # dtypes whose MLIR constants numpy can read (the bindings abort the process on others)
-    "fp16": np.float16, "fp32": np.float32, "fp64": np.float64, "bool": np.bool_, "int8": np.int8,
-    "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32,
-    "int64": np.int64, "uint64": np.uint64,
+    "fp16": np.float16,
+    "fp32": np.float32,
+    "fp64": np.float64,
+    "bool": np.bool_,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "int16": np.int16,
+    "uint16": np.uint16,
+    "int32": np.int32,
+    "uint32": np.uint32,
+    "int64": np.int64,
+    "uint64": np.uint64,
 }
 
-UNARY = {n: n for n in ("abs", "acos", "asin", "atan", "atanh", "cos", "cosh", "erf", "exp", "sin", "sinh",
-                        "sqrt", "tan", "tanh", "round", "relu", "sigmoid", "silu")} | {"not": "logical_not"}
+UNARY = {
+    n: n
+    for n in (
+        "abs",
+        "acos",
+        "asin",
+        "atan",
+        "atanh",
+        "cos",
+        "cosh",
+        "erf",
+        "exp",
+        "sin",
+        "sinh",
+        "sqrt",
+        "tan",
+        "tanh",
+        "round",
+        "relu",
+        "sigmoid",
+        "silu",
+    )
+} | {"not": "logical_not"}
 BINARY = {n: n for n in ("add", "sub", "mul", "pow", "maximum", "minimum", "equal", "not_equal", "greater")} | {
-    "divide": "real_div", "floor_divide": "floor_div", "modulo": "mod",
-    "and": "logical_and", "or": "logical_or", "xor": "logical_xor"}
-REDUCE = {"reduce_mean": "reduce_mean", "reduce_sum": "reduce_sum", "reduce_max": "reduce_max",
-          "reduce_min": "reduce_min", "reduce_product": "reduce_prod"}
+    "divide": "real_div",
+    "floor_divide": "floor_div",
+    "modulo": "mod",
+    "and": "logical_and",
+    "or": "logical_or",
+    "xor": "logical_xor",
+}
+REDUCE = {
+    "reduce_mean": "reduce_mean",
+    "reduce_sum": "reduce_sum",
+    "reduce_max": "reduce_max",
+    "reduce_min": "reduce_min",
+    "reduce_product": "reduce_prod",
+}
 # coreai op -> (MIL op, MIL argument name per operand position, constant attributes)
 DIRECT: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     **{k: (v, ("x",), {}) for k, v in UNARY.items()},
@@ -100,6 +158,7 @@ DIRECT: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 
 # ------------------------------------------------------------------ the bindings, version-checked
 
+
 @functools.cache
 def bindings() -> SimpleNamespace:
     """coreai-core's MLIR bindings, or a one-line ModelError when missing or of an untested version."""
@@ -110,8 +169,10 @@ def bindings() -> SimpleNamespace:
     except importlib.metadata.PackageNotFoundError:
         raise ModelError(f"reading Core AI models needs coreai-core {SUPPORTED_COREAI}: {INSTALL_HINT}") from None
     if not SpecifierSet(SUPPORTED_COREAI, prereleases=True).contains(version):
-        raise ModelError(f"coreai-core {version} is installed; anedoctor reads .aimodel only with coreai-core "
-                         f"{SUPPORTED_COREAI} (Apple's MLIR bindings are unversioned and change with each release)")
+        raise ModelError(
+            f"coreai-core {version} is installed; anedoctor reads .aimodel only with coreai-core "
+            f"{SUPPORTED_COREAI} (Apple's MLIR bindings are unversioned and change with each release)"
+        )
     try:
         import coreai.authoring  # noqa: F401  (first: the dialect modules import it back)
         from coreai._compiler import ir
@@ -122,11 +183,11 @@ def bindings() -> SimpleNamespace:
         from coreai.authoring.context import Context
     except ImportError as e:
         raise ModelError(f"coreai-core {version}: its MLIR bindings do not import ({e}); {INSTALL_HINT}") from None
-    return SimpleNamespace(version=version, ir=ir, locations=locations, load=load_module_from_bytecode,
-                           context=Context)
+    return SimpleNamespace(version=version, ir=ir, locations=locations, load=load_module_from_bytecode, context=Context)
 
 
 # ------------------------------------------------------------------ weights kept in the bytecode file
+
 
 def _varint(buf: mmap.mmap, pos: int) -> tuple[int, int]:
     """MLIR bytecode's prefix varint: the first byte's trailing zeros count the extra bytes."""
@@ -134,9 +195,9 @@ def _varint(buf: mmap.mmap, pos: int) -> tuple[int, int]:
     if first & 1:
         return first >> 1, pos + 1
     if first == 0:
-        return int.from_bytes(buf[pos + 1:pos + 9], "little"), pos + 9
+        return int.from_bytes(buf[pos + 1 : pos + 9], "little"), pos + 9
     n = (first & -first).bit_length()
-    return int.from_bytes(buf[pos:pos + n], "little") >> n, pos + n
+    return int.from_bytes(buf[pos : pos + n], "little") >> n, pos + n
 
 
 def resource_blobs(path: Path) -> dict[str, tuple[int, int]]:
@@ -149,7 +210,7 @@ def resource_blobs(path: Path) -> dict[str, tuple[int, int]]:
 
 def _resource_blobs(buf: mmap.mmap) -> dict[str, tuple[int, int]]:
     _, pos = _varint(buf, 4)  # magic "ML\xefR", then the version
-    pos = bytes(buf[pos:pos + 256]).index(b"\0") + pos + 1  # producer string
+    pos = bytes(buf[pos : pos + 256]).index(b"\0") + pos + 1  # producer string
     sections: dict[int, tuple[int, int]] = {}
     while pos < len(buf):
         code = buf[pos]
@@ -190,7 +251,7 @@ def _strings(buf: mmap.mmap, start: int, length: int) -> list[str]:
         sizes.append(size)
     strings, end = [""] * count, start + length
     for i, size in zip(range(count - 1, -1, -1), sizes):
-        strings[i] = bytes(buf[end - size:end - 1]).decode("utf-8", "replace")
+        strings[i] = bytes(buf[end - size : end - 1]).decode("utf-8", "replace")
         end -= size
     return strings
 
@@ -209,8 +270,9 @@ class ResourceConst(LazyConst):
         np_dtype = BUFFER_DTYPES.get(self.dtype)
         count = int(np.prod(self.shape))
         if np_dtype is None or count * np.dtype(np_dtype).itemsize != self.nbytes:
-            raise ModelError(f"{self.path}: cannot decode a {self.dtype}{list(self.shape)} weight "
-                             f"of {self.nbytes} bytes")
+            raise ModelError(
+                f"{self.path}: cannot decode a {self.dtype}{list(self.shape)} weight of {self.nbytes} bytes"
+            )
         with open(self.path, "rb") as f:
             f.seek(self.offset)
             return np.fromfile(f, np_dtype, count).reshape(self.shape)
@@ -230,6 +292,7 @@ class DenseConst(LazyConst):
 
 
 # ------------------------------------------------------------------ loading
+
 
 def load_aimodel(path: str | Path, module_paths: dict[str, str] | None = None) -> Model:
     """Read a ``.aimodel`` folder. ``module_paths`` maps Core AI's module names (``Conv2d$2``) to the
@@ -260,11 +323,15 @@ def load_aimodel(path: str | Path, module_paths: dict[str, str] | None = None) -
     try:
         graphs = [reader.graph(g) for g in reader.public_graphs()]
     except (AttributeError, TypeError, KeyError, IndexError) as e:  # the bindings' surface changed under us
-        raise ModelError(f"{bytecode}: coreai-core {b.version}'s bindings do not read as expected "
-                         f"({e.__class__.__name__}: {e}); anedoctor supports coreai-core {SUPPORTED_COREAI}") from None
-    notes.append("Core AI: placement is predicted with the Core ML evidence (rules, segment costs); Core AI's own "
-                 "partitioner may differ, and each Neural Engine region is a separate submission (rule CAI-3). "
-                 "Apple's placement is read on macOS 27 with coreai_torch.debugging.ComputePlan")
+        raise ModelError(
+            f"{bytecode}: coreai-core {b.version}'s bindings do not read as expected "
+            f"({e.__class__.__name__}: {e}); anedoctor supports coreai-core {SUPPORTED_COREAI}"
+        ) from None
+    notes.append(
+        "Core AI: placement is predicted with the Core ML evidence (rules, segment costs); Core AI's own "
+        "partitioner may differ, and each Neural Engine region is a separate submission (rule CAI-3). "
+        "Apple's placement is read on macOS 27 with coreai_torch.debugging.ComputePlan"
+    )
     unknown = sorted({op.type for g in graphs for op in g.ops if op.type.startswith("coreai.")})
     if unknown:
         notes.append(f"Core AI ops with no ML Program equivalent (no rules or costs): {', '.join(unknown)}")
@@ -320,8 +387,11 @@ class ProgramReader:
 
     def __init__(self, b: SimpleNamespace, bytecode: Path, module: Any, module_paths: dict[str, str]):
         self.b, self.ir, self.bytecode, self.module_paths = b, b.ir, bytecode, module_paths
-        self.graph_ops = {str(self.ir.StringAttr(op.operation.attributes["sym_name"]).value): op.operation
-                          for op in module.body.operations if op.operation.name == "coreai.graph"}
+        self.graph_ops = {
+            str(self.ir.StringAttr(op.operation.attributes["sym_name"]).value): op.operation
+            for op in module.body.operations
+            if op.operation.name == "coreai.graph"
+        }
         self.blobs: dict[str, tuple[int, int]] | None = None
 
     def public_graphs(self) -> list[Any]:
@@ -423,8 +493,9 @@ class ProgramReader:
     def value(self, mlir_value: Any) -> Value:
         v = self.values.get(mlir_value)
         if v is None:
-            raise ModelError(f"{self.bytecode}: an op reads a value defined outside its graph "
-                             "(control flow is not read)")
+            raise ModelError(
+                f"{self.bytecode}: an op reads a value defined outside its graph (control flow is not read)"
+            )
         return v
 
     def base_name(self, o: Any, short: str, prefix: str = "") -> str:
@@ -443,8 +514,11 @@ class ProgramReader:
 
     def source(self, location: Any) -> SourceLocation | None:
         """The innermost frame outside torch itself, and the module path (None: the op has no location)."""
-        frames = tuple((f.filename, int(f.line)) for f in self.b.locations.get_file_line_col_locations(location)
-                       if f.filename not in ("", "-"))
+        frames = tuple(
+            (f.filename, int(f.line))
+            for f in self.b.locations.get_file_line_col_locations(location)
+            if f.filename not in ("", "-")
+        )
         stack = list(self.b.locations.get_stack_trace(location) or [])
         names = [self.module_paths.get(s, s) for s in stack[1:]]  # the first is the converted module itself
         module_path = names[-1] if self.module_paths and names else ".".join(names)
@@ -485,19 +559,36 @@ def composite_op(name: str, args: dict[str, Value], attrs: dict[str, str]) -> tu
     """(MIL op, inputs, attributes) for a Core AI composite with an ML Program equivalent, else None."""
     if name == "layer_norm":
         inputs = {"x": args["input"]} | {k: args[k] for k in ("gamma", "beta") if k in args}
-        return "layer_norm", inputs, {"axes": np.array(_ints(attrs.get("axes", "[-1]")), np.int32),
-                                      "epsilon": float(attrs.get("eps", "1e-5").split(":")[0])}
-    if name == "scaled_dot_product_attention" and set(attrs) <= {"is_causal", "version", "window_size"} and \
-            attrs.get("is_causal", "false") == "false" and _ints(attrs.get("window_size", "0")) == [0]:
+        return (
+            "layer_norm",
+            inputs,
+            {
+                "axes": np.array(_ints(attrs.get("axes", "[-1]")), np.int32),
+                "epsilon": float(attrs.get("eps", "1e-5").split(":")[0]),
+            },
+        )
+    if (
+        name == "scaled_dot_product_attention"
+        and set(attrs) <= {"is_causal", "version", "window_size"}
+        and attrs.get("is_causal", "false") == "false"
+        and _ints(attrs.get("window_size", "0")) == [0]
+    ):
         mask = [v for k, v in args.items() if "mask" in k]
         return name, {k: args[k] for k in ("query", "key", "value")} | ({"attn_mask": mask[0]} if mask else {}), {}
     pool_args = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
     rest = [args.get(k) for k in pool_args]
     if name == "avg_pool_2d" and all(v is not None and v.is_const for v in rest) and not np.any(rest[5].data()):
         pad = np.repeat(np.asarray(rest[2].data()).reshape(-1), 2).astype(np.int32)  # (ph, pw) -> [ph, ph, pw, pw]
-        return "avg_pool", {"x": args["input"], "kernel_sizes": rest[0], "strides": rest[1]}, {
-            "pad_type": "custom", "pad": pad, "ceil_mode": bool(rest[3].data()),
-            "exclude_padding_from_average": not bool(rest[4].data())}
+        return (
+            "avg_pool",
+            {"x": args["input"], "kernel_sizes": rest[0], "strides": rest[1]},
+            {
+                "pad_type": "custom",
+                "pad": pad,
+                "ceil_mode": bool(rest[3].data()),
+                "exclude_padding_from_average": not bool(rest[4].data()),
+            },
+        )
     return None
 
 
@@ -555,6 +646,7 @@ def _ints(text: str) -> list[int]:
 
 # ------------------------------------------------------------------ torch -> .aimodel, and Core AI's own runtime
 
+
 def convert_module(module: Any, example_inputs: Any, folder: Path | None = None) -> tuple[Path, dict[str, str]]:
     """Convert a torch module with coreai-torch (torch.export with its decomposition table) into
     ``folder`` (default: a temporary folder removed at exit). Returns the ``.aimodel`` path and the map
@@ -565,6 +657,7 @@ def convert_module(module: Any, example_inputs: Any, folder: Path | None = None)
     examples = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     try:
         import torch
+
         with warnings.catch_warnings():  # "validated with torch<=2.13.0; found 2.13.0+cpu" (+cpu sorts higher)
             warnings.simplefilter("ignore")
             from coreai_torch import TorchConverter, get_decomp_table
@@ -582,8 +675,9 @@ def convert_module(module: Any, example_inputs: Any, folder: Path | None = None)
             warnings.simplefilter("ignore")
             exported = torch.export.export(module.eval(), examples).run_decompositions(get_decomp_table())
             converter = TorchConverter()
-            converter.add_pytorch_module(module, export_fn=lambda _: exported,
-                                         input_names=[f"input_{i}" for i in range(len(examples))])
+            converter.add_pytorch_module(
+                module, export_fn=lambda _: exported, input_names=[f"input_{i}" for i in range(len(examples))]
+            )
             converter.to_coreai().save_asset(target)
     except Exception as e:  # noqa: BLE001  (torch.export and the converter raise many types)
         raise ModelError(f"{name}: coreai-torch could not convert the module: {_first_line(e)}") from None
@@ -632,8 +726,9 @@ def run_coreai(source: str | Path | Model, inputs: dict[str, Any], function: str
             feeds = {}
             for name in desc.input_names:
                 if name not in inputs:
-                    raise ModelError(f"{path}: input {name!r} is missing "
-                                     f"(the function takes {', '.join(desc.input_names)})")
+                    raise ModelError(
+                        f"{path}: input {name!r} is missing (the function takes {', '.join(desc.input_names)})"
+                    )
                 dtype = np.dtype(desc.input_descriptor(name).dtype)  # numpy names: "float32", "int32" ...
                 feeds[name] = NDArray(np.ascontiguousarray(np.asarray(inputs[name]).astype(dtype)))
             return {k: np.array(v.numpy()) for k, v in (await fn(feeds)).items()}
@@ -665,8 +760,11 @@ class CrossCheck:
 
     @property
     def max_abs_diff(self) -> dict[str, float]:
-        return {k: float(np.max(np.abs(self.reference[k].astype(np.float64) - np.asarray(v, np.float64)), initial=0.0))
-                for k, v in self.coreai.items() if k in self.reference}
+        return {
+            k: float(np.max(np.abs(self.reference[k].astype(np.float64) - np.asarray(v, np.float64)), initial=0.0))
+            for k, v in self.coreai.items()
+            if k in self.reference
+        }
 
 
 def compare_with_coreai(model: Model, result: Any) -> CrossCheck:

@@ -10,6 +10,7 @@ Limits (bytes), each overridable by an environment variable ``ANEDOCTOR_MAX_<KIN
 ``ANEDOCTOR_MAX_DIM``, ``ANEDOCTOR_MAX_RANK``, ``ANEDOCTOR_MAX_ELEMENTS`` (a declared tensor) and
 ``ANEDOCTOR_MAX_ALLOC_BYTES`` (one array made from a declared shape).
 """
+
 from __future__ import annotations
 
 import json
@@ -86,19 +87,26 @@ def checked_file(path: Path, root: Path | None, kind: str, what: str = "file") -
     try:
         st = os.stat(real)
     except OSError as e:
-        raise ModelError(f"{path}: cannot read {what} ({e.strerror or type(e).__name__})") from None
+        raise ModelError(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__})") from None
     if not stat.S_ISREG(st.st_mode):
         raise ModelError(f"{path}: the {what} is not a regular file ({file_kind(st.st_mode)}); refusing to read it")
     limit = size_limit(kind)
     if st.st_size > limit:
-        raise ModelError(f"{path}: the {what} is {st.st_size:,} bytes, over the {limit:,}-byte limit for it "
-                         f"(set ANEDOCTOR_MAX_{kind.upper()}_BYTES to raise it)")
+        raise ModelError(
+            f"{path}: the {what} is {st.st_size:,} bytes, over the {limit:,}-byte limit for it "
+            f"(set ANEDOCTOR_MAX_{kind.upper()}_BYTES to raise it)"
+        )
     return real
 
 
 def file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a plain file"
@@ -116,7 +124,7 @@ def read_bytes(path: Path, root: Path | None, kind: str, what: str = "file") -> 
                 raise ModelError(f"{path}: the {what} is not a regular file; refusing to read it")
             data = f.read(min(st.st_size, limit) + 1)  # one byte more shows a file that grew
     except OSError as e:
-        raise ModelError(f"{path}: cannot read {what} ({e.strerror or type(e).__name__})") from None
+        raise ModelError(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__})") from None
     if len(data) > limit:
         raise ModelError(f"{path}: the {what} is over the {limit:,}-byte limit for it")
     return data
@@ -232,8 +240,10 @@ def bounded_shape(shape: tuple[int | None, ...] | None, where: str) -> tuple[int
             raise ModelError(f"{where}: dimension {d} is outside 0..{MAX_DIM} (ANEDOCTOR_MAX_DIM)")
     numel = math.prod(d for d in shape if d is not None)
     if numel > MAX_ELEMENTS:
-        raise ModelError(f"{where}: shape {tuple(shape)} has {numel:,} elements, over the limit of {MAX_ELEMENTS:,} "
-                         "(ANEDOCTOR_MAX_ELEMENTS)")
+        raise ModelError(
+            f"{where}: shape {tuple(shape)} has {numel:,} elements, over the limit of {MAX_ELEMENTS:,} "
+            "(ANEDOCTOR_MAX_ELEMENTS)"
+        )
     return shape
 
 
@@ -244,6 +254,8 @@ def allocatable(shape: tuple[int, ...], itemsize: int, what: str) -> tuple[int, 
     """``shape`` when an array of it fits :data:`MAX_ALLOC_BYTES`; ModelError with the limit and the value otherwise."""
     nbytes = math.prod(shape) * itemsize
     if nbytes > MAX_ALLOC_BYTES:
-        raise ModelError(f"{what} of shape {tuple(shape)} would take {nbytes:,} bytes, over the "
-                         f"{MAX_ALLOC_BYTES:,}-byte limit (ANEDOCTOR_MAX_ALLOC_BYTES)")
+        raise ModelError(
+            f"{what} of shape {tuple(shape)} would take {nbytes:,} bytes, over the "
+            f"{MAX_ALLOC_BYTES:,}-byte limit (ANEDOCTOR_MAX_ALLOC_BYTES)"
+        )
     return shape

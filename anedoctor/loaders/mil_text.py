@@ -1,5 +1,6 @@
 """Parse the MIL text of a compiled ML Program (``model.mil``) into the IR: iOS 15-17 and iOS 18 dialects,
 several functions, state, control flow; weights stay references into the blob files."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,9 +33,7 @@ _LITERAL = r'(?:\((?:"(?:[^"\\]|\\.)*"|[^()\[\]{}<>"\s,=]+)\))?'
 # literal in parentheses); a string; a number; ``->``.
 TOKEN = re.compile(
     r"[()\[\]{},=;<>?]"
-    r"|tensor<\w+,\s*\[[^\]\[<>]*\]>" + _LITERAL +
-    r"|[A-Za-z_][\w.]*" + _LITERAL +
-    r'|"(?:[^"\\]|\\.)*"'
+    r"|tensor<\w+,\s*\[[^\]\[<>]*\]>" + _LITERAL + r"|[A-Za-z_][\w.]*" + _LITERAL + r'|"(?:[^"\\]|\\.)*"'
     r"|[-+]?0[xX][0-9a-fA-F]*\.?[0-9a-fA-F]*[pP][-+]?\d+"
     r"|[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf\b|nan\b)"
     r"|->|\S"
@@ -543,7 +542,9 @@ class MilParser:
     def convert(self, ttype: TensorType, raw: Any) -> Any:
         """Literal -> constant payload of type ``ttype`` (numpy for numeric tensors)."""
         if isinstance(raw, Blobfile):
-            return BlobRef(self.weight_file(raw.path), raw.offset, ttype.dtype, tuple(d or 0 for d in ttype.shape or ()))
+            return BlobRef(
+                self.weight_file(raw.path), raw.offset, ttype.dtype, tuple(d or 0 for d in ttype.shape or ())
+            )
         np_dtype = NUMPY_DTYPES.get(ttype.dtype)
         if np_dtype is None or ttype.kind != "tensor" or isinstance(raw, (dict, tuple, str)):
             return raw
@@ -562,7 +563,7 @@ class MilParser:
         """Resolve a BLOBFILE path inside the model folder; refuse one that escapes it."""
         path = self.weight_files.get(name)
         if path is None:
-            path = resolve_inside(self.folder, name[len(MODEL_PATH):] if name.startswith(MODEL_PATH) else name)
+            path = resolve_inside(self.folder, name[len(MODEL_PATH) :] if name.startswith(MODEL_PATH) else name)
             if path is None:
                 raise ModelError(f"{self.path}: weight path {name!r} points outside the model folder")
             self.weight_files[name] = path

@@ -8,6 +8,7 @@ text dialects: ``tensor<string, []>("x")`` / ``tensor<uint64, []>(64)`` (iOS15-1
 spec version and the input flexibility. Weights are never read: blob constants become
 :class:`BlobRef` s resolved inside the folder.
 """
+
 from __future__ import annotations
 
 import gc
@@ -120,7 +121,9 @@ def count_ops(ops: list[Op]) -> int:
     return sum(1 + sum(count_ops(b.ops) for b in op.blocks) for op in ops)
 
 
-def mil_graphs(folder: Path, root: Path, prefix: str, meta: dict[str, Any], notes: list[str], where: str) -> list[Graph]:
+def mil_graphs(
+    folder: Path, root: Path, prefix: str, meta: dict[str, Any], notes: list[str], where: str
+) -> list[Graph]:
     """Graphs of ``model.mil``, the default function first (it gets the input specs)."""
     mil_path = folder / "model.mil"
     text = read_text(mil_path, root, "mil", "MIL text")
@@ -140,17 +143,24 @@ def mil_graphs(folder: Path, root: Path, prefix: str, meta: dict[str, Any], note
     for g in graphs:
         g.name = prefix + g.name
     build = parser.attrs.get("buildInfo")
-    compiler = f" (coremlc {build['coremlc-version']})" if isinstance(build, dict) and "coremlc-version" in build else ""
+    compiler = (
+        f" (coremlc {build['coremlc-version']})" if isinstance(build, dict) and "coremlc-version" in build else ""
+    )
     notes.append(f"{where}ops, types and constants from model.mil{compiler}; weights are referenced, not read")
     histogram = meta_field(meta, "mlProgramOperationTypeHistogram", dict, folder)
     parsed = sum(count_ops(g.ops) for g in graphs)
     counted = sum(n for n in histogram.values() if isinstance(n, int)) if histogram else None
     if counted is not None and counted != parsed:
         notes.append(f"{where}metadata.json counts {counted} ops but model.mil has {parsed}")
-    missing = sorted(str(p.relative_to(folder.resolve())) for p in set(parser.weight_files.values())
-                     if not is_file(p) or p.stat().st_size < 200 and is_lfs_pointer(p, root))
+    missing = sorted(
+        str(p.relative_to(folder.resolve()))
+        for p in set(parser.weight_files.values())
+        if not is_file(p) or p.stat().st_size < 200 and is_lfs_pointer(p, root)
+    )
     if missing:
-        notes.append(f"{where}weight files missing (or Git LFS pointers), so weights cannot be loaded: {', '.join(missing)}")
+        notes.append(
+            f"{where}weight files missing (or Git LFS pointers), so weights cannot be loaded: {', '.join(missing)}"
+        )
     return graphs
 
 
@@ -191,21 +201,41 @@ def load_mlmodelc(path: Path) -> Model:
         kinds.append("neuralnetwork")
     if not units:
         if not is_file(root / "coremldata.bin"):
-            raise ModelError(f"{root}: not a compiled Core ML model (no model.mil, model.espresso.net or coremldata.bin)")
+            raise ModelError(
+                f"{root}: not a compiled Core ML model (no model.mil, model.espresso.net or coremldata.bin)"
+            )
         model_type = meta_field(meta_field(meta, "modelType", dict, root, {}), "name", str, root, "model type unknown")
-        notes.append(f"coremldata.bin holds the model in a binary format anedoctor cannot read ({model_type}); "
-                     "there is no model.mil or model.espresso.net to analyse")
+        notes.append(
+            f"coremldata.bin holds the model in a binary format anedoctor cannot read ({model_type}); "
+            "there is no model.mil or model.espresso.net to analyse"
+        )
         kinds.append("mlprogram" if "mlProgram" in model_type else "neuralnetwork")
     if len(units) > 1:
-        notes.append(f"pipeline of {len(units)} compiled sub-models: " + ", ".join(u.relative_to(root).as_posix() for u in units))
-    notes.append("spec version, description and input flexibility from metadata.json" if meta else
-                 "no metadata.json: spec version unknown; input flexibility from the model text only")
+        notes.append(
+            f"pipeline of {len(units)} compiled sub-models: " + ", ".join(u.relative_to(root).as_posix() for u in units)
+        )
+    notes.append(
+        "spec version, description and input flexibility from metadata.json"
+        if meta
+        else "no metadata.json: spec version unknown; input flexibility from the model text only"
+    )
 
     ios = meta_field(meta_field(meta, "availability", dict, root, {}), "iOS", str, root)
-    target = graphs[0].opset if graphs and graphs[0].opset else f"ios{ios.split('.')[0]}" if isinstance(ios, str) else ""
-    weights = sum(f.stat().st_size for f in walk_files(root)
-                  if f.parent.name == "weights" or f.name.endswith(".espresso.weights"))
+    target = (
+        graphs[0].opset if graphs and graphs[0].opset else f"ios{ios.split('.')[0]}" if isinstance(ios, str) else ""
+    )
+    weights = sum(
+        f.stat().st_size for f in walk_files(root) if f.parent.name == "weights" or f.name.endswith(".espresso.weights")
+    )
     spec_version = meta.get("specificationVersion")
-    return Model(str(root), "mlmodelc-mlprogram" if "mlprogram" in kinds else "mlmodelc-neuralnetwork", graphs,
-                 spec_version if isinstance(spec_version, int) else 0, target, str(meta.get("shortDescription", "")),
-                 notes, weights, str(meta.get("isUpdatable", "0")) == "1")
+    return Model(
+        str(root),
+        "mlmodelc-mlprogram" if "mlprogram" in kinds else "mlmodelc-neuralnetwork",
+        graphs,
+        spec_version if isinstance(spec_version, int) else 0,
+        target,
+        str(meta.get("shortDescription", "")),
+        notes,
+        weights,
+        str(meta.get("isUpdatable", "0")) == "1",
+    )

@@ -3,6 +3,7 @@
 Walks the protobuf once. ``const`` ops become constant Values, not ops; weights in the
 blob file stay :class:`BlobRef` s and large inline tensors stay undecoded until asked for.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,10 +21,29 @@ from .files import allocatable, bounded_shape, resolve_inside
 
 # MIL proto DataType enum -> IR dtype name
 PROTO_DTYPES = {
-    0: "unused", 1: "bool", 2: "string", 10: "fp16", 11: "fp32", 12: "fp64", 13: "bf16",
-    21: "int8", 22: "int16", 23: "int32", 24: "int64", 25: "int4", 31: "uint8", 32: "uint16",
-    33: "uint32", 34: "uint64", 35: "uint4", 36: "uint2", 37: "uint1", 38: "uint6", 39: "uint3",
-    40: "fp8e4m3fn", 41: "fp8e5m2",
+    0: "unused",
+    1: "bool",
+    2: "string",
+    10: "fp16",
+    11: "fp32",
+    12: "fp64",
+    13: "bf16",
+    21: "int8",
+    22: "int16",
+    23: "int32",
+    24: "int64",
+    25: "int4",
+    31: "uint8",
+    32: "uint16",
+    33: "uint32",
+    34: "uint64",
+    35: "uint4",
+    36: "uint2",
+    37: "uint1",
+    38: "uint6",
+    39: "uint3",
+    40: "fp8e4m3fn",
+    41: "fp8e5m2",
 }
 # FeatureTypes ArrayDataType enum -> IR dtype
 ARRAY_DTYPES = {65568: "fp32", 65600: "fp64", 131104: "int32", 65552: "fp16", 131080: "int8"}
@@ -58,7 +78,9 @@ def decode_type(vt) -> TensorType:
         inner = tensor_type(vt.stateType.wrappedType)
         return TensorType(inner.dtype, inner.shape, "state")
     if kind != "tensorType":
-        return TensorType("", None, {"listType": "list", "dictionaryType": "dict", "tupleType": "tuple"}.get(kind, "tensor"))
+        return TensorType(
+            "", None, {"listType": "list", "dictionaryType": "dict", "tupleType": "tuple"}.get(kind, "tensor")
+        )
     t = vt.tensorType
     dtype = PROTO_DTYPES.get(t.dataType, "unused")
     if t.rank < 0:
@@ -84,10 +106,16 @@ def decode_tensor(tv, ttype: TensorType) -> Any:
     which = tv.WhichOneof("value")
     if which is None:
         dtype = np.dtype(NUMPY_DTYPES.get(ttype.dtype, np.float32))
-        return np.zeros(allocatable(tuple(d or 0 for d in ttype.shape or ()), dtype.itemsize, "an empty constant"), dtype)
+        return np.zeros(
+            allocatable(tuple(d or 0 for d in ttype.shape or ()), dtype.itemsize, "an empty constant"), dtype
+        )
     if which == "bytes":
         np_dtype = NUMPY_DTYPES.get(ttype.dtype, np.uint8)
-        arr = np.frombuffer(tv.bytes.values, dtype=np_dtype) if ttype.dtype in NUMPY_DTYPES else np.frombuffer(tv.bytes.values, np.uint8)
+        arr = (
+            np.frombuffer(tv.bytes.values, dtype=np_dtype)
+            if ttype.dtype in NUMPY_DTYPES
+            else np.frombuffer(tv.bytes.values, np.uint8)
+        )
     else:
         values = list(getattr(tv, which).values)
         if which == "strings":
@@ -121,7 +149,12 @@ def blob_ref(file_name: str, offset: int, weights_dir: Path | None, ttype: Tenso
     """Resolve ``@model_path/weights/x.bin`` inside the model; refuse paths that escape it."""
     if weights_dir is None:
         raise ModelError(f"weight file {file_name} is referenced but the model has no weights folder")
-    return BlobRef(resolve_weight_file(file_name, weights_dir), int(offset), ttype.dtype, tuple(d or 0 for d in (ttype.shape or ())))
+    return BlobRef(
+        resolve_weight_file(file_name, weights_dir),
+        int(offset),
+        ttype.dtype,
+        tuple(d or 0 for d in (ttype.shape or ())),
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -292,24 +325,42 @@ def input_specs(description) -> list[InputSpec]:
             if which == "shapeRange" and any(r.lowerBound != r.upperBound for r in t.shapeRange.sizeRanges):
                 flex = "range"
             elif which == "enumeratedShapes" and len(t.enumeratedShapes.shapes) > 1:
-                flex, enum = "enumerated", [bounded_shape(tuple(s.shape), f"model description, input {f.name!r}")
-                                            for s in t.enumeratedShapes.shapes]
+                flex, enum = (
+                    "enumerated",
+                    [
+                        bounded_shape(tuple(s.shape), f"model description, input {f.name!r}")
+                        for s in t.enumeratedShapes.shapes
+                    ],
+                )
             specs.append(InputSpec(f.name, TensorType(ARRAY_DTYPES.get(t.dataType, "fp32"), shape), flex, enum, shape))
         elif kind == "imageType":
             t = f.type.imageType
             channels = 1 if t.colorSpace in (10, 40) else 3  # GRAYSCALE = 10, GRAYSCALE_FLOAT16 = 40
-            shape = bounded_shape((1, channels, int(t.height), int(t.width)), f"model description, image input {f.name!r}")
+            shape = bounded_shape(
+                (1, channels, int(t.height), int(t.width)), f"model description, image input {f.name!r}"
+            )
             flex, enum = "fixed", []
             which = t.WhichOneof("SizeFlexibility")
             if which == "imageSizeRange":
                 r = t.imageSizeRange
-                if r.widthRange.lowerBound != r.widthRange.upperBound or r.heightRange.lowerBound != r.heightRange.upperBound:
+                if (
+                    r.widthRange.lowerBound != r.widthRange.upperBound
+                    or r.heightRange.lowerBound != r.heightRange.upperBound
+                ):
                     flex = "range"
             elif which == "enumeratedSizes" and len(t.enumeratedSizes.sizes) > 1:
                 flex = "enumerated"
-                enum = [bounded_shape((1, channels, int(s.height), int(s.width)), f"model description, image input {f.name!r}")
-                        for s in t.enumeratedSizes.sizes]
-            specs.append(InputSpec(f.name, TensorType("fp16" if t.colorSpace == 40 else "fp32", shape), flex, enum, shape, image=True))
+                enum = [
+                    bounded_shape(
+                        (1, channels, int(s.height), int(s.width)), f"model description, image input {f.name!r}"
+                    )
+                    for s in t.enumeratedSizes.sizes
+                ]
+            specs.append(
+                InputSpec(
+                    f.name, TensorType("fp16" if t.colorSpace == 40 else "fp32", shape), flex, enum, shape, image=True
+                )
+            )
         else:
             specs.append(InputSpec(f.name, TensorType(kind or "", None)))
     return specs

@@ -1,4 +1,5 @@
 """NeuralNetwork weights: protobuf WeightParams read lazily (fp32, fp16, quantized, lookup tables)."""
+
 from __future__ import annotations
 
 from math import prod

@@ -1,6 +1,7 @@
 """PyTorch -> ML Program with coremltools' own converter: a module (traced on example inputs), a saved
 torch.export program (``.pt2``, which carries its example inputs) or a TorchScript file (``.pt``, with
 input shapes). Each is saved as an ``.mlpackage`` in a temporary folder removed at exit."""
+
 from __future__ import annotations
 
 import atexit
@@ -42,7 +43,9 @@ def convert_module(module: Any, example_inputs: Any, deployment_target: str = "i
                 minimum_deployment_target=target,
             )
     except Exception as e:  # the converter raises many types; report the first line
-        raise ModelError(f"{type(module).__name__}: coremltools could not convert the module: {str(e).splitlines()[0][:160]}") from None
+        raise ModelError(
+            f"{type(module).__name__}: coremltools could not convert the module: {str(e).splitlines()[0][:160]}"
+        ) from None
     return saved(mlmodel, type(module).__name__)
 
 
@@ -66,8 +69,10 @@ def convert_file(path: Path, example_inputs: Any = None, deployment_target: str 
         try:
             source = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as e:
-            raise ModelError(f"{path}: not a TorchScript file ({type(e).__name__}); a state_dict or pickled module "
-                             "cannot be converted: save it with torch.jit.save, or with torch.export.save as .pt2") from None
+            raise ModelError(
+                f"{path}: not a TorchScript file ({type(e).__name__}); a state_dict or pickled module "
+                "cannot be converted: save it with torch.jit.save, or with torch.export.save as .pt2"
+            ) from None
         inputs = tensor_types(ct, path, example_inputs)
     try:
         with contextlib.redirect_stderr(io.StringIO()):
@@ -80,8 +85,10 @@ def convert_file(path: Path, example_inputs: Any = None, deployment_target: str 
 def tensor_types(ct, path: Path, example_inputs: Any) -> list:
     """coremltools input types for a TorchScript file, from {name: shape} or example tensors."""
     if example_inputs is None:
-        raise ModelError(f"{path}: a TorchScript file does not record its input shapes; give them with "
-                         "--input-shape NAME=1x3x224x224 (repeatable), or example_inputs=... from Python")
+        raise ModelError(
+            f"{path}: a TorchScript file does not record its input shapes; give them with "
+            "--input-shape NAME=1x3x224x224 (repeatable), or example_inputs=... from Python"
+        )
     if isinstance(example_inputs, dict):
         return [ct.TensorType(name=name, shape=tuple(shape)) for name, shape in example_inputs.items()]
     examples = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)

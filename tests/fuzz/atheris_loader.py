@@ -12,6 +12,7 @@ exception is a finding (libFuzzer saves the input as ``crash-*``); so are a time
     python -m tests.fuzz.atheris_loader --make-corpus corpus/       # seed inputs from the seed models
     python -m tests.fuzz.atheris_loader corpus/ -runs=20000 -timeout=30 -rss_limit_mb=2048
 """
+
 from __future__ import annotations
 
 import shutil
@@ -24,10 +25,14 @@ SLOTS = ["spec", "mil", "metadata", "espresso", "manifest", "npz"]
 
 def seed_files(seeds: dict[str, Path]) -> dict[str, tuple[Path, str]]:
     """slot -> (seed model to copy, path of the fuzzed file inside it)."""
-    return {"spec": (seeds["mlmodel"], ""), "mil": (seeds["mlmodelc:fluidaudio_argmax_ios16"], "model.mil"),
-            "metadata": (seeds["mlmodelc:fluidaudio_transpose_flex_ios16"], "metadata.json"),
-            "espresso": (seeds["mlmodelc:chiron_parkinson_wave_nn"], "model.espresso.net"),
-            "manifest": (seeds["mlpackage"], "Manifest.json"), "npz": (seeds["inputs"], "")}
+    return {
+        "spec": (seeds["mlmodel"], ""),
+        "mil": (seeds["mlmodelc:fluidaudio_argmax_ios16"], "model.mil"),
+        "metadata": (seeds["mlmodelc:fluidaudio_transpose_flex_ios16"], "metadata.json"),
+        "espresso": (seeds["mlmodelc:chiron_parkinson_wave_nn"], "model.espresso.net"),
+        "manifest": (seeds["mlpackage"], "Manifest.json"),
+        "npz": (seeds["inputs"], ""),
+    }
 
 
 def make_corpus(folder: Path, seeds: dict[str, Path]) -> None:

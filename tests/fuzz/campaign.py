@@ -5,6 +5,7 @@ so a failure is reproduced with ``--only i``. Cases run in ``--workers`` spawned
 runs in its own child forked from its worker (see runner.py) with a timeout and an address-space cap. Exit 1
 when any case hangs, crashes, ends in the generic error, names no file, modifies an input or
 leaves a file behind; the summary is printed (and written with ``--json``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,17 @@ def make_case(index: int, seed: int, seeds: dict[str, Path], case_dir: Path, fam
     return FAMILIES[families[index % len(families)]](rng, seeds, case_dir)
 
 
-def worker(indices: list[int], seed: int, seeds: dict[str, Path], root: Path, timeout: float, mode: str,
-           families: list[str], keep: bool, queue) -> None:
+def worker(
+    indices: list[int],
+    seed: int,
+    seeds: dict[str, Path],
+    root: Path,
+    timeout: float,
+    mode: str,
+    families: list[str],
+    keep: bool,
+    queue,
+) -> None:
     """A fresh interpreter (spawned): torch limited to one thread before it starts any (forking a process whose
     OpenMP pool is running deadlocks the child), everything imported and warmed once, then one fork per case."""
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -57,9 +67,18 @@ def worker(indices: list[int], seed: int, seeds: dict[str, Path], root: Path, ti
         shutil.rmtree(case_dir.parent / (case_dir.name + ".tmp"), ignore_errors=True)
 
 
-def run_campaign(cases: int, seed: int = 0, workers: int = 2, timeout: float = 30.0, mode: str = "fork",
-                 families: list[str] | None = None, work: Path | None = None, keep: bool = False,
-                 only: list[int] | None = None, progress: bool = False) -> dict:
+def run_campaign(
+    cases: int,
+    seed: int = 0,
+    workers: int = 2,
+    timeout: float = 30.0,
+    mode: str = "fork",
+    families: list[str] | None = None,
+    work: Path | None = None,
+    keep: bool = False,
+    only: list[int] | None = None,
+    progress: bool = False,
+) -> dict:
     """Run the campaign and return its summary (counts by family and outcome, the bad cases)."""
     families = families or FAMILY_NAMES
     own = work is None
@@ -71,9 +90,10 @@ def run_campaign(cases: int, seed: int = 0, workers: int = 2, timeout: float = 3
     indices = only if only is not None else list(range(cases))
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=worker,
-                         args=(indices[w::workers], seed, seeds, root, timeout, mode, families, keep, queue))
-             for w in range(workers)]
+    procs = [
+        ctx.Process(target=worker, args=(indices[w::workers], seed, seeds, root, timeout, mode, families, keep, queue))
+        for w in range(workers)
+    ]
     start = time.monotonic()
     for p in procs:
         p.start()
@@ -111,16 +131,36 @@ def summarize(results: list, seconds: float, seed: int, timeout: float) -> dict:
         peak = max(peak, out.peak_rss)
         slowest = max(slowest, out.seconds)
         if out.kind in BAD or out.modified or out.leftovers:
-            bad.append({"case": i, "family": family, "outcome": out.kind, "what": what, "argv": argv, "code": out.code,
-                        "stderr": out.stderr[-600:], "modified": out.modified, "leftovers": out.leftovers})
+            bad.append(
+                {
+                    "case": i,
+                    "family": family,
+                    "outcome": out.kind,
+                    "what": what,
+                    "argv": argv,
+                    "code": out.code,
+                    "stderr": out.stderr[-600:],
+                    "modified": out.modified,
+                    "leftovers": out.leftovers,
+                }
+            )
     total = Counter()
     for counts in by_family.values():
         total.update(counts)
-    return {"seed": seed, "cases": len(results), "seconds": round(seconds, 1), "timeout_s": timeout,
-            "peak_rss_mb": round(peak / 2**20), "slowest_case_s": round(slowest, 2),
-            "total": {k: total[k] for k in ("ok", "clean", "hang", "crash", "generic", "unnamed", "harness",
-                                            "modified", "leftovers")},
-            "by_family": {f: dict(c) for f, c in sorted(by_family.items())}, "bad": bad}
+    return {
+        "seed": seed,
+        "cases": len(results),
+        "seconds": round(seconds, 1),
+        "timeout_s": timeout,
+        "peak_rss_mb": round(peak / 2**20),
+        "slowest_case_s": round(slowest, 2),
+        "total": {
+            k: total[k]
+            for k in ("ok", "clean", "hang", "crash", "generic", "unnamed", "harness", "modified", "leftovers")
+        },
+        "by_family": {f: dict(c) for f, c in sorted(by_family.items())},
+        "bad": bad,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,19 +177,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
-    summary = run_campaign(args.cases, args.seed, args.workers, args.timeout, args.mode, args.family, args.work,
-                           keep=args.work is not None, only=args.only, progress=True)
+    summary = run_campaign(
+        args.cases,
+        args.seed,
+        args.workers,
+        args.timeout,
+        args.mode,
+        args.family,
+        args.work,
+        keep=args.work is not None,
+        only=args.only,
+        progress=True,
+    )
     text = json.dumps(summary, indent=1)
     if args.json:
         args.json.write_text(text)
     print(text)
     t = summary["total"]
     ok = not any(t[k] for k in ("hang", "crash", "generic", "unnamed", "harness", "modified", "leftovers"))
-    print(f"{summary['cases']} cases in {summary['seconds']} s: {t['ok']} ok, {t['clean']} clean errors, "
-          f"{t['hang']} hangs, {t['crash']} crashes, {t['generic']} generic, {t['unnamed']} unnamed, "
-          f"{t['modified']} inputs modified, {t['leftovers']} with leftovers; peak RSS {summary['peak_rss_mb']} MB "
-          f"(cap: address space +{2 * GiB >> 30} GiB)",
-          file=sys.stderr)
+    print(
+        f"{summary['cases']} cases in {summary['seconds']} s: {t['ok']} ok, {t['clean']} clean errors, "
+        f"{t['hang']} hangs, {t['crash']} crashes, {t['generic']} generic, {t['unnamed']} unnamed, "
+        f"{t['modified']} inputs modified, {t['leftovers']} with leftovers; peak RSS {summary['peak_rss_mb']} MB "
+        f"(cap: address space +{2 * GiB >> 30} GiB)",
+        file=sys.stderr,
+    )
     return 0 if ok else 1
 
 

@@ -4,6 +4,7 @@ A family is a function ``(rng, seeds, case_dir) -> Case``: it copies a seed into
 folder, damages one thing, and says which command to run. Everything in the case folder
 before the run is an input (hashed before and after); ``Case.outputs`` lists what the
 command may create."""
+
 from __future__ import annotations
 
 import json
@@ -18,12 +19,43 @@ from typing import Any, Callable
 
 import numpy as np
 
-HOSTILE_STRINGS = ["", "../../../../etc/passwd", "/etc/passwd", "weights/../../../x.bin", "@model_path/../../x",
-                   "\x1b[31mred\x1b[0m\x1b]0;title\x07", "[bold red]markup[/]", "a\nb", "x" * 5000, "\u202eevil",
-                   "allow_pickle", "file", "a/b", "\x00nul", "名前", "..", "."]
+HOSTILE_STRINGS = [
+    "",
+    "../../../../etc/passwd",
+    "/etc/passwd",
+    "weights/../../../x.bin",
+    "@model_path/../../x",
+    "\x1b[31mred\x1b[0m\x1b]0;title\x07",
+    "[bold red]markup[/]",
+    "a\nb",
+    "x" * 5000,
+    "\u202eevil",
+    "allow_pickle",
+    "file",
+    "a/b",
+    "\x00nul",
+    "名前",
+    "..",
+    ".",
+]
 HOSTILE_INTS = [0, -1, 1, 2**31 - 1, 2**31, 2**32 + 1, 2**40 + 1, 2**53 + 1, 2**62, 2**63 - 1, 2**64 - 1, -(2**63)]
-HOSTILE_NUMBERS = ["0", "-1", "99999999999999999999999", "9" * 400, "1e999", "-1e999", "nan", "inf", "-0", "1e-400",
-                   "0x1p99999", "4294967297", "18446744073709551617", "3.5", "-2147483649"]
+HOSTILE_NUMBERS = [
+    "0",
+    "-1",
+    "99999999999999999999999",
+    "9" * 400,
+    "1e999",
+    "-1e999",
+    "nan",
+    "inf",
+    "-0",
+    "1e-400",
+    "0x1p99999",
+    "4294967297",
+    "18446744073709551617",
+    "3.5",
+    "-2147483649",
+]
 
 
 @dataclass
@@ -53,6 +85,7 @@ def command(rng: random.Random, model: str, runnable: bool) -> tuple[list[str], 
 
 # ------------------------------------------------------------------ bytes
 
+
 def mutate_bytes(rng: random.Random, data: bytes) -> tuple[bytes, str]:
     buf = bytearray(data)
     kind = rng.choice(["flip", "truncate", "insert", "zero", "duplicate", "empty", "splice_int"])
@@ -67,16 +100,17 @@ def mutate_bytes(rng: random.Random, data: bytes) -> tuple[bytes, str]:
     elif kind == "insert":
         buf[at:at] = rng.randbytes(rng.randint(1, 64))
     elif kind == "zero":
-        buf[at:at + rng.randint(1, 256)] = bytes(min(len(buf) - at, 256))
+        buf[at : at + rng.randint(1, 256)] = bytes(min(len(buf) - at, 256))
     elif kind == "duplicate":
         n = rng.randint(1, 512)
-        buf[at:at] = buf[at:at + n]
+        buf[at:at] = buf[at : at + n]
     else:
-        buf[at:at + 8] = struct.pack("<q", rng.choice(HOSTILE_INTS[:-3]))[: len(buf) - at]
+        buf[at : at + 8] = struct.pack("<q", rng.choice(HOSTILE_INTS[:-3]))[: len(buf) - at]
     return bytes(buf), f"{kind} at byte {at}"
 
 
 # ------------------------------------------------------------------ protobuf fields
+
 
 def set_fields(msg, found: list, depth: int = 0) -> None:
     """Every (message, field, index) set in ``msg``, depth first."""
@@ -112,8 +146,12 @@ def hostile_scalar(rng: random.Random, fd) -> Any:
         return rng.choice([float("nan"), float("inf"), -float("inf"), 1e38, -1.0, 0.0, big])
     if t == fd.CPPTYPE_ENUM:
         return rng.choice([v.number for v in fd.enum_type.values] + [0, 999])
-    lo, hi = {fd.CPPTYPE_INT32: (-(2**31), 2**31 - 1), fd.CPPTYPE_UINT32: (0, 2**32 - 1),
-              fd.CPPTYPE_INT64: (-(2**63), 2**63 - 1), fd.CPPTYPE_UINT64: (0, 2**64 - 1)}[t]
+    lo, hi = {
+        fd.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+        fd.CPPTYPE_UINT32: (0, 2**32 - 1),
+        fd.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+        fd.CPPTYPE_UINT64: (0, 2**64 - 1),
+    }[t]
     return min(max(rng.choice(HOSTILE_INTS + [rng.randint(0, 64)]), lo), hi)
 
 
@@ -213,16 +251,17 @@ def fam_names(rng, seeds, case_dir) -> Case:
 
 # ------------------------------------------------------------------ weight.bin
 
+
 def fam_weight_bin(rng, seeds, case_dir) -> Case:
     model = copy_seed(seeds["mlpackage"], case_dir)
     blob = next(model.rglob("weight.bin"))
     data = bytearray(blob.read_bytes())
-    records = [i for i in range(64, len(data) - 24, 64) if data[i:i + 4] == b"\xef\xbe\xad\xde"]
+    records = [i for i in range(64, len(data) - 24, 64) if data[i : i + 4] == b"\xef\xbe\xad\xde"]
     at = rng.choice(records)
     field_at, fmt = rng.choice([(0, "<I"), (4, "<I"), (8, "<Q"), (16, "<Q")])
     if rng.random() < 0.7:
         value, width = rng.choice(HOSTILE_INTS[:11]), struct.calcsize(fmt)
-        data[at + field_at:at + field_at + width] = struct.pack(fmt, value % (1 << 8 * width))
+        data[at + field_at : at + field_at + width] = struct.pack(fmt, value % (1 << 8 * width))
         what = f"record at {at}: field +{field_at} = {value}"
     else:
         data, what = bytearray(mutate_bytes(rng, bytes(data))[0]), "bytes"
@@ -232,6 +271,7 @@ def fam_weight_bin(rng, seeds, case_dir) -> Case:
 
 
 # ------------------------------------------------------------------ JSON files
+
 
 def json_nodes(value: Any, path: tuple = ()) -> list[tuple]:
     nodes = [path]
@@ -244,9 +284,28 @@ def json_nodes(value: Any, path: tuple = ()) -> list[tuple]:
     return nodes
 
 
-HOSTILE_JSON = [None, True, 0, -1, 1e308, 2**70, "1", "", "[1e999]", "nan", [], {}, [[1, 2]], {"a": 1},
-                "../../etc/passwd", "/etc/passwd", [None], ["x", None, 3.5], "[9999999999, 9999999999, 9999999999]",
-                "\x1b[2J[bold]x[/]"]
+HOSTILE_JSON = [
+    None,
+    True,
+    0,
+    -1,
+    1e308,
+    2**70,
+    "1",
+    "",
+    "[1e999]",
+    "nan",
+    [],
+    {},
+    [[1, 2]],
+    {"a": 1},
+    "../../etc/passwd",
+    "/etc/passwd",
+    [None],
+    ["x", None, 3.5],
+    "[9999999999, 9999999999, 9999999999]",
+    "\x1b[2J[bold]x[/]",
+]
 
 
 def mutate_json_text(rng: random.Random, text: str) -> tuple[str, str]:
@@ -307,6 +366,7 @@ def fam_espresso(rng, seeds, case_dir) -> Case:
 
 # ------------------------------------------------------------------ model.mil text
 
+
 def mutate_mil(rng: random.Random, text: str) -> tuple[str, str]:
     import re
 
@@ -319,7 +379,7 @@ def mutate_mil(rng: random.Random, text: str) -> tuple[str, str]:
         if hits:
             m = rng.choice(hits)
             new = rng.choice(HOSTILE_NUMBERS)
-            return text[:m.start()] + new + text[m.end():], f"{kind} {m.group()!r} -> {new!r} at {m.start()}"
+            return text[: m.start()] + new + text[m.end() :], f"{kind} {m.group()!r} -> {new!r} at {m.start()}"
     lines = text.split("\n")
     at = rng.randrange(len(lines))
     if kind == "line":
@@ -336,14 +396,21 @@ def mutate_mil(rng: random.Random, text: str) -> tuple[str, str]:
         if hits:
             m = rng.choice(hits)
             new = json.dumps(rng.choice(HOSTILE_STRINGS[5:]))[1:-1].replace("\\u001b", "\x1b")
-            return text[:m.start()] + '"' + new + '"' + text[m.end():], f"string {m.group()} -> {new[:20]!r}"
+            return text[: m.start()] + '"' + new + '"' + text[m.end() :], f"string {m.group()} -> {new[:20]!r}"
     if kind == "nest":
         depth = rng.choice([100, 3000, 50000])
         lines.insert(at, f"tensor<fp32, [1]> deep = const()[val = {'[' * depth}1{']' * depth}];")
         return "\n".join(lines), f"list nested {depth} deep at line {at + 1}"
     if kind == "blobfile" and "BLOBFILE" in text:
-        new = rng.choice(['"/etc/passwd"', '"@model_path/../../../etc/passwd"', '"@model_path/weights/nothing.bin"',
-                          '"@model_path/weights/\\u0000.bin"', '"@model_path/."'])
+        new = rng.choice(
+            [
+                '"/etc/passwd"',
+                '"@model_path/../../../etc/passwd"',
+                '"@model_path/weights/nothing.bin"',
+                '"@model_path/weights/\\u0000.bin"',
+                '"@model_path/."',
+            ]
+        )
         pattern = r'(BLOBFILE\(path = (?:tensor<string, \[\]>|string)\()"[^"]*"'
         return re.sub(pattern, lambda m: m.group(1) + new, text, count=1), f"BLOBFILE path -> {new}"
     data, what = mutate_bytes(rng, text.encode("utf-8", "surrogateescape"))
@@ -363,6 +430,7 @@ def fam_mil_text(rng, seeds, case_dir) -> Case:
 
 
 # ------------------------------------------------------------------ .npz inputs
+
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """An .npz with any member names (np.savez refuses names such as ``file``)."""
@@ -426,23 +494,39 @@ def fam_npz(rng, seeds, case_dir) -> Case:
 
 # ------------------------------------------------------------------ output paths
 
+
 def fam_out_path(rng, seeds, case_dir) -> Case:
     model = copy_seed(seeds[rng.choice(["mlpackage", "mlmodel"])], case_dir)
     (case_dir / "adir").mkdir()
     (case_dir / "keep.npz").write_bytes(seeds["inputs"].read_bytes())
     os.symlink("keep.npz", case_dir / "link.npz")
-    target = rng.choice(["adir", "missing/out.npz", model.name, "keep.npz", "link.npz", "/dev/full", "adir/",
-                         "out.npz/x", "", "\x1b[31m.npz", f"{model.name}/x.npz"])
+    target = rng.choice(
+        [
+            "adir",
+            "missing/out.npz",
+            model.name,
+            "keep.npz",
+            "link.npz",
+            "/dev/full",
+            "adir/",
+            "out.npz/x",
+            "",
+            "\x1b[31m.npz",
+            f"{model.name}/x.npz",
+        ]
+    )
     allowed = [] if target.startswith(model.name) else [target.rstrip("/")]  # never the model itself
     if rng.random() < 0.5:
         return Case("out_path", f"--out {target!r}", ["run", model.name, "--out", target], allowed)
     flag = rng.choice(["--json", "--html"])
     other = ["--html", "r.html"] if flag == "--json" else ["--json", "r.json"]
-    return Case("out_path", f"{flag} {target!r} with {other}", ["check", model.name, flag, target, *other],
-                allowed + [other[1]])
+    return Case(
+        "out_path", f"{flag} {target!r} with {other}", ["check", model.name, flag, target, *other], allowed + [other[1]]
+    )
 
 
 # ------------------------------------------------------------------ links, FIFOs, devices
+
 
 def replace_with(rng: random.Random, path: Path, case_dir: Path) -> str:
     """Put a FIFO, socket, device link, outside link, loop or folder where ``path`` was."""
@@ -498,8 +582,14 @@ def fam_filesystem(rng, seeds, case_dir) -> Case:
         target = model
     elif choice == "mlpackage":
         model = copy_seed(seeds["mlpackage"], case_dir)
-        target = rng.choice([model / "Manifest.json", spec_path_of(model), next(model.rglob("weight.bin")),
-                             next(model.rglob("weights"))])
+        target = rng.choice(
+            [
+                model / "Manifest.json",
+                spec_path_of(model),
+                next(model.rglob("weight.bin")),
+                next(model.rglob("weights")),
+            ]
+        )
     else:
         model = compiled_seed(rng, seeds, case_dir, "metadata.json")
         files = [p for p in model.iterdir()] + list(model.rglob("weights/*"))
@@ -510,7 +600,15 @@ def fam_filesystem(rng, seeds, case_dir) -> Case:
 
 
 FAMILIES: dict[str, Callable[..., Case]] = {
-    "spec_bytes": fam_spec_bytes, "spec_fields": fam_spec_fields, "names": fam_names, "weight_bin": fam_weight_bin,
-    "manifest": fam_manifest, "metadata": fam_metadata, "espresso": fam_espresso, "mil_text": fam_mil_text,
-    "npz": fam_npz, "out_path": fam_out_path, "filesystem": fam_filesystem,
+    "spec_bytes": fam_spec_bytes,
+    "spec_fields": fam_spec_fields,
+    "names": fam_names,
+    "weight_bin": fam_weight_bin,
+    "manifest": fam_manifest,
+    "metadata": fam_metadata,
+    "espresso": fam_espresso,
+    "mil_text": fam_mil_text,
+    "npz": fam_npz,
+    "out_path": fam_out_path,
+    "filesystem": fam_filesystem,
 }

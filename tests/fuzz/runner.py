@@ -13,6 +13,7 @@ other than 0/1/2), ``generic`` (the CLI's last-resort "unexpected ..." message),
 (a clean one-line error that names no file), ``clean`` (exit 2 with one line naming a file),
 ``ok`` (exit 0/1). Every case also checks that the inputs are unchanged and nothing was left behind.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -162,8 +163,16 @@ def run_subprocess(argv: list[str], cwd: Path, tmp: Path, timeout: float, cap: i
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     env = dict(os.environ, TMPDIR=str(tmp))
-    proc = subprocess.Popen([sys.executable, "-m", "anedoctor.cli", *argv], cwd=cwd, env=env, preexec_fn=limit,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anedoctor.cli", *argv],
+        cwd=cwd,
+        env=env,
+        preexec_fn=limit,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
     try:
         _, stderr = proc.communicate(timeout=timeout)
         hung = False
@@ -175,8 +184,14 @@ def run_subprocess(argv: list[str], cwd: Path, tmp: Path, timeout: float, cap: i
     return proc.returncode, stderr, hung, peak
 
 
-def run_case(argv: list[str], outputs: list[str], case_dir: Path, timeout: float = 30.0, mode: str = "fork",
-             cap: int | None = None) -> Outcome:
+def run_case(
+    argv: list[str],
+    outputs: list[str],
+    case_dir: Path,
+    timeout: float = 30.0,
+    mode: str = "fork",
+    cap: int | None = None,
+) -> Outcome:
     """Run one case in ``case_dir``; inputs are everything already there."""
     tmp = case_dir.parent / (case_dir.name + ".tmp")
     tmp.mkdir()
