@@ -193,7 +193,7 @@ class Reader:
         return op
 
 
-# ---------------------------------------------------------------------------- layer handlers that need the reader's state
+# ------------------------------------------------------------- layer handlers that need the reader's state
 
 
 def rnn_shapes(r, x, out_size: int, state_size: int, sequence: bool):
