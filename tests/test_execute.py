@@ -730,7 +730,7 @@ def test_npz_inputs_and_atomic_outputs(tmp):
     assert set(loaded) == {"x", "extra", "y"} and np.array_equal(loaded["y"], X[0])
     out = save_outputs(tmp / "out.npz", {"a": X})
     assert np.array_equal(np.load(out)["a"], X) and [p.name for p in tmp.glob(".out.npz*")] == []
-    with pytest.raises(ModelError, match="missing.npz: cannot read the input file"):
+    with pytest.raises(ModelError, match="missing.npz: cannot read"):
         load_inputs(tmp / "missing.npz")
     with pytest.raises(ModelError, match="name it"):
         load_inputs(tmp / "y.npy")
@@ -784,7 +784,7 @@ def test_missing_weight_file(small, tmp):
     shutil.copytree(small, broken)
     next(broken.rglob("weight.bin")).unlink()
     with pytest.raises(
-        ModelError, match=r"op '.*' \(conv\), input '(weight|bias)': .*weight.bin: cannot read the weight file"
+        ModelError, match=r"op '.*' \(conv\), input '(weight|bias)': .*weight.bin: cannot read (the )?weight file"
     ):
         run(broken)
 
@@ -827,5 +827,5 @@ def test_compiled_models_run_or_name_the_missing_weights():
     data = Path(__file__).parent / "data" / "mlmodelc"
     res = run(data / "fluidaudio_argmax_ios16.mlmodelc")
     assert set(res.outputs) == {"index", "score"} and res.outputs["index"].dtype == np.int32
-    with pytest.raises(ModelError, match=r"constexpr_lut_to_dense\): .*weight.bin: cannot read the weight file"):
+    with pytest.raises(ModelError, match=r"constexpr_lut_to_dense\): .*weight.bin: cannot read (the )?weight file"):
         run(data / "silero_vad_palette4_ios16.mlmodelc")
