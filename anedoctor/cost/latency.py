@@ -185,6 +185,30 @@ def ane_fill(op, flops: int = 0) -> float:
     return max(out_fill * lane_fill * pixel_fill, 1e-3)
 
 
+# W8A8: on A17 Pro / M4 and newer an int8 x int8 pass packs two output channels per accumulator, 512 instead
+# of 256 MACs per core and cycle (github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6
+# notes/compute_array.md, R; maderix "Inside the M4 ANE", github.com/maderix/ANE, R; Apple: "increased
+# throughput for int8-int8 compute on A17 Pro/M4", apple.github.io/coremltools/docs-guides opt-quantization-perf, A).
+# Weight-only int8 gains nothing here: its weights are decompressed to fp16 (only weight bytes shrink).
+INT8_MAC_SPEEDUP = 2.0
+
+
+def activations(op) -> list:
+    """The op's runtime inputs that are activations: a weight decompressed by a constexpr op at load time is
+    streamed as a weight (:func:`weight_bytes`, at its compressed size), not read as an activation."""
+    return [v for v in op.runtime_inputs() if v.producer is None or not v.producer.type.startswith("constexpr_")]
+
+
+def int8_activations(op) -> bool:
+    """Whether the op's activations arrive as int8 (a ``dequantize`` of an int8/uint8 tensor feeds it)."""
+    return any(
+        v.producer is not None
+        and v.producer.type == "dequantize"
+        and any(i.type.dtype in ("int8", "uint8") for i in v.producer.runtime_inputs())
+        for v in op.runtime_inputs()
+    )
+
+
 def mac_kind(op) -> str | None:
     """'conv' | 'linear' | 'matmul' (two runtime operands) | None for ops without a MAC array pass."""
     if op.type in CONV or op.type == "linear":
@@ -226,6 +250,8 @@ class LatencyModel:
         if kind:
             macs = flops / 2
             compute_ms = macs / (self.ane_macs_per_ms * ane_fill(op, flops) * k[f"ane_{kind}_efficiency"])
+            if self.chip.fast_int8 and int8_activations(op):
+                compute_ms /= INT8_MAC_SPEEDUP
         else:
             macs = 0.0
             compute_ms = self._pe_elements(op) / self.pe_per_ms
@@ -253,7 +279,7 @@ class LatencyModel:
         cls = cost_class(op.type)
         moved = 0 if op.type in FREE else nbytes
         if op.type in GATHER:
-            moved = 2 * weight_bytes(op) + sum(v.type.nbytes for v in op.runtime_inputs())
+            moved = 2 * weight_bytes(op) + sum(v.type.nbytes for v in activations(op))
         if device == "cpu":
             eff = k["cpu_mac_efficiency"] if cls in ("conv", "linear", "matmul", "attention") else 1.0
             compute, memory, over = flops / (self.cpu_flops_per_ms * eff), moved / self.cpu_bytes_per_ms, k["cpu_op_us"]
@@ -306,7 +332,7 @@ def op_times(placements, chip: Chip, platform: str, overrides: dict | None = Non
         fused = _fusable(op, producer, device_of, consumers) and fused_root.get(id(producer), False)
         fused_root[id(op)] = bool(mac_kind(op)) or fused
         dram = 0.0
-        for v in op.runtime_inputs()[1 if fused else 0 :]:
+        for v in activations(op)[1 if fused else 0 :]:
             j = position.get(id(v.producer)) if v.producer is not None else None
             if j is None or segment_id[j] != segment_id[i] or v.type.nbytes > L2_BYTES:
                 dram += v.type.nbytes

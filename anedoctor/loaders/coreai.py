@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..ir import Graph, InputSpec, LazyConst, Model, Op, SourceLocation, TensorType, Value
+from ..ir.dtypes import NUMPY_DTYPES
 
 SUPPORTED_COREAI = ">=1.0.0b3,<1.1"  # tested: coreai-core 1.0.0b3 (bindings of its LLVM pin)
 INSTALL_HINT = "pip install --pre 'anedoctor[coreai]' (wheels: Linux x86_64, macOS arm64; Python 3.11+)"
@@ -65,20 +66,8 @@ ELEMENT_TYPES = {  # MLIR element type -> IR dtype
     "f8E4M3FN": "fp8e4m3fn",
     "f8E5M2": "fp8e5m2",
 }
-BUFFER_DTYPES = {  # dtypes whose MLIR constants numpy can read (the bindings abort the process on others)
-    "fp16": np.float16,
-    "fp32": np.float32,
-    "fp64": np.float64,
-    "bool": np.bool_,
-    "int8": np.int8,
-    "uint8": np.uint8,
-    "int16": np.int16,
-    "uint16": np.uint16,
-    "int32": np.int32,
-    "uint32": np.uint32,
-    "int64": np.int64,
-    "uint64": np.uint64,
-}
+# MLIR constants numpy can read: exactly the dtypes with a numpy type (the bindings abort the process on others)
+BUFFER_DTYPES = NUMPY_DTYPES
 
 UNARY = {
     n: n
