@@ -4,9 +4,10 @@ Devices are named ``ane``, ``gpu``, ``cpu`` everywhere; ``DISPLAY_ORDER`` is how
 them and ``SEGMENTER_ORDER`` the placement tie-break (the first cheapest device wins).
 
 The ANE generation ("H-number") is what the compiler keys on; marketing names map to it
-per ``../shared/knowledge/ane-hardware.md`` §1.2 and ``ane-rules.md`` §5. fp16 TFLOP/s is
-Apple's quoted TOPS where that counts fp16 MACs x2 (A12-A16, M1-M3) and half the quoted
-INT8 TOPS for A17 Pro, A18 and M4 (ane-hardware.md §1.1).
+as read from real devices' IORegistry (github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6,
+notes/ane_naming.md, R). fp16 TFLOP/s is Apple's quoted TOPS where that counts fp16 MACs x2 (A12-A16,
+M1-M3) and half the quoted INT8 TOPS for A17 Pro, A18 and M4, whose TOPS count int8 (W8A8) operations
+(Apple's chip pages; maderix "Inside the M4 ANE", github.com/maderix/ANE).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class Chip:
 
     @property
     def ane_ghz(self) -> float:
-        """The NE clock implied by the fp16 peak: 2 FLOPs x MACs/cycle x f (ane-hardware.md §1.3)."""
+        """The NE clock implied by the fp16 peak: 2 FLOPs x MACs/cycle x f (256 fp16 MACs per core and cycle,
+        751K M6 study)."""
         return self.fp16_tflops * 1e3 / (2 * self.ane_macs_per_cycle) if self.fp16_tflops else 0.0
 
     @property
@@ -160,7 +162,7 @@ def _chip(row: tuple) -> Chip:
 
 def _derive_weight_bandwidth(chips: dict[str, Chip]) -> dict[str, Chip]:
     """Chips without a measured ANE weight bandwidth: 0.85 x SoC, capped at the measured base M chip of the
-    same ANE generation (or of the same family for a Pro), per ane-hardware.md §5.3 (derived, U)."""
+    same ANE generation (or of the same family for a Pro), (a derivation, not a measurement)."""
     measured = {c.tier: c.ane_weight_gbps for c in chips.values() if c.weight_bw_measured and c.base == c.id}
     out = {}
     for c in chips.values():

@@ -18,8 +18,9 @@ Precisions
       as on the device). Elementwise products inside normalisations, softmax and attention are
       rounded to fp16 too. Sums use the ``accumulator``: ``"fp32"`` (default: a wide accumulator
       rounded only at the output port, the M1 finding) or ``"fp16"`` (a running fp16 sum over
-      partials of ``ACC_CHUNK`` products, the pessimistic reading). ``ane-hardware.md`` §2.4
-      records both claims; which one a chip implements is contested, hence the setting.
+      partials of ``ACC_CHUNK`` products, the pessimistic reading). Public
+      reverse-engineering reports both (751K's M6 study, maderix's M4 notes); which one a chip
+      implements is contested, hence the setting.
     * GPU ops store fp16 and compute in fp32 (Core ML's default on the GPU).
     * CPU ops compute and store in fp32.
     * ``cast`` to fp16 always rounds (the model asked for it).

@@ -1,6 +1,6 @@
 """One-op probe models and the placement Core ML measured for them.
 
-Each probe rebuilds a case of the public M4 sweep (GT-A in ``ane-rules.md`` §3: 751K/Apple-Neural-
+Each probe rebuilds a case of the public M4 sweep (GT-A: github.com/751K/Apple-Neural-
 Engine-Microarchitecture-Study-M6, ``plan_iso_cpune.tsv`` / ``plan_ctx_cpune.tsv``, Mac16,12 M4
 ``h16g``, macOS 27.0.1, coremltools 9.0, ML Program, iOS 18 opset, fp16, CPU_AND_NE, read with
 MLComputePlan) and of the vx-lang size thresholds (GT-B). ``agreement()`` runs the predictor on
