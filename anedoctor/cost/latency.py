@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from ..hardware import Chip
 from .fitted import FITTED
-from .work import ATTENTION, CONV, FREE, MATMUL, TRANSCENDENTAL, cost_class
+from .work import ATTENTION, BINARY_ELEMENTWISE, CONV, FREE, MATMUL, TRANSCENDENTAL, cost_class
 
 L2_BYTES = 2 << 20  # on-chip buffer one operand can stay in (eiln/ane MMIO map; 751K, R)
 # Output pixels a work unit fills: 128-256 per NE in 751K's compiler performance CSV (R); 64 here, because
@@ -69,19 +69,13 @@ FUSABLE = {
     "softplus",
     "sigmoid_hard",
     "scaled_tanh",
-    "add",
-    "sub",
-    "mul",
-    "real_div",
-    "maximum",
-    "minimum",
     "batch_norm",
     "linear_activation",
     "thresholded_relu",
     "softsign",
     "erf",
     "swish",
-}
+} | BINARY_ELEMENTWISE
 PJ_PER_MAC = 0.7  # fp16, M6 SMC fit (751K notes/power.md, R)
 PJ_PER_DRAM_BYTE = 50.0  # ANECompiler power model (HAL 0x890) via 751K notes/power.md (R)
 SWITCH_COPY_GBPS = 40.0  # fp16<->fp32 cast + copy at a switch: ~90 us for 1-2 MB on M6 (751K, R)

@@ -86,6 +86,7 @@ LAYOUT = {
     "slice_update",
 }
 # Ops that move no data on the device (metadata-only views); they cost only the per-op overhead.
+BINARY_ELEMENTWISE = {"add", "sub", "mul", "real_div", "maximum", "minimum"}  # two operands, one output
 FREE = {"reshape", "squeeze", "expand_dims", "identity", "shape", "flatten2d"}
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cost.work import BINARY_ELEMENTWISE
 from ..rules.shapes import axis_limits, ndchw
 from .base import Pass, PassResult, const, main_ops, register, static_shape
 from .coreml_io import run_coremltools_pass
@@ -146,15 +147,9 @@ ELEMENTWISE = {
     "ceil",
     "round",
     "sign",
-    "add",
-    "sub",
-    "mul",
-    "real_div",
-    "maximum",
-    "minimum",
     "pow",
     "softmax",
-}
+} | BINARY_ELEMENTWISE
 
 
 @register
