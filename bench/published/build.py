@@ -10,6 +10,7 @@ Run: python -m bench.published.build [--cases NAME,..] [--force]   (from the rep
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import hashlib
 import inspect
@@ -45,11 +46,12 @@ def coremltools():
 
 
 def package_path(name: str) -> Path:
-    """Where model ``name`` is cached: the name carries a hash of its recipe, its builder's source file
-    and the coremltools version, so editing a builder rebuilds the models it makes."""
+    """Where model ``name`` is cached: the name carries a hash of its recipe, its builder's module (as
+    syntax, so reformatting or comments do not rebuild) and the coremltools version, so editing a
+    builder rebuilds the models it makes."""
     ct = coremltools()
     spec = MODELS[name]
-    code = inspect.getsource(sys.modules[builder(spec).__module__])
+    code = ast.dump(ast.parse(inspect.getsource(sys.modules[builder(spec).__module__])))
     digest = hashlib.sha1(f"{spec!r} {ct.__version__} {code}".encode()).hexdigest()[:8]
     return CACHE / f"{name}-{digest}.mlpackage"
 
