@@ -19,6 +19,7 @@ import json
 import math
 import pprint
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ FREE = {
     "ane_linear_efficiency": (0.1, 1.0),
     "ane_matmul_efficiency": (0.05, 1.0),
     "ane_pe_scale": (0.1, 4.0),
-    "ane_activation_gbps": (8.0, 200.0),
+    "ane_activation_share": (0.2, 2.0),
     "ane_dispatch_ms_ios": (0.01, 0.3),
     "ane_dispatch_ms_macos": (0.01, 0.3),
     "cpu_mac_efficiency": (0.05, 1.0),
@@ -136,6 +137,7 @@ def write(fitted: dict, report: dict) -> None:
     scratch = FITTED_PY.with_name(".fitted.py.tmp")
     scratch.write_text(head + body)
     scratch.replace(FITTED_PY)
+    subprocess.run([sys.executable, "-m", "ruff", "format", "-q", str(FITTED_PY)], check=False)
     print(f"constants written to {FITTED_PY}")
 
 

@@ -235,3 +235,31 @@ def test_compressed_weights_stream_at_their_compressed_size(tmp_path):
     after = by_name(anedoctor.check(tmp_path / "p4.mlpackage", chip="m4"), "head")
     assert before.bound == "weights" and after.device == "ane"
     assert after.time_ms < 0.6 * before.time_ms
+
+
+def attention_scores(tmp_path, heads: int, name: str):
+    """(1, heads, 256, 64) @ (1, heads, 64, 256): the per-head score matmul of a (B, H, S, D) attention."""
+
+    @mb.program(
+        input_specs=[mb.TensorSpec((1, heads, 256, 64), types.fp16), mb.TensorSpec((1, heads, 64, 256), types.fp16)],
+        opset_version=ct.target.iOS17,
+    )
+    def prog(q, k):
+        return mb.matmul(x=q, y=k, name="scores")
+
+    path = save(prog, tmp_path / name)
+    return by_name(anedoctor.check(path, chip="m4", compute_units="cpu_and_ne"), "scores")
+
+
+def test_matmul_heads_are_batches_not_output_channels(tmp_path):
+    few, many = attention_scores(tmp_path, 6, "h6.mlpackage"), attention_scores(tmp_path, 64, "h64.mlpackage")
+    assert ane_fill(few.op, few.flops) == pytest.approx(ane_fill(many.op, many.flops))
+    assert ane_fill(few.op, few.flops) > 0.3  # 256 output channels fill their groups; only K = 64 lanes are short
+
+
+def test_activation_spills_move_at_the_chips_own_dram_rate(tmp_path):
+    conv = by_name(anedoctor.check(conv_model(tmp_path), chip="m4", compute_units="cpu_and_ne"), "conv")
+    spill = 64 << 20  # bytes that miss the on-chip buffer
+    slow, fast = (LatencyModel(CHIPS[c], "ios").ane(conv.op, 0, spill, fused=False) for c in ("a14", "m4pro"))
+    assert slow.bound == fast.bound == "activations"
+    assert slow.ms / fast.ms == pytest.approx(CHIPS["m4pro"].ane_weight_gbps / CHIPS["a14"].ane_weight_gbps, rel=0.01)

@@ -5,11 +5,13 @@ where it is used (anedoctor.cost.latency). What each constant is, the evidence i
 whether the fit moves it (bounds in bench/calibrate.py FREE):
 - ane_conv_efficiency / ane_linear_efficiency / ane_matmul_efficiency (fitted): attainable fraction of
   the filled MAC array for convs, constant-weight linears (channels on the last axis) and matmuls of two
-  runtime tensors; start 0.6 / 0.6 / 0.3 (deep conv chains reach 95-99%, standalone matmuls 25-35%,
+  runtime tensors, on top of the array fill (cost.latency.ane_fill: a matmul's leading axes are batches, its
+  last axis the output channels); start 0.6 / 0.6 / 0.3 (deep conv chains reach 95-99%, standalone matmuls 25-35%,
   whole models 20-35%: maderix "Inside the M4 ANE", github.com/maderix/ANE, R).
 - ane_pe_scale (fitted): planar-engine elements per cycle relative to 751K's M6 figure (~120 G/s).
-- ane_activation_gbps (fitted): activation / tile DMA for tensors that miss the 2 MiB buffer; start 24 GB/s
-  (Bryngelson, M1 and M5, via 751K notes/bryngelson_summary.md, R).
+- ane_activation_share (fitted): activation / tile DMA for tensors that miss the 2 MiB buffer, as a share of
+  the chip's measured ANE weight stream (the same DMA engines and DRAM; anedoctor.hardware); start 1.0.
+  Bryngelson measured 24 GB/s on M1 and M5 (via 751K notes/bryngelson_summary.md, R).
 - ane_op_us (fixed): per task descriptor, 44 cycles in the compiler's cost model and <= 13 ns measured on M6
   (751K, R): 0.02 us.
 - ane_dispatch_ms_ios / _macos (fitted): one per ANE segment; start 0.08 ms (iOS 17: MobileNetV3-small
@@ -24,18 +26,18 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
 
 FITTED = {
     "constants": {
-        "ane_conv_efficiency": 0.6607,
-        "ane_linear_efficiency": 0.5502,
-        "ane_matmul_efficiency": 0.9893,
-        "ane_pe_scale": 1.601,
-        "ane_activation_gbps": 66.6611,
+        "ane_conv_efficiency": 0.7094,
+        "ane_linear_efficiency": 0.5028,
+        "ane_matmul_efficiency": 0.9945,
+        "ane_pe_scale": 0.9653,
+        "ane_activation_share": 0.5959,
         "ane_op_us": 0.02,
-        "ane_dispatch_ms_ios": 0.1423,
-        "ane_dispatch_ms_macos": 0.2947,
+        "ane_dispatch_ms_ios": 0.0801,
+        "ane_dispatch_ms_macos": 0.2999,
         "cpu_mac_efficiency": 0.5,
         "cpu_bandwidth_fraction": 0.5,
         "cpu_op_us": 5.0,
-        "gpu_mac_efficiency": 0.4139,
+        "gpu_mac_efficiency": 0.8829,
         "gpu_bandwidth_fraction": 0.6,
         "gpu_op_us": 8.0,
         "gpu_launch_ms": 0.15,
@@ -74,7 +76,7 @@ FITTED = {
             "llama_lm_head_m3max",
             "llama_lm_head_m4max",
         ],
-        "fit": "n=30  median error 1.07x  within ±25%: 27/30  max error 2.56x",
-        "holdout": "n=30  median error 1.14x  within ±25%: 21/30  max error 14.63x",
+        "fit": "n=30  median error 1.09x  within ±25%: 25/30  max error 2.36x",
+        "holdout": "n=31  median error 1.17x  within ±25%: 21/31  max error 7.48x",
     },
 }

@@ -165,8 +165,9 @@ def _dims(op, flops: int) -> tuple[int, int, int, int]:
     if not n or not flops:
         return 1, 1, 1, 1
     reduction = max(1, flops // (2 * n))
-    if len(out) == 4:  # (B, C, H, W): the ANE layout, channels on axis 1 (split einsum, 1x1-conv linears)
+    if len(out) == 4 and op.type != "matmul":  # (B, C, H, W): the ANE layout, channels on axis 1 (split einsum)
         return out[1], reduction, out[2] * out[3], out[0]
+    # (..., M, N) = (..., M, K) @ (..., K, N): N output channels, M pixels, the leading axes (heads) batches
     return out[-1], reduction, out[-2] if len(out) > 1 else 1, math.prod(out[:-2]) if len(out) > 2 else 1
 
 
@@ -226,7 +227,7 @@ class LatencyModel:
         self.ane_macs_per_ms = chip.ane_macs_per_cycle * chip.ane_ghz * 1e6
         self.pe_per_ms = PE_ELEMENTS_PER_CYCLE * chip.ane_ghz * 1e6 * k["ane_pe_scale"]
         self.weight_per_ms = chip.ane_weight_gbps * 1e6
-        self.act_per_ms = k["ane_activation_gbps"] * 1e6
+        self.act_per_ms = k["ane_activation_share"] * chip.ane_weight_gbps * 1e6  # the same DMA and DRAM as weights
         self.cpu_flops_per_ms = chip.cpu_gflops * 1e6
         self.cpu_bytes_per_ms = chip.dram_gbps * k["cpu_bandwidth_fraction"] * 1e6
         self.gpu_flops_per_ms = chip.gpu_tflops * 1e9
