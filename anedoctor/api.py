@@ -32,6 +32,7 @@ def check(
     via: str = "coreml",
     select: Iterable[str] | None = None,
     ignore: Iterable[str] | None = None,
+    profile: Any = None,
 ) -> Report:
     """Predict where Core ML runs every op of a model, and why ops miss the Neural Engine.
 
@@ -42,18 +43,31 @@ def check(
     target; the report says what was assumed. ``compute_units`` defaults to an MLModel's own setting,
     else ``all``; coremltools' spellings (``CPU_AND_NE``) are accepted. ``select`` / ``ignore`` name rules
     by id (``PA-11``), id prefix (``PA``) or family (``parameter``): only selected, not ignored rules run.
+    ``profile`` (a profile.json path or dict from ``anedoctor probes ingest``) calibrates the prediction with
+    measurements of its chip/OS (rules MS-1/MS-2, cost and latency scales); chip and OS default to the
+    profile's own, and another chip is an error.
 
         >>> report = anedoctor.check("model.mlpackage", chip="m4", compute_units="cpu_and_ne")
         >>> report.summary["ane_fraction"], report.causes[0].rule.id"""
     units = compute_units or getattr(getattr(source, "compute_unit", None), "name", None) or "all"
     compute_units = parse_compute_units(units)
+    calibration, warnings = None, []
+    if profile is not None:
+        from .measure.profile import as_profile  # only when asked: the measure package is not needed otherwise
+
+        calibration = as_profile(profile)
+        chip, os, warnings = calibration.resolve(chip, os)
     model = load(source, example_inputs, via)
     size_enumerated_shapes(model)
     target = resolve_target(model.deployment_target, chip, os)
     with gc_paused():
         rules = selected_rules(select, ignore)
-        placements = [p for g in model.graphs for p in place_graph(g, model, target, compute_units, rules)]
-        report = Report(model, target, compute_units, placements)
+        placements = [p for g in model.graphs for p in place_graph(g, model, target, compute_units, rules, calibration)]
+        report = Report(model, target, compute_units, placements, calibration)
+    if calibration is not None:
+        report.notes.extend(warnings)
+        report.notes.append(calibration.note())
+        report.panels.append(calibration.panel())
     if model.deployment_target.startswith("ios") and target.os.ios < _ios_major(model.deployment_target):
         report.notes.append(
             f"the model needs {model.deployment_target} or later; Core ML on {target.os.id} will refuse to load it"

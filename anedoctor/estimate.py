@@ -4,11 +4,14 @@ An :class:`Estimate` wraps the placement :func:`anedoctor.check` predicts and th
 :mod:`anedoctor.cost.latency`: whole-model latency (like the "Prediction" median of Xcode's performance
 report), per op (time and bound), per segment (ops + launch) and per device switch, energy per device,
 and optionally the same for the four compute-unit settings side by side. It is an estimate from a
-model of the hardware, calibrated on published latencies (bench/calibrate.py), not a measurement.
+model of the hardware, calibrated on published latencies (bench/calibrate.py), not a measurement; with a
+measured profile (``profile=``, ``--profile``) its op times and launches are rescaled by the profile's measured
+latency scales, and the report says so (``calibrated_by``).
 """
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 from pathlib import Path
@@ -111,6 +114,22 @@ class Estimate:
             ],
             "assumptions": chip_assumptions(r.target.chip),
             "calibration": FITTED.get("fit"),
+            "calibrated_by": self.calibrated_by(),
+        }
+
+    def calibrated_by(self) -> dict[str, Any] | None:
+        """The measured profile that rescaled this estimate (None: the model's own figures)."""
+        profile = self.report.profile
+        if profile is None or not profile.calibrates_latency:
+            return None
+        return {
+            "profile": profile.path,
+            "measured_on": profile.where,
+            "latency_scale": profile.latency_scale,
+            "class_latency_scale": profile.class_latency_scale,
+            "confidence": "M",
+            "note": "op times and segment launches multiplied by the profile's measured / predicted latency of "
+            "its one-op probes (per cost class and device; the device's median where a class was not probed)",
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -126,6 +145,7 @@ class Estimate:
             f"anedoctor estimate · {Path(d['model']).name} · {d['chip_name']} · {d['os']} · "
             f"compute units {d['compute_units']}",
             "ESTIMATE — from a model of the hardware calibrated on published latencies, not a measurement",
+            *self._profile_lines(d["calibrated_by"]),
             f"latency {d['latency_ms']:.3f} ms per inference  ("
             + ", ".join(f"{DEVICE_LABELS[k]} {v:.3f} ms" for k, v in d["device_ms"].items() if v)
             + ")",
@@ -168,6 +188,21 @@ class Estimate:
         ]
         return "\n".join(line[:width] if width else line for line in lines)
 
+    def _profile_lines(self, calibrated: dict[str, Any] | None) -> list[str]:
+        if calibrated is not None:
+            factors = ", ".join(f"{DEVICE_LABELS[k]} x{v:g}" for k, v in calibrated["latency_scale"].items())
+            classes = " (and per cost class where probed)" if calibrated["class_latency_scale"] else ""
+            return [
+                f"CALIBRATED by the measured profile {Path(calibrated['profile']).name} ({calibrated['measured_on']}): "
+                f"op times and launches x its measured latency scale, {factors or 'per cost class'}{classes}"
+            ]
+        if self.report.profile is not None:
+            return [
+                f"profile {Path(self.report.profile.path).name} calibrates placement only: it has no latency scale "
+                "(re-ingest its measurements with the manifest of `anedoctor probes build`)"
+            ]
+        return []
+
     def timeline_svg(self) -> str:
         """A waterfall of segments (launch hatched) and switches, to scale, as inline SVG."""
         d, x, bars = self.to_dict(), 0.0, []
@@ -199,28 +234,36 @@ class Estimate:
             f'viewBox="0 0 {width} {height}">' + "".join(rows) + "</svg>"
         )
 
-    def to_html(self, path: str | Path) -> str:
-        """The check report's HTML page with a latency panel (waterfall and segment table) added."""
+    def to_html(self, path: str | Path | None = None) -> str:
+        """The check report's HTML page with a latency panel (waterfall and segment table) added; written
+        atomically to ``path`` when given."""
         d = self.to_dict()
-        panel = {
-            "title": f"Latency estimate: {d['latency_ms']:.3f} ms per inference ({d['chip_name']}, "
-            f"{d['compute_units']}); energy ~{sum(d['energy_mj'].values()):.3f} mJ (estimate)",
-            "html": self.timeline_svg(),
-            "rows": [
-                {
-                    "segment": s["index"],
-                    "device": DEVICE_LABELS[s["device"]],
-                    "ops": s["ops"],
-                    "ops ms": s["ops_ms"],
-                    "launch ms": s["launch_ms"],
-                }
-                for s in d["segments"]
-            ],
-        }
+        calibrated = (
+            f"; calibrated by the profile {Path(d['calibrated_by']['profile']).name}" if d["calibrated_by"] else ""
+        )
+        panels = []
         if d["compare"]:
-            self.report.panels.append({"title": "Compute units side by side (estimate)", "rows": d["compare"]})
-        self.report.panels.append(panel)
-        return self.report.to_html(path)
+            panels.append({"title": "Compute units side by side (estimate)", "rows": d["compare"]})
+        panels.append(
+            {
+                "title": f"Latency estimate: {d['latency_ms']:.3f} ms per inference ({d['chip_name']}, "
+                f"{d['compute_units']}{calibrated}); energy ~{sum(d['energy_mj'].values()):.3f} mJ (estimate)",
+                "html": self.timeline_svg(),
+                "rows": [
+                    {
+                        "segment": s["index"],
+                        "device": DEVICE_LABELS[s["device"]],
+                        "ops": s["ops"],
+                        "ops ms": s["ops_ms"],
+                        "launch ms": s["launch_ms"],
+                    }
+                    for s in d["segments"]
+                ],
+            }
+        )
+        page = copy.copy(self.report)  # the report itself keeps its panels
+        page.panels = [*self.report.panels, *panels]
+        return page.to_html(path)
 
     def __repr__(self) -> str:
         return f"<Estimate {self.latency_ms:.3f} ms on {self.report.target.chip.id} ({self.report.compute_units})>"
@@ -274,15 +317,23 @@ def estimate(
     compute_units: str = "all",
     compare_compute_units: bool = False,
     example_inputs: Any = None,
+    profile: Any = None,
 ) -> Estimate:
     """Estimate the latency (and energy) of one inference of a model on a chip.
 
     ``source`` is anything :func:`anedoctor.check` takes. With ``compare_compute_units`` the four
-    settings (all, cpu_and_ne, cpu_and_gpu, cpu_only) are estimated too (``Estimate.compare``)."""
+    settings (all, cpu_and_ne, cpu_and_gpu, cpu_only) are estimated too (``Estimate.compare``).
+    ``profile`` is a measured profile, as for :func:`anedoctor.check`."""
+    if profile is not None:
+        from .measure.profile import as_profile  # read once for every compute-unit setting
+
+        profile = as_profile(profile)
     model = load(source, example_inputs)
-    report = check(model, chip=chip, os=os, compute_units=compute_units)
+    report = check(model, chip=chip, os=os, compute_units=compute_units, profile=profile)
     compare = {}
     if compare_compute_units:
         for cu in COMPUTE_UNITS:
-            compare[cu] = report if cu == compute_units else check(model, chip=chip, os=os, compute_units=cu)
+            compare[cu] = (
+                report if cu == compute_units else check(model, chip=chip, os=os, compute_units=cu, profile=profile)
+            )
     return Estimate(report, compare)

@@ -104,22 +104,23 @@ def check_writable(flag: str, path: Path, inputs: list[Path]) -> None:
         raise ModelError(f"{flag} {path}: the folder {parent} is not writable")
 
 
-def check_package_output(source: Path, output: str | Path | None, command: str) -> Path:
-    """Where a command that writes a model (``fix``, ``compress``) may put it: an ``.mlpackage`` path that is
-    not the input, not inside it, not a folder holding it, in an existing folder, and not some other file."""
+def check_package_output(source: Path, output: str | Path | None, command: str, suffix: str = ".mlpackage") -> Path:
+    """Where a command that writes a model folder (``fix``, ``compress``) may put it: a ``suffix`` path
+    (``.mlpackage``, or ``.aimodel`` for Core AI) that is not the input, not inside it, not a folder
+    holding it, in an existing folder, and not some other file."""
     if output is None:
-        raise ModelError(f"{command} needs an output path (-o OUT.mlpackage)")
+        raise ModelError(f"{command} needs an output path (-o OUT{suffix})")
     out, src = Path(output).resolve(), Path(source).resolve()
     if out == src or src in out.parents:
         raise ModelError(f"{output}: the output must not be the input {source} or lie inside it")
     if out in src.parents:
         raise ModelError(f"{output}: the output would replace the folder that holds the input {source}")
-    if out.suffix != ".mlpackage":
-        raise ModelError(f"{output}: the output must be an .mlpackage path")
+    if out.suffix != suffix:
+        raise ModelError(f"{output}: the output must be an {suffix} path")
     if not out.parent.is_dir():
         raise ModelError(f"{output}: the folder {out.parent} does not exist")
     if out.exists() and not out.is_dir():
-        raise ModelError(f"{output}: exists and is a file, not an .mlpackage folder; not overwriting it")
+        raise ModelError(f"{output}: exists and is a file, not an {suffix} folder; not overwriting it")
     return out
 
 

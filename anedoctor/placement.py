@@ -18,11 +18,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from .cost import LAUNCH_MS, OUTPUT_ON_ACCEL_MS, SWITCH_MS, CostModel
-from .cost.latency import op_times
+from .cost.latency import LatencyScale, op_times
 from .cost.work import bytes_moved, flops
 from .hardware import COMPUTE_UNITS, SEGMENTER_ORDER, Target
 from .ir import Graph, Model, Op
 from .rules import RULES, Context, Rule
+from .rules.measured import lift_overridden
 
 
 @dataclass
@@ -178,18 +179,25 @@ def schedule(placements: list[OpPlacement], allowed: tuple[str, ...]) -> list[Op
     return [placements[i] for i in order]
 
 
-def time_ops(placements: list[OpPlacement], target: Target) -> None:
-    """Set each placed op's estimated time and bound (anedoctor.cost.latency)."""
-    for p, t in zip(placements, op_times(placements, target.chip, target.chip.platform)):
+def time_ops(placements: list[OpPlacement], target: Target, scale: LatencyScale | None = None) -> None:
+    """Set each placed op's estimated time and bound (anedoctor.cost.latency); ``scale``: a measured
+    profile's latency factors (Profile.latency_factor), None for the model's own times."""
+    for p, t in zip(placements, op_times(placements, target.chip, target.chip.platform, scale=scale)):
         p.time_ms, p.bound, p.macs, p.dram_bytes = t.ms, t.bound, t.macs, t.dram_bytes
 
 
 def place_graph(
-    graph: Graph, model: Model, target: Target, compute_units: str, rules: Collection[str] | None = None
+    graph: Graph,
+    model: Model,
+    target: Target,
+    compute_units: str,
+    rules: Collection[str] | None = None,
+    profile=None,
 ) -> list[OpPlacement]:
     """Eligibility, costs and devices for every (non-constant) op of one graph; ``rules`` limits the
-    rules that run to these ids (None: all)."""
-    ctx = Context(target, model, graph, typed=bool(graph.opset))
+    rules that run to these ids (None: all); a measured ``profile`` (anedoctor.measure.profile.Profile)
+    feeds the MS rules and scales the op costs and the op times."""
+    ctx = Context(target, model, graph, typed=bool(graph.opset), profile=profile)
     graph_findings, graph_notes = [], []
     for r in RULES.values():
         if r.level == "graph" and r.applies(target) and (rules is None or r.id in rules):
@@ -199,7 +207,7 @@ def place_graph(
                 (graph_findings if r.blocking else graph_notes).append(Finding(r, message, apple))
     op_rules = [r for r in RULES.values() if r.level == "op" and r.applies(target) and (rules is None or r.id in rules)]
     rules_by_type: dict[str, list[Rule]] = {}
-    costs = CostModel(target)
+    costs = CostModel(target, profile.cost_factor if profile is not None else None)
     placements = []
     for op in graph.ops:
         if op.type.startswith("constexpr_"):
@@ -207,6 +215,8 @@ def place_graph(
         if op.type not in rules_by_type:
             rules_by_type[op.type] = [r for r in op_rules if r.ops is None or op.type in r.ops]
         p = run_rules(op, ctx, graph_findings, rules_by_type[op.type])
+        if profile is not None:
+            lift_overridden(p)
         p.notes.extend(graph_notes)
         p.flops, p.bytes = flops(op), bytes_moved(op)
         p.cost_ms = costs.op_costs(op.type, p.flops, p.bytes)
@@ -215,5 +225,5 @@ def place_graph(
     placements = schedule(placements, allowed)
     segment(placements, allowed)
     explain_off_ane(placements, allowed)
-    time_ops(placements, target)
+    time_ops(placements, target, profile.latency_factor if profile is not None else None)
     return placements

@@ -12,6 +12,12 @@ graph-fixable, with exact rewrites within 1e-4.
 Each model is fixed once per compute-unit setting: under ``all`` the predicted segmenter often keeps
 memory-bound models on the GPU even when every op is ANE-eligible, so ``cpu_and_ne`` (the ANE as
 the only accelerator) shows what the rewrites make possible.
+
+Besides the zoo: ``nn_context_net``, a NeuralNetwork ``.mlmodel`` (spec 1, an image input with
+scale/bias preprocessing, a dilation-8 conv and a 9x9 max pool) that ``fix`` converts to an ML Program
+first; and the ml-ane-transformers-style BERT next to its Hugging Face original (``bert_ane`` /
+``bert_hf``: bench/published/models_seq.py, 2 layers x 256 wide, 4 heads, 128 tokens, random weights),
+to show what ``fix`` gains on the Hugging Face layout and what still needs Apple's source-level rewrite.
 """
 
 from __future__ import annotations
@@ -23,11 +29,83 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 from fix_zoo import ZOO  # noqa: E402
 
 from anedoctor.rewrite import fix  # noqa: E402
+from anedoctor.rewrite.coreml_io import coremltools, quiet  # noqa: E402
+
+BERT = {"layers": 2, "dim": 256, "heads": 4, "ffn": 1024}  # a small config of both layouts
+TOKENS = 128
+
+
+def nn_context_net(folder: Path) -> Path:
+    """A spec-1 NeuralNetwork: image (3x128x128, scale/bias), conv stem, dilation-8 conv (PA-11), 9x9 max pool
+    (PA-6), conv head; fp32 arrays out."""
+    ct = coremltools()
+    from coremltools.models import datatypes
+    from coremltools.models.neural_network import NeuralNetworkBuilder
+
+    rng = np.random.default_rng(0)
+    b = NeuralNetworkBuilder([("image", datatypes.Array(3, 128, 128))], [("y", None)])
+    b.set_pre_processing_parameters(image_input_names=["image"], image_scale=1 / 255, red_bias=-0.5, blue_bias=-0.5)
+    layers = [("stem", 3, 32, 1), ("body", 32, 32, 1), ("context", 32, 32, 8), ("head", 32, 8, 1)]
+    src = "image"
+    for name, cin, cout, dilation in layers:
+        weight = (rng.standard_normal((3, 3, cin, cout)) * 0.05).astype(np.float32)
+        shape = {"kernel_channels": cin, "output_channels": cout, "height": 3, "width": 3, "stride_height": 1}
+        b.add_convolution(
+            name, **shape, stride_width=1, border_mode="same", groups=1, W=weight, b=None, has_bias=False,
+            input_name=src, output_name=name, dilation_factors=[dilation, dilation],
+        )  # fmt: skip
+        src = "y" if name == "head" else f"{name}_r"
+        b.add_activation(f"{name}_relu", "RELU", name, src)
+        if name == "context":
+            b.add_pooling("pool", 9, 9, 1, 1, layer_type="MAX", padding_type="SAME", input_name=src, output_name="pool")
+            src = "pool"
+    b.spec.description.output[0].type.multiArrayType.dataType = ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32
+    path = folder / "nn_context_net.mlmodel"
+    ct.models.utils.save_spec(b.spec, str(path))
+    return path
+
+
+def bert(layout: str):
+    """Builder of the BERT pair member ``layout`` ('ane' or 'hf'), traced and converted as an fp16 ML Program."""
+
+    def build(folder: Path) -> Path:
+        import torch
+
+        from bench.published.models_seq import BertANE, DistilBertHF
+
+        ct = coremltools()
+        torch.manual_seed(0)
+        module = BertANE(seq=TOKENS, **BERT) if layout == "ane" else DistilBertHF(seq=TOKENS, **BERT)
+        example = (torch.randint(0, 30522, (1, TOKENS)), torch.ones(1, TOKENS, dtype=torch.long))
+        with torch.no_grad():
+            traced = torch.jit.trace(module.eval(), example)
+        inputs = [ct.TensorType(name=n, shape=(1, TOKENS), dtype=np.int32) for n in ("input_ids", "attention_mask")]
+        path = folder / f"bert_{layout}.mlpackage"
+        with quiet():
+            ct.convert(traced, inputs=inputs, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17).save(
+                str(path)
+            )
+        return path
+
+    return build
+
+
+# name -> (builder, whether fix can cure every blocker on the graph); the BERT pair's int32 ids and
+# embedding lookup need the source model (embeddings outside, fp16 inputs)
+MODELS = {
+    **ZOO,
+    "nn_context_net": (nn_context_net, True),
+    "bert_ane": (bert("ane"), False),
+    "bert_hf": (bert("hf"), False),
+}
 
 
 def pct(x: float) -> str:
@@ -49,16 +127,30 @@ def row_text(name: str, units: str, fixable: bool, r, seconds: float) -> str:
     )
 
 
+def pair_line(ane: dict, hf: dict) -> str:
+    """The ANE-layout BERT against the Hugging Face one before and after fix: ANE share of ops, latency."""
+
+    def fig(summary: dict) -> str:
+        lat = f", {summary['latency_ms']:.3f} ms" if "latency_ms" in summary else ""
+        return f"{summary['ane_fraction']:.1%} of ops on the ANE{lat}"
+
+    left = sorted({u["rule"] for u in hf["unfixed"]})
+    return (
+        f"ml-ane-transformers layout {fig(ane['before'])}; Hugging Face layout {fig(hf['before'])} -> after fix "
+        f"{fig(hf['after'])} ({len(hf['applied'])} rewrite(s); left for the source: {', '.join(left) or 'nothing'})"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("models", nargs="*", help=f"subset of {', '.join(ZOO)}")
+    ap.add_argument("models", nargs="*", help=f"subset of {', '.join(MODELS)}")
     ap.add_argument("--chip")
     ap.add_argument("--os")
     ap.add_argument("--compute-units", default="all,cpu_and_ne", help="comma-separated settings to fix under")
     ap.add_argument("--json", help="write the figures as JSON")
     args = ap.parse_args()
-    names = args.models or list(ZOO)
-    unknown = [n for n in names if n not in ZOO]
+    names = args.models or list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
     if unknown:
         ap.error(f"unknown model(s) {', '.join(unknown)}")
     rows = []
@@ -71,7 +163,7 @@ def main() -> int:
     print("-" * len(head))
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            build, fixable = ZOO[name]
+            build, fixable = MODELS[name]
             folder = Path(tmp) / name
             folder.mkdir()
             src = build(folder)
@@ -100,6 +192,10 @@ def main() -> int:
             f"models ({', '.join(hit) or 'none'})"
         )
     print(f"exact rewrites within 1e-4 relative: {'yes' if exact_ok else 'NO'}")
+    for units in settings:
+        pair = {row["model"]: row for row in rows if row["compute_units"] == units and row["model"].startswith("bert_")}
+        if len(pair) == 2:
+            print(f"BERT pair ({units}): {pair_line(pair['bert_ane'], pair['bert_hf'])}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
     return 0

@@ -9,6 +9,7 @@ Weights are random (seeded); nothing is downloaded.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def _w(rng: np.random.Generator, *shape: int, scale: float = 0.05) -> np.ndarray
     return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
-def _save(prog, path: Path, precision=None, pipeline=None) -> Path:
+def save(prog, path: Path, precision=None, pipeline=None) -> Path:
     ct = coremltools()
     from anedoctor.rewrite.coreml_io import quiet
 
@@ -39,6 +40,34 @@ def _save(prog, path: Path, precision=None, pipeline=None) -> Path:
         )
         model.save(str(path))
     return path
+
+
+def tree_hash(path: Path) -> str:
+    """A digest of every file under ``path`` (names and bytes): proof an input was not modified."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def fix_once(tmp_path_factory, recipe: Callable[[str], tuple[Callable[[Path], Path], dict]]):
+    """A getter for module-scoped fixtures: builds a case's model (``recipe(case)`` gives its builder and fix
+    options) in a fresh folder and fixes it, once per case; returns (input, output, report, input digest)."""
+    from anedoctor.rewrite import fix
+
+    cache = {}
+
+    def get(case: str):
+        if case not in cache:
+            build, options = recipe(case)
+            folder = tmp_path_factory.mktemp(case)
+            (folder / "in").mkdir()
+            src = build(folder / "in")
+            digest = tree_hash(src)
+            cache[case] = (src, folder / "out.mlpackage", fix(src, folder / "out.mlpackage", **options), digest)
+        return cache[case]
+
+    return get
 
 
 def _convs(mb, rng, x, n: int, c: int, tag: str):
@@ -79,7 +108,7 @@ def dilated_unet(folder: Path) -> Path:
         x = _convs(mb, rng, mb.concat(values=[x, e1], axis=1), 2, 32, "dec1_")
         return mb.conv(x=x, weight=_w(rng, 2, 32, 1, 1), name="mask")
 
-    return _save(prog, folder / "dilated_unet.mlpackage")
+    return save(prog, folder / "dilated_unet.mlpackage")
 
 
 def aspp(folder: Path) -> Path:
@@ -101,7 +130,7 @@ def aspp(folder: Path) -> Path:
         x = mb.conv(x=mb.concat(values=branches, axis=1), weight=_w(rng, 64, 256, 1, 1), name="aspp_project")
         return mb.conv(x=_convs(mb, rng, x, 2, 64, "head"), weight=_w(rng, 21, 64, 1, 1), name="logits")
 
-    return _save(prog, folder / "aspp.mlpackage")
+    return save(prog, folder / "aspp.mlpackage")
 
 
 def wavenet(folder: Path) -> Path:
@@ -119,7 +148,7 @@ def wavenet(folder: Path) -> Path:
             x = mb.add(x=x, y=mb.conv(x=y, weight=_w(rng, 64, 64, 1), name=f"res{d}"))
         return mb.conv(x=x, weight=_w(rng, 8, 64, 1), name="out")
 
-    return _save(prog, folder / "wavenet.mlpackage")
+    return save(prog, folder / "wavenet.mlpackage")
 
 
 def spp_pools(folder: Path) -> Path:
@@ -141,7 +170,7 @@ def spp_pools(folder: Path) -> Path:
         x = mb.max_pool(x=x, kernel_sizes=[11, 11], strides=[4, 4], pad_type="valid", name="coarse_pool_11s4")
         return _convs(mb, rng, x, 2, 64, "head")
 
-    return _save(prog, folder / "spp_pools.mlpackage")
+    return save(prog, folder / "spp_pools.mlpackage")
 
 
 def lm_head(folder: Path, vocab: int = 128256, hidden: int = 256) -> Path:
@@ -166,7 +195,7 @@ def lm_head(folder: Path, vocab: int = 128256, hidden: int = 256) -> Path:
             x=mb.layer_norm(x=x, axes=[-1], name="final_norm"), weight=_w(rng, vocab, hidden), name="lm_head"
         )
 
-    return _save(prog, folder / "lm_head.mlpackage")
+    return save(prog, folder / "lm_head.mlpackage")
 
 
 def window_rank6(folder: Path) -> Path:
@@ -200,7 +229,7 @@ def window_rank6(folder: Path) -> Path:
     # coremltools 9 refuses to write rank-6 tensors; older converters and other exporters did not
     with mock.patch.object(Program, "_check_invalid_tensor_rank", lambda self: None):
         pipeline = ct.PassPipeline(["common::add_fp16_cast"] + list(ct.PassPipeline.CLEANUP.passes), "fp16_cleanup")
-        return _save(prog, folder / "window_rank6.mlpackage", pipeline=pipeline)
+        return save(prog, folder / "window_rank6.mlpackage", pipeline=pipeline)
 
 
 def fp32_islands(folder: Path, size: int = 128) -> Path:
@@ -220,7 +249,7 @@ def fp32_islands(folder: Path, size: int = 128) -> Path:
         return mb.conv(x=x, weight=_w(rng, 8, 32, 1, 1), name="out")
 
     precision = ct.transform.FP16ComputePrecision(op_selector=lambda op: not op.name.startswith("island"))
-    return _save(prog, folder / "fp32_islands.mlpackage", precision=precision)
+    return save(prog, folder / "fp32_islands.mlpackage", precision=precision)
 
 
 def fp32_transformer(folder: Path) -> Path:
@@ -241,7 +270,7 @@ def fp32_transformer(folder: Path) -> Path:
         )
         return mb.add(x=x, y=f, name="out")
 
-    return _save(prog, folder / "fp32_transformer.mlpackage", precision=ct.precision.FLOAT32)
+    return save(prog, folder / "fp32_transformer.mlpackage", precision=ct.precision.FLOAT32)
 
 
 def torch_context_net(folder: Path) -> Path:
@@ -294,7 +323,7 @@ def clean_convnet(folder: Path) -> Path:
         x = mb.conv(x=image, weight=_w(rng, 32, 3, 3, 3), strides=[2, 2], pad_type="same", name="stem")
         return mb.conv(x=_convs(mb, rng, x, 4, 32, "body"), weight=_w(rng, 8, 32, 1, 1), name="out")
 
-    return _save(prog, folder / "clean_convnet.mlpackage")
+    return save(prog, folder / "clean_convnet.mlpackage")
 
 
 ZOO: dict[str, tuple[Callable[[Path], Path], bool]] = {
@@ -310,3 +339,138 @@ ZOO: dict[str, tuple[Callable[[Path], Path], bool]] = {
     "torch_context_net": (torch_context_net, True),
     "clean_convnet": (clean_convnet, True),
 }
+
+
+def rank5_mlp(folder: Path, shape: tuple[int, ...] = (1, 4, 8, 64, 128)) -> Path:
+    """An MLP over the last axis (128) of a tensor, by default a rank-5 one: every linear has depth > 1 (PA-23)."""
+    ct = coremltools()
+    from coremltools.converters.mil import Builder as mb
+
+    rng = _rng()
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=shape)], opset_version=ct.target.iOS17)
+    def prog(x):
+        for i in range(3):
+            x = mb.relu(x=mb.linear(x=x, weight=_w(rng, 128, 128), bias=_w(rng, 128), name=f"fc{i}"))
+        return mb.linear(x=x, weight=_w(rng, 32, 128), name="head")
+
+    return save(prog, folder / f"mlp_rank{len(shape)}.mlpackage")
+
+
+def enumerated_encoder(folder: Path, layers: int = 2, width: int = 256) -> Path:
+    """A PyTorch encoder MLP with nn.LayerNorm, converted for iOS 16 with EnumeratedShapes sequence lengths (DY-4)."""
+    import torch
+
+    ct = coremltools()
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList(
+                torch.nn.Sequential(
+                    torch.nn.LayerNorm(width),
+                    torch.nn.Linear(width, 2 * width),
+                    torch.nn.GELU(),
+                    torch.nn.Linear(2 * width, width),
+                )
+                for _ in range(layers)
+            )
+            self.norm = torch.nn.LayerNorm(width)
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = x + block(x)
+            return self.norm(x)
+
+    torch.manual_seed(0)
+    example = torch.randn(1, 128, width)
+    traced = torch.jit.trace(Encoder().eval(), example)
+    shapes = ct.EnumeratedShapes(shapes=[(1, n, width) for n in (64, 128, 256)], default=(1, 128, width))
+    from anedoctor.rewrite.coreml_io import quiet
+
+    path = folder / "enumerated_encoder.mlpackage"
+    with quiet():
+        model = ct.convert(
+            traced,
+            inputs=[ct.TensorType(name="x", shape=shapes)],
+            convert_to="mlprogram",
+            minimum_deployment_target=ct.target.iOS16,
+        )
+        model.save(str(path))
+    return path
+
+
+def avg_pool_net(folder: Path, pools: tuple[tuple[int, int], ...] = ((4, 4), (16, 16))) -> Path:
+    """A conv net with average pools given as (window, stride): by default a 4x4 stride-4 pool and a global
+    16x16 pool, both beyond what A12/A13-era ANEs accept (PA-5)."""
+    ct = coremltools()
+    from coremltools.converters.mil import Builder as mb
+
+    rng = _rng()
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 32, 64, 64))], opset_version=ct.target.iOS17)
+    def prog(image):
+        x = _convs(mb, rng, image, 3, 32, "pre")
+        for i, (k, s) in enumerate(pools):
+            x = mb.avg_pool(x=x, kernel_sizes=[k, k], strides=[s, s], pad_type="valid", name=f"avg_pool{i}")
+            x = _convs(mb, rng, x, 2, 32, f"post{i}_")
+        return x
+
+    return save(prog, folder / "avg_pool_net.mlpackage")
+
+
+def shape_arithmetic_net(folder: Path, trimmed: bool = True) -> Path:
+    """Convs (fp16 throughout, fp16 input) around a reshape whose target shape is computed at runtime from
+    ``shape(x)`` with int32 ops (DT-4), as traced PyTorch views are. Saved with an empty pass pipeline so the chain
+    survives, as in packages from other exporters; ``trimmed=False`` uses coremltools' default pipeline."""
+    ct = coremltools()
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    rng = _rng()
+
+    def convs(x, tag: str):
+        for i in range(3):
+            weight = _w(rng, 64, 64, 3, 3).astype(np.float16)
+            x = mb.relu(x=mb.conv(x=x, weight=weight, pad_type="same", name=f"{tag}{i}_conv"), name=f"{tag}{i}_relu")
+        return x
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 64, 32, 32), dtype=types.fp16)], opset_version=ct.target.iOS17)
+    def prog(image):
+        x = convs(image, "pre")
+        rows = mb.mul(x=mb.gather(x=mb.shape(x=x), indices=np.array([2], np.int32), axis=0), y=np.int32(32))
+        shape = mb.concat(values=[np.array([1, 64], np.int32), rows], axis=0)
+        return convs(mb.expand_dims(x=mb.reshape(x=x, shape=shape, name="flatten"), axes=[-1]), "post")
+
+    return save(prog, folder / "shape_arithmetic_net.mlpackage", pipeline=ct.PassPipeline.EMPTY if trimmed else None)
+
+
+def gather_net(folder: Path, channels: np.ndarray | None = None) -> Path:
+    """Convs around two constant-index gathers: every 2nd channel (or ``channels``) and rows 4..19."""
+    ct = coremltools()
+    from coremltools.converters.mil import Builder as mb
+
+    rng = _rng()
+    picked = np.arange(0, 64, 2, dtype=np.int32) if channels is None else channels.astype(np.int32)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 64, 32, 32))], opset_version=ct.target.iOS17)
+    def prog(image):
+        x = _convs(mb, rng, image, 3, 64, "pre")
+        x = mb.gather(x=x, indices=picked, axis=1, name="pick_channels")
+        x = _convs(mb, rng, x, 2, 64, "mid")
+        x = mb.gather(x=x, indices=np.arange(4, 20, dtype=np.int32), axis=2, name="crop_rows")
+        return _convs(mb, rng, x, 2, 64, "post")
+
+    return save(prog, folder / "gather_net.mlpackage")
+
+
+def gather_profile(slices_on_ane: bool = True) -> dict:
+    """A measured profile (as ``anedoctor probes ingest`` writes it) of an M4 on macOS 15 whose gather probes ran off
+    the ANE and whose slice probes ran on it (or off it too)."""
+    from anedoctor.rules.measured import example_profile
+
+    return example_profile([("gather_c", False, "gather"), ("slice_c", slices_on_ane, "slice_by_index")])
+
+
+# the models above whose blockers fix cures at the default chip and OS (the others need a15/ios16, a12 or a profile)
+ZOO.update({"rank5_mlp": (rank5_mlp, True), "shape_arithmetic": (shape_arithmetic_net, True)})

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 import anedoctor
 from anedoctor.errors import ModelError
 from anedoctor.ir import LazyConst
-from anedoctor.loaders import coreai
+from anedoctor.loaders import coreai, coreai_tools
 
 
 class Net(torch.nn.Module):
@@ -73,7 +73,7 @@ def net():
 @pytest.fixture(scope="module")
 def converted(net, tmp_path_factory):
     module, x = net
-    return coreai.convert_module(module, x, tmp_path_factory.mktemp("coreai"))
+    return coreai_tools.convert_module(module, x, tmp_path_factory.mktemp("coreai"))
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_reference_executor_matches_torch_and_core_ai_runtime(model, net):
     result = anedoctor.run(model, {"input_0": x.numpy()})
     (out,) = result.outputs.values()
     assert np.abs(out - expected).max() <= 1e-4
-    check = coreai.compare_with_coreai(model, result)
+    check = coreai_tools.compare_with_coreai(model, result)
     assert check.coreai.keys() == check.reference.keys() and max(check.max_abs_diff.values()) <= 1e-4
     assert np.abs(next(iter(check.coreai.values())) - expected).max() <= 1e-4
 
@@ -147,7 +147,7 @@ def test_dilated_conv_flagged_pa11_in_core_ai_and_core_ml(model, net):
 def test_attention_norm_pool_and_resize_composites(tmp_path):
     torch.manual_seed(1)
     module, args = Block().eval(), (torch.randn(1, 3, 16), torch.randn(1, 4, 8, 8))
-    model = coreai.load_aimodel(*coreai.convert_module(module, args, tmp_path))
+    model = coreai.load_aimodel(*coreai_tools.convert_module(module, args, tmp_path))
     types = {op.type for op in model.ops}
     assert {"scaled_dot_product_attention", "max_pool", "resize_nearest_neighbor", "concat", "slice_by_index"} <= types
     assert not [t for t in types if t.startswith("coreai.")]
@@ -226,3 +226,71 @@ def test_bad_inputs_fail_with_one_line(converted, tmp_path, monkeypatch):
             coreai.load_aimodel(path)
     finally:
         coreai.bindings.cache_clear()
+
+
+class Branchy(torch.nn.Module):
+    """torch.cond on the input's sign, then a torch while_loop that doubles three times."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        y = torch.cond(x.sum() > 0, lambda x: self.conv(x).relu(), lambda x: x * 2, (x,))
+        i = torch.zeros((), dtype=torch.int64)
+        return torch._higher_order_ops.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * 2 + 1), (i, y))[1]
+
+
+def test_control_flow_bodies_are_read_into_nested_blocks(tmp_path):
+    torch.manual_seed(4)
+    module = Branchy().eval()
+    model = coreai.load_aimodel(*coreai_tools.convert_module(module, torch.randn(1, 4, 8, 8), tmp_path))
+    by_type = {op.type: op for op in model.ops}
+    cond, loop = by_type["cond"], by_type["while_loop"]
+    assert [[op.type for op in b.ops] for b in cond.blocks] == [["conv", "add", "relu"], ["mul"]]
+    assert [len(b.inputs) for b in loop.blocks] == [2, 2] and len(loop.blocks[0].outputs) == 1
+    assert [op.type for op in loop.blocks[1].ops] == ["add", "mul", "add"]
+    conv = cond.blocks[0].ops[0]
+    assert conv.input("x").name == "input_0"  # a branch reads the outer scope directly
+    assert (conv.source.file, conv.source.line) == (__file__, line_of(Branchy.forward, "torch.cond"))
+    for sign in (1.0, -1.0):  # both branches, against torch and Core AI's runtime
+        x = torch.rand(1, 4, 8, 8) * sign
+        result = anedoctor.run(model, {"input_0": x.numpy()})
+        assert np.abs(next(iter(result.outputs.values())) - module(x).detach().numpy()).max() <= 1e-4
+        assert max(coreai_tools.compare_with_coreai(model, result).max_abs_diff.values()) <= 1e-4
+    placements = {p.op.type: p for p in anedoctor.check(model).placements}
+    assert "OP-8" in {f.rule.id for f in placements["cond"].findings}
+
+
+class Compressed(torch.nn.Module):
+    """An int8 per-channel conv weight (coreai::dequantize) and a 4-bit palettized one (coreai::lut_to_dense);
+    coreai-torch finds the LUT's buffers by their names 'indices' and 'lut'."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        self.register_buffer("q", torch.randint(-127, 127, (8, 4, 3, 3), dtype=torch.int8, generator=g))
+        self.register_buffer("scale", torch.rand(8, generator=g) / 100)
+        self.register_buffer("indices", torch.randint(0, 16, (8, 8, 1, 1), dtype=torch.uint8, generator=g))
+        self.register_buffer("lut", torch.randn(1, 1, 1, 1, 16, 1, generator=g))
+
+    def forward(self, x):
+        y = F.conv2d(x, torch.ops.coreai.dequantize(self.q, self.scale, axis=0), padding=1)
+        return F.conv2d(y, torch.ops.coreai.lut_to_dense(self.indices, self.lut, 0))
+
+
+def test_quantized_weights_map_to_constexpr_formats(tmp_path):
+    import coreai_torch._compression.custom_layers  # noqa: F401  (registers torch.ops.coreai.*)
+
+    module, x = Compressed().eval(), torch.randn(1, 4, 8, 8)
+    model = coreai.load_aimodel(*coreai_tools.convert_module(module, x, tmp_path))
+    types = [op.type for op in model.ops]
+    assert "constexpr_blockwise_shift_scale" in types and "constexpr_lut_to_dense" in types
+    report = anedoctor.check(model)
+    formats = [o.get("weights") for o in report.to_dict()["ops"] if o["type"] == "conv"]
+    assert formats == [{"weight": "int8 per-channel (axis 0)"}, {"weight": "4-bit LUT per-tensor"}]
+    result = anedoctor.run(model, {"input_0": x.numpy()})
+    (out,) = result.outputs.values()
+    expected = module(x).numpy()
+    assert np.abs(out - expected).max() <= 1e-4 * np.abs(expected).max()  # the uint4 indices unpack as Core AI packs
+    assert max(coreai_tools.compare_with_coreai(model, result).max_abs_diff.values()) <= 1e-4 * np.abs(expected).max()

@@ -148,6 +148,9 @@ ORACLE = {
     "layer_norm_affine": lambda x: mb.layer_norm(
         x=x, axes=[-1], gamma=np.linspace(0.5, 1.5, 6).astype(F32), beta=np.linspace(-1, 1, 6).astype(F32)
     ),
+    "gather_scalar_index": lambda x: mb.mul(
+        x=x, y=mb.cast(x=mb.gather(x=mb.shape(x=x), indices=np.int32(2), axis=0), dtype="fp32")
+    ),
     "gather_negative": lambda x: mb.gather(x=x, indices=C([[2, 0], [1, -1]], I32), axis=3),
     "gather_batch_dims": lambda x: mb.gather(x=x, indices=C([[2, 0], [1, 1]], I32), axis=1, batch_dims=1),
     "gather_along_axis": lambda x: mb.gather_along_axis(
@@ -260,6 +263,14 @@ EXPECT = {
         lambda x: F.instance_norm(
             T(x), weight=T(C([1, 0.5, 2], F32)), bias=T(C([0, 0.1, -0.1], F32)), eps=1e-3
         ).numpy(),
+    ),
+    # rank 3 in an ML Program is MIL's [n, C, W]: normalised over W only (a NeuralNetwork (C, H, W) blob is not)
+    "instance_norm_rank3": (
+        lambda x: mb.instance_norm(x=mb.reshape(x=x, shape=[6, 4, 6]), epsilon=1e-3),
+        lambda x: (
+            (x.reshape(6, 4, 6) - x.reshape(6, 4, 6).mean(-1, keepdims=True))
+            / np.sqrt(x.reshape(6, 4, 6).var(-1, keepdims=True) + 1e-3)
+        ),
     ),
     "local_response_norm": (
         lambda x: mb.local_response_norm(x=x, size=3, alpha=0.2, beta=0.6, k=1.5),

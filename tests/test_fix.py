@@ -3,7 +3,6 @@ valid package that reloads, the input is never touched, and nothing is written w
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -34,18 +33,6 @@ def w(*shape):
     return (RNG.standard_normal(shape) * 0.05).astype(np.float32)
 
 
-def save(prog, path: Path) -> Path:
-    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17).save(str(path))
-    return path
-
-
-def tree_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(path)).encode() + f.read_bytes())
-    return h.hexdigest()
-
-
 def convnet(folder: Path, middle) -> Path:
     """Convs around one op under test, big enough that the ANE pays for a segment."""
 
@@ -58,7 +45,7 @@ def convnet(folder: Path, middle) -> Path:
             x = mb.relu(x=mb.conv(x=x, weight=w(32, 32, 3, 3), pad_type="same", name=f"post{i}"))
         return x
 
-    return save(prog, folder / "convnet.mlpackage")
+    return zoo.save(prog, folder / "convnet.mlpackage")
 
 
 def audio_net(folder: Path) -> Path:
@@ -73,7 +60,7 @@ def audio_net(folder: Path) -> Path:
             x = mb.relu(x=mb.conv(x=x, weight=w(64, 64, 3), pad_type="same"))
         return x
 
-    return save(prog, folder / "audio.mlpackage")
+    return zoo.save(prog, folder / "audio.mlpackage")
 
 
 def wide_mlp(folder: Path) -> Path:
@@ -86,7 +73,7 @@ def wide_mlp(folder: Path) -> Path:
             x = mb.relu(x=mb.linear(x=x, weight=w(256, 256)))
         return x
 
-    return save(prog, folder / "wide_mlp.mlpackage")
+    return zoo.save(prog, folder / "wide_mlp.mlpackage")
 
 
 def rule_ops(report, rule_id: str) -> list[str]:
@@ -145,19 +132,7 @@ def units(case: str) -> str:
 @pytest.fixture(scope="module")
 def fixed(tmp_path_factory):
     """Build each case once, fix it once; tests look at the results."""
-    cache = {}
-
-    def get(case: str):
-        if case not in cache:
-            folder = tmp_path_factory.mktemp(case)
-            (folder / "in").mkdir()
-            src = CASES[case][2](folder / "in")
-            digest = tree_hash(src)
-            report = fix(src, folder / "out.mlpackage", compute_units=units(case))
-            cache[case] = (src, folder / "out.mlpackage", report, digest)
-        return cache[case]
-
-    return get
+    return zoo.fix_once(tmp_path_factory, lambda case: (CASES[case][2], {"compute_units": units(case)}))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -186,7 +161,7 @@ def test_pass_cures_its_rule_and_keeps_outputs(fixed, case):
     assert [i.name for i in ct.models.MLModel(str(out), skip_model_load=True).get_spec().description.input] == [
         i.name for i in ct.models.MLModel(str(src), skip_model_load=True).get_spec().description.input
     ]
-    assert tree_hash(src) == digest
+    assert zoo.tree_hash(src) == digest
 
 
 def test_reports_render(fixed):
@@ -267,8 +242,12 @@ def test_refuses_neural_network_and_missing_inputs(tmp_path):
         fix(tmp_path / "missing.mlpackage", tmp_path / "out.mlpackage")
     nn = tmp_path / "nn.mlmodel"
     nn.write_bytes(b"\x00")
-    with pytest.raises(ModelError, match="mlpackage"):
+    with pytest.raises(ModelError, match="not a Core ML model"):
         fix(nn, tmp_path / "out.mlpackage")
+    text = tmp_path / "model.txt"
+    text.write_text("not a model")
+    with pytest.raises(ModelError, match="mlpackage"):
+        fix(text, tmp_path / "out.mlpackage")
 
 
 def test_dry_run_and_ignore(pool_model, tmp_path):

@@ -203,3 +203,180 @@ def test_nn_layer_matches_core_ml_semantics(case, tmp_path):
     }
     got = run(model, feeds).outputs["out"]
     np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-5)
+
+
+# ---- rank-5-era layers read blobs as NeuralNetwork.proto says: the trailing [C, H, W] of a blob of rank >= 3 (leading
+# axes batch) and, under the rank-5 mapping, a (C,) vector as (C, 1, 1); the MIL ops they translate to say otherwise.
+
+CHW = RNG.standard_normal((4, 6, 6)).astype(np.float32) * 3 + 1
+VEC = RNG.standard_normal(4).astype(np.float32)
+GAMMA, BETA = np.array([1, 2, 3, 4], np.float32), np.array([0, 1, -1, 0.5], np.float32)
+PROTO_DEPTH = np.arange(1, 17, dtype=np.float32).reshape(8, 1, 2)  # the ReorganizeData example of NeuralNetwork.proto
+PROTO_D2S = np.array([[[1, 5, 2, 6], [9, 13, 10, 14]], [[3, 7, 4, 8], [11, 15, 12, 16]]], np.float32)
+PROTO_SHUFFLE = np.array([[[1, 3, 2, 4], [5, 7, 6, 8]], [[9, 11, 10, 12], [13, 15, 14, 16]]], np.float32)
+
+
+def per_channel(x, eps):
+    return (x - x.mean((-2, -1), keepdims=True)) / np.sqrt(x.var((-2, -1), keepdims=True) + eps)
+
+
+def lrn(x, alpha, beta, size, k):
+    """x / (k + alpha / size * sum of squares over a window of channels) ** beta, channel axis -3."""
+    sq, out = x * x, np.empty_like(x)
+    for c in range(x.shape[-3]):
+        lo, hi = max(0, c - size // 2), min(x.shape[-3], c + (size - 1) // 2 + 1)
+        out[..., c, :, :] = x[..., c, :, :] / (k + alpha / size * sq[..., lo:hi, :, :].sum(-3)) ** beta
+    return out
+
+
+def chc(v):
+    return v[:, None, None]
+
+
+BLOB_CASES = {  # name -> (add the layer reading "x" (C, H, W) / "v" (C,) and writing "out", inputs, expected)
+    "mvn": (
+        lambda b: b.add_mvn("layer", "x", "out", across_channels=False, normalize_variance=True, epsilon=1e-6),
+        {"x": CHW},
+        per_channel(CHW, 1e-6),
+    ),
+    "instance_batchnorm": (
+        lambda b: b.add_batchnorm(
+            "layer",
+            4,
+            GAMMA,
+            BETA,
+            compute_mean_var=True,
+            instance_normalization=True,
+            input_name="x",
+            output_name="out",
+            epsilon=1e-5,
+        ),
+        {"x": CHW},
+        per_channel(CHW, 1e-5) * chc(GAMMA) + chc(BETA),
+    ),
+    "batchnorm": (
+        lambda b: b.add_batchnorm(
+            "layer",
+            4,
+            GAMMA,
+            BETA,
+            np.full(4, 0.5, np.float32),
+            np.full(4, 2, np.float32),
+            input_name="x",
+            output_name="out",
+            epsilon=1e-5,
+        ),
+        {"x": CHW},
+        (CHW - 0.5) / np.sqrt(2 + 1e-5) * chc(GAMMA) + chc(BETA),
+    ),
+    "lrn": (
+        lambda b: b.add_lrn("layer", "x", "out", alpha=0.5, beta=0.75, local_size=3, k=2.0),
+        {"x": CHW},
+        lrn(CHW, 0.5, 0.75, 3, 2.0),
+    ),
+    "depth_to_space": (
+        lambda b: b.add_reorganize_data("layer", "x", "out", mode="DEPTH_TO_SPACE", block_size=2),
+        {"x": PROTO_DEPTH},
+        PROTO_D2S,
+    ),
+    "space_to_depth": (
+        lambda b: b.add_reorganize_data("layer", "x", "out", mode="SPACE_TO_DEPTH", block_size=2),
+        {"x": PROTO_D2S},
+        PROTO_DEPTH,
+    ),
+    "pixel_shuffle": (
+        lambda b: b.add_reorganize_data("layer", "x", "out", mode="PIXEL_SHUFFLE", block_size=2),
+        {"x": PROTO_DEPTH},
+        PROTO_SHUFFLE,
+    ),
+    "prelu": (
+        lambda b: b.add_activation("layer", "PRELU", "x", "out", params=GAMMA / 8),
+        {"x": CHW},
+        np.where(CHW > 0, CHW, chc(GAMMA / 8) * CHW),
+    ),
+    "parametric_softplus": (
+        lambda b: b.add_activation("layer", "PARAMETRICSOFTPLUS", "x", "out", params=[GAMMA, BETA + 2]),
+        {"x": CHW},
+        chc(GAMMA) * np.log1p(np.exp(chc(BETA + 2) * CHW)),
+    ),
+    "tile_fewer_reps": (lambda b: b.add_tile("layer", "x", "out", reps=[3]), {"x": CHW}, np.tile(CHW, (1, 1, 3))),
+    "vector_softmax": (lambda b: b.add_softmax("layer", "v", "out"), {"v": VEC}, np.exp(VEC) / np.exp(VEC).sum()),
+    "vector_concat": (
+        lambda b: b.add_elementwise("layer", ["v", "v"], "out", "CONCAT"),
+        {"v": VEC},
+        np.concatenate([VEC, VEC]),
+    ),
+    "vector_split": (lambda b: b.add_split("layer", "v", ["out", "rest"]), {"v": VEC}, VEC[:2]),
+    "vector_reduce_c": (
+        lambda b: b.add_reduce("layer", "v", "out", axis="C", mode="sum"),
+        {"v": VEC},
+        VEC.sum(keepdims=True),
+    ),
+    "vector_reduce_hw": (lambda b: b.add_reduce("layer", "v", "out", axis="HW", mode="max"), {"v": VEC}, VEC),
+    "vector_argmax": (
+        lambda b: b.add_reduce("layer", "v", "out", axis="C", mode="argmax"),
+        {"v": VEC},
+        np.float32([VEC.argmax()]),
+    ),
+    "vector_mean_only_mvn": (
+        lambda b: b.add_mvn("layer", "v", "out", across_channels=True, normalize_variance=False),
+        {"v": VEC},
+        VEC - VEC.mean(),
+    ),
+    "vector_bias": (
+        lambda b: b.add_bias("layer", b=BETA, input_name="v", output_name="out", shape_bias=[4]),
+        {"v": VEC},
+        VEC + BETA,
+    ),
+    "vector_scale": (
+        lambda b: b.add_scale(
+            "layer", W=GAMMA, b=BETA, has_bias=True, input_name="v", output_name="out", shape_scale=[4], shape_bias=[4]
+        ),
+        {"v": VEC},
+        VEC * GAMMA + BETA,
+    ),
+    "vector_plus_blob": (
+        lambda b: b.add_elementwise("layer", ["x", "v"], "out", "ADD"),
+        {"x": CHW, "v": VEC},
+        CHW + chc(VEC),
+    ),
+    "vector_max_blob": (
+        lambda b: b.add_elementwise("layer", ["v", "x", "x"], "out", "MAX"),
+        {"x": CHW, "v": VEC},
+        np.maximum(CHW, chc(VEC)),
+    ),
+}
+
+
+def run_layer(add, inputs, tmp_path, exact: bool, shapes=None):
+    shapes = shapes or {k: v.shape for k, v in inputs.items()}
+    b = NeuralNetworkBuilder(
+        [(k, datatypes.Array(*s)) for k, s in shapes.items()], [("out", None)], disable_rank5_shape_mapping=exact
+    )
+    add(b)
+    path = tmp_path / "layer.mlmodel"
+    path.write_bytes(b.spec.SerializeToString())
+    return run(load(path), {k: v.reshape(shapes[k]) for k, v in inputs.items()}).outputs["out"]
+
+
+@pytest.mark.parametrize("case", sorted(BLOB_CASES))
+def test_rank5_era_layers_read_unbatched_and_vector_blobs(case, tmp_path):
+    add, inputs, expected = BLOB_CASES[case]
+    got = run_layer(add, inputs, tmp_path, exact=False)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+PER_CHANNEL = ["mvn", "instance_batchnorm", "batchnorm", "lrn", "prelu", "depth_to_space", "space_to_depth"]
+
+
+@pytest.mark.parametrize("case", PER_CHANNEL)
+@pytest.mark.parametrize("lead", [(), (2, 1)], ids=["rank3", "rank5"])
+def test_leading_axes_of_a_blob_are_batch(case, lead, tmp_path):
+    """Exact rank mapping: a rank-3 blob is one (C, H, W) instance, a rank-5 one is a batch of them."""
+    add, inputs, expected = BLOB_CASES[case]
+    x = inputs["x"]
+    batch = np.stack([x, -2 * x]).reshape(*lead, *x.shape) if lead else x
+    want = np.stack([expected, run_layer(add, {"x": -2 * x}, tmp_path, exact=True)]) if lead else expected
+    got = run_layer(add, {"x": batch}, tmp_path, exact=True)
+    np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)

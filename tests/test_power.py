@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,91 @@ def test_bandwidth_counters_in_plist_and_text():
     block = b"**** Bandwidth counters ****\n\nANE RD: 0.23 GB/s\nANE WR: 167 MB/s\n"
     t = parse_power(TEXT_M4.read_bytes() + b"\n" + block, "bw.txt")
     assert t.samples[0].bandwidth_mb_s == {"ANE RD": pytest.approx(230.0), "ANE WR": 167.0}
+
+
+# ---- IOReport energy counters (the sudoless capture) ------------------------------------------------------
+MACMON_M2U = DATA / "08_fragment_ioreport_energy_model_M2Ultra_macmon_debug.txt"
+MACMON_A18 = DATA / "09_fragment_ioreport_energy_model_A18_MacBookNeo_macmon_debug.txt"
+UNIT_J = {"mJ": 1e-3, "uJ": 1e-6, "nJ": 1e-9}
+
+
+def dump_deltas(path: Path) -> list[tuple[str, str, int]]:
+    """The counter deltas a macmon debug dump implies: it prints delta / 100 ms in watts (vladkens/macmon
+    src/debug.rs `let dur = 100`, src/sources.rs cfio_watts), so delta = W x 0.1 s in the channel's unit."""
+    rows = re.findall(r":: ([^:]+?) \((mJ|uJ|nJ)\) = ([\d.]+)W", path.read_text())
+    return [(name, unit, round(float(w) * 0.1 / UNIT_J[unit])) for name, unit, w in rows]
+
+
+def test_counter_deltas_to_power_with_the_real_dump_numbers():
+    """Every channel of both real dumps converts back to the watts macmon printed, in each of the three units."""
+    from anedoctor.measure.powermetrics import channel_mw, ioreport_sample
+
+    for path in (MACMON_M2U, MACMON_A18):
+        deltas = dump_deltas(path)
+        assert {unit for _, unit, _ in deltas} == {"mJ", "uJ", "nJ"}
+        printed = {
+            name: float(w) * 1000
+            for name, _, w in re.findall(r":: ([^:]+?) \(([mun]J)\) = ([\d.]+)W", path.read_text())
+        }
+        s = ioreport_sample(deltas, 100.0)
+        assert s.channels_mw == pytest.approx(printed) and s.elapsed_ms == 100.0
+        assert s.channels_mw == pytest.approx(power(path).samples[0].channels_mw)  # the dump reader: the same path
+    assert dict((n, d) for n, _, d in dump_deltas(MACMON_M2U))["DCS0_0"] == 270  # 2.70 W: 270 mJ in 100 ms
+    assert channel_mw(270, "mJ", 100.0) == pytest.approx(2700.0)
+    assert channel_mw(27_000_000, "nJ", 100.0) == pytest.approx(270.0)  # 'GPU Energy (nJ) = 0.27W'
+    assert channel_mw(270, "mJ", 250.0) == pytest.approx(1080.0)  # the same energy over a longer window
+
+
+def test_ioreport_rails_and_energy_over_several_windows():
+    """Two windows: the real M2 Ultra deltas over 100 ms, then the real A18 deltas over 150 ms (a synthetic
+    pairing: one machine would not change channels); energy per rail is the counters' own sum."""
+    from anedoctor.measure.powermetrics import PowerReport, ioreport_sample
+
+    a = ioreport_sample(dump_deltas(MACMON_M2U), 100.0, 0)
+    b = ioreport_sample(dump_deltas(MACMON_A18), 150.0, 1)
+    assert (a.ane_mw, b.ane_mw) == (0.0, 0.0)  # ANE0_0 + ANE0_1 / ANE: present and idle, measured as 0
+    assert a.gpu_mw == pytest.approx(270.0) and b.gpu_mw == pytest.approx(60.0)  # 9 mJ over 150 ms
+    assert a.cpu_mw is None  # the fragments hold no CPU channel: not measured, never 0
+    s = PowerReport("ioreport", "ioreport", [a, b]).summary
+    assert s["energy_mj"]["gpu"] == pytest.approx(27.0 + 9.0) and s["duration_ms"] == 250.0
+    assert s["gpu_mw"]["mean"] == pytest.approx(36.0 / 0.25) and s["cpu_mw"]["mean"] is None
+    busy = [(n, u, d + 40 if n.startswith("ANE0_") else d) for n, u, d in dump_deltas(MACMON_M2U)]  # synthetic
+    assert ioreport_sample(busy, 100.0).ane_mw == pytest.approx(800.0)  # 2 dies x 40 mJ in 0.1 s
+    die_cpu = [("DIE_0_CPU Energy", "mJ", 50), ("DIE_1_CPU Energy", "mJ", 30)]  # the Ultra naming (macmon)
+    assert ioreport_sample(die_cpu, 100.0).cpu_mw == pytest.approx(800.0)
+
+
+@pytest.mark.parametrize(
+    "deltas, elapsed, message",
+    [
+        ([("ANE", "24Mticks", 5)], 100.0, "unit '24Mticks' is not an energy unit"),
+        ([("ANE", "mJ", 5)], 0.0, "the window is 0.0 ms"),
+        ([("ANE", "mJ", 5), ("ANE", "mJ", 6)], 100.0, "channel 'ANE' appears twice"),
+    ],
+)
+def test_bad_ioreport_samples(deltas, elapsed, message):
+    from anedoctor.measure.powermetrics import ioreport_sample
+
+    with pytest.raises(ModelError, match=message):
+        ioreport_sample(deltas, elapsed)
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="the off-Mac message")
+def test_power_without_powermetrics_or_ioreport_is_not_measured(monkeypatch):
+    from anedoctor.measure import macos
+
+    assert macos.ioreport_available() == "IOReport energy counters exist only on macOS"
+    monkeypatch.setattr(macos, "powermetrics_available", lambda: "powermetrics needs root")
+    out = macos.power_while_predicting(Path("m.mlpackage"), Path("m.mlmodelc"), "all", 5)
+    assert out == {"measured": False, "reason": "powermetrics needs root; IOReport energy counters exist only on macOS"}
+
+
+@pytest.mark.skipif(sys.platform != "darwin", reason="needs macOS (libIOReport)")
+def test_ioreport_capture_on_a_mac():
+    from anedoctor.measure import macos
+
+    assert macos.ioreport_available() is None
+    r = macos.capture_ioreport(0.5, interval_ms=100)
+    assert r.format == "ioreport" and len(r.samples) >= 3
+    assert all(s.elapsed_ms > 0 and s.gpu_mw is not None and s.gpu_mw >= 0 for s in r.samples)
+    assert any(k.startswith("ANE") for k in r.samples[0].channels_mw) and r.samples[0].ane_mw is not None

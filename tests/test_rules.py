@@ -95,7 +95,13 @@ def build(example, folder):
 def fired(r, example, folder) -> list[str]:
     """Messages of rule ``r`` in the report of ``example``, on a chip where the rule applies."""
     t = target_for(r) if example.chip is None else next(t for t in TARGETS if t.chip.id == example.chip)
-    report = anedoctor.check(build(example, folder), chip=t.chip.id, os=t.os.id, compute_units=example.compute_units)
+    report = anedoctor.check(
+        build(example, folder),
+        chip=t.chip.id,
+        os=t.os.id,
+        compute_units=example.compute_units,
+        profile=example.profile,
+    )
     assert report.placements, f"{r.id}: the example has no ops to check"
     return [f.message for p in report.placements for f in p.findings + p.notes if f.rule.id == r.id]
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from ..errors import ModelError
-from .common import CHIP, COMPUTE_UNITS_OPTION, OS, OutputFormat, app, guarded, progress, show, split_list
+from .common import CHIP, COMPUTE_UNITS_OPTION, OS, PROFILE, OutputFormat, app, guarded, progress, show, split_list
 
 
 def per_model_path(path: str | None, model: str, several: bool) -> str | None:
@@ -43,6 +43,7 @@ def run_check(
     verbose=False,
     input_shape=None,
     measured=None,
+    profile=None,
 ) -> None:
     """``anedoctor check``: settings from the options, else [tool.anedoctor], outputs checked before any work."""
     from ..api import check, gate, load
@@ -71,7 +72,12 @@ def run_check(
             raise ModelError("--explain takes one model")
         if several and measured:
             raise ModelError("--measured takes one model")
-        outputs = Outputs(inputs=[*models, measured])
+        outputs = Outputs(inputs=[*models, measured, profile])
+        calibration = None
+        if profile:
+            from ..measure.profile import load_profile
+
+            calibration = load_profile(profile)
         for flag, path in (("--sarif", sarif_path), ("--junit", junit_path)):
             outputs.claim(flag, path)
         for model in models:
@@ -93,6 +99,7 @@ def run_check(
                     compute_units=units,
                     select=split_list(select, cfg.get("select")),
                     ignore=split_list(ignore, cfg.get("ignore")),
+                    profile=calibration,
                 )
                 data = report.to_dict()
             failures = gate(report, **gates)
@@ -215,6 +222,7 @@ def check_cmd(
         help="Hold the prediction against a measurement (anedoctor measure -o, "
         "or an MLComputePlan dump): the agreement line",
     ),
+    profile: Optional[str] = PROFILE,
     verbose: bool = typer.Option(False, "-v", "--verbose", help="List every op"),
 ) -> None:
     """Predict where every op runs (ANE / GPU / CPU) and why ops miss the Neural Engine.
@@ -239,6 +247,7 @@ def check_cmd(
         verbose,
         input_shape,
         measured,
+        profile,
     )
 
 

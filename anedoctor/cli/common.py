@@ -64,6 +64,12 @@ SEED = typer.Option(0, help="Seed for generated inputs")
 CHIP = typer.Option(
     None, help="a12..a19, m1..m5 and their pro/max/ultra variants (default: a17, assumed); see `anedoctor chips`"
 )
+PROFILE = typer.Option(
+    None,
+    "--profile",
+    help="Calibrate with a measured profile (anedoctor probes ingest -o profile.json): its chip/OS, "
+    "measured eligibility (MS-1/MS-2) and cost scales",
+)
 OS = typer.Option(
     None,
     "--os",

@@ -72,7 +72,11 @@ def measure_cmd(
         "all", "--compute-units", help="Comma-separated: all,cpu_and_ne,cpu_and_gpu,cpu_only"
     ),
     iterations: int = typer.Option(20, help="Predictions timed per compute-unit setting"),
-    power: bool = typer.Option(False, "--power", help="ANE/GPU/CPU power while predicting (powermetrics: needs sudo)"),
+    power: bool = typer.Option(
+        False,
+        "--power",
+        help="ANE/GPU/CPU power while predicting: powermetrics with sudo, else the sudoless IOReport energy counters",
+    ),
     reasons: bool = typer.Option(False, "--reasons", help="Core ML's own ANE rejection messages from the unified log"),
     out: Optional[str] = typer.Option(None, "-o", "--output", help="Write the measurement JSON here"),
     html_path: Optional[str] = typer.Option(None, "--html", help="Write the measurement as the HTML report"),
@@ -121,7 +125,7 @@ def measure_cmd(
             elif power_run:
                 for rail, r in power_run["per_inference"]["rails"].items():
                     lines.append(
-                        f"    {rail.upper()} above idle: "
+                        f"    {rail.upper()} above idle ({power_run.get('method', 'powermetrics')}): "
                         + (
                             "not measured"
                             if r["net_mw"] is None

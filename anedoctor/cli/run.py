@@ -28,7 +28,7 @@ def emulation_setup(model: str, inputs, devices: str, chip, os_):
 
 def coreai_second_opinion(model, result) -> list[str]:
     """For a Core AI model: the largest difference between anedoctor's executor and coreai-core's CPU runtime."""
-    from ..loaders.coreai import compare_with_coreai
+    from ..loaders.coreai_tools import compare_with_coreai
 
     diffs = compare_with_coreai(model, result).max_abs_diff  # loading the model needed coreai-core already
     return [f"coreai-core CPU runtime vs anedoctor: max |difference| {name} {diff:.3g}" for name, diff in diffs.items()]

@@ -16,6 +16,7 @@ from .common import (
     INPUTS,
     MODEL,
     OS,
+    PROFILE,
     app,
     claimed,
     finish,
@@ -28,8 +29,14 @@ from .run import input_paths
 
 @app.command("fix")
 def fix_cmd(
-    model: str = typer.Argument(..., help="ML Program .mlpackage to rewrite (never modified)"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the fixed .mlpackage here (atomically)"),
+    model: str = typer.Argument(
+        ...,
+        help="ML Program .mlpackage, NeuralNetwork .mlmodel (converted to an ML Program first) or Core AI .aimodel "
+        "to rewrite (never modified)",
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="Write the fixed .mlpackage (.aimodel for a Core AI model) here, atomically"
+    ),
     chip: Optional[str] = CHIP,
     os_: Optional[str] = OS,
     compute_units: Optional[str] = COMPUTE_UNITS_OPTION,
@@ -43,17 +50,20 @@ def fix_cmd(
         False, "--allow-interface-changes", help="Allow rewrites that change input/output types"
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Verify every rewrite but write no model"),
+    profile: Optional[str] = PROFILE,
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the fix report as JSON here"),
     html_path: Optional[str] = typer.Option(None, "--html", help="Write a before/after HTML page here"),
 ) -> None:
     """Rewrite a model so more of it runs on the Neural Engine, verify it, write it (nothing if nothing helps)."""
 
     def body():
+        from ..measure.profile import as_profile
         from ..rewrite import fix
 
         if output is None and not dry_run:
-            raise ModelError("fix needs -o OUT.mlpackage (or --dry-run)")
-        outputs = claimed([model], {"--json": json_path, "--html": html_path})
+            suffix = ".aimodel" if Path(model).suffix == ".aimodel" else ".mlpackage"
+            raise ModelError(f"fix needs -o OUT{suffix} (or --dry-run)")
+        outputs = claimed([model, profile], {"--json": json_path, "--html": html_path})
         with progress(f"rewriting and verifying {Path(model).name}"):
             report = fix(
                 model,
@@ -65,6 +75,7 @@ def fix_cmd(
                 ignore=ignore,
                 allow_interface_changes=allow_interface_changes,
                 dry_run=dry_run,
+                profile=as_profile(profile),
             )
         finish(outputs, {"--json": report.to_json, "--html": report.to_html}, [str(report)])
 
@@ -129,12 +140,7 @@ def compress_cmd(
         if html_path:
             outputs.put("--html", report.to_html())
         outputs.commit()
-        stream = sys.stderr if "-" in outputs.paths.values() else sys.stdout
-        try:  # plain text: the report's lines are long, and rich would wrap them at 80 columns off a terminal
-            stream.write(report.render() + "\n")
-            stream.flush()
-        except BrokenPipeError:
-            silence_stdout()
+        write_plain(report.render(), to_stderr="-" in outputs.paths.values())
 
     guarded(body)
 
@@ -148,23 +154,38 @@ def estimate_cmd(
     compare: bool = typer.Option(False, "--compare-compute-units", help="Also estimate all four compute-unit settings"),
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the estimate as JSON here ('-' for stdout)"),
     html_path: Optional[str] = typer.Option(None, "--html", help="Write the report page with a latency waterfall here"),
+    profile: Optional[str] = PROFILE,
 ) -> None:
-    """Estimate latency and energy per inference: per op, segment and device switch (a model, not a measurement)."""
+    """Estimate latency and energy per inference: per op, segment and device switch (a model, not a measurement).
+    Outputs are checked before any work (never an input, all or nothing); with --json - the text goes to stderr."""
 
     def body():
         from ..estimate import estimate
+        from ..measure.profile import as_profile
 
-        result = estimate(model, chip=chip, os=os_, compute_units=compute_units or "all", compare_compute_units=compare)
-        if json_path == "-":
-            print(result.to_json(), end="")
-        else:
-            print(result.render())
-            if json_path:
-                result.to_json(json_path)
-        if html_path:
-            result.to_html(html_path)
+        outputs = claimed([model, profile], {"--json": json_path, "--html": html_path})
+        result = estimate(
+            model,
+            chip=chip,
+            os=os_,
+            compute_units=compute_units or "all",
+            compare_compute_units=compare,
+            profile=as_profile(profile),
+        )
+        finish(outputs, {"--json": result.to_json, "--html": result.to_html}, [])
+        write_plain(result.render(), to_stderr="-" in outputs.paths.values())
 
     guarded(body)
+
+
+def write_plain(text: str, to_stderr: bool) -> None:
+    """Print a report as plain text (rich would wrap its long lines off a terminal); a closed stdout stops it."""
+    stream = sys.stderr if to_stderr else sys.stdout
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        silence_stdout()
 
 
 @app.command("chips")

@@ -20,6 +20,8 @@ Whole-model latency (what the hardware does once placed) is :mod:`anedoctor.cost
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..hardware import CHIPS, SEGMENTER_ORDER, Target
 from .work import FREE, cost_class
 
@@ -56,10 +58,14 @@ CPU_BANDWIDTH_PENALTY = {"concat": 0.15}  # channel concat: 2.62 us ANE vs 22.79
 
 
 class CostModel:
-    """Per-op time on each device for one target chip; the segmenter's only source of op costs."""
+    """Per-op time on each device for one target chip; the segmenter's only source of op costs.
 
-    def __init__(self, target: Target):
+    ``scale(cost_class, device)`` multiplies each estimate: a measured profile's factors for the chip
+    (anedoctor.measure.profile.Profile.cost_factor); None keeps the model's own figures."""
+
+    def __init__(self, target: Target, scale: Callable[[str, str], float] | None = None):
         self.rates = device_rates(target)
+        self.scale = scale
 
     def op_costs(self, op_type: str, flops: int, nbytes: int) -> dict[str, float]:
         """Roofline time in ms of one op on each device: overhead + max(compute, memory)."""
@@ -72,6 +78,8 @@ class CostModel:
                 byte_rate *= CPU_BANDWIDTH_PENALTY.get(op_type, 1.0)
             compute_us = flops / flop_rate if flop_rate else float("inf")
             costs[device] = (overhead_us + max(compute_us, moved / byte_rate)) / 1000.0
+            if self.scale is not None:
+                costs[device] *= self.scale(cls, device)
         return costs
 
 
@@ -81,8 +89,12 @@ def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, fl
     # The GPU's estimate is NOT scaled by the chip's GPU size: scaled, every transformer of whisper.cpp
     # (M1 Pro, M1/M2 Ultra) and nanoGPT (M1 Max) went wholly to the GPU under 'all', while the published
     # figures say otherwise (whisper tiny 30 ms on M1 Pro vs 29 ms on M2 Ultra with a 5x GPU: ANE-bound;
-    # nanoGPT 361 ANE / 117 GPU ops, github.com/smpanaro/more-ane-transformers NOTES.md). Core ML's
-    # estimator is a learned tree over op features (ane-guide ch. 18, R), which need not see the GPU size.
+    # nanoGPT 361 ANE / 117 GPU ops, github.com/smpanaro/more-ane-transformers NOTES.md; and with the default
+    # compute units whisper.cpp's encoder ran on the ANE of an M1 Ultra whose GPU was far faster,
+    # github.com/ggml-org/whisper.cpp/issues/966, C). Scaling only the activation x activation classes (matmul,
+    # attention, softmax) moves whisper's large attention to the GPU before GPT-2's small per-head ops, the
+    # opposite of the published plans. Core ML's estimator is a learned tree over op features (ane-guide
+    # ch. 18, R), which need not see the GPU size.
     scale = {"ane": chip.fp16_tflops / M4.fp16_tflops, "cpu": chip.cpu_gflops / M4.cpu_gflops, "gpu": 1.0}
     # Bandwidth: the ANE's measured weight stream per chip; the CPU's M4 anchor on every chip (scaled by the
     # cores of a Pro/Max, a one-token lm_head went to the CPU where Anemll-bench measured it on the ANE).

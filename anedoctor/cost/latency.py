@@ -31,6 +31,7 @@ at an assumed active power (no published per-inference figure): labelled an esti
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..hardware import Chip
@@ -82,6 +83,9 @@ SWITCH_COPY_GBPS = 40.0  # fp16<->fp32 cast + copy at a switch: ~90 us for 1-2 M
 ASSUMED_WATTS = {"cpu": {"ios": 2.0, "macos": 5.0}, "gpu": {"ios": 1.5, "macos": 0.4}}  # per GPU core on macOS
 GATHER = {"gather", "gather_nd", "gather_along_axis"}
 BOUNDS = ("compute", "weights", "activations", "overhead", "fused")
+# A measured profile's latency factor: (cost class, device) -> factor; cost class None asks for the device's own
+# (applied to its segment launches). anedoctor.measure.profile.Profile.latency_factor is one.
+LatencyScale = Callable[[str | None, str], float]
 
 
 @dataclass
@@ -219,10 +223,11 @@ def mac_kind(op) -> str | None:
 
 
 class LatencyModel:
-    """Per-op times on the three devices of one chip, with the fitted constants."""
+    """Per-op times on the three devices of one chip, with the fitted constants; ``scale`` (a measured
+    profile's :data:`LatencyScale`) multiplies each op's time and each segment launch, None keeps the model's."""
 
-    def __init__(self, chip: Chip, platform: str, overrides: dict | None = None):
-        self.chip, self.platform = chip, platform
+    def __init__(self, chip: Chip, platform: str, overrides: dict | None = None, scale: LatencyScale | None = None):
+        self.chip, self.platform, self.scale = chip, platform, scale
         self.k = k = constants(overrides)
         self.ane_macs_per_ms = chip.ane_macs_per_cycle * chip.ane_ghz * 1e6
         self.pe_per_ms = PE_ELEMENTS_PER_CYCLE * chip.ane_ghz * 1e6 * k["ane_pe_scale"]
@@ -254,7 +259,11 @@ class LatencyModel:
         parts = {"compute": compute_ms, "weights": weights_ms, "activations": act_ms}
         bound = max(parts, key=parts.get)
         busy = max(compute_ms, weights_ms + act_ms)
-        return OpTime(overhead_ms + busy, bound if busy > overhead_ms else "overhead", macs, wbytes + dram_bytes)
+        ms = self._scaled(overhead_ms + busy, cost_class(op.type), "ane")
+        return OpTime(ms, bound if busy > overhead_ms else "overhead", macs, wbytes + dram_bytes)
+
+    def _scaled(self, ms: float, cls: str | None, device: str) -> float:
+        return ms if self.scale is None else ms * self.scale(cls, device)
 
     def _pe_elements(self, op) -> float:
         if op.type in FREE:
@@ -283,13 +292,15 @@ class LatencyModel:
             compute, memory, over = flops / (self.gpu_flops_per_ms * eff), moved / self.gpu_bytes_per_ms, k["gpu_op_us"]
         busy = max(compute, memory)
         bound = "compute" if compute >= memory else ("weights" if weight_bytes(op) * 2 > moved else "activations")
-        return OpTime(over / 1000 + busy, bound if busy * 1000 > over else "overhead", flops / 2, moved)
+        ms = self._scaled(over / 1000 + busy, cls, device)
+        return OpTime(ms, bound if busy * 1000 > over else "overhead", flops / 2, moved)
 
     def dispatch_ms(self) -> float:
         return self.k[f"ane_dispatch_ms_{self.platform}"]
 
     def launch_ms(self, device: str) -> float:
-        return {"ane": self.dispatch_ms(), "gpu": self.k["gpu_launch_ms"], "cpu": 0.0}[device]
+        launch = {"ane": self.dispatch_ms(), "gpu": self.k["gpu_launch_ms"], "cpu": 0.0}[device]
+        return self._scaled(launch, None, device)
 
     def switch_ms(self, nbytes: int) -> float:
         return self.k["switch_ms"] + nbytes / (SWITCH_COPY_GBPS * 1e6)
@@ -302,9 +313,12 @@ def _fusable(op, producer_op, device_of, consumers) -> bool:
     return len(consumers.get(producer_op.outputs[0].name, ())) == 1
 
 
-def op_times(placements, chip: Chip, platform: str, overrides: dict | None = None) -> list[OpTime]:
-    """Per-op times of one graph's placements (in execution order), with on-chip residency and fusion."""
-    model = LatencyModel(chip, platform, overrides)
+def op_times(
+    placements, chip: Chip, platform: str, overrides: dict | None = None, scale: LatencyScale | None = None
+) -> list[OpTime]:
+    """Per-op times of one graph's placements (in execution order), with on-chip residency and fusion;
+    ``scale``: a measured profile's factors (see :class:`LatencyModel`)."""
+    model = LatencyModel(chip, platform, overrides, scale)
     device_of = {id(p.op): p.device for p in placements}
     position = {id(p.op): i for i, p in enumerate(placements)}
     segment_id, seg = [], 0
@@ -358,9 +372,13 @@ def moves_last_axis(op) -> bool:
     return src[-1] != dst[-1]
 
 
-def breakdown(placements, chip: Chip, platform: str, overrides: dict | None = None) -> Breakdown:
-    """Whole-model latency of placements whose ``time_ms`` is set: ops + segment launches + switches."""
-    model = LatencyModel(chip, platform, overrides)
+def breakdown(
+    placements, chip: Chip, platform: str, overrides: dict | None = None, scale: LatencyScale | None = None
+) -> Breakdown:
+    """Whole-model latency of placements whose ``time_ms`` is set: ops + segment launches + switches.
+    ``scale`` (the factors the ops were timed with) rescales the launches; switches keep the model's cost
+    (a one-op probe, all a profile measures, has none)."""
+    model = LatencyModel(chip, platform, overrides, scale)
     result = Breakdown(0.0)
     start = 0
     for i in range(1, len(placements) + 1):

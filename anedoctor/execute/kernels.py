@@ -4,6 +4,7 @@ Each MIL op type maps to ``fn(step, args) -> tensor | tuple``; :func:`op` regist
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -40,6 +41,62 @@ def op(*names: str):
         return fn
 
     return register
+
+
+# NeuralNetwork layers of the rank-5 era act on the trailing [C, H, W] of a blob of rank >= 3 (the leading axes are
+# batch) and, under the rank-5 mapping, read a (C,) vector as (C, 1, 1): apple/coremltools,
+# mlmodel/format/NeuralNetwork.proto (Batchnorm, MeanVarianceNormalize, LRN, ReorganizeData, PReLU / parametric
+# softplus activations, Softmax, Concat, Split, Reduce, Bias, Scale, Add/Multiply/Max/Min/Average layers; A).
+# The loader keeps the stated rank and names the MIL op, so a kernel running such a layer must read the blob as the
+# layer does. These layer types name the notional axes -3/-2/-1:
+NOTIONAL_LAYERS = frozenset("softmax concat split reduce mvn bias scale add multiply max min average".split())
+
+
+def nchw_view(x: torch.Tensor) -> tuple[torch.Tensor, Callable] | None:
+    """A blob as ``[n, C, H, W]`` (leading axes folded into n; ``(C,)`` as ``(1, C, 1, 1)``) and the way back."""
+    if x.dim() in (0, 2, 4):
+        return None
+    if x.dim() == 1:
+        return x.reshape(1, -1, 1, 1), lambda y: y.reshape(-1)
+    return x.reshape(-1, *x.shape[-3:]), lambda y: y.reshape(*x.shape[:-3], *y.shape[-3:])
+
+
+def notional_view(a: dict) -> tuple[dict, Callable] | None:
+    """``(C,)`` operands as ``(C, 1, 1)`` when the others are rank 1 or >= 3, and the way back."""
+    ranks = {t.dim() for t in [*a.get("values", ()), a.get("x"), a.get("y")] if isinstance(t, torch.Tensor)} - {0}
+    if 1 not in ranks or 2 in ranks:
+        return None
+
+    def lift(t):
+        return t.reshape(-1, 1, 1) if isinstance(t, torch.Tensor) and t.dim() == 1 else t
+
+    lifted = {k: [lift(t) for t in v] if k == "values" else lift(v) if k in ("x", "y") else v for k, v in a.items()}
+    return lifted, (lambda y: y.reshape(-1)) if ranks == {1} else (lambda y: y)
+
+
+def nn_blob(nchw: bool):
+    """Run a kernel on the blob as a rank-5-era NeuralNetwork layer reads it: with ``nchw`` (the MIL op takes
+    ``[n, C, *D]``; any NeuralNetwork layer) ``x`` at rank 4, else (a layer of NOTIONAL_LAYERS) ``(C,)`` operands as
+    ``(C, 1, 1)``. Results take the blob's own rank back; ops of ML Programs (no ``layer_type``) keep MIL's reading."""
+
+    def wrap(kernel):
+        @functools.wraps(kernel)
+        def run(s, a):
+            lt = s.op.layer_type
+            view = None
+            if lt and nchw:
+                xv = nchw_view(a["x"])
+                view = xv and ({**a, "x": xv[0]}, xv[1])
+            elif lt in NOTIONAL_LAYERS:
+                view = notional_view(a)
+            if view is None:
+                return kernel(s, a)
+            out = kernel(s, view[0])
+            return tuple(view[1](y) for y in out) if isinstance(out, tuple) else view[1](out)
+
+        return run
+
+    return wrap
 
 
 # ------------------------------------------------------------------ elementwise
@@ -101,6 +158,7 @@ def unary(s, a):
 
 
 @op(*BINARY)
+@nn_blob(nchw=False)
 def binary(s, a):
     return BINARY[s.op.type](a["x"], a["y"])
 
@@ -114,6 +172,7 @@ def real_div(s, a):
 
 
 @op("maximum", "minimum")
+@nn_blob(nchw=False)
 def max_min(s, a):
     return (torch.maximum if s.op.type == "maximum" else torch.minimum)(a["x"], a["y"])
 
@@ -149,6 +208,7 @@ PARAM_UNARY = {  # ops of x with constant parameters (epsilons, alpha/beta, per-
 
 
 @op(*PARAM_UNARY)
+@nn_blob(nchw=True)
 def param_unary(s, a):
     return PARAM_UNARY[s.op.type](a["x"], a)
 
@@ -288,6 +348,7 @@ def scale_shift(s: "Step", y, gamma, beta, shape):
 
 
 @op("batch_norm")
+@nn_blob(nchw=True)
 def batch_norm(s, a):
     x = a["x"]
     shape = (-1, *[1] * (x.dim() - 2))
@@ -296,6 +357,7 @@ def batch_norm(s, a):
 
 
 @op("instance_norm")
+@nn_blob(nchw=True)
 def instance_norm(s, a):
     x = a["x"]
     mean, var = mean_var(s, x, list(range(2, x.dim())))
@@ -305,6 +367,7 @@ def instance_norm(s, a):
 
 
 @op("layer_norm")
+@nn_blob(nchw=False)
 def layer_norm(s, a):
     x = a["x"]
     dims = sorted(axes_of(a.get("axes"), x.dim()))
@@ -326,6 +389,7 @@ def l2_norm(s, a):
 
 
 @op("local_response_norm")
+@nn_blob(nchw=True)
 def local_response_norm(s, a):
     x, r = a["x"], s.r
     size = int(a["size"])
@@ -338,6 +402,7 @@ def local_response_norm(s, a):
 
 
 @op("softmax")
+@nn_blob(nchw=False)
 def softmax(s, a):
     x, axis = a["x"], int(a.get("axis", -1))
     if not s.ane:
@@ -380,12 +445,14 @@ def prod(x, dims, keepdim):
 
 
 @op(*REDUCE)
+@nn_blob(nchw=False)
 def reduction(s, a):
     x = a["x"]
     return REDUCE[s.op.type](s, x, axes_of(a.get("axes"), x.dim()), bool(a.get("keep_dims", False)))
 
 
 @op("reduce_argmax", "reduce_argmin")
+@nn_blob(nchw=False)
 def reduce_arg(s, a):
     x, axis, keep = a["x"], int(a.get("axis", -1)), bool(a.get("keep_dims", False))
     return (torch.argmax if s.op.type == "reduce_argmax" else torch.argmin)(x, axis, keep)

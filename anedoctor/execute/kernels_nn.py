@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ModelError
-from .kernels import BINARY, PARAM_UNARY, UNARY, f, op
+from .kernels import BINARY, PARAM_UNARY, UNARY, f, nn_blob, op
 from .precision import ints, mean_var, normalize, tensor
 
 # ------------------------------------------------------------------ recurrent (MIL semantics)
@@ -157,6 +157,7 @@ def load_constant(s, a):
 
 
 @op(*NARY)
+@nn_blob(nchw=False)
 def nary(s, a):
     vals = [tensor(v) for v in a["values"]]
     out = vals[0]
@@ -166,6 +167,7 @@ def nary(s, a):
 
 
 @op("nn.scale")
+@nn_blob(nchw=False)
 def nn_scale(s, a):
     return a["x"] * a["y"] + a["bias"]
 
@@ -194,6 +196,7 @@ def nn_dot(s, a):
 
 
 @op("nn.mvn")
+@nn_blob(nchw=False)
 def nn_mvn(s, a):
     x = a["x"]
     return x - x.mean([-3, -2, -1] if bool(a.get("across_channels", False)) else [-2, -1], keepdim=True)

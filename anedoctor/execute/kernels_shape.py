@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .kernels import f, op
+from .kernels import f, nn_blob, op
 from .precision import axes_of, flat_pads, ints, tensor
 
 # ------------------------------------------------------------------ shape manipulation
@@ -60,6 +60,7 @@ def flatten2d(s, a):
 
 
 @op("concat")
+@nn_blob(nchw=False)
 def concat(s, a):
     values, axis = [tensor(v) for v in a["values"]], int(a["axis"])
     if bool(a.get("interleave", False)):
@@ -70,6 +71,7 @@ def concat(s, a):
 
 
 @op("split")
+@nn_blob(nchw=False)
 def split(s, a):
     x, axis = a["x"], int(a["axis"])
     sizes = ints(a["split_sizes"]) if a.get("split_sizes") is not None else x.shape[axis] // int(a["num_splits"])
@@ -83,7 +85,9 @@ def stack(s, a):
 
 @op("tile")
 def tile(s, a):
-    return a["x"].repeat(ints(a["reps"]))
+    """MIL lists one repeat per axis; a NeuralNetwork tile may list fewer, and ones are prepended (torch.tile's rule;
+    NeuralNetwork.proto TileLayerParams, apple/coremltools mlmodel/format/NeuralNetwork.proto, A)."""
+    return a["x"].tile(ints(a["reps"]))
 
 
 @op("pad")
@@ -112,6 +116,7 @@ def pixel_unshuffle(s, a):
 
 
 @op("depth_to_space")
+@nn_blob(nchw=True)
 def depth_to_space(s, a):
     x, b = a["x"], int(a["block_size"])
     n, c, h, w = x.shape
@@ -119,6 +124,7 @@ def depth_to_space(s, a):
 
 
 @op("space_to_depth")
+@nn_blob(nchw=True)
 def space_to_depth(s, a):
     x, b = a["x"], int(a["block_size"])
     n, c, h, w = x.shape
@@ -311,7 +317,7 @@ def gather(s, a):
     axis, bd = int(a.get("axis", 0)) % x.dim(), int(a.get("batch_dims", 0))
     idx = wrap(tensor(idx), x.shape[axis])
     if bd == 0:
-        return x.index_select(axis, idx.reshape(-1)).reshape(*x.shape[:axis], *idx.shape, *x.shape[axis + 1 :])
+        return x.index_select(axis, idx.reshape(-1)).reshape((*x.shape[:axis], *idx.shape, *x.shape[axis + 1 :]))
     b = math.prod(x.shape[:bd])
     xb = x.reshape(b, *x.shape[bd:]).movedim(axis - bd + 1, 1)
     out = xb[torch.arange(b).unsqueeze(1), idx.reshape(b, -1)]  # [b, K, rest...]

@@ -63,7 +63,7 @@ def load(source: Any, example_inputs: Any = None, deployment_target: str = "ios1
         weights = getattr(source, "weights_dir", None)
         return model_from_spec(source.get_spec(), "<MLModel>", Path(weights) if weights else None)
     if hasattr(source, "forward") and hasattr(source, "parameters") and via == "coreai":
-        from .coreai import load_module
+        from .coreai_tools import load_module
 
         return load_module(source, example_inputs)
     if hasattr(source, "forward") and hasattr(source, "parameters"):

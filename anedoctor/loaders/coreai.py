@@ -14,7 +14,6 @@ bump": coreai-core's ``coreai/__init__.py``), so only the tested coreai-core ran
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import hashlib
@@ -23,9 +22,7 @@ import json
 import mmap
 import os
 import re
-import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from ..ir import Graph, InputSpec, LazyConst, Model, Op, SourceLocation, TensorType, Value
+from ..ir import Block, Graph, InputSpec, LazyConst, Model, Op, SourceLocation, TensorType, Value
 from ..ir.dtypes import NUMPY_DTYPES
+from .blob import SUB_BYTE_BITS
 
 SUPPORTED_COREAI = ">=1.0.0b3,<1.1"  # tested: coreai-core 1.0.0b3 (bindings of its LLVM pin)
 INSTALL_HINT = "pip install --pre 'anedoctor[coreai]' (wheels: Linux x86_64, macOS arm64; Python 3.11+)"
@@ -66,6 +64,7 @@ ELEMENT_TYPES = {  # MLIR element type -> IR dtype
     "f8E4M3FN": "fp8e4m3fn",
     "f8E5M2": "fp8e5m2",
 }
+TERMINATORS = ("output", "yield", "condition")  # of a graph, an if/while body, a while condition
 # MLIR constants numpy can read: exactly the dtypes with a numpy type (the bindings abort the process on others)
 BUFFER_DTYPES = NUMPY_DTYPES
 
@@ -256,6 +255,10 @@ class ResourceConst(LazyConst):
     shape: tuple[int, ...]
 
     def load(self) -> np.ndarray:
+        if self.dtype in SUB_BYTE_BITS:  # packed (lowest bits first); the executor unpacks it as coremltools' blobs
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                return np.fromfile(f, np.uint8, self.nbytes)
         np_dtype = BUFFER_DTYPES.get(self.dtype)
         count = int(np.prod(self.shape))
         if np_dtype is None or count * np.dtype(np_dtype).itemsize != self.nbytes:
@@ -382,6 +385,7 @@ class ProgramReader:
             if op.operation.name == "coreai.graph"
         }
         self.blobs: dict[str, tuple[int, int]] | None = None
+        self.origin: dict[str, Any] = {}  # IR op name -> the MLIR op it was read from (for rewrites)
 
     def public_graphs(self) -> list[Any]:
         return [g for g in self.graph_ops.values() if "priv" not in g.attributes]
@@ -409,7 +413,7 @@ class ProgramReader:
         for mlir_op in block.operations:
             o = mlir_op.operation
             short = o.name.removeprefix("coreai.")
-            if short == "output":
+            if short in TERMINATORS:
                 return [self.value(x) for x in o.operands]
             if short == "constant":
                 self.values[o.results[0]] = self.constant(o)
@@ -419,7 +423,7 @@ class ProgramReader:
                 continue
             op = self.op(o, short, self.base_name(o, short, prefix), loc)
             ops.append(op)
-        raise ModelError(f"{self.bytecode}: a coreai.graph has no coreai.output terminator")
+        raise ModelError(f"{self.bytecode}: a coreai block has no terminator (output, yield or condition)")
 
     def op(self, o: Any, short: str, name: str, source: SourceLocation | None) -> Op:
         operands = [self.value(x) for x in o.operands]
@@ -429,20 +433,40 @@ class ProgramReader:
             mil, arg_names, attrs = f"coreai.{short}", (), {}  # MIL's max_pool has no dilation
         attrs = dict(attrs)
         resize = short == "interpolate" and resize_op(str(o.attributes["interpolation_mode"]), operands, outputs[0])
-        if resize:
+        compressed = short in ("dequantize", "lut_to_dense") and constexpr_op(short, name, operands)
+        if compressed:
+            mil, inputs = compressed
+        elif resize:
             mil, inputs, attrs = resize[0], {"x": operands[0]}, resize[1]
         elif short == "concat":
             inputs: dict[str, Any] = {"axis": operands[0], "values": operands[1:]}
         else:
             inputs = {arg_names[i] if i < len(arg_names) else f"operand_{i}": v for i, v in enumerate(operands)}
         self.extra_attrs(short, o, inputs, outputs, attrs)
-        return self.bind(o, Op(name, mil, inputs, outputs, "", attrs, source=source))
+        blocks = [self.block(region.blocks[0], f"{name}.{i}") for i, region in enumerate(o.regions)]
+        if short == "if" and len(blocks) == 2:
+            mil, inputs = "cond", {"pred": operands[0]}
+        elif short == "while" and len(blocks) == 2 and blocks[0].outputs[1:] == blocks[0].inputs:
+            mil, inputs = "while_loop", {"loop_vars": operands}  # the condition forwards the loop state unchanged
+            blocks[0].outputs = blocks[0].outputs[:1]
+        op = Op(name, mil, inputs, outputs, "", attrs, blocks=blocks, source=source)
+        return self.bind(o, op)
+
+    def block(self, mlir_block: Any, name: str) -> Block:
+        """A control-flow region (coreai.if / coreai.while) as a nested block whose ops keep their own names and
+        source lines; it reads outer values directly. Its arguments are named ``<op>.<region>.arg<i>``."""
+        inputs = [Value(f"{name}.arg{i}", self.tensor_type(a.type)) for i, a in enumerate(mlir_block.arguments)]
+        self.values.update(zip(mlir_block.arguments, inputs))
+        ops: list[Op] = []
+        outputs = self.walk(mlir_block, ops, "")
+        return Block(inputs, ops, outputs)
 
     def bind(self, o: Any, op: Op) -> Op:
         """Make ``op``'s outputs the IR values of the MLIR op ``o``'s results."""
         for r, v in zip(o.results, op.outputs):
             v.producer = op
             self.values[r] = v
+        self.origin[op.name] = o
         return op
 
     def extra_attrs(self, short: str, o: Any, inputs: dict[str, Any], outputs: list[Value], attrs: dict) -> None:
@@ -483,7 +507,7 @@ class ProgramReader:
         v = self.values.get(mlir_value)
         if v is None:
             raise ModelError(
-                f"{self.bytecode}: an op reads a value defined outside its graph (control flow is not read)"
+                f"{self.bytecode}: an op reads a value defined neither in its graph nor in an enclosing block"
             )
         return v
 
@@ -513,7 +537,7 @@ class ProgramReader:
         module_path = names[-1] if self.module_paths and names else ".".join(names)
         if not frames:
             return None
-        user = next((f for f in frames if not TORCH_LIBRARY.search(f[0])), frames[0])
+        user = next((f for f in frames if not TORCH_LIBRARY.search(f[0]) and not f[0].startswith("<")), frames[0])
         return SourceLocation(user[0], user[1], module_path, frames or ((user[0], user[1]),))
 
     def tensor_type(self, mlir_type: Any) -> TensorType:
@@ -581,6 +605,38 @@ def composite_op(name: str, args: dict[str, Value], attrs: dict[str, str]) -> tu
     return None
 
 
+def constexpr_op(short: str, name: str, operands: list[Value]) -> tuple[str, dict] | None:
+    """The ML Program weight decompression (iOS 18 ``constexpr_*``) equal to a Core AI ``dequantize`` or
+    ``lut_to_dense`` of constants, so the weight's format is reported (None when an operand is computed).
+    ``lut_to_dense`` has the operands of ``constexpr_lut_to_dense``. ``dequantize`` computes
+    ``(input - offset1) * scale + offset2`` (coreai-core's DequantizeOp): with ``offset2`` zero that is
+    ``constexpr_blockwise_shift_scale`` with ``offset1`` as its offset, a per-axis scale reshaped to the data's
+    rank."""
+    if not all(v.is_const for v in operands):
+        return None
+    if short == "lut_to_dense":
+        return "constexpr_lut_to_dense", dict(zip(("indices", "lut", "vector_axis"), operands))
+    if len(operands) != 5:
+        return None
+    data, scale, offset1, offset2, axis = operands
+    axes = np.asarray(axis.data()).reshape(-1)
+    per_axis = bool(scale.type.numel and scale.type.numel > 1)
+    if np.any(np.asarray(offset2.data())) or data.type.rank is None or (per_axis and axes.size != 1):
+        return None
+    shape = [1] * data.type.rank
+    if per_axis:
+        shape[int(axes[0]) % data.type.rank] = scale.type.numel
+
+    def expanded(v: Value, label: str) -> Value:
+        return Value(f"{name}.{label}", TensorType(v.type.dtype, tuple(shape)), np.reshape(v.data(), shape))
+
+    return "constexpr_blockwise_shift_scale", {
+        "data": data,
+        "scale": expanded(scale, "scale"),
+        "offset": expanded(offset1, "offset"),
+    }
+
+
 def resize_op(mode: str, operands: list[Value], out: Value) -> tuple[str, dict] | None:
     """MIL resize for a 2-D ``coreai.interpolate`` whose size, scale and offset are constants: nearest
     (offset 0, torch's floor rule) or bilinear with half-pixel (offset 0) or aligned corners (scale (o-1)/(i-1))."""
@@ -631,132 +687,3 @@ def _composite(graph_op: Any) -> tuple[str, list[str], dict[str, str]] | None:
 def _ints(text: str) -> list[int]:
     """The integers of an MLIR array attribute such as ``[1 : si64, -1 : si64]``."""
     return [int(x) for x in re.findall(r"-?\d+", re.sub(r":\s*\w+", "", text))]
-
-
-# ------------------------------------------------------------------ torch -> .aimodel, and Core AI's own runtime
-
-
-def convert_module(module: Any, example_inputs: Any, folder: Path | None = None) -> tuple[Path, dict[str, str]]:
-    """Convert a torch module with coreai-torch (torch.export with its decomposition table) into
-    ``folder`` (default: a temporary folder removed at exit). Returns the ``.aimodel`` path and the map
-    from Core AI's module names (``Conv2d$2``) to attribute paths (``encoder.conv``)."""
-    bindings()
-    if example_inputs is None:
-        raise ModelError("a torch module needs example_inputs (a tensor or a tuple of tensors) to be converted")
-    examples = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    try:
-        import torch
-
-        with warnings.catch_warnings():  # "validated with torch<=2.13.0; found 2.13.0+cpu" (+cpu sorts higher)
-            warnings.simplefilter("ignore")
-            from coreai_torch import TorchConverter, get_decomp_table
-    except ImportError as e:
-        raise ModelError(f"converting a torch module to Core AI needs coreai-torch ({e}): {INSTALL_HINT}") from None
-    name = type(module).__name__
-    if folder is None:
-        folder = Path(tempfile.mkdtemp(prefix="anedoctor-coreai-"))
-        import atexit
-
-        atexit.register(shutil.rmtree, folder, True)
-    target = folder / f"{name}.aimodel"
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            exported = torch.export.export(module.eval(), examples).run_decompositions(get_decomp_table())
-            converter = TorchConverter()
-            converter.add_pytorch_module(
-                module, export_fn=lambda _: exported, input_names=[f"input_{i}" for i in range(len(examples))]
-            )
-            converter.to_coreai().save_asset(target)
-    except Exception as e:  # noqa: BLE001  (torch.export and the converter raise many types)
-        raise ModelError(f"{name}: coreai-torch could not convert the module: {_first_line(e)}") from None
-    return target, module_paths(exported)
-
-
-def module_paths(exported: Any) -> dict[str, str]:
-    """Core AI's ``Type$n`` module names -> torch attribute paths, numbered as coreai-torch numbers them
-    (per type, in order of first appearance in the exported graph: ``_ModuleInstanceRegistry``)."""
-    counts: dict[str, int] = {}
-    labelled: set[tuple[str, str]] = set()
-    paths: dict[str, str] = {}
-    for node in exported.graph.nodes:
-        for key, (path, type_name) in (node.meta.get("nn_module_stack") or {}).items():
-            short = str(type_name).rsplit(".", 1)[-1]
-            if (key, short) not in labelled:
-                labelled.add((key, short))
-                counts[short] = counts.get(short, 0) + 1
-                paths[f"{short}${counts[short]}"] = path
-    return paths
-
-
-def load_module(module: Any, example_inputs: Any) -> Model:
-    """Convert a torch module with coreai-torch and load the result, module paths named as in the module."""
-    path, paths = convert_module(module, example_inputs)
-    return load_aimodel(path, paths)
-
-
-def run_coreai(source: str | Path | Model, inputs: dict[str, Any], function: str = "main") -> dict[str, np.ndarray]:
-    """Run a ``.aimodel`` with coreai-core's bundled CPU runtime (on Linux it lowers the program to
-    ODIX in a temporary folder first) and return its outputs by name."""
-    bindings()
-    from coreai.authoring.asset import AIModelAsset
-    from coreai.runtime import NDArray
-
-    path = Path(source.path if isinstance(source, Model) else source)
-    try:
-        asset = AIModelAsset.load(path)
-    except RuntimeError as e:
-        raise ModelError(f"{path}: coreai-core cannot open the asset: {_first_line(e)}") from None
-
-    async def execute() -> dict[str, np.ndarray]:
-        async with asset.executable() as model:
-            fn = model.load_function(function)
-            desc = fn.desc
-            feeds = {}
-            for name in desc.input_names:
-                if name not in inputs:
-                    raise ModelError(
-                        f"{path}: input {name!r} is missing (the function takes {', '.join(desc.input_names)})"
-                    )
-                dtype = np.dtype(desc.input_descriptor(name).dtype)  # numpy names: "float32", "int32" ...
-                feeds[name] = NDArray(np.ascontiguousarray(np.asarray(inputs[name]).astype(dtype)))
-            return {k: np.array(v.numpy()) for k, v in (await fn(feeds)).items()}
-
-    try:
-        return _run_coroutine(execute())
-    except (RuntimeError, KeyError, ValueError, TypeError) as e:
-        raise ModelError(f"{path}: coreai-core's runtime failed: {_first_line(e)}") from None
-
-
-def _run_coroutine(coroutine: Any) -> Any:
-    """asyncio.run, also from inside a running event loop (a notebook): then in a worker thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
-@dataclass
-class CrossCheck:
-    """anedoctor's reference executor against coreai-core's CPU runtime on the same inputs."""
-
-    reference: dict[str, np.ndarray]
-    coreai: dict[str, np.ndarray]
-
-    @property
-    def max_abs_diff(self) -> dict[str, float]:
-        return {
-            k: float(np.max(np.abs(self.reference[k].astype(np.float64) - np.asarray(v, np.float64)), initial=0.0))
-            for k, v in self.coreai.items()
-            if k in self.reference
-        }
-
-
-def compare_with_coreai(model: Model, result: Any) -> CrossCheck:
-    """Run ``model`` (a loaded ``.aimodel``) with coreai-core's runtime on the inputs of ``result``
-    (an ``anedoctor.run`` result of the same model) and pair the two sets of outputs."""
-    return CrossCheck(dict(result.outputs), run_coreai(model, result.inputs, model.graphs[0].name))

@@ -1,7 +1,8 @@
 """The one module that calls macOS: Core ML (via coremltools), powermetrics, the unified log, sysctl.
 
 Needs: Apple silicon, macOS 14.4+ (MLComputePlan), coremltools >= 8.1 built with its native extension
-(the macOS wheels). ``--power`` needs root for powermetrics (``sudo``); ``--reasons`` needs ``/usr/bin/log``.
+(the macOS wheels). ``--power`` uses powermetrics when it can run as root (``sudo -n``), else the sudoless
+IOReport "Energy Model" counters through ctypes (libIOReport, macmon's method); ``--reasons`` needs ``/usr/bin/log``.
 Everything that reads these tools' output lives in the sibling modules and is tested on Linux.
 NOT RUN ON A MAC YET: written against the documented APIs (developer.apple.com/documentation/coreml/mlcomputeplan;
 apple/coremltools ``coremltools/models/compute_plan.py``, ``models/model.py``); the darwin-only tests exercise it.
@@ -9,6 +10,7 @@ apple/coremltools ``coremltools/models/compute_plan.py``, ``models/model.py``); 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import plistlib
@@ -16,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,10 @@ from . import computeplan, logs, powermetrics
 ESPRESSO_PREDICATE = 'subsystem == "com.apple.espresso"'
 IDLE_SECONDS = 2.0  # the baseline sampled before the prediction loop
 COREML_VERSION_PLIST = "/System/Library/Frameworks/CoreML.framework/Resources/version.plist"
+IOREPORT_LIB = "/usr/lib/libIOReport.dylib"  # in the dyld shared cache: loadable though not on disk
+COREFOUNDATION_LIB = "/System/Library/Frameworks/CoreFoundation.framework/CoreFoundation"
+CF_UTF8 = 0x08000100  # kCFStringEncodingUTF8
+POWER_INTERVAL_MS = 200
 
 
 def require_macos() -> None:
@@ -199,7 +206,7 @@ def powermetrics_available() -> str | None:
     return None
 
 
-def capture_power(seconds: float, work=None, interval_ms: int = 200) -> powermetrics.PowerReport:
+def capture_power(seconds: float, work=None, interval_ms: int = POWER_INTERVAL_MS) -> powermetrics.PowerReport:
     """Sample ANE/GPU/CPU power (plist) for ``seconds`` or while ``work()`` runs."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "power.plist"
@@ -230,28 +237,160 @@ def capture_power(seconds: float, work=None, interval_ms: int = 200) -> powermet
         return powermetrics.parse_power(out.read_bytes(), "powermetrics capture")
 
 
+class IOReportEnergy:
+    """The IOReport "Energy Model" channels, sampled without root: the libIOReport calls macmon makes
+    (github.com/vladkens/macmon ``src/sources.rs`` @ 8d9fae4: IOReportCopyChannelsInGroup, IOReportCreateSubscription,
+    IOReportCreateSamples, IOReportCreateSamplesDelta, IOReportSimpleGetIntegerValue). Darwin only."""
+
+    def __init__(self):
+        vp, i64 = ctypes.c_void_p, ctypes.c_int64
+        try:
+            self.cf, self.io = ctypes.CDLL(COREFOUNDATION_LIB), ctypes.CDLL(IOREPORT_LIB)
+        except OSError as e:
+            raise ModelError(f"IOReport energy counters unavailable: cannot load libIOReport ({e})") from None
+        for lib, name, restype, argtypes in [
+            (self.cf, "CFStringCreateWithCString", vp, [vp, ctypes.c_char_p, ctypes.c_uint32]),
+            (self.cf, "CFStringGetCString", ctypes.c_bool, [vp, ctypes.c_char_p, i64, ctypes.c_uint32]),
+            (self.cf, "CFDictionaryGetCount", i64, [vp]),
+            (self.cf, "CFDictionaryCreateMutableCopy", vp, [vp, i64, vp]),
+            (self.cf, "CFDictionaryGetValue", vp, [vp, vp]),
+            (self.cf, "CFArrayGetCount", i64, [vp]),
+            (self.cf, "CFArrayGetValueAtIndex", vp, [vp, i64]),
+            (self.cf, "CFRelease", None, [vp]),
+            (self.io, "IOReportCopyChannelsInGroup", vp, [vp, vp, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64]),
+            (self.io, "IOReportCreateSubscription", vp, [vp, vp, ctypes.POINTER(vp), ctypes.c_uint64, vp]),
+            (self.io, "IOReportCreateSamples", vp, [vp, vp, vp]),
+            (self.io, "IOReportCreateSamplesDelta", vp, [vp, vp, vp]),
+            (self.io, "IOReportChannelGetChannelName", vp, [vp]),
+            (self.io, "IOReportChannelGetUnitLabel", vp, [vp]),
+            (self.io, "IOReportSimpleGetIntegerValue", i64, [vp, ctypes.c_int32]),
+        ]:
+            getattr(lib, name).restype, getattr(lib, name).argtypes = restype, argtypes
+        group = self._cfstr("Energy Model")
+        found = self.io.IOReportCopyChannelsInGroup(group, None, 0, 0, 0)
+        self.cf.CFRelease(group)
+        if not found:
+            raise ModelError("IOReport energy counters unavailable: no 'Energy Model' channel group on this Mac")
+        self.channels = self.cf.CFDictionaryCreateMutableCopy(None, self.cf.CFDictionaryGetCount(found), found)
+        self.cf.CFRelease(found)
+        subscribed = vp()
+        self.subscription = self.io.IOReportCreateSubscription(None, self.channels, ctypes.byref(subscribed), 0, None)
+        if not self.subscription:
+            raise ModelError("IOReport energy counters unavailable: the subscription was refused")
+        self.key = self._cfstr("IOReportChannels")
+
+    def _cfstr(self, text: str):
+        return self.cf.CFStringCreateWithCString(None, text.encode(), CF_UTF8)
+
+    def _text(self, ref) -> str:
+        buf = ctypes.create_string_buffer(256)
+        return (
+            buf.value.decode("utf-8", "replace") if ref and self.cf.CFStringGetCString(ref, buf, 256, CF_UTF8) else ""
+        )
+
+    def snapshot(self):
+        """The counters now (release with :meth:`release`)."""
+        return self.io.IOReportCreateSamples(self.subscription, self.channels, None)
+
+    def release(self, ref) -> None:
+        if ref:
+            self.cf.CFRelease(ref)
+
+    def deltas(self, before, after) -> list[tuple[str, str, int]]:
+        """(channel, unit, counter delta) of every energy channel between two snapshots."""
+        delta = self.io.IOReportCreateSamplesDelta(before, after, None)
+        try:
+            items = self.cf.CFDictionaryGetValue(delta, self.key)
+            out = []
+            for i in range(self.cf.CFArrayGetCount(items) if items else 0):
+                item = self.cf.CFArrayGetValueAtIndex(items, i)
+                unit = self._text(self.io.IOReportChannelGetUnitLabel(item)).strip()
+                if unit in powermetrics.IOREPORT_UNIT_J:
+                    name = self._text(self.io.IOReportChannelGetChannelName(item))
+                    out.append((name, unit, self.io.IOReportSimpleGetIntegerValue(item, 0)))
+            return out
+        finally:
+            self.release(delta)
+
+
+def ioreport_available() -> str | None:
+    """None when the IOReport energy counters can be read (no root needed); else why not (one line)."""
+    if sys.platform != "darwin":
+        return "IOReport energy counters exist only on macOS"
+    try:
+        IOReportEnergy()
+    except ModelError as e:
+        return str(e)
+    return None
+
+
+def capture_ioreport(seconds: float, work=None, interval_ms: int = POWER_INTERVAL_MS) -> powermetrics.PowerReport:
+    """Sample the IOReport energy counters every ``interval_ms`` for ``seconds`` or while ``work()`` runs;
+    each sample's counter deltas become ANE/GPU/CPU mW through :func:`.powermetrics.ioreport_sample`."""
+    sampler, samples, stop = IOReportEnergy(), [], threading.Event()
+    failure: list[BaseException] = []
+
+    def sample_loop():
+        before, start = sampler.snapshot(), time.perf_counter()
+        try:
+            while True:
+                done = stop.wait(interval_ms / 1000)
+                after, now = sampler.snapshot(), time.perf_counter()
+                deltas = sampler.deltas(before, after)
+                sampler.release(before)
+                before = after
+                samples.append(powermetrics.ioreport_sample(deltas, 1000 * (now - start), len(samples)))
+                start = now
+                if done:
+                    return
+        except BaseException as e:  # noqa: BLE001  (raised again in the caller's thread)
+            failure.append(e)
+        finally:
+            sampler.release(before)
+
+    thread = threading.Thread(target=sample_loop, name="anedoctor-ioreport", daemon=True)
+    thread.start()
+    try:
+        if work is None:
+            time.sleep(seconds)
+        else:
+            work()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    if failure:
+        raise failure[0]
+    return powermetrics.PowerReport("IOReport Energy Model", "ioreport", samples)
+
+
 def power_while_predicting(model_path: Path, compiled: Path, compute_units: str, iterations: int) -> dict[str, Any]:
-    """Idle baseline, then the prediction loop, both sampled; energy per inference above idle."""
+    """Idle baseline, then the prediction loop, both sampled; energy per inference above idle. powermetrics
+    when it can run as root, else the sudoless IOReport counters; neither: not measured, and why."""
     import coremltools as ct
 
     from ..execute.inputs import generate_inputs
 
+    capture, method = capture_power, "powermetrics"
     why_not = powermetrics_available()
     if why_not:
-        return {"measured": False, "reason": why_not}
+        no_ioreport = ioreport_available()
+        if no_ioreport:
+            return {"measured": False, "reason": f"{why_not}; {no_ioreport}"}
+        capture, method = capture_ioreport, "ioreport"
     model = ct.models.CompiledMLModel(str(compiled), compute_units=_units(compute_units))
     inputs = _coreml_inputs(model_path, generate_inputs(str(model_path)))
     model.predict(inputs)
-    idle = capture_power(IDLE_SECONDS)
+    idle = capture(IDLE_SECONDS)
 
     def loop():
         for _ in range(iterations):
             model.predict(inputs)
 
-    run = capture_power(0, loop)
+    run = capture(0, loop)
     return {
         "measured": True,
-        "interval_ms": 200,
+        "method": method,
+        "interval_ms": POWER_INTERVAL_MS,
         "idle_seconds": IDLE_SECONDS,
         "run": run.to_dict()["summary"],
         "idle": idle.to_dict()["summary"],

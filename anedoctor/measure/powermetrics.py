@@ -14,6 +14,11 @@ Formats (verified on public captures; see tests/data/measure/README.md for each 
   no real capture here shows (seed 004 reports ANE read/write MB/s from the bandwidth sampler).
 * ``macmon debug`` (vladkens/macmon #17, #57): ``Energy Model ::  :: ANE0_0 (mJ) = 0.00W`` lines, one
   snapshot in watts; ANE channels are ``ANE``, ``ANE0``, ``ANE0_0``/``ANE0_1`` (per die).
+* IOReport "Energy Model" counters (sudoless; what macmon reads, :func:`ioreport_sample`): per channel an
+  energy delta in its unit (``mJ``, ``uJ``, ``nJ``) over the sample window; power = delta / window
+  (vladkens/macmon ``src/sources.rs`` ``cfio_watts`` @ 8d9fae4). ``macmon debug`` prints exactly that over a
+  100 ms window (``src/debug.rs``: ``let dur = 100``), so a dump is read back as the deltas it implies and
+  converted by the same code as a live capture (:func:`anedoctor.measure.macos.capture_ioreport`).
 
 A sample that reports no ANE value is *not measured* (None), never 0 mW. powermetrics' own man page
 says its power figures are "estimated and may be inaccurate".
@@ -44,6 +49,9 @@ CLUSTER_LINE = re.compile(r"^(?P<name>[\w-]*Cluster) Power: (?P<v>[\d.]+) ?(?P<u
 INTEL_LINE = re.compile(r"^Intel energy model derived package power \([^)]*\): (?P<v>[\d.]+) ?(?P<unit>mW|W)\b")
 BANDWIDTH_LINE = re.compile(r"^(?P<name>[\w .-]+?):\s+(?P<v>[\d.]+) ?(?P<unit>[KMG]B/s)\b")
 IOREPORT_LINE = re.compile(r"^Energy Model ::.*?:: (?P<channel>.+?) \((?P<unit>[mun]J)\) = (?P<v>[\d.]+)W\s*$")
+IOREPORT_UNIT_J = {"mJ": 1e-3, "uJ": 1e-6, "nJ": 1e-9}  # joules per counter unit (macmon cfio_watts)
+ANE_CHANNEL = re.compile(r"ANE\d*(_\d+)?")  # 'ANE' (base chips), 'ANE0' (Max), 'ANE0_0' / 'ANE0_1' (Ultra, per die)
+MACMON_DEBUG_WINDOW_MS = 100.0  # vladkens/macmon src/debug.rs: get_sample(dur) with dur = 100
 HEADER_FIELDS = {"Machine model": "machine", "OS version": "os_build"}
 BANDWIDTH_SCALE = {"KB/s": 1e-3, "MB/s": 1.0, "GB/s": 1e3}
 
@@ -362,8 +370,38 @@ def _text_time(date: str) -> str:
 
 
 # ---- macmon / IOReport -------------------------------------------------------------------------
+def channel_mw(delta: float, unit: str, elapsed_ms: float, channel: str = "channel") -> float:
+    """Power in mW of an IOReport energy counter that advanced by ``delta`` (in ``unit``) over ``elapsed_ms``."""
+    if unit not in IOREPORT_UNIT_J:
+        raise ModelError(f"IOReport {channel}: unit {unit!r} is not an energy unit (mJ, uJ or nJ)")
+    return delta * IOREPORT_UNIT_J[unit] * 1e6 / elapsed_ms
+
+
+def ioreport_sample(deltas: list[tuple[str, str, float]], elapsed_ms: float, index: int = 0) -> PowerSample:
+    """One sample from IOReport "Energy Model" counter deltas ``(channel, unit, delta)`` over ``elapsed_ms``.
+
+    Rails as macmon sums them: ANE = the ``ANE*`` channels, GPU = ``GPU Energy`` (``GPU (mJ)`` and ``GPU SRAM``
+    are parts of it), CPU = the ``*CPU Energy`` channels (``DIE_<n>_CPU Energy`` on an Ultra). A rail with no
+    channel is not measured (None)."""
+    if not elapsed_ms > 0:
+        raise ModelError(f"IOReport sample {index}: the window is {elapsed_ms} ms; it must be positive")
+    s = PowerSample(index, elapsed_ms=elapsed_ms)
+    for channel, unit, delta in deltas:
+        if channel in s.channels_mw:
+            raise ModelError(f"IOReport sample {index}: channel {channel!r} appears twice")
+        s.channels_mw[channel] = channel_mw(delta, unit, elapsed_ms, channel)
+    ane = [v for k, v in s.channels_mw.items() if ANE_CHANNEL.fullmatch(k)]
+    s.ane_mw = sum(ane) if ane else None
+    s.gpu_mw = s.channels_mw.get("GPU Energy")
+    cpu = [v for k, v in s.channels_mw.items() if k.endswith("CPU Energy")]
+    s.cpu_mw = sum(cpu) if cpu else None
+    return s
+
+
 def _parse_ioreport(text: str, name: str) -> PowerReport:
-    channels: dict[str, float] = {}
+    """A ``macmon debug`` dump: watts per channel over its 100 ms window, read back as the counter deltas."""
+    deltas: list[tuple[str, str, float]] = []
+    seen: set[str] = set()
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
@@ -373,22 +411,18 @@ def _parse_ioreport(text: str, name: str) -> PowerReport:
             raise ModelError(
                 f"{name}: line {lineno}: not an IOReport 'Energy Model :: ... (mJ) = N W' line: {line[:60]!r}"
             )
-        if m["channel"] in channels:
+        if m["channel"] in seen:
             raise ModelError(
                 f"{name}: line {lineno}: channel {m['channel']!r} appears twice; one macmon debug snapshot per file"
             )
-        channels[m["channel"]] = float(m["v"]) * 1000.0
-    s = PowerSample(0, channels_mw=channels, line=1)
-    ane = [v for k, v in channels.items() if re.fullmatch(r"ANE\d*(_\d+)?", k)]
-    s.ane_mw = sum(ane) if ane else None
-    s.gpu_mw = channels.get("GPU Energy")  # macmon's GPU total; 'GPU (mJ)' / 'GPU SRAM' are parts of it
-    cpu = [v for k, v in channels.items() if k.endswith("CPU Energy")]
-    s.cpu_mw = sum(cpu) if cpu else None
+        seen.add(m["channel"])
+        window_s = MACMON_DEBUG_WINDOW_MS / 1000
+        deltas.append((m["channel"], m["unit"], float(m["v"]) * window_s / IOREPORT_UNIT_J[m["unit"]]))
+    s = ioreport_sample(deltas, MACMON_DEBUG_WINDOW_MS)
+    s.line = 1
     notes = [
-        (
-            "a macmon debug snapshot (IOReport 'Energy Model' channels, already in watts): one sample, "
-            "no sample interval, so no energy"
-        )
+        "a macmon debug snapshot: IOReport 'Energy Model' counters over macmon's 100 ms debug window, "
+        "printed in watts to 2 decimals (vladkens/macmon src/debug.rs)"
     ]
     return PowerReport(name, "ioreport", [s], notes=notes)
 

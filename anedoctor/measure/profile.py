@@ -2,14 +2,18 @@
 
 A profile is JSON (``kind: "profile"``) with where it was measured (chip, OS build, Core ML version), one
 eligibility entry per probe (op type, whether Core ML supported it on the ANE, where it preferred it),
-``cost_scale`` per device (measured / predicted prediction time over the probes that ran wholly on that device,
-median) and the provenance of every measurement used.
+``cost_scale`` per device and ``class_cost_scale`` per cost class and device (measured prediction time / the
+segmenter's estimate over the probes that ran wholly on one device, median), ``latency_scale`` and
+``class_latency_scale`` (the same against the latency model's whole-model estimate, per compute-unit setting
+measured, where the probe ran wholly on the device predicted) and the provenance of every measurement used.
 
-Interface for ``check --profile`` (wired by the coordinator): ``profile = load_profile(path)``;
-``profile.ane_eligible(op_type)`` -> True / False / None. None: no probe of that type, or its probes disagree
-(the answer depends on parameters: keep the rules'). True / False: every probe of the type agreed on this
-chip/OS: replace the rules' eligibility and cite ``profile.source_of(op_type)`` with confidence M;
-``profile.cost_scale.get(device, 1.0)`` multiplies the roofline estimate for that device.
+``check --profile`` (:func:`anedoctor.check` ``profile=``): :func:`as_profile` loads it; :meth:`Profile.resolve`
+picks the chip/OS (the profile's own when none is asked; another chip is an error, another OS a warning note);
+``profile.ane_eligible(op_type)`` -> True / False / None feeds the measured rules (:mod:`anedoctor.rules.measured`:
+MS-1 off the ANE, MS-2 on it); :meth:`Profile.cost_factors` multiplies the segmenter's per-op estimates
+(:class:`anedoctor.cost.CostModel`) per cost class and device; :meth:`Profile.latency_factor` the latency model's
+op times and segment launches (:mod:`anedoctor.cost.latency`: ``summary.latency_ms``, per-op ``time_ms``).
+Profiles written before the latency scales existed load with none (the latency estimate is then the model's).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..cost.work import cost_class
 from ..errors import ModelError
-from ..hardware import DISPLAY_ORDER
+from ..hardware import DISPLAY_ORDER, parse_chip, parse_os
 from ..util import json_rows, write_atomic
 from .computeplan import load_report
 
@@ -32,13 +37,18 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
     """Build a profile from probe measurements (dicts or JSON paths; a directory's ``*.json`` files).
 
     ``manifest`` maps a probe name (the measured model's file stem) to what the probe tests and what
-    anedoctor predicted for it: ``{"op_type": ..., "predicted_ms": {"ane": .., "gpu": .., "cpu": ..}}``.
+    anedoctor predicted for it: ``{"op_type": ..., "predicted_ms": {"ane": .., "gpu": .., "cpu": ..},
+    "predicted_latency_ms": {compute units: ms}, "predicted_latency_device": {compute units: device},
+    "predicted_for": {"chip": .., "os": ..}}`` (:func:`anedoctor.measure.suite.build_suite` writes it).
     Without an entry the probe's op type is taken from its measurement (the op of the rarest type)."""
     manifest = manifest or {}
     sources = _expand(measurements)
     if not sources:
         raise ModelError("no probe measurements to ingest (expected measurement JSON files)")
     entries, provenance, ratios = [], [], {d: [] for d in DISPLAY_ORDER}
+    class_ratios: dict[tuple[str, str], list[float]] = {}
+    latency: dict[str, list[float]] = {}  # device -> measured / predicted latency
+    class_latency: dict[tuple[str, str], list[float]] = {}  # (cost class, device) -> the same
     where: tuple | None = None
     for source in sources:
         d = load_report(source, "measurement")
@@ -54,6 +64,7 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
         where = here
         name = Path((d.get("model") or {}).get("name") or label).stem
         info = manifest.get(name, {})
+        _same_chip(label, d, info)
         op_type = info.get("op_type") or _probe_type(d["ops"])
         ops = [op for op in d["ops"] if op.get("type") == op_type and op.get("device")]
         if not ops:
@@ -67,13 +78,22 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
                 "source": label,
             }
         )
-        _collect_ratio(d, info, ratios)
+        ratio = _ratio(d, info)
+        if ratio is not None:
+            ratios[ratio[0]].append(ratio[1])
+            class_ratios.setdefault((cost_class(op_type), ratio[0]), []).append(ratio[1])
+        runs = _latency_runs(d, info)
+        for run in runs:
+            ratio = run["measured_ms"] / run["predicted_ms"]
+            latency.setdefault(run["device"], []).append(ratio)
+            class_latency.setdefault((cost_class(op_type), run["device"]), []).append(ratio)
         provenance.append(
             {
                 "source": label,
                 "model": (d.get("model") or {}).get("name"),
                 "measured_with": d.get("measured_with"),
                 "compute_units": d.get("compute_units"),
+                "latency_runs": runs,
             }
         )
     first = load_report(sources[0], "measurement")
@@ -86,7 +106,10 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
         "os": first.get("os") or {},
         "coreml": first.get("coreml") or {},
         "eligibility": entries,
-        "cost_scale": {dev: round(statistics.median(r), 4) for dev, r in ratios.items() if r},
+        "cost_scale": {dev: _median(r) for dev, r in ratios.items() if r},
+        "class_cost_scale": _nest({key: _median(r) for key, r in sorted(class_ratios.items())}),
+        "latency_scale": {dev: _median(latency[dev]) for dev in DISPLAY_ORDER if dev in latency},
+        "class_latency_scale": _nest({key: _median(r) for key, r in sorted(class_latency.items())}),
         "provenance": provenance,
     }
 
@@ -110,16 +133,70 @@ def _probe_type(ops: list[dict[str, Any]]) -> str:
     return min(core, key=lambda t: (core[t], t))
 
 
-def _collect_ratio(d: dict[str, Any], info: dict[str, Any], ratios: dict[str, list[float]]) -> None:
-    """measured / predicted time, when the whole probe ran on one device and both times are known."""
-    devices = {op.get("device") for op in d["ops"] if op.get("device")}
-    run = (d.get("runs") or {}).get(d.get("compute_units")) or {}
-    measured = (run.get("predict_ms") or {}).get("median")
-    if len(devices) == 1 and measured is not None:
-        device = devices.pop()
-        predicted = (info.get("predicted_ms") or {}).get(device)
-        if predicted:
-            ratios[device].append(measured / predicted)
+def _ratio(d: dict[str, Any], info: dict[str, Any]) -> tuple[str, float] | None:
+    """(device, measured / predicted time) when the whole probe ran on one device and both times are known."""
+    units = d.get("compute_units")
+    run = (d.get("runs") or {}).get(units) or {}
+    device, measured = _run_device(d, units, run), _positive((run.get("predict_ms") or {}).get("median"))
+    predicted = _positive((info.get("predicted_ms") or {}).get(device))
+    return (device, measured / predicted) if device and measured and predicted else None
+
+
+def _latency_runs(d: dict[str, Any], info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each measured compute-unit setting under which the whole probe ran on the one device the latency model
+    put it on, with its measured median and the model's whole-model estimate (the manifest's)."""
+    predicted = info.get("predicted_latency_ms") or {}
+    placed = info.get("predicted_latency_device") or {}
+    runs = []
+    for units, run in sorted((d.get("runs") or {}).items()):
+        run = run if isinstance(run, dict) else {}
+        device = _run_device(d, units, run)
+        measured = _positive((run.get("predict_ms") or {}).get("median"))
+        estimate = _positive(predicted.get(units))
+        if device is not None and device == placed.get(units) and measured and estimate:
+            runs.append({"compute_units": units, "device": device, "measured_ms": measured, "predicted_ms": estimate})
+    return runs
+
+
+def _run_device(d: dict[str, Any], units: str | None, run: dict[str, Any]) -> str | None:
+    """The one device a measured run used: from the run's own plan summary, else (the measurement's first
+    setting) from its ops; None when several devices ran it or nothing says."""
+    summary = run.get("summary")
+    if isinstance(summary, dict):
+        devices = {dev for dev in DISPLAY_ORDER if summary.get(dev)}
+    elif units is not None and units == d.get("compute_units"):
+        devices = {op.get("device") for op in d["ops"] if op.get("device")}
+    else:
+        devices = {"cpu"} if units == "cpu_only" else set()
+    return devices.pop() if len(devices) == 1 else None
+
+
+def _median(ratios: list[float]) -> float:
+    return round(statistics.median(ratios), 4)
+
+
+def _positive(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+    return float(value) if ok else None
+
+
+def _same_chip(label: str, d: dict[str, Any], info: dict[str, Any]) -> None:
+    """A manifest's estimates are for the chip it was built for: scaling another chip's measurements by them
+    would calibrate the wrong chip."""
+    built_for = (info.get("predicted_for") or {}).get("chip")
+    measured = chip_id(d.get("chip") or {})
+    if built_for and measured and built_for != measured:
+        raise ModelError(
+            f"{label}: measured on {measured}, but the manifest's estimates are for {built_for}; rebuild the probes "
+            f"with `anedoctor probes build DIR --chip {measured}` (or ingest without --manifest: eligibility only)"
+        )
+
+
+def _nest(flat: dict[tuple[str, str], float]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for (cls, device), value in flat.items():
+        out.setdefault(cls, {})[device] = value
+    return out
 
 
 @dataclass
@@ -132,6 +209,11 @@ class Profile:
     eligibility: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # op type -> probe entries
     cost_scale: dict[str, float] = field(default_factory=dict)
     provenance: list[dict[str, Any]] = field(default_factory=list)
+    class_cost_scale: dict[str, dict[str, float]] = field(default_factory=dict)
+    coreml: dict[str, Any] = field(default_factory=dict)
+    latency_scale: dict[str, float] = field(default_factory=dict)
+    class_latency_scale: dict[str, dict[str, float]] = field(default_factory=dict)
+    _sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)  # op type -> source_of
 
     def ane_eligible(self, op_type: str) -> bool | None:
         """Measured ANE support of this op type; None when no probe covers it or the probes disagree
@@ -139,9 +221,122 @@ class Profile:
         verdicts = {e["ane"] for e in self.eligibility.get(op_type, ())}
         return verdicts.pop() if len(verdicts) == 1 else None
 
+    def probes_of(self, op_type: str) -> list[str]:
+        return [str(e.get("probe", "?")) for e in self.eligibility.get(op_type, ())]
+
+    @property
+    def where(self) -> str:
+        """Where it was measured, as a report says it: 'Apple M4 (Mac16,12), macOS 15.5 (24F74)'."""
+        machine = f" ({self.chip['machine']})" if self.chip.get("machine") else ""
+        os_name = self.os.get("version") and f"macOS {self.os['version']}" or self.os.get("id") or "an unknown OS"
+        build = f" ({self.os['build']})" if self.os.get("build") else ""
+        return f"{self.chip.get('name') or self.chip.get('id') or 'an unknown chip'}{machine}, {os_name}{build}"
+
     def source_of(self, op_type: str) -> str:
-        probes = ", ".join(e["probe"] for e in self.eligibility.get(op_type, ()))
-        return f"profile {Path(self.path).name} ({self.chip.get('name')}, {self.os.get('build')}): probes {probes}"
+        """'profile p.json (Apple M4 ..., macOS 15.5 (24F74)): probes a, b' (once per op type: findings repeat it)."""
+        if op_type not in self._sources:
+            probes = ", ".join(self.probes_of(op_type))
+            self._sources[op_type] = f"profile {Path(self.path).name} ({self.where}): probes {probes}"
+        return self._sources[op_type]
+
+    @property
+    def chip_id(self) -> str | None:
+        """anedoctor's id of the measured chip (from ``chip.id``, else its name); None if unknown."""
+        return chip_id(self.chip)
+
+    def resolve(self, chip: str | None, os: str | None) -> tuple[str | None, str | None, list[str]]:
+        """The chip and OS to predict for, and warnings. Not given: the profile's own. A different chip is an
+        error (its eligibility and timings belong to the chip measured); a different OS a warning note."""
+        measured_chip, notes = self.chip_id, []
+        if chip is None:
+            if measured_chip is None:
+                raise ModelError(
+                    f"{self.path}: measured on {self.chip.get('name') or 'an unknown chip'}, which anedoctor has no "
+                    "entry for; give --chip for the prediction"
+                )
+            chip = measured_chip
+        elif measured_chip is not None and parse_chip(chip).id != measured_chip:
+            raise ModelError(
+                f"{self.path}: measured on {self.where}, but the prediction is for {parse_chip(chip).name}; "
+                f"a profile applies only to its own chip (use --chip {measured_chip} or leave --chip out)"
+            )
+        measured_os = self._os_id()
+        if os is None:
+            os = measured_os
+        elif measured_os is not None and parse_os(os).id != measured_os:
+            notes.append(
+                f"profile {Path(self.path).name} was measured on {self.where}, not {parse_os(os).id}: "
+                "its eligibility and timings may differ on this OS"
+            )
+        return chip, os, notes
+
+    def _os_id(self) -> str | None:
+        for text in (self.os.get("id"), self.os.get("version") and f"macos{str(self.os['version']).split('.')[0]}"):
+            if text:
+                try:
+                    return parse_os(str(text)).id
+                except ModelError:
+                    continue
+        return None
+
+    def cost_factor(self, cost_class: str, device: str) -> float:
+        """The factor on the segmenter's estimate of an op of this cost class on this device: the class's own
+        measured scale, else the device's, else 1."""
+        return float(self.class_cost_scale.get(cost_class, {}).get(device, self.cost_scale.get(device, 1.0)))
+
+    def latency_factor(self, cost_class: str | None, device: str) -> float:
+        """The factor on the latency model's time of an op of this cost class on this device (None: a segment
+        launch there): the class's own measured latency scale, else the device's, else 1."""
+        own = self.class_latency_scale.get(cost_class, {}) if cost_class is not None else {}
+        return float(own.get(device, self.latency_scale.get(device, 1.0)))
+
+    @property
+    def calibrates_latency(self) -> bool:
+        return bool(self.latency_scale or self.class_latency_scale)
+
+    def note(self) -> str:
+        """The report note: which profile calibrated the prediction, and whether the latency estimate too."""
+        latency = (
+            "; the latency estimate is rescaled by its measured latency per device ("
+            + ", ".join(f"{dev} x{factor:g}" for dev, factor in self.latency_scale.items())
+            + (", per cost class where measured" if self.class_latency_scale else "")
+            + ")"
+            if self.calibrates_latency
+            else "; it has no latency scale, so the latency estimate is the model's own"
+        )
+        return f"calibrated by the measured profile {self.path} ({self.where}){latency}"
+
+    def panel(self) -> dict[str, Any]:
+        """The report panel that says what the profile changed and where it was measured."""
+        rows = [
+            {"op type": t, "measured on the ANE": self.ane_eligible(t), "probes": ", ".join(self.probes_of(t))}
+            for t in sorted(self.eligibility)
+        ]
+        return {
+            "title": f"Calibration profile {Path(self.path).name} (measured on {self.where})",
+            "rows": rows or [{"op type": "-", "measured on the ANE": None, "probes": "no eligibility entries"}],
+            "profile": {
+                "path": self.path,
+                "chip": self.chip,
+                "os": self.os,
+                "coreml": self.coreml,
+                "cost_scale": self.cost_scale,
+                "class_cost_scale": self.class_cost_scale,
+                "latency_scale": self.latency_scale,
+                "class_latency_scale": self.class_latency_scale,
+                "measurements": len(self.provenance),
+                "confidence": "M",
+            },
+        }
+
+
+def as_profile(source: Any) -> Profile | None:
+    """A Profile from a path, a profile dict (as ``ingest`` returns) or a Profile; None stays None."""
+    if source is None or isinstance(source, Profile):
+        return source
+    if isinstance(source, dict):
+        return _validated(source, "profile")
+    return load_profile(source)
 
 
 def load_profile(path: str | Path) -> Profile:
@@ -152,21 +347,72 @@ def load_profile(path: str | Path) -> Profile:
         raise ModelError(f"{path}: cannot read the profile ({e.strerror or e})") from None
     except json.JSONDecodeError as e:
         raise ModelError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    except UnicodeDecodeError:
+        raise ModelError(f"{path}: not UTF-8 text; a profile is JSON") from None
+    return _validated(d, str(path))
+
+
+def _validated(d: Any, path: str) -> Profile:
     if not isinstance(d, dict) or d.get("kind") != "profile":
         kind = d.get("kind") if isinstance(d, dict) else None
         raise ModelError(f"{path}: not an anedoctor profile (kind is {kind!r})")
+    for key in ("chip", "os", "coreml"):
+        if not isinstance(d.get(key) or {}, dict):
+            raise ModelError(f"{path}: {key}: expected an object, got {type(d[key]).__name__}")
+    entries = d.get("eligibility") or []
+    if not isinstance(entries, list):
+        raise ModelError(f"{path}: eligibility: expected a list of probe entries")
     eligibility: dict[str, list[dict[str, Any]]] = {}
-    for i, e in enumerate(d.get("eligibility") or ()):
+    for i, e in enumerate(entries):
         if not isinstance(e, dict) or not isinstance(e.get("op_type"), str) or not isinstance(e.get("ane"), bool):
             raise ModelError(f"{path}: eligibility[{i}]: needs 'op_type' (text) and 'ane' (true/false)")
         eligibility.setdefault(e["op_type"], []).append(e)
-    scale = d.get("cost_scale") or {}
-    bad = [k for k, v in scale.items() if k not in DISPLAY_ORDER or not isinstance(v, (int, float)) or v <= 0]
-    if bad:
-        raise ModelError(f"{path}: cost_scale[{bad[0]!r}]: expected a positive number for ane, gpu or cpu")
+    scale = _scale(d.get("cost_scale"), path, "cost_scale")
+    provenance = d.get("provenance") or []
     return Profile(
-        str(path), d.get("chip") or {}, d.get("os") or {}, eligibility, dict(scale), d.get("provenance") or []
+        path,
+        d.get("chip") or {},
+        d.get("os") or {},
+        eligibility,
+        scale,
+        list(provenance),
+        _class_scale(d, path, "class_cost_scale"),
+        d.get("coreml") or {},
+        _scale(d.get("latency_scale"), path, "latency_scale"),
+        _class_scale(d, path, "class_latency_scale"),
     )
+
+
+def _class_scale(d: dict[str, Any], path: str, key: str) -> dict[str, dict[str, float]]:
+    classes = d.get(key) or {}
+    if not isinstance(classes, dict):
+        raise ModelError(f"{path}: {key}: expected an object of cost class -> device -> factor")
+    return {cls: _scale(v, path, f"{key}[{cls!r}]") for cls, v in classes.items()}
+
+
+def _scale(value: Any, path: str, where: str) -> dict[str, float]:
+    value = value or {}
+    if not isinstance(value, dict):
+        raise ModelError(f"{path}: {where}: expected an object of device -> factor")
+    bad = [
+        k
+        for k, v in value.items()
+        if k not in DISPLAY_ORDER or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")
+    ]
+    if bad:
+        raise ModelError(f"{path}: {where}[{bad[0]!r}]: expected a positive number for ane, gpu or cpu")
+    return {k: float(v) for k, v in value.items()}
+
+
+def chip_id(chip: dict[str, Any]) -> str | None:
+    """anedoctor's id of a measured chip (from ``id``, else ``name``); None if unknown."""
+    for text in (chip.get("id"), chip.get("name")):
+        if text:
+            try:
+                return parse_chip(str(text)).id
+            except ModelError:
+                continue
+    return None
 
 
 def write_profile(profile: dict[str, Any], path: str | Path) -> Path:

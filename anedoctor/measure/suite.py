@@ -3,9 +3,13 @@
 ``build_suite(folder)`` writes every probe of :mod:`anedoctor.measure.probes` (GT-A / GT-B cases and the
 sweeps around the rules' limits there) plus :data:`SWEEPS` as ``<name>.mlpackage`` and a ``manifest.json``
 holding, per probe, the op it tests, the published measurement when there is one, and what anedoctor
-predicts (device, ANE eligibility, the time if the whole probe ran on each device). Measure them with
-``anedoctor measure <name>.mlpackage --compute-units cpu_and_ne -o measured/<name>.json`` and turn the
-folder into a profile with ``anedoctor probes ingest measured/ -o profile.json``.
+predicts: device and ANE eligibility, the segmenter's time if the whole probe ran as one segment on each
+device, launch and output charges included (``predicted_ms``), and per compute-unit setting the latency
+model's whole-model estimate (``predicted_latency_ms``, :func:`anedoctor.check`'s ``summary["latency_ms"]``)
+with the one device it puts the probe on (``predicted_latency_device``; null when split). Measure them with
+``anedoctor measure <name>.mlpackage --compute-units cpu_and_ne,cpu_only -o measured/<name>.json``
+(cpu_and_ne first: its plan is the eligibility) and turn the folder into a profile with
+``anedoctor probes ingest measured/ --manifest manifest.json -o profile.json``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..cost import LAUNCH_MS, OUTPUT_ON_ACCEL_MS
 from ..errors import ModelError
+from ..hardware import COMPUTE_UNITS
 from ..util import write_atomic
 from .probes import PROBES, Probe, build_probe
 
@@ -48,7 +54,7 @@ def build_suite(
     folder: str | Path, chip: str | None = None, os: str | None = None, names: list[str] | None = None
 ) -> Path:
     """Write the probe packages and manifest.json into an empty (or new) folder; returns the manifest path."""
-    from ..api import check
+    from ..api import check, load
 
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
@@ -63,7 +69,9 @@ def build_suite(
     for name in names or catalogue:
         probe = catalogue[name]
         model = build_probe(probe)
-        report = check(model, chip=chip, os=os, compute_units="cpu_and_ne")
+        ir = load(model)
+        reports = {cu: check(ir, chip=chip, os=os, compute_units=cu) for cu in COMPUTE_UNITS}
+        report = reports["cpu_and_ne"]
         target = target or {"chip": report.target.chip.id, "os": report.target.os.id}
         ops = [p for p in report.placements if p.op.type == probe.op_type] or report.placements
         entries[name] = {
@@ -72,7 +80,10 @@ def build_suite(
             "expected_source": probe.source if probe.ane is not None else None,
             "predicted_device": ops[0].device,
             "predicted_ane": all(p.supported["ane"] for p in ops),
-            "predicted_ms": {d: round(sum(p.cost_ms[d] for p in report.placements), 6) for d in ("ane", "gpu", "cpu")},
+            "predicted_ms": {d: round(_segmenter_ms(report, d), 6) for d in ("ane", "gpu", "cpu")},
+            "predicted_latency_ms": {cu: round(r.latency.latency_ms, 6) for cu, r in reports.items()},
+            "predicted_latency_device": {cu: _only_device(r) for cu, r in reports.items()},
+            "predicted_for": target,
         }
         _save_package(model, folder / f"{name}.mlpackage")
     manifest = {
@@ -80,10 +91,26 @@ def build_suite(
         "tool": {"name": "anedoctor", "version": __version__},
         "predicted_for": {**target, "compute_units": "cpu_and_ne"},
         "probes": entries,
-        "how_to_measure": "on a Mac: anedoctor measure NAME.mlpackage --compute-units cpu_and_ne "
-        "-o measured/NAME.json; then: anedoctor probes ingest measured/ -o profile.json",
+        "how_to_measure": "on a Mac: anedoctor measure NAME.mlpackage --compute-units cpu_and_ne,cpu_only "
+        "-o measured/NAME.json (add cpu_and_gpu or all to calibrate the GPU's latency too); then: "
+        "anedoctor probes ingest measured/ --manifest manifest.json -o profile.json",
     }
     return write_atomic(folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+
+
+def _segmenter_ms(report, device: str) -> float:
+    """The segmenter's estimate of the whole probe as one segment on ``device``: its ops, plus the launch and
+    output charges of an accelerator segment. A measured prediction time includes Core ML's fixed costs; set
+    against the ops alone it would scale every op by the dispatch (~57x on the ANE for a 512x512 matmul probe
+    measured at 0.8 ms)."""
+    fixed = LAUNCH_MS + OUTPUT_ON_ACCEL_MS if device != "cpu" else 0.0
+    return sum(p.cost_ms[device] for p in report.placements) + fixed
+
+
+def _only_device(report) -> str | None:
+    """The device the whole probe is predicted on; None when its ops are split over several."""
+    devices = {p.device for p in report.placements}
+    return devices.pop() if len(devices) == 1 else None
 
 
 def _save_package(model, path: Path) -> None:

@@ -47,8 +47,9 @@ class Cause:
 class Report(Exportable):
     """Result of :func:`anedoctor.check`: a prediction of where every op runs, and why."""
 
-    def __init__(self, model: Model, target: Target, compute_units: str, placements: list[OpPlacement]):
+    def __init__(self, model: Model, target: Target, compute_units: str, placements: list[OpPlacement], profile=None):
         self.model, self.target, self.compute_units = model, target, compute_units
+        self.profile = profile  # the measured profile (anedoctor.measure.profile.Profile) that calibrated it, if any
         self.placements = placements
         self.kind = "prediction"
         self.notes = list(model.notes)
@@ -57,7 +58,8 @@ class Report(Exportable):
         self.segments = self._segments()
         self.switches = [(a, b) for a, b in zip(self.segments, self.segments[1:]) if a.part == b.part]
         self.causes = self._causes()
-        self.latency = breakdown(placements, target.chip, target.chip.platform)  # anedoctor.cost.latency
+        scale = profile.latency_factor if profile is not None else None
+        self.latency = breakdown(placements, target.chip, target.chip.platform, scale=scale)  # anedoctor.cost.latency
 
     # ---- queries -------------------------------------------------------------------------
     def device(self, op: Op | str) -> str | None:

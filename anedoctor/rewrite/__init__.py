@@ -5,7 +5,7 @@ source), registered in priority order in :data:`PASSES`; :mod:`.coreml_io` is th
 that reaches into coremltools internals.
 """
 
-from . import spatial, shapes, dtypes  # noqa: F401, I001  (registration order is priority order)
+from . import spatial, shapes, layout, dtypes  # noqa: F401, I001  (registration order is priority order)
 from .base import PASSES, Pass, PassResult, register
 from .driver import fix
 from .report import FixReport

@@ -196,3 +196,24 @@ def window_pads(op: Any, kernel: list[int], dilations: list[int]) -> list[tuple[
 
 def static_shape(var: Any) -> bool:
     return var is not None and all(isinstance(s, (int, np.integer)) for s in var.shape)
+
+
+def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tol: float) -> tuple[float, str | None]:
+    """Largest relative error max|a-b| / max|b| over the outputs, and why it fails (None if within ``tol``)."""
+    worst = 0.0
+    for name, b in ref.items():
+        if name not in got:
+            return worst, f"output {name!r} is missing from the rewritten model"
+        a, b = np.asarray(got[name]), np.asarray(b)
+        if a.shape != b.shape:
+            return worst, f"output {name!r} changed shape {b.shape} -> {a.shape}"
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        if not np.array_equal(np.isfinite(a64), np.isfinite(b64)):
+            return float("inf"), f"output {name!r} has non-finite values where the original has none (or vice versa)"
+        ok = np.isfinite(b64)
+        if ok.any():
+            err = float(np.abs(a64[ok] - b64[ok]).max() / max(np.abs(b64[ok]).max(), 1e-30))
+            worst = max(worst, err)
+    if worst > tol:
+        return worst, f"outputs differ by {worst:.3g} relative (allowed {tol:g})"
+    return worst, None

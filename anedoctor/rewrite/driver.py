@@ -9,13 +9,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..api import check, load, numerics, run, selected_rules
 from ..errors import ModelError
 from ..outputs import check_package_output, publish_package
-from .base import PASSES, PLACEMENT_RULES, Pass
+from . import coreai as coreai_target
+from .base import PASSES, PLACEMENT_RULES, Pass, compare_outputs
 from .coreml_io import load_program
+from .from_nn import is_neuralnetwork, to_mlprogram
 from .report import Attempt, FixReport, summary_of, unfixed_causes
 
 MIN_LATENCY_GAIN = 0.01  # an estimated latency cut below 1% is within the cost model's noise: not worth a new model
@@ -32,9 +32,10 @@ def fix(
     allow_interface_changes: bool = False,
     dry_run: bool = False,
     inputs: dict[str, Any] | None = None,
+    profile: Any = None,
 ) -> FixReport:
-    """Rewrite an ML Program ``.mlpackage`` so more of it runs on the Neural Engine, and prove the
-    result is the same model.
+    """Rewrite an ML Program ``.mlpackage`` (or a NeuralNetwork ``.mlmodel``, converted first) so more of it
+    runs on the Neural Engine, and prove the result is the same model.
 
     Every registered pass (:data:`anedoctor.rewrite.PASSES`, in priority order) whose rules fire in
     ``anedoctor.check`` of the model is tried on its own: the rewritten program is saved (with a
@@ -46,20 +47,32 @@ def fix(
     passes run only with ``allow_interface_changes``. The result is written atomically to ``output``
     (never over or inside the input) when at least one pass survived and the predicted ANE share
     rose or the estimated latency fell; otherwise nothing is written and the report says why.
-    ``dry_run`` verifies everything and writes nothing."""
+    ``dry_run`` verifies everything and writes nothing. ``profile`` (as ``check`` takes it) checks every
+    step against a measured profile, so passes also cure what it measured off the ANE (rule MS-1).
+    A NeuralNetwork is first converted to an fp16
+    ML Program in the opset of the target OS (iOS 15+; :mod:`.from_nn`, verified against the original),
+    reported as the first step. A Core AI ``.aimodel`` is rewritten by the passes' Core AI implementations
+    (:mod:`.coreai`), and each result is also run with coreai-core's CPU runtime against the original."""
     src = package_path(source)
     out = Path(output) if output is not None else None
     if out is None and not dry_run:
         raise ModelError("fix needs an output path (or dry_run=True)")
     if out is not None:
-        check_package_output(src, out, "fix")
+        check_package_output(src, out, "fix", ".aimodel" if src.suffix == ".aimodel" else ".mlpackage")
     wanted = selected_rules(split(select), split(ignore))
-    original = check(src, chip=chip, os=os, compute_units=compute_units)
+    original = check(src, chip=chip, os=os, compute_units=compute_units, profile=profile)
     reference = None  # the original's outputs on seeded (or given) inputs, computed when a pass is tried
     report = FixReport(src, out, dry_run, original, summary_of(original))
     work = Path(tempfile.mkdtemp(prefix=f".{src.name}.fix-", dir=out.parent if out is not None else None))
     try:
         current, current_report = src, original
+        if is_neuralnetwork(src):
+            ios = original.target.os.ios
+            conversion, nn_run = to_mlprogram(src, work, ios, allow_interface_changes, inputs)
+            report.applied.append(conversion.attempt([p.op.name for p in original.placements]))
+            current = conversion.path
+            current_report = check(current, chip=chip, os=os, compute_units=compute_units, profile=profile)
+            reference = run(current, inputs=nn_run.inputs)  # later passes are compared with the converted program
         for step, cls in enumerate(PASSES.values()):
             rules = [r for r in cls.rules if wanted is None or r in wanted]
             flagged = {p.op.name for p in current_report.placements for f in p.findings if f.rule.id in rules}
@@ -68,18 +81,22 @@ def fix(
             if cls.interface and not allow_interface_changes:
                 report.skipped.append((cls.name, "changes the model interface; pass allow_interface_changes"))
                 continue
+            impl = coreai_target.implementation(cls, src)
+            if impl is None:
+                report.skipped.append((cls.name, "no Core AI (.aimodel) implementation of this pass yet"))
+                continue
             attempt = Attempt(cls.name, tuple(rules), cls.exact, cls.tolerance, cls.summary())
             reference = reference or run(src, inputs=inputs, seed=0)
-            path = work / f"{step:02d}-{cls.name}.mlpackage"
+            path = work / f"{step:02d}-{cls.name}{current.suffix}"
             new_report = try_pass(
-                cls(original.target),
+                impl(original.target),
                 current,
                 current_report,
                 flagged,
                 path,
                 attempt,
                 reference,
-                lambda m: check(m, chip=chip, os=os, compute_units=compute_units),
+                lambda m: check(m, chip=chip, os=os, compute_units=compute_units, profile=profile),
             )
             (report.applied if attempt.kept else report.dropped).append(attempt)
             if attempt.kept:
@@ -113,7 +130,8 @@ def try_pass(
             attempt.reason = "no flagged op has a form this pass rewrites"
             return None
         attempt.rewritten = rewritten
-        load_program(path)  # the saved package must load again
+        if path.suffix == ".mlpackage":
+            load_program(path)  # the saved package must load again (an .aimodel: `load` below checks it)
         model = load(str(path))
         after = check_target(model)
         old = {pl.op.name for pl in current_report.placements}
@@ -121,6 +139,9 @@ def try_pass(
         broken = p.ensures(current_report, after, rewritten)
         if broken is None:
             attempt.error, broken = verify_outputs(p, current, model, after, reference, check_target)
+        if broken is None and path.suffix == ".aimodel":  # a second opinion: Core AI's own CPU runtime
+            runtime_error, broken = coreai_target.verify_runtime(p, current, path, reference.inputs)
+            attempt.error = max(attempt.error or 0.0, runtime_error)
     except ModelError as e:
         broken = str(e)
     except Exception as e:  # noqa: BLE001  (a coremltools failure in one pass must not stop the others)
@@ -167,29 +188,8 @@ def verify_outputs(
     return error, broken
 
 
-def compare_outputs(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], tol: float) -> tuple[float, str | None]:
-    """Largest relative error max|a-b| / max|b| over the outputs, and why it fails (None if within ``tol``)."""
-    worst = 0.0
-    for name, b in ref.items():
-        if name not in got:
-            return worst, f"output {name!r} is missing from the rewritten model"
-        a, b = np.asarray(got[name]), np.asarray(b)
-        if a.shape != b.shape:
-            return worst, f"output {name!r} changed shape {b.shape} -> {a.shape}"
-        a64, b64 = a.astype(np.float64), b.astype(np.float64)
-        if not np.array_equal(np.isfinite(a64), np.isfinite(b64)):
-            return float("inf"), f"output {name!r} has non-finite values where the original has none (or vice versa)"
-        ok = np.isfinite(b64)
-        if ok.any():
-            err = float(np.abs(a64[ok] - b64[ok]).max() / max(np.abs(b64[ok]).max(), 1e-30))
-            worst = max(worst, err)
-    if worst > tol:
-        return worst, f"outputs differ by {worst:.3g} relative (allowed {tol:g})"
-    return worst, None
-
-
 def package_path(source: Any) -> Path:
-    """The ``.mlpackage`` folder of a path or a coremltools MLModel loaded from one."""
+    """The ``.mlpackage`` / ``.aimodel`` folder (or NeuralNetwork ``.mlmodel`` file) of a path or an MLModel."""
     path = getattr(source, "package_path", None) or source
     if not isinstance(path, (str, os.PathLike)):
         raise ModelError(
@@ -198,11 +198,12 @@ def package_path(source: Any) -> Path:
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file or folder")
-    if path.suffix != ".mlpackage" or not path.is_dir():
-        raise ModelError(
-            f"{path}: fix rewrites ML Program .mlpackage folders (convert .mlmodel NeuralNetworks "
-            "with ct.convert(..., convert_to='mlprogram') first)"
-        )
+    if path.suffix not in (".mlpackage", ".aimodel") or not path.is_dir():
+        if not is_neuralnetwork(path):
+            raise ModelError(
+                f"{path}: fix rewrites ML Program .mlpackage folders, NeuralNetwork .mlmodel files "
+                "and Core AI .aimodel folders"
+            )
     return path
 
 

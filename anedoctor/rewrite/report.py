@@ -30,6 +30,8 @@ class Attempt:
     reason: str | None = None  # why it was dropped
 
     def line(self) -> str:
+        if not self.rules:  # a step that is not a rule's pass (the NeuralNetwork -> ML Program conversion)
+            return self.summary
         kind = "exact" if self.exact else f"approximate, tol {self.tolerance:g}"
         err = "" if self.error is None else f", max error {self.error:.2g}"
         ops = f"{len(self.rewritten)} op(s) -> {self.ops_after}" if self.rewritten else "no op"
@@ -105,9 +107,12 @@ class FixReport(Exportable):
 
     @property
     def model(self) -> Any:
-        """The fixed model as a coremltools MLModel (None when nothing was written)."""
+        """The fixed model: a coremltools MLModel, or the ``.aimodel`` path of a Core AI model (None when
+        nothing was written)."""
         if not self.written:
             return None
+        if Path(self.output).suffix == ".aimodel":
+            return Path(self.output)
         from .coreml_io import coremltools, quiet
 
         with quiet():

@@ -179,3 +179,83 @@ class MaxPoolCascade(Pass):
                 name=name if last else f"{name}_stage{i}",
             )
         return x
+
+
+GLOBAL_REDUCTION = {"avg_pool": "reduce_mean", "max_pool": "reduce_max", "l2_pool": "reduce_l2_norm"}
+
+
+@register
+class PoolDecompose(Pass):
+    """Replace a pool that A12/A13-era ANEs reject by an exact equivalent they accept.
+
+    Those ANEs reject pools wider than 13 or with a stride above 2 (rule PA-5: 'Unsupported:
+    stride_x = 4 > 2'). Two exact forms, for average, max and L2 pools without padding (so
+    ``exclude_padding_from_average`` changes nothing) and without ``ceil_mode``:
+
+    * a global pool (the window is the whole input) is a reduction over the spatial axes
+      (``reduce_mean`` / ``reduce_max`` / ``reduce_l2_norm``);
+    * a pool whose stride equals its window, a power of two, pools disjoint blocks: the mean (max,
+      root sum of squares) of a 2^n block is the mean (max, root sum of squares) of those of its
+      four 2^(n-1) sub-blocks, so n pools of window 2, stride 2 compute it (floor-sized outputs use
+      the same rows at every stage).
+
+    Other windows (a stride-1 box filter wider than 13, a stride-3 pool) are left alone: a cascade
+    of box filters is not a box filter.
+
+    Given:
+        %y = avg_pool(x=%x[N, C, 7, 7], kernel_sizes=[7, 7], strides=[7, 7], pad_type="valid")
+        %z = max_pool(x=%x, kernel_sizes=[4, 4], strides=[4, 4], pad_type="valid")
+    Result:
+        %y = reduce_mean(x=%x, axes=[2, 3], keep_dims=True)
+        %t = max_pool(x=%x, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid")
+        %z = max_pool(x=%t, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid")
+
+    Exact (up to summation order). Source: the PA-5 limits in hollance/neural-engine
+    ``docs/unsupported-layers.md`` and issue #2 (kernel-validation log); the cascade is the
+    mean-of-means (max-of-maxes) identity for equal disjoint blocks.
+    """
+
+    name = "pool_decompose"
+    rules = ("PA-5",)
+    op_types = tuple(GLOBAL_REDUCTION)
+    source = "hollance/neural-engine docs/unsupported-layers.md and issue #2 (A12/A13 pooling limits)"
+
+    def matches(self, op: Any) -> bool:
+        kernel = int_list(op.inputs.get("kernel_sizes"), [])
+        if not kernel or bool(const(op.inputs.get("ceil_mode"))) or not static_shape(op.x):
+            return False
+        if window_pads(op, kernel, [1] * len(kernel)) != [(0, 0)] * len(kernel):
+            return False
+        return self.is_global(op, kernel) or self.halvings(op, kernel) is not None
+
+    @staticmethod
+    def is_global(op: Any, kernel: list[int]) -> bool:
+        return list(op.x.shape[2:]) == kernel
+
+    @staticmethod
+    def halvings(op: Any, kernel: list[int]) -> list[int] | None:
+        """Per spatial axis, how many window-2 stride-2 pools make the pool (None when it has another form)."""
+        strides = int_list(op.inputs.get("strides"), [1] * len(kernel))
+        if strides != kernel or max(kernel) < 2 or any(k & (k - 1) for k in kernel):
+            return None
+        return [k.bit_length() - 1 for k in kernel]
+
+    def rewrite(self, op: Any, name: str) -> Any:
+        from coremltools.converters.mil import Builder as mb
+
+        kernel = int_list(op.kernel_sizes, [])
+        if self.is_global(op, kernel):
+            reduce = getattr(mb, GLOBAL_REDUCTION[op.op_type])
+            return reduce(x=op.x, axes=list(range(2, op.x.rank)), keep_dims=True, name=name)
+        halvings = self.halvings(op, kernel)
+        x, stages, pool = op.x, max(halvings), getattr(mb, op.op_type)
+        for i in range(stages):
+            window = [2 if i < n else 1 for n in halvings]
+            x = pool(
+                x=x,
+                kernel_sizes=window,
+                strides=window,
+                pad_type="valid",
+                name=name if i == stages - 1 else f"{name}_stage{i}",
+            )
+        return x

@@ -13,10 +13,10 @@ ANE out for all its ops. Registering an id twice is an error. ``Rule.doc()`` is 
 ``anedoctor rules ID`` prints.
 
 A new rule goes in the family module it belongs to (dtype, ops, parameters, shapes, graph,
-placement, coreai), registered with :func:`rule`; its references use the builders in :mod:`.refs`.
+placement, coreai, measured), registered with :func:`rule`; its references use the builders in :mod:`.refs`.
 """
 
-from . import coreai, dtype, graph, ops, parameters, placement, shapes  # noqa: F401  (each module registers its rules)
+from . import coreai, dtype, graph, measured, ops, parameters, placement, shapes  # noqa: F401  (each registers its rules)
 from .base import CONFIDENCE, RULES, Context, Example, Rule, explain, markdown_table, rule
 
 __all__ = ["CONFIDENCE", "RULES", "Context", "Example", "Rule", "explain", "markdown_table", "rule"]

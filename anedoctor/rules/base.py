@@ -8,7 +8,8 @@ import functools
 import inspect
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ModelError
 from ..hardware import Target
@@ -32,6 +33,7 @@ class Context:
     model: Model
     graph: Graph
     typed: bool  # ML Program typed execution: an fp32 tensor means fp32 compute
+    profile: Any = None  # a measured per-chip profile (anedoctor.measure.profile.Profile), for rules.measured
 
     @functools.cached_property
     def flexible(self) -> bool:
@@ -57,12 +59,14 @@ class Example:
     it is PyTorch code instead, run with ``torch``, ``nn`` and ``F`` imported, that binds ``module``
     and its example ``inputs`` (a tuple), converted as ``anedoctor.check(module, inputs, via=via)``
     converts it. ``compute_units`` is the setting to check it with; ``chip`` is set only where the
-    rule depends on nothing but the chip."""
+    rule depends on nothing but the chip. ``profile`` is a measured profile (the dict ``anedoctor probes
+    ingest`` writes) to check it with, for the rules that read one (rules.measured)."""
 
     text: str
     compute_units: str = "all"
     chip: str | None = None
     via: str | None = None
+    profile: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def format(self) -> str:
@@ -153,6 +157,10 @@ def _example_text(example: Example) -> str:
     settings = [f"PyTorch, converted with via={example.via!r}"] if example.via else []
     settings += [f"compute units {example.compute_units}"] if example.compute_units != "all" else []
     settings += [f"chip {example.chip}"] if example.chip else []
+    settings += [
+        f"a profile measuring {e['op_type']} {'on' if e['ane'] else 'off'} the ANE (probe {e.get('probe')})"
+        for e in (example.profile or {}).get("eligibility", ())
+    ]
     head = f"({', '.join(settings)})\n" if settings else ""
     return head + textwrap.indent(example.text, "    ")
 

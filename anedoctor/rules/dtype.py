@@ -121,7 +121,10 @@ def fp32_io_on_early_ane(op: Op, ctx: Context):
         file("argus1/Anemll", "tests/dev/MB_GRAPH_ISSUES.md", "('ANE Data Type Requirements')"),
     ],
     fix="Keep integer work (index arithmetic, argmax, shape math) out of the hot path: precompute it, pass it as "
-    "fp16/uint16 inputs, or move it before/after the model.",
+    "fp16/uint16 inputs, or move it before/after the model (`anedoctor fix` folds shape math on static shapes into "
+    "constants).",
+    fix_pass="fold_shape_arithmetic",
+    fix_exact=True,
     example="""
         func main<ios17>(tensor<int32, [1, 64]> x) {
             tensor<int32, [1, 64]> y = add(x = x, y = x);

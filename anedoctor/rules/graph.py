@@ -144,7 +144,10 @@ def enumerated_shape_input(graph: Graph, ctx: Context):
             tensor<fp16, [1, ?, 1, 1]> x4 = expand_dims(x = x, axes = [-1, -2]);
             tensor<fp16, [1, ?, 1, 1]> y = layer_norm(x = x4, axes = [1], epsilon = 0.00001);
         }} -> (y);""",
-    fix="Use fixed shapes, or rank-4 layer_norm (B, C, 1, S) which worked with enumerated shapes.",
+    fix="Use fixed shapes, or rank-4 layer_norm (B, C, 1, S) which worked with enumerated shapes (`anedoctor fix` "
+    "runs each layer_norm at rank 4).",
+    fix_pass="layer_norm_to_rank4",
+    fix_exact=True,
 )
 def layer_norm_with_enumerated_shapes(graph: Graph, ctx: Context):
     """A layer_norm in a model with EnumeratedShapes inputs (iOS 16 era).

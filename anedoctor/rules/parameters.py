@@ -122,8 +122,11 @@ def dilated_kernel_too_wide(op: Op, ctx: Context):
     when=lambda t: t.chip.tier <= 12,
     apple_message="Unsupported: stride_x = <s> > 2",
     references=[EARLY_LOG, hollance("docs/unsupported-layers.md")],
-    fix="Use pooling windows <= 13 and strides <= 2, or a strided conv.",
+    fix="Use pooling windows <= 13 and strides <= 2, or a strided conv; a global pool is a reduction (reduce_mean, "
+    "reduce_max), and a pool with stride = window = 2^n is n window-2 stride-2 pools (`anedoctor fix` applies both).",
     ops=("max_pool", "avg_pool", "l2_pool"),
+    fix_pass="pool_decompose",
+    fix_exact=True,
     example=pool("avg_pool", 14),
     quiet=pool("avg_pool", 13, stride=2),
 )
@@ -347,8 +350,11 @@ def batched_matmul(shape: str) -> str:
         guide("part-1-machine/04-capability-surface.md", "(compile-legal table)"),
         guide("part-5-practice/17-model-design-rules.md", "(validator table, M1 direct compile)"),
     ],
-    fix="Fold the extra batch dimension into the batch axis (reshape to rank 4) before the matmul.",
+    fix="Fold the extra batch dimension into the batch axis (reshape to rank 4) before the matmul; `anedoctor fix` "
+    "runs such a linear as a 1x1 conv over the (B, C, 1, S) layout.",
     ops=("matmul", "linear"),
+    fix_pass="linear_to_conv",
+    fix_exact=True,
     example=batched_matmul("1, 2, 4, 8, 8"),
     quiet=batched_matmul("2, 4, 8, 8"),
 )
