@@ -114,22 +114,7 @@ class Estimate:
             ],
             "assumptions": chip_assumptions(r.target.chip),
             "calibration": FITTED.get("fit"),
-            "calibrated_by": self.calibrated_by(),
-        }
-
-    def calibrated_by(self) -> dict[str, Any] | None:
-        """The measured profile that rescaled this estimate (None: the model's own figures)."""
-        profile = self.report.profile
-        if profile is None or not profile.calibrates_latency:
-            return None
-        return {
-            "profile": profile.path,
-            "measured_on": profile.where,
-            "latency_scale": profile.latency_scale,
-            "class_latency_scale": profile.class_latency_scale,
-            "confidence": "M",
-            "note": "op times and segment launches multiplied by the profile's measured / predicted latency of "
-            "its one-op probes (per cost class and device; the device's median where a class was not probed)",
+            "calibrated_by": self.report.calibrated_by(),
         }
 
     def to_json(self, path: str | Path | None = None) -> str:

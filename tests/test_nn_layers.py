@@ -318,6 +318,11 @@ BLOB_CASES = {  # name -> (add the layer reading "x" (C, H, W) / "v" (C,) and wr
         {"v": VEC},
         np.float32([VEC.argmax()]),
     ),
+    "vector_slice_width": (  # W of a (C,) vector is a size-1 axis: [0, 1) keeps it
+        lambda b: b.add_slice("layer", "v", "out", axis="width", start_index=0, end_index=1, stride=1),
+        {"v": VEC},
+        VEC,
+    ),
     "vector_mean_only_mvn": (
         lambda b: b.add_mvn("layer", "v", "out", across_channels=True, normalize_variance=False),
         {"v": VEC},

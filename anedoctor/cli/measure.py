@@ -155,7 +155,8 @@ def probes_build_cmd(
             manifest = build_suite(folder, chip=chip, os=os_, names=split_list(only, None))
         print(
             f"probe models and {manifest.name} written to {folder}; measure them on a Mac with "
-            "`anedoctor measure NAME.mlpackage --compute-units cpu_and_ne -o measured/NAME.json`"
+            "`anedoctor measure NAME.mlpackage --compute-units cpu_and_ne,cpu_only -o measured/NAME.json`, then "
+            f"`anedoctor probes ingest measured/ --manifest {manifest} -o profile.json`"
         )
 
     guarded(body)
@@ -184,7 +185,8 @@ def probes_ingest_cmd(
             {"--output": lambda: json_rows(profile)},
             [
                 f"profile written to {output}: {len(profile['eligibility'])} probe(s), {eligible} ANE-eligible; "
-                f"cost scale {profile['cost_scale'] or 'not computed (no manifest or no timing)'}"
+                f"cost scale {profile['cost_scale'] or 'not computed (no manifest or no timing)'}; "
+                f"latency scale {profile.get('latency_scale') or 'not computed (no manifest or no timing)'}"
             ],
         )
 

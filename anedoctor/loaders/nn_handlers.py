@@ -481,6 +481,8 @@ def slice_legacy(r, p, xs):
     x, axis = r.shape(xs[0]), (-3, -2, -1)[p.axis]
     a = r.lax(x, axis)
     stride = p.stride or 1
+    if a is None and x is not None and len(range(1)[p.startIndex : p.endIndex]):
+        return Emit("identity", dict(x=xs[0]), [x])  # H or W of a (C,) vector: a size-1 axis, kept whole
     if a is None:
         return Emit("slice_by_index", dict(x=xs[0]), [x], {"axis": axis, "begin": p.startIndex, "end": p.endIndex})
     n = len(x)

@@ -203,6 +203,21 @@ class Report(Exportable):
         return self
 
     # ---- JSON ------------------------------------------------------------------------------
+    def calibrated_by(self) -> dict[str, Any] | None:
+        """The measured profile that rescaled this estimate (None: the model's own figures)."""
+        profile = self.profile
+        if profile is None or not profile.calibrates_latency:
+            return None
+        return {
+            "profile": profile.path,
+            "measured_on": profile.where,
+            "latency_scale": profile.latency_scale,
+            "class_latency_scale": profile.class_latency_scale,
+            "confidence": "M",
+            "note": "op times and segment launches multiplied by the profile's measured / predicted latency of "
+            "its one-op probes (per cost class and device; the device's median where a class was not probed)",
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """The report as the JSON schema's dict (the data every rendering uses)."""
         return report_dict(self)

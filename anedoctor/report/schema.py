@@ -75,6 +75,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         ],
         "notes": report.notes,
         "panels": report.panels,
+        "calibrated_by": report.calibrated_by(),
     }
 
 

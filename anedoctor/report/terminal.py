@@ -21,6 +21,8 @@ from ..util import safe_text
 STYLE = {"ane": "bold green", "gpu": "bold yellow", "cpu": "bold red"}
 MAX_LISTED_OPS = 6
 
+CALIBRATED = ", calibrated by the measured profile"
+
 
 def headline(s: dict[str, Any]) -> str:
     """Ops per device, segments, switches and the ANE share of FLOPs, in one line."""
@@ -85,7 +87,8 @@ def report_lines(d: dict[str, Any], verbose: bool = False) -> list[RenderableTyp
         out.append(
             Text(
                 f"Estimated latency ~{s['latency_ms']:.3f} ms per inference{energy} "
-                "(anedoctor estimate for this chip; `anedoctor estimate` breaks it down)"
+                f"(anedoctor estimate for this chip{CALIBRATED if d.get('calibrated_by') else ''}; "
+                "`anedoctor estimate` breaks it down)"
             )
         )
     out += [Text(f"note: {safe_text(note)}", style="yellow") for note in d["notes"]]
