@@ -18,6 +18,10 @@ scale/bias preprocessing, a dilation-8 conv and a 9x9 max pool) that ``fix`` con
 first; and the ml-ane-transformers-style BERT next to its Hugging Face original (``bert_ane`` /
 ``bert_hf``: bench/published/models_seq.py, 2 layers x 256 wide, 4 heads, 128 tokens, random weights),
 to show what ``fix`` gains on the Hugging Face layout and what still needs Apple's source-level rewrite.
+Then the pass cases whose rules fire only on another chip / OS or with a measured profile, each fixed under
+its own options (the chip/os column): ``enumerated_encoder`` (DY-4, a15/ios16), ``avg_pool_net`` (PA-5, a12)
+and ``gather_net`` (MS-1, m4/macos15 with a profile whose gather probes ran off the ANE). ``--chip``/``--os``
+apply to the models without options of their own.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from fix_zoo import ZOO  # noqa: E402
+from fix_zoo import ZOO, avg_pool_net, enumerated_encoder, gather_net, gather_profile  # noqa: E402
 
 from anedoctor.rewrite import fix  # noqa: E402
 from anedoctor.rewrite.coreml_io import coremltools, quiet  # noqa: E402
@@ -98,13 +102,17 @@ def bert(layout: str):
     return build
 
 
-# name -> (builder, whether fix can cure every blocker on the graph); the BERT pair's int32 ids and
-# embedding lookup need the source model (embeddings outside, fp16 inputs)
+# name -> (builder, whether fix can cure every blocker on the graph, check options); the BERT pair's int32 ids and
+# embedding lookup need the source model (embeddings outside, fp16 inputs). The last three are the pass cases whose
+# rules fire only on an older chip / OS or with a measured profile (tests/test_fix_passes.py CASES).
 MODELS = {
-    **ZOO,
-    "nn_context_net": (nn_context_net, True),
-    "bert_ane": (bert("ane"), False),
-    "bert_hf": (bert("hf"), False),
+    **{name: (build, fixable, {}) for name, (build, fixable) in ZOO.items()},
+    "nn_context_net": (nn_context_net, True, {}),
+    "bert_ane": (bert("ane"), False, {}),
+    "bert_hf": (bert("hf"), False, {}),
+    "enumerated_encoder": (enumerated_encoder, True, {"chip": "a15", "os": "ios16"}),
+    "avg_pool_net": (avg_pool_net, True, {"chip": "a12"}),
+    "gather_net": (gather_net, True, {"chip": "m4", "os": "macos15", "profile": gather_profile()}),
 }
 
 
@@ -112,18 +120,24 @@ def pct(x: float) -> str:
     return f"{x:6.1%}"
 
 
-def row_text(name: str, units: str, fixable: bool, r, seconds: float) -> str:
+def setting(options: dict) -> str:
+    """The check options of a model, short: 'a15/ios16', 'm4/macos15+profile', or 'default'."""
+    where = "/".join(options[k] for k in ("chip", "os") if options.get(k))
+    return (where or "default") + ("+profile" if options.get("profile") else "")
+
+
+def row_text(name: str, units: str, options: dict, fixable: bool, r, seconds: float) -> str:
     b, a = r.before, r.after
     errors = [x.error for x in r.applied if x.error is not None]
     lat = f"{b['latency_ms']:7.3f}->{a['latency_ms']:7.3f}" if "latency_ms" in b and "latency_ms" in a else "n/a"
     applied = ", ".join(x.pass_name for x in r.applied) or "none"
     left = ", ".join(u.rule for u in r.unfixed) or "-"
     return (
-        f"{name:<18} {units:<10} {'yes' if fixable else 'no':>7} "
+        f"{name:<18} {units:<10} {setting(options):<18} {'yes' if fixable else 'no':>7} "
         f"{pct(b['ane_fraction'])}->{pct(a['ane_fraction'])} "
         f"{pct(b['ane_flops_fraction'])}->{pct(a['ane_flops_fraction'])} {b['segments']:>3}->{a['segments']:<3} "
         f"{b['switches']:>3}->{a['switches']:<3} {lat:>17} {max(errors, default=0.0):9.2g} {seconds:6.1f}  "
-        f"{applied} / left: {left}"
+        f"{applied} / left: {left}{'' if r.written else ' (nothing written)'}"
     )
 
 
@@ -144,8 +158,8 @@ def pair_line(ane: dict, hf: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="*", help=f"subset of {', '.join(MODELS)}")
-    ap.add_argument("--chip")
-    ap.add_argument("--os")
+    ap.add_argument("--chip", help="chip for the models without their own (default: check's)")
+    ap.add_argument("--os", help="OS for the models without their own")
     ap.add_argument("--compute-units", default="all,cpu_and_ne", help="comma-separated settings to fix under")
     ap.add_argument("--json", help="write the figures as JSON")
     args = ap.parse_args()
@@ -156,28 +170,30 @@ def main() -> int:
     rows = []
     settings = [u.strip() for u in args.compute_units.split(",") if u.strip()]
     head = (
-        f"{'model':<18} {'units':<10} {'fixable':>7} {'ANE ops':>15} {'ANE FLOPs':>15} {'seg':>7} {'sw':>7} "
-        f"{'latency ms':>17} {'max err':>9} {'fix s':>6}  rewrites / left"
+        f"{'model':<18} {'units':<10} {'chip/os':<18} {'fixable':>7} {'ANE ops':>15} {'ANE FLOPs':>15} "
+        f"{'seg':>7} {'sw':>7} {'latency ms':>17} {'max err':>9} {'fix s':>6}  rewrites / left"
     )
     print(head)
     print("-" * len(head))
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            build, fixable = MODELS[name]
+            build, fixable, own = MODELS[name]
+            options = own or {"chip": args.chip, "os": args.os}
             folder = Path(tmp) / name
             folder.mkdir()
             src = build(folder)
             for units in settings:
                 start = time.perf_counter()
-                r = fix(src, folder / f"fixed-{units}.mlpackage", chip=args.chip, os=args.os, compute_units=units)
+                r = fix(src, folder / f"fixed-{units}.mlpackage", compute_units=units, **options)
                 seconds = time.perf_counter() - start
-                print(row_text(name, units, fixable, r, seconds))
+                print(row_text(name, units, options, fixable, r, seconds))
                 for x in r.dropped:
                     print(f"{'':<18} dropped {x.pass_name}: {x.reason}")
                 rows.append(
                     {
                         "model": name,
                         "compute_units": units,
+                        "chip_os": setting(options),
                         "graph_fixable": fixable,
                         "seconds": round(seconds, 2),
                         **r.to_dict(),

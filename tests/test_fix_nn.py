@@ -9,6 +9,7 @@ from pathlib import Path
 import nn_models
 import numpy as np
 import pytest
+from test_nn_layers import BETA, BLOB_CASES, GAMMA, VEC
 
 import anedoctor
 from anedoctor.errors import ModelError
@@ -186,6 +187,73 @@ def test_every_layer_of_the_loader_models_converts_and_agrees(tmp_path, build):
     assert [o.name for o in spec_out.description.output] == [o.name for o in spec.description.output]
 
 
+def layer_model(add, shape: tuple[int, ...], path: Path) -> Path:
+    """A spec-4 NeuralNetwork (exact rank mapping) of one layer reading "x" of ``shape`` and writing "out"."""
+    b = NeuralNetworkBuilder([("x", datatypes.Array(*shape))], [("out", None)], disable_rank5_shape_mapping=True)
+    add(b)
+    float32_io(b.spec)
+    return save(b.spec, path)
+
+
+def fp32_program_run(src: Path, work: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Convert ``src`` (verified against the NeuralNetwork inside ``to_mlprogram``) and run its fp32 program on ``x``;
+    returns the program's output and the NeuralNetwork's."""
+    conversion, reference = to_mlprogram(src, work, 17, False, {"x": x})
+    assert conversion.error_fp32 <= 1e-4
+    got = anedoctor.run(str(work / "nn-fp32.mlpackage"), inputs={"x": x}, precision="fp32").outputs["out"]
+    return got, reference.outputs["out"]
+
+
+PER_CHANNEL = [
+    "mvn",
+    "instance_batchnorm",
+    "batchnorm",
+    "lrn",
+    "prelu",
+    "parametric_softplus",
+    "depth_to_space",
+    "space_to_depth",
+    "pixel_shuffle",
+]
+
+
+@pytest.mark.parametrize("case", PER_CHANNEL)
+@pytest.mark.parametrize("lead", [(), (2, 1)], ids=["rank3", "rank5"])
+def test_per_channel_layers_on_rank3_and_rank5_blobs_convert(case, lead, tmp_path):
+    """MIL reads a rank-3 tensor as (n, C, L); the NeuralNetwork layer reads (C, H, W), leading axes a batch. The
+    emitted program runs the op at rank 4 and gives what NeuralNetwork.proto says (the numpy statement of
+    tests/test_nn_layers.py) for every instance of the batch."""
+    add, inputs, expected = BLOB_CASES[case]
+    x = inputs["x"]
+    batch = np.stack([x, -2 * x]).reshape(*lead, *x.shape) if lead else x
+    got, nn = fp32_program_run(layer_model(add, batch.shape, tmp_path / "layer.mlmodel"), tmp_path, batch)
+    assert got.shape == nn.shape == (*lead, *expected.shape)
+    np.testing.assert_allclose(got.reshape(-1, *expected.shape)[0], expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, nn, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("batchnorm", (VEC - 0.5) / np.sqrt(2 + 1e-5) * GAMMA + BETA),
+        ("prelu", np.where(VEC > 0, VEC, GAMMA / 8 * VEC)),
+    ],
+)
+def test_per_channel_layers_on_a_vector_read_it_as_channels(case, expected, tmp_path):
+    """A (C,) blob is (1, C, 1, 1) to these layers: one parameter per element."""
+    got, nn = fp32_program_run(layer_model(BLOB_CASES[case][0], VEC.shape, tmp_path / "vec.mlmodel"), tmp_path, VEC)
+    assert got.shape == nn.shape == VEC.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def prelu_on_rows():
+    """PReLU on a rank-2 blob (exact rank mapping): MIL's prelu takes rank 3 to 5, and the executor reads the
+    layer at rank 2 as MIL does, so there is no per-channel layout to restore; the conversion refuses it."""
+    b = NeuralNetworkBuilder([("x", datatypes.Array(3, 4))], [("out", None)], disable_rank5_shape_mapping=True)
+    BLOB_CASES["prelu"][0](b)
+    return b.spec
+
+
 @pytest.mark.parametrize(
     ("build", "os", "message"),
     [
@@ -193,6 +261,7 @@ def test_every_layer_of_the_loader_models_converts_and_agrees(tmp_path, build):
         (lambda: nn_models.legacy_classifier()[0], None, "classifiers are not converted"),
         (lambda: nn_models.conv_chain(4), "ios14", "need iOS 15"),
         (nn_models.flexible, None, "input 'r' has a flexible shape"),
+        (prelu_on_rows, None, "layer 'layer' \\(activation -> prelu\\) not converted: prelu op: x must be rank 3"),
         (lambda: pipeline_of(nn_models.conv_chain(2), nn_models.conv_chain(3)), None, "pipelines are not converted"),
     ],
 )

@@ -8,7 +8,10 @@ NeuralNetwork loader already translates every layer into the IR with ML Program 
 MIL builder (``mb``) in the opset of the chosen target. Under the rank-5 mapping of spec <= 3 models
 (a ``(C, H, W)`` input is notionally ``[1, 1, C, H, W]``) every runtime tensor is carried at rank 4
 (``(1, C, H, W)``; ``(C,)`` as ``(1, C, 1, 1)``) and reshaped back at the outputs, so the model's
-interface (names, shapes, image inputs with their preprocessing) is the NeuralNetwork's own.
+interface (names, shapes, image inputs with their preprocessing) is the NeuralNetwork's own. Under the exact
+rank mapping (spec 4+) the per-channel layers (batchnorm, MVN, LRN, reorganizeData, PReLU, parametric softplus)
+read a blob's trailing ``(C, H, W)``, leading axes a batch, where MIL reads ``[n, C, *D]``: on a blob of rank 1, 3
+or 5+ their op runs at rank 4 between two reshapes (:func:`nchw`).
 
 Verification, in :func:`to_mlprogram`: the reference executor runs the NeuralNetwork and the emitted
 fp32 program on the same seeded inputs and the outputs must agree within 1e-4 relative; then
@@ -471,7 +474,40 @@ def gather(e: Emitter, op: Op, name: str) -> Any:
     return mb.gather(**{**a, "indices": idx}, name=name)
 
 
+# MIL ops whose NeuralNetwork layers (batchnorm, MVN, LRN, reorganizeData, PReLU, parametric softplus) read a blob's
+# trailing (C, H, W) with any leading axes a batch, and a (C,) blob as (1, C, 1, 1) (NeuralNetwork.proto,
+# github.com/apple/coremltools/blob/main/mlmodel/format/NeuralNetwork.proto, A); MIL reads [n, C, *D], so at rank 3
+# (C, H, W) would be (n, C, L). The executor's ``nchw_view`` states the same rule.
+NCHW_OPS = (
+    "batch_norm",
+    "instance_norm",
+    "local_response_norm",
+    "prelu",
+    "softplus_parametric",
+    "depth_to_space",
+    "space_to_depth",
+    "pixel_shuffle",
+)
+
+
+def nchw(e: Emitter, op: Op, name: str) -> Any:
+    """A per-channel layer on a blob of rank 1, 3 or 5+: run at rank 4, ``(-1, C, H, W)`` (leading axes folded;
+    ``(C,)`` as ``(1, C, 1, 1)``), and reshaped back to the blob's rank."""
+    from coremltools.converters.mil import Builder as mb
+
+    a = e.args(op)
+    x, builder = a["x"], getattr(mb, op.type)
+    rank = len(x.shape)
+    if not op.layer_type or rank in (0, 2, 4):
+        return builder(**a, name=name)
+    shape = (1, x.shape[0], 1, 1) if rank == 1 else (-1, *x.shape[-3:])
+    y = builder(**{**a, "x": mb.reshape(x=x, shape=np.array(shape, np.int32), name=name + "_nchw")}, name=name + "_4d")
+    back = (-1,) if rank == 1 else (*x.shape[:-3], *y.shape[-3:])
+    return mb.reshape(x=y, shape=np.array(back, np.int32), name=name)
+
+
 SPECIAL = {
+    **dict.fromkeys(NCHW_OPS, nchw),
     "nn.preprocessing": preprocessing,
     "linear": linear,
     "transpose": transpose,
