@@ -19,7 +19,7 @@ from typing import Any
 
 from .api import check, load
 from .cost.fitted import FITTED
-from .hardware import CHIPS, COMPUTE_UNITS, DEVICE_LABELS, IOS_TO_MACOS, Chip
+from .hardware import CHIPS, COMPUTE_UNITS, DEVICE_LABELS, ENERGY_LABELS, IOS_TO_MACOS, Chip
 from .report import Report
 from .util import write_atomic
 
@@ -136,7 +136,7 @@ class Estimate:
             + ")",
             "energy ~"
             + f"{sum(d['energy_mj'].values()):.3f} mJ  ("
-            + ", ".join(f"{DEVICE_LABELS[k]} {v:.3f}" for k, v in d["energy_mj"].items())
+            + ", ".join(f"{ENERGY_LABELS[k]} {v:.3f}" for k, v in d["energy_mj"].items())
             + f")  {ENERGY_NOTE}",
             "time by bound: " + ", ".join(f"{k} {v:.3f} ms" for k, v in d["bounds_ms"].items() if v),
         ]
@@ -255,8 +255,8 @@ class Estimate:
 
 
 ENERGY_NOTE = (
-    "(estimate: ANE from pJ/MAC and pJ/byte; CPU/GPU from an assumed active power, not a published "
-    "per-inference figure)"
+    "(estimate: ANE from pJ/MAC, its DRAM traffic from pJ/byte; CPU/GPU from an assumed active power, not a "
+    "published per-inference figure)"
 )
 
 

@@ -20,6 +20,10 @@ from .errors import ModelError
 DISPLAY_ORDER = ("ane", "gpu", "cpu")
 SEGMENTER_ORDER = ("cpu", "gpu", "ane")  # tie-break order: the first cheapest wins
 DEVICE_LABELS = {"ane": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
+# Energy is reported per power rail: the devices, plus the DRAM traffic the ANE causes (the memory rail:
+# powermetrics' ANE power does not include it, github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6
+# notes/power.md, R).
+ENERGY_LABELS = {**DEVICE_LABELS, "dram": "DRAM (ANE traffic)"}
 COMPUTE_UNITS = {
     "all": ("cpu", "gpu", "ane"),
     "cpu_and_ne": ("cpu", "ane"),

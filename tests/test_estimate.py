@@ -73,6 +73,18 @@ def test_energy_is_labelled_an_estimate_per_device(compared):
     assert compared.report.summary["energy_mj"] == pytest.approx(sum(d["energy_mj"].values()), abs=1e-3)
 
 
+def test_ane_energy_leaves_its_dram_traffic_to_the_memory_rail(compared):
+    """powermetrics' ANE power excludes DRAM: the ANE rail is MACs x pJ/MAC, the DRAM rail bytes x pJ/byte."""
+    from anedoctor.cost.latency import PJ_PER_DRAM_BYTE, PJ_PER_MAC
+
+    ane = [p for p in compared.report.placements if p.device == "ane"]
+    d = compared.to_dict()["energy_mj"]
+    assert d["ane"] == pytest.approx(sum(p.macs for p in ane) * PJ_PER_MAC * 1e-9, rel=1e-3)
+    assert d["dram"] == pytest.approx(sum(p.dram_bytes for p in ane) * PJ_PER_DRAM_BYTE * 1e-9, rel=1e-3)
+    assert d["dram"] > 0
+    assert "DRAM (ANE traffic)" in compared.render()
+
+
 def test_faster_chip_is_estimated_faster(model_path):
     slow = anedoctor.estimate(model_path, chip="a14", os="ios17", compute_units="cpu_and_ne")
     fast = anedoctor.estimate(model_path, chip="m4", os="macos15", compute_units="cpu_and_ne")

@@ -24,7 +24,8 @@ https://github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6 (notes/co
 - each ANE segment pays one dispatch; each device switch a fixed cost plus an fp16<->fp32 copy of
   the tensors that cross (751K notes/coreml_dispatch.md, R: ~90 us for 1-2 MB on M6).
 CPU and GPU ops are rooflines over the chip's own CPU/GPU peak and memory bandwidth.
-Energy: ANE 0.7 pJ/MAC and 50 pJ per DRAM byte (751K notes/power.md; compiler model, R); CPU and GPU
+Energy: ANE 0.7 pJ/MAC, and apart from it the DRAM traffic at 50 pJ per byte (751K notes/power.md; compiler
+model, R); CPU and GPU
 at an assumed active power (no published per-inference figure): labelled an estimate.
 """
 
@@ -422,12 +423,14 @@ def crossing_bytes(placements, before: SegmentCost, after: SegmentCost) -> int:
 
 
 def energy(placements, result: Breakdown, chip: Chip, platform: str) -> dict[str, float]:
-    """mJ per inference per device: ANE from pJ/MAC and pJ/byte; CPU and GPU from an assumed active power."""
+    """mJ per inference per power rail: the ANE from pJ/MAC, the DRAM traffic it causes from pJ/byte (the memory
+    rail, kept apart so the ANE figure compares with powermetrics' ANE power), CPU and GPU from an assumed
+    active power."""
     out = {}
     ane = [p for p in placements if p.device == "ane"]
     if ane:
-        pj = sum(getattr(p, "macs", 0.0) * PJ_PER_MAC + getattr(p, "dram_bytes", 0.0) * PJ_PER_DRAM_BYTE for p in ane)
-        out["ane"] = pj * 1e-9
+        out["ane"] = sum(getattr(p, "macs", 0.0) for p in ane) * PJ_PER_MAC * 1e-9
+        out["dram"] = sum(getattr(p, "dram_bytes", 0.0) for p in ane) * PJ_PER_DRAM_BYTE * 1e-9
     if result.device_ms.get("cpu"):
         out["cpu"] = result.device_ms["cpu"] * ASSUMED_WATTS["cpu"][platform]
     if result.device_ms.get("gpu"):
