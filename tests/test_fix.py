@@ -385,3 +385,11 @@ def test_cli_fix(pool_model, tmp_path):
     assert res.exit_code == 0 and "nothing was written" in res.output and not (tmp_path / "none.mlpackage").exists()
     res = runner.invoke(app, ["fix", str(pool_model), "-o", str(pool_model)])
     assert res.exit_code == 2 and "must not be the input" in res.output and "Traceback" not in res.output
+
+
+def test_check_points_at_the_pass_that_cures_a_cause(fixed):
+    src, _, _, _ = fixed("dilated_conv_2d")
+    causes = anedoctor.check(src).to_dict()["causes"]
+    (dilated,) = [c for c in causes if c["rule"] == "PA-11"]
+    assert "`anedoctor fix` applies it (pass dilated_conv_to_space_to_batch, exact)" in dilated["fix"]
+    assert all("anedoctor fix` applies" not in c["fix"] for c in causes if not RULES[c["rule"]].fix_pass)

@@ -44,6 +44,9 @@ class Cause:
     switches: int = 0
 
 
+REWRITABLE_FORMATS = ("mlprogram", "neuralnetwork")  # what `anedoctor fix` rewrites with every pass
+
+
 class Report(Exportable):
     """Result of :func:`anedoctor.check`: a prediction of where every op runs, and why."""
 
@@ -174,10 +177,15 @@ class Report(Exportable):
         return sorted(causes.values(), key=lambda c: (-c.flops, -c.switches, -len(c.ops), c.rule.id))
 
     def fix_advice(self, rule: Rule) -> str:
-        """The rule's fix, with the compute-units advice only where it fits the setting in use."""
+        """The rule's fix, with the compute-units advice only where it fits the setting in use, and the
+        ``anedoctor fix`` pass that applies it where this model's format can be rewritten."""
         fix = rule.fix_for(self.model.format)
         if rule.id == "SEG-1" and self.compute_units == "all":
             return f"{fix} Or load with compute_units=cpu_and_ne if the ANE should win, and measure."
+        own_pass = rule.fix_pass and not rule.fix_pass.startswith("common::")
+        if own_pass and self.model.format in REWRITABLE_FORMATS and "anedoctor fix" not in fix:
+            kind = "exact" if rule.fix_exact else "verified against the original"
+            fix = f"{fix} `anedoctor fix` applies it (pass {rule.fix_pass}, {kind})."
         return fix
 
     def add_numerics(self, numerics_report) -> "Report":
