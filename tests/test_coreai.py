@@ -176,6 +176,21 @@ def test_check_and_run_dispatch_aimodel_paths_and_via_coreai(converted, net):
         anedoctor.load(module, x, via="onnx")
 
 
+def test_adaptive_average_pool_runs_as_a_window_sum(tmp_path):
+    """coreai-torch lowers adaptive_avg_pool2d to a size > 1 as sum_pool_2d and a division: both run, as torch does."""
+
+    class Adaptive(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.adaptive_avg_pool2d(x, 4)
+
+    x = torch.randn(1, 8, 16, 16)
+    model = coreai.load_aimodel(*coreai_tools.convert_module(Adaptive().eval(), x, tmp_path))
+    (pool,) = [op for op in model.ops if op.type == "coreai.sum_pool_2d"]
+    assert list(pool.inputs)[:2] == ["x", "kernel_sizes"] and pool.outputs[0].type.shape == (1, 8, 4, 4)
+    out = next(iter(anedoctor.run(model, {"input_0": x.numpy()}).outputs.values()))
+    assert np.abs(out - torch.nn.functional.adaptive_avg_pool2d(x, 4).numpy()).max() <= 1e-5
+
+
 def test_unknown_ops_keep_their_core_ai_name(tmp_path):
     from coreai._compiler import ir
     from coreai.authoring.asset import AIProgram

@@ -29,7 +29,7 @@ RESAMPLE = {
     "crop_resize",
     "crop",
 }
-POOL = {"max_pool", "avg_pool", "l2_pool"}
+POOL = {"max_pool", "avg_pool", "l2_pool", "coreai.sum_pool_2d"}
 TRANSCENDENTAL = {
     "exp",
     "exp2",

@@ -480,6 +480,18 @@ def max_pool(s, a):
     return fn(F.pad(x, flat_pads(pads), value=float("-inf")), kernel, strides, 0, ceil_mode=ceil)
 
 
+@op("coreai.sum_pool_2d")
+def sum_pool_2d(s, a):
+    """Core AI's unpadded window sum (coreai-torch lowers adaptive_avg_pool2d to it and a division)."""
+    x, kernel = a["x"], [int(k) for k in a["kernel_sizes"]]
+    strides = [int(v) for v in a.get("strides", kernel)]
+    dilations = [int(v) for v in a.get("dilations", [1, 1])]
+    cols = F.unfold(x, kernel, dilation=dilations, stride=strides)  # (N, C*kh*kw, L)
+    n, c = x.shape[:2]
+    h, w = ((x.shape[2 + i] - dilations[i] * (kernel[i] - 1) - 1) // strides[i] + 1 for i in range(2))
+    return cols.reshape(n, c, kernel[0] * kernel[1], h, w).sum(2)
+
+
 @op("avg_pool", "l2_pool")
 def avg_pool(s, a):
     x = a["x"]

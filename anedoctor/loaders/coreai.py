@@ -140,6 +140,8 @@ DIRECT: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "range": ("range_1d", ("start", "end", "step"), {}),
     "non_zero": ("non_zero", ("x",), {}),
     "max_pool_2d": ("max_pool", ("x", "kernel_sizes", "strides", "dilations", "ceil_mode"), {"pad_type": "valid"}),
+    # adaptive_avg_pool2d to a size > 1: a window sum, then a real_div by the window's area; MIL has no sum pool
+    "sum_pool_2d": ("coreai.sum_pool_2d", ("x", "kernel_sizes", "strides", "dilations"), {}),
     "concat": ("concat", ("axis",), {"interleave": False}),  # the other operands are the values
 }
 

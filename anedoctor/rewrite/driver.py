@@ -58,7 +58,10 @@ def fix(
     if out is None and not dry_run:
         raise ModelError("fix needs an output path (or dry_run=True)")
     if out is not None:
-        check_package_output(src, out, "fix", ".aimodel" if src.suffix == ".aimodel" else ".mlpackage")
+        try:
+            check_package_output(src, out, "fix", ".aimodel" if src.suffix == ".aimodel" else ".mlpackage")
+        except OSError as e:  # a name too long for the file system, a folder we may not search ...
+            raise ModelError(f"{output}: unusable output path ({e.strerror or type(e).__name__})") from None
     wanted = selected_rules(split(select), split(ignore))
     original = check(src, chip=chip, os=os, compute_units=compute_units, profile=profile)
     reference = None  # the original's outputs on seeded (or given) inputs, computed when a pass is tried
@@ -73,7 +76,7 @@ def fix(
             current = conversion.path
             current_report = check(current, chip=chip, os=os, compute_units=compute_units, profile=profile)
             reference = run(current, inputs=nn_run.inputs)  # later passes are compared with the converted program
-        for step, cls in enumerate(PASSES.values()):
+        for step, cls in enumerate(coreai_target.passes(src, PASSES)):
             rules = [r for r in cls.rules if wanted is None or r in wanted]
             flagged = {p.op.name for p in current_report.placements for f in p.findings if f.rule.id in rules}
             if not flagged:
@@ -83,7 +86,7 @@ def fix(
                 continue
             impl = coreai_target.implementation(cls, src)
             if impl is None:
-                report.skipped.append((cls.name, "no Core AI (.aimodel) implementation of this pass yet"))
+                report.skipped.append((cls.name, coreai_target.why_not(cls)))
                 continue
             attempt = Attempt(cls.name, tuple(rules), cls.exact, cls.tolerance, cls.summary())
             reference = reference or run(src, inputs=inputs, seed=0)
@@ -140,7 +143,7 @@ def try_pass(
         if broken is None:
             attempt.error, broken = verify_outputs(p, current, model, after, reference, check_target)
         if broken is None and path.suffix == ".aimodel":  # a second opinion: Core AI's own CPU runtime
-            runtime_error, broken = coreai_target.verify_runtime(p, current, path, reference.inputs)
+            runtime_error, broken = coreai_target.verify_runtime(p, current, path, reference.inputs, reference.outputs)
             attempt.error = max(attempt.error or 0.0, runtime_error)
     except ModelError as e:
         broken = str(e)

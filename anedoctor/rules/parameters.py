@@ -213,6 +213,11 @@ def pad(value: float) -> str:
     apple_message="Constnt Pad fill mode with non-zero values is not supported on ANE",
     references=[m6("notes/coreml_dispatch.md", "(§2.1: Espresso's ANE reject strings, M4)")],
     fix="Pad with zeros and add the offset afterwards, or fold the constant into the next op.",
+    fixes={
+        "coreai": "A -inf pad before a max pool (how coreai-torch lowers a padded MaxPool2d) is exact as a replicate "
+        "pad: `anedoctor fix` rewrites it (pass max_pool_pad_to_replicate, Core AI only, exact). Other fill "
+        "values: pad with zeros and add the offset afterwards, or fold the constant into the next op."
+    },
     ops=("pad",),
     example=pad(1.0),
     quiet=pad(0.0),
