@@ -26,11 +26,19 @@ STDOUT = "-"
 class Outputs:
     """The output files of one command."""
 
-    def __init__(self, inputs: Iterable[str | Path | None] = ()):
+    def __init__(self, inputs: Iterable[str | Path | None] = (), models: dict[str, str | Path | None] | None = None):
         self.inputs = [Path(p) for p in inputs if p is not None and str(p) != STDOUT]
+        self.models = {flag: Path(p) for flag, p in (models or {}).items() if p is not None}  # written by the command
         self.paths: dict[str, str] = {}
         self.staged: list[tuple[Path, Path]] = []
         self.stdout: list[str | bytes] = []
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        if kind is not None:  # the command failed: leave no staged file behind
+            self.discard()
 
     def claim(self, flag: str, path: str | Path | None) -> str | None:
         """Register ``path`` for ``flag`` (None: not asked for); ModelError when it cannot be written."""
@@ -43,6 +51,9 @@ class Outputs:
                 raise ModelError(f"{flag} -: only one output can go to standard output, and {other} already does")
         else:
             check_writable(flag, Path(path), self.inputs)
+            for model_flag, model in self.models.items():
+                if same_path(Path(path), model) or inside(Path(path), model):
+                    raise ModelError(f"{flag} {path}: {model_flag} writes the model there")
             other = next((f for f, p in self.paths.items() if p != STDOUT and same_path(Path(p), Path(path))), None)
             if other:
                 raise ModelError(f"{flag} {path}: {other} writes the same file")
@@ -69,7 +80,11 @@ class Outputs:
     def commit(self) -> None:
         """Move every staged file into place, then write what goes to standard output."""
         for tmp, path in self.staged:
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                self.discard()
+                raise ModelError(f"{path}: cannot write ({e.strerror or type(e).__name__})") from None
         self.staged.clear()
         for data in self.stdout:
             if isinstance(data, bytes):
@@ -86,14 +101,28 @@ def same_path(a: Path, b: Path) -> bool:
         return False
 
 
+def inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies inside the folder ``folder`` (links resolved)."""
+    try:
+        real = Path(os.path.realpath(folder))
+        return real.is_dir() and Path(os.path.realpath(path)).is_relative_to(real)
+    except OSError:
+        return False
+
+
 def check_writable(flag: str, path: Path, inputs: list[Path]) -> None:
     """ModelError (naming the flag and the user's path) unless ``path`` can be a new or replaced output file."""
-    target = Path(os.path.realpath(path))
+    try:
+        _check_writable(flag, path, inputs)
+    except OSError as e:  # a name too long, a loop of links ...
+        raise ModelError(f"{flag} {path}: unusable output path ({e.strerror or type(e).__name__})") from None
+
+
+def _check_writable(flag: str, path: Path, inputs: list[Path]) -> None:
     for source in inputs:
-        real = Path(os.path.realpath(source))
         if same_path(path, source):
             raise ModelError(f"{flag} {path}: this is an input ({source}); refusing to write over it")
-        if real.is_dir() and target.is_relative_to(real):
+        if inside(path, source):
             raise ModelError(f"{flag} {path}: this is inside the input {source}; refusing to write into a model")
     if path.is_dir():
         raise ModelError(f"{flag} {path}: is a directory; give a file name")
@@ -110,7 +139,14 @@ def check_package_output(source: Path, output: str | Path | None, command: str, 
     holding it, in an existing folder, and not some other file."""
     if output is None:
         raise ModelError(f"{command} needs an output path (-o OUT{suffix})")
-    out, src = Path(output).resolve(), Path(source).resolve()
+    try:
+        return _check_package_output(Path(source), Path(output), suffix)
+    except OSError as e:  # a name too long for the file system, a folder we may not search ...
+        raise ModelError(f"{output}: unusable output path ({e.strerror or type(e).__name__})") from None
+
+
+def _check_package_output(source: Path, output: Path, suffix: str) -> Path:
+    out, src = output.resolve(), source.resolve()
     if out == src or src in out.parents:
         raise ModelError(f"{output}: the output must not be the input {source} or lie inside it")
     if out in src.parents:

@@ -1,11 +1,13 @@
 """Hostile input: FIFOs, devices, links out of the model and loops, size and shape limits, malformed
-fields with one specific error each, hostile .npz inputs, the two NeuralNetwork executor fixes, and a
-bounded mutation campaign over every input family (tests/fuzz) that must end with zero hangs, crashes,
-generic errors, unnamed errors, modified inputs and leftover files."""
+fields with one specific error each, hostile .npz inputs, calibration files (profiles, measurements, probe
+manifests) with wrong types, the two NeuralNetwork executor fixes, and a bounded mutation campaign over every
+input family (tests/fuzz) that must end with zero hangs, crashes, generic errors, unnamed errors, modified
+inputs and leftover files."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import random
@@ -329,16 +331,141 @@ def test_embedding_then_squeeze_runs(tmp_path, rank5):
     np.testing.assert_array_equal(np.asarray(out).reshape(-1), table[:, 3])
 
 
+# ------------------------------------------------------------------ calibration: profiles, measurements, manifests
+
+
+def error_of(fn, *args) -> str:
+    with pytest.raises(ModelError) as e:
+        fn(*args)
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("name", ["profile.json", "manifest.json", "measured.json"])
+def test_calibration_file_that_is_a_fifo_is_refused(tmp_path, name):
+    from anedoctor.measure.profile import ingest, load_profile
+    from anedoctor.measure.suite import load_manifest
+
+    path = tmp_path / name
+    os.mkfifo(path)
+    reader = {"profile.json": load_profile, "manifest.json": load_manifest, "measured.json": lambda p: ingest([p])}
+    assert f"{path}: the" in (message := error_of(reader[name], path)) and "not a regular file (a FIFO)" in message
+
+
+def measured(seeds, name: str = "conv3x3") -> dict:
+    return json.loads((seeds["measured"] / f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda d: d["ops"][0].update(supported="../x"), "ops[0].supported: expected an object, got str"),
+        (lambda d: d.update(runs="/etc/passwd"), "runs: expected an object, got str"),
+        (lambda d: d["runs"].update(cpu_only=[1]), "runs['cpu_only']: expected an object, got list"),
+        (lambda d: d["ops"][0].update(type=3.5), "ops[0].type: expected text, got float"),
+        (lambda d: d.update(ops={"a": 1}), "not an anedoctor report (no 'ops' list)"),
+        (lambda d: d.update(chip="m4"), "chip: expected an object, got str"),
+    ],
+)
+def test_measurement_with_wrong_types_names_the_file_and_field(tmp_path, seeds, change, expected):
+    from anedoctor.measure.profile import ingest
+
+    d = measured(seeds)
+    change(d)
+    (tmp_path / "conv3x3.json").write_text(json.dumps(d))
+    assert error_of(ingest, [tmp_path]) == f"{tmp_path / 'conv3x3.json'}: {expected}"
+
+
+def test_manifest_entry_with_wrong_types_names_the_probe(tmp_path, seeds):
+    from anedoctor.measure.suite import load_manifest
+
+    manifest = json.loads((seeds["probes"] / "manifest.json").read_text())
+    manifest["probes"]["conv3x3"]["predicted_ms"] = [1, 2]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    message = error_of(load_manifest, tmp_path / "manifest.json")
+    assert message == f"{tmp_path / 'manifest.json'}: probes['conv3x3']: predicted_ms: expected an object, got list"
+
+
+def test_ingest_skips_a_ratio_that_overflows(seeds):
+    """A measured median of 1e308 ms over an estimate of 1e-300 ms is no scale (it would be inf in the profile)."""
+    from anedoctor.measure.profile import as_profile, ingest
+    from anedoctor.measure.suite import load_manifest
+
+    manifest = load_manifest(seeds["probes"] / "manifest.json")
+    manifest["conv3x3"]["predicted_ms"] = {"cpu": 1e-300}
+    manifest["conv3x3"]["predicted_latency_ms"] = {"cpu_and_ne": 1e-300, "cpu_only": 1e-300}
+    d = measured(seeds)
+    for timed in d["runs"].values():
+        timed["predict_ms"]["median"] = 1e308
+    profile = ingest([d, measured(seeds, "gtb_matmul_512")], manifest)
+    assert "cpu" not in profile["cost_scale"] and profile["latency_scale"] == {"ane": 0.8, "cpu": 0.8}
+    assert as_profile(profile).cost_factor("conv", "cpu") == 1.0  # the profile ingest wrote loads
+
+
+@pytest.mark.parametrize("provenance", [-1, "abc", {"a": 1}])
+def test_profile_provenance_that_is_not_a_list(tmp_path, seeds, provenance):
+    from anedoctor.measure.profile import load_profile
+
+    d = json.loads(seeds["profile"].read_text())
+    d["provenance"] = provenance
+    (tmp_path / "p.json").write_text(json.dumps(d))
+    assert "p.json: provenance: expected a list of measurements" in error_of(load_profile, tmp_path / "p.json")
+
+
+def test_fix_output_name_too_long_is_one_error(tmp_path, seeds):
+    from anedoctor.rewrite import fix
+
+    out = tmp_path / ("x" * 300 + ".mlpackage")
+    assert error_of(fix, seeds["fixable"], out).endswith(".mlpackage: unusable output path (File name too long)")
+
+
+# Findings of the campaign on this round's inputs, fixed: each stays as a regression test.
+
+
+def cli(*argv: str):
+    from typer.testing import CliRunner
+
+    from anedoctor.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in argv])
+
+
+def test_check_with_a_bad_measurement_leaves_no_staged_output(tmp_path, seeds):
+    model = copy(seeds["mlpackage"], tmp_path / "m.mlpackage")
+    (tmp_path / "bad.json").write_text('{"kind": "measurement", "ops": [{"supported": "x"}]}')
+    result = cli("check", model, "--measured", tmp_path / "bad.json", "--json", tmp_path / "r.json")
+    assert result.exit_code == 2 and "ops[0].supported: expected an object" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "m.mlpackage"]
+
+
+def test_fix_report_on_the_output_path_is_refused(tmp_path, seeds):
+    model = copy(seeds["fixable"], tmp_path / "m.mlmodel")
+    result = cli("fix", model, "-o", tmp_path / "out.mlpackage", "--json", tmp_path / "out.mlpackage")
+    assert result.exit_code == 2 and "unexpected" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mlmodel"]
+
+
+def test_report_path_too_long_is_one_error(tmp_path, seeds):
+    result = cli("check", seeds["mlpackage"], "--json", tmp_path / ("x" * 300 + ".json"))
+    assert result.exit_code == 2 and "unexpected" not in result.output and "x" * 300 in result.output
+
+
 # ------------------------------------------------------------------ the bounded campaign
 
 
 def test_mutation_campaign_finds_nothing(work, seeds):
-    """20 mutants per family through the real CLI (forked per case, 20 s timeout, address-space cap)."""
+    """10 mutants per family through the real CLI (forked per case, 20 s timeout, address-space cap)."""
     from tests.fuzz.campaign import FAMILY_NAMES, run_campaign
 
-    summary = run_campaign(cases=20 * len(FAMILY_NAMES), seed=11, workers=2, timeout=20, work=work)
+    core_ai = importlib.util.find_spec("coreai_torch") is not None  # fix_out then also rewrites an .aimodel
+    summary = run_campaign(
+        cases=10 * len(FAMILY_NAMES), seed=11, workers=2, timeout=20, work=work, with_aimodel=core_ai
+    )
     bad = [(b["case"], b["family"], b["outcome"], b["what"][:80], b.get("stderr", "")[-200:]) for b in summary["bad"]]
     assert not bad, bad
     total = summary["total"]
     assert total["clean"] > 50 and total["ok"] > 20  # the mutants reach both the errors and the analyses
     assert summary["peak_rss_mb"] < 2048
+    for family in ("profile", "ingest", "measured", "fix_out"):  # calibration inputs, measurements, fix's outputs
+        counts = summary["by_family"][family]
+        assert sum(n for k, n in counts.items() if k not in ("modified", "leftovers")) == 10 and counts.get("ok")

@@ -73,6 +73,10 @@ def run_check(
         if several and measured:
             raise ModelError("--measured takes one model")
         outputs = Outputs(inputs=[*models, measured, profile])
+        if measured:
+            from ..measure.compare import read_measurement
+
+            read_measurement(measured)  # a bad measurement fails before any work or output
         calibration = None
         if profile:
             from ..measure.profile import load_profile
@@ -87,45 +91,46 @@ def run_check(
             outputs.claim(
                 f"--html ({Path(model).name})" if several else "--html", per_model_path(html_path, model, several)
             )
-        checked, rows = [], []
-        for model in models:
-            with progress(f"loading {Path(model).name}"):
-                loaded = load(model, input_shapes(input_shape))
-            with progress(f"predicting {Path(model).name}"):
-                report = check(
-                    loaded,
-                    chip=pick(chip, "chip"),
-                    os=pick(os_, "os"),
-                    compute_units=units,
-                    select=split_list(select, cfg.get("select")),
-                    ignore=split_list(ignore, cfg.get("ignore")),
-                    profile=calibration,
-                )
-                data = report.to_dict()
-            failures = gate(report, **gates)
-            checked.append((data, failures))
-            rows.append((Path(model).name, report, failures))
-            tag = f" ({Path(model).name})" if several else ""
-            if json_path:
-                outputs.put(f"--json{tag}", json_rows(data))
-            if html_path:
-                outputs.put(f"--html{tag}", render_html(data))
-            human = []
-            if explain:
-                placement = report.find(explain)
-                human = op_lines(data["ops"][report.placements.index(placement)])
-            elif fmt == "text":
-                human = report_lines(data, verbose)
-            if measured:
-                from ..measure import compare
+        with outputs:  # an error on the way leaves no staged output behind
+            checked, rows = [], []
+            for model in models:
+                with progress(f"loading {Path(model).name}"):
+                    loaded = load(model, input_shapes(input_shape))
+                with progress(f"predicting {Path(model).name}"):
+                    report = check(
+                        loaded,
+                        chip=pick(chip, "chip"),
+                        os=pick(os_, "os"),
+                        compute_units=units,
+                        select=split_list(select, cfg.get("select")),
+                        ignore=split_list(ignore, cfg.get("ignore")),
+                        profile=calibration,
+                    )
+                    data = report.to_dict()
+                failures = gate(report, **gates)
+                checked.append((data, failures))
+                rows.append((Path(model).name, report, failures))
+                tag = f" ({Path(model).name})" if several else ""
+                if json_path:
+                    outputs.put(f"--json{tag}", json_rows(data))
+                if html_path:
+                    outputs.put(f"--html{tag}", render_html(data))
+                human = []
+                if explain:
+                    placement = report.find(explain)
+                    human = op_lines(data["ops"][report.placements.index(placement)])
+                elif fmt == "text":
+                    human = report_lines(data, verbose)
+                if measured:
+                    from ..measure import compare
 
-                human = [*human, "", f"Against the measurement {measured}: {compare(data, measured).headline()}"]
-            show(human, to_stderr="-" in outputs.paths.values())
-        if sarif_path:
-            outputs.put("--sarif", to_sarif(checked))
-        if junit_path:
-            outputs.put("--junit", to_junit(checked))
-        outputs.commit()
+                    human = [*human, "", f"Against the measurement {measured}: {compare(data, measured).headline()}"]
+                show(human, to_stderr="-" in outputs.paths.values())
+            if sarif_path:
+                outputs.put("--sarif", to_sarif(checked))
+            if junit_path:
+                outputs.put("--junit", to_junit(checked))
+            outputs.commit()
         if fmt == "github":
             sys.stdout.write(github_annotations(checked))
         if several:

@@ -164,11 +164,12 @@ def main_options(
     """Does my Core ML model run on the Apple Neural Engine? Which ops don't, why, and how to fix it."""
 
 
-def claimed(inputs, paths: dict[str, str | None]):
-    """An :class:`~anedoctor.outputs.Outputs` with these output flags claimed, before any work is done."""
+def claimed(inputs, paths: dict[str, str | None], models: dict[str, str | None] | None = None):
+    """An :class:`~anedoctor.outputs.Outputs` with these output flags claimed, before any work is done;
+    ``models``: the model folders the command itself writes (``-o``), which no other output may touch."""
     from ..outputs import Outputs
 
-    outputs = Outputs(inputs=inputs)
+    outputs = Outputs(inputs=inputs, models=models)
     for flag, path in paths.items():
         outputs.claim(flag, path)
     return outputs

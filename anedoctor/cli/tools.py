@@ -63,7 +63,7 @@ def fix_cmd(
         if output is None and not dry_run:
             suffix = ".aimodel" if Path(model).suffix == ".aimodel" else ".mlpackage"
             raise ModelError(f"fix needs -o OUT{suffix} (or --dry-run)")
-        outputs = claimed([model, profile], {"--json": json_path, "--html": html_path})
+        outputs = claimed([model, profile], {"--json": json_path, "--html": html_path}, {"-o": output})
         with progress(f"rewriting and verifying {Path(model).name}"):
             report = fix(
                 model,
@@ -111,11 +111,10 @@ def compress_cmd(
     def body():
         from ..compress import compress, sweep
         from ..execute import load_inputs
-        from ..outputs import Outputs
 
-        outputs = Outputs(inputs=[model, activations, *input_paths(inputs)])
-        outputs.claim("--json", json_path)
-        outputs.claim("--html", html_path)
+        outputs = claimed(
+            [model, activations, *input_paths(inputs)], {"--json": json_path, "--html": html_path}, {"-o": output}
+        )
         feeds = load_inputs(*inputs) if inputs else None
         recipe = {
             "palettize": palettize,

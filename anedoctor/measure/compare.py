@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ModelError
 from ..hardware import DEVICE_LABELS, DISPLAY_ORDER
+from ..loaders.files import checked_file, plain
 from ..util import Exportable
 from . import page
 from .computeplan import load_report
@@ -199,18 +200,71 @@ class Comparison(Exportable):
 def compare(prediction: Any, measurement: Any) -> Comparison:
     """Compare a prediction (report dict, Report, or JSON path) with a measurement (dict, JSON path, or an
     MLComputePlan dump)."""
-    pred, meas = load_report(prediction, "prediction"), load_report(measurement, "measurement")
-    if meas.get("kind") != "measurement":
-        raise ModelError(
-            f"{_label(measurement)}: kind is {meas.get('kind')!r}, expected 'measurement' "
-            "(from anedoctor measure, or an MLComputePlan dump)"
-        )
+    pred, meas = load_report(prediction, "prediction"), read_measurement(measurement)[0]
     if pred.get("kind") == "measurement":
         raise ModelError(
             f"{_label(prediction)}: is a measurement; compare needs a prediction first "
             "(anedoctor check MODEL --json pred.json)"
         )
     return Comparison(pred, meas)
+
+
+MEASUREMENT_OBJECTS = ("model", "chip", "os", "coreml", "runs", "summary")  # top-level objects (each may be null)
+OP_FIELDS = {
+    "name": str,
+    "type": str,
+    "device": str,
+    "supported": dict,
+    "cost": float,
+    "reasons": list,
+    "outputs": list,
+}
+KINDS = {dict: (dict, "an object"), list: (list, "a list"), str: (str, "text"), float: ((int, float), "a number")}
+
+
+def read_measurement(source: Any) -> tuple[dict[str, Any], str]:
+    """A measurement (dict, JSON file or MLComputePlan dump) and the label its errors carry, its structure checked
+    (compare and ingest read these fields): a file must be a regular one (a FIFO or device would block the read)."""
+    if isinstance(source, (str, Path)):
+        checked_file(Path(plain(source)), None, "json", "measurement")
+    try:
+        d = load_report(source, "measurement")
+    except RecursionError:
+        raise ModelError(f"{source}: the measurement nests deeper than Python can read") from None
+    model = d.get("model")
+    label = _label(source) if isinstance(source, (str, Path)) else str((model or {}).get("name", "the measurement"))
+    if d.get("kind") != "measurement":
+        raise ModelError(
+            f"{label}: kind is {d.get('kind')!r}, expected 'measurement' (from anedoctor measure, or an "
+            "MLComputePlan dump)"
+        )
+    for key in MEASUREMENT_OBJECTS:
+        expect(d.get(key), dict, label, key)
+    expect((model or {}).get("name"), str, label, "model.name")
+    expect(d.get("compute_units"), str, label, "compute_units")
+    ops = d.get("ops")
+    if not isinstance(ops, list):
+        raise ModelError(f"{label}: ops: expected the list of measured ops")
+    for i, op in enumerate(ops):
+        expect(op, dict, label, f"ops[{i}]")
+        for key, kind in OP_FIELDS.items():
+            expect(op.get(key), kind, label, f"ops[{i}].{key}")
+        for key in ("reasons", "outputs"):
+            for j, item in enumerate(op.get(key) or ()):
+                expect(item, dict, label, f"ops[{i}].{key}[{j}]")
+                expect(item.get("name" if key == "outputs" else "message"), str, label, f"ops[{i}].{key}[{j}]")
+    for units, run in (d.get("runs") or {}).items():
+        expect(run, dict, label, f"runs[{units!r}]")
+        for key in ("predict_ms", "summary"):
+            expect((run or {}).get(key), dict, label, f"runs[{units!r}].{key}")
+    return d, label
+
+
+def expect(value: Any, kind: type, label: str, where: str) -> None:
+    """A one-line error naming the file and field when ``value`` is neither null nor a ``kind``."""
+    types, words = KINDS[kind]
+    if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+        raise ModelError(f"{label}: {where}: expected {words}, got {type(value).__name__}")
 
 
 def _spearman(pairs: list[tuple[float, float]]) -> float | None:

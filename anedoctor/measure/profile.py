@@ -29,8 +29,9 @@ from .._version import __version__
 from ..cost.work import cost_class
 from ..errors import ModelError
 from ..hardware import DISPLAY_ORDER, parse_chip, parse_os
+from ..loaders.files import JSON_MAX_DEPTH, json_depth, plain, read_text
 from ..util import json_rows, write_atomic
-from .computeplan import load_report
+from .compare import expect, read_measurement
 
 
 def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -51,10 +52,7 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
     class_latency: dict[tuple[str, str], list[float]] = {}  # (cost class, device) -> the same
     where: tuple | None = None
     for source in sources:
-        d = load_report(source, "measurement")
-        label = str(source) if isinstance(source, (str, Path)) else (d.get("model") or {}).get("name", "measurement")
-        if d.get("kind") != "measurement":
-            raise ModelError(f"{label}: kind is {d.get('kind')!r}, expected a measurement of a probe model")
+        d, label = read_measurement(source)
         here = ((d.get("chip") or {}).get("name"), (d.get("os") or {}).get("build"))
         if where is not None and here != where:
             raise ModelError(
@@ -64,9 +62,10 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
         where = here
         name = Path((d.get("model") or {}).get("name") or label).stem
         info = manifest.get(name, {})
+        check_probe_entry(info, f"{label}: the manifest's probes[{name!r}]")
         _same_chip(label, d, info)
         op_type = info.get("op_type") or _probe_type(d["ops"])
-        ops = [op for op in d["ops"] if op.get("type") == op_type and op.get("device")]
+        ops = [op for op in d["ops"] if op.get("type") == op_type and op.get("device") in DISPLAY_ORDER]
         if not ops:
             raise ModelError(f"{label}: no measured op of type {op_type!r} (probe {name})")
         entries.append(
@@ -96,7 +95,7 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
                 "latency_runs": runs,
             }
         )
-    first = load_report(sources[0], "measurement")
+    first = read_measurement(sources[0])[0]
     return {
         "schema_version": "1.0",
         "kind": "profile",
@@ -114,6 +113,14 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
     }
 
 
+def check_probe_entry(info: Any, where: str) -> None:
+    """A probe manifest entry as ingest reads it: an object whose fields are of the types build_suite writes."""
+    expect(info, dict, where, "entry")
+    expect(info.get("op_type"), str, where, "op_type")
+    for key in ("predicted_ms", "predicted_latency_ms", "predicted_latency_device", "predicted_for"):
+        expect(info.get(key), dict, where, key)
+
+
 def _expand(measurements: list[Any]) -> list[Any]:
     out: list[Any] = []
     for m in measurements:
@@ -124,13 +131,14 @@ def _expand(measurements: list[Any]) -> list[Any]:
     return out
 
 
-def _probe_type(ops: list[dict[str, Any]]) -> str:
+def _probe_type(ops: list[dict[str, Any]]) -> str | None:
     """The op a probe tests: its rarest type, ignoring the I/O casts converters add."""
     counts: dict[str, int] = {}
     for op in ops:
-        counts[op.get("type")] = counts.get(op.get("type"), 0) + 1
+        if op.get("type"):
+            counts[op["type"]] = counts.get(op["type"], 0) + 1
     core = {t: n for t, n in counts.items() if t != "cast"} or counts
-    return min(core, key=lambda t: (core[t], t))
+    return min(core, key=lambda t: (core[t], t)) if core else None
 
 
 def _ratio(d: dict[str, Any], info: dict[str, Any]) -> tuple[str, float] | None:
@@ -139,7 +147,8 @@ def _ratio(d: dict[str, Any], info: dict[str, Any]) -> tuple[str, float] | None:
     run = (d.get("runs") or {}).get(units) or {}
     device, measured = _run_device(d, units, run), _positive((run.get("predict_ms") or {}).get("median"))
     predicted = _positive((info.get("predicted_ms") or {}).get(device))
-    return (device, measured / predicted) if device and measured and predicted else None
+    ratio = _positive(measured / predicted) if measured and predicted else None  # 1e308 / 1e-300 is no ratio
+    return (device, ratio) if device and ratio else None
 
 
 def _latency_runs(d: dict[str, Any], info: dict[str, Any]) -> list[dict[str, Any]]:
@@ -153,7 +162,8 @@ def _latency_runs(d: dict[str, Any], info: dict[str, Any]) -> list[dict[str, Any
         device = _run_device(d, units, run)
         measured = _positive((run.get("predict_ms") or {}).get("median"))
         estimate = _positive(predicted.get(units))
-        if device is not None and device == placed.get(units) and measured and estimate:
+        finite = measured and estimate and _positive(measured / estimate)  # 1e308 / 1e-300 is no ratio
+        if device is not None and device == placed.get(units) and finite:
             runs.append({"compute_units": units, "device": device, "measured_ms": measured, "predicted_ms": estimate})
     return runs
 
@@ -341,15 +351,22 @@ def as_profile(source: Any) -> Profile | None:
 
 def load_profile(path: str | Path) -> Profile:
     """Read and validate a profile JSON written by :func:`write_profile`."""
+    return _validated(read_json_document(path, "profile"), str(path))
+
+
+def read_json_document(path: str | Path, what: str) -> Any:
+    """A JSON file the user names (profile, probe manifest, measurement): a regular file within the JSON size
+    limit (a FIFO or device is refused, never read), UTF-8, nested at most :data:`JSON_MAX_DEPTH` levels."""
+    text = read_text(Path(plain(path)), None, "json", what)
     try:
-        d = json.loads(Path(path).read_text("utf-8"))
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read the profile ({e.strerror or e})") from None
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise ModelError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
-    except UnicodeDecodeError:
-        raise ModelError(f"{path}: not UTF-8 text; a profile is JSON") from None
-    return _validated(d, str(path))
+    except RecursionError:
+        raise ModelError(f"{path}: the {what} nests deeper than Python can read") from None
+    if json_depth(value) > JSON_MAX_DEPTH:
+        raise ModelError(f"{path}: the {what} nests deeper than {JSON_MAX_DEPTH} levels")
+    return value
 
 
 def _validated(d: Any, path: str) -> Profile:
@@ -369,6 +386,8 @@ def _validated(d: Any, path: str) -> Profile:
         eligibility.setdefault(e["op_type"], []).append(e)
     scale = _scale(d.get("cost_scale"), path, "cost_scale")
     provenance = d.get("provenance") or []
+    if not isinstance(provenance, list):
+        raise ModelError(f"{path}: provenance: expected a list of measurements, got {type(provenance).__name__}")
     return Profile(
         path,
         d.get("chip") or {},

@@ -28,6 +28,7 @@ from ..errors import ModelError
 from ..hardware import COMPUTE_UNITS
 from ..util import write_atomic
 from .probes import PROBES, Probe, build_probe
+from .profile import check_probe_entry, read_json_document
 
 X4 = ((1, 64, 32, 32), "fp16")
 
@@ -123,12 +124,9 @@ def _save_package(model, path: Path) -> None:
 
 def load_manifest(path: str | Path) -> dict[str, dict[str, Any]]:
     """The per-probe entries of a manifest.json written by :func:`build_suite`."""
-    try:
-        d = json.loads(Path(path).read_text("utf-8"))
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read the probe manifest ({e.strerror or e})") from None
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    d = read_json_document(path, "probe manifest")
     if not isinstance(d, dict) or d.get("kind") != "probe-manifest" or not isinstance(d.get("probes"), dict):
         raise ModelError(f"{path}: not a probe manifest (write one with `anedoctor probes build DIR`)")
+    for name, entry in d["probes"].items():
+        check_probe_entry(entry, f"{path}: probes[{name!r}]")
     return d["probes"]

@@ -58,10 +58,7 @@ def fix(
     if out is None and not dry_run:
         raise ModelError("fix needs an output path (or dry_run=True)")
     if out is not None:
-        try:
-            check_package_output(src, out, "fix", ".aimodel" if src.suffix == ".aimodel" else ".mlpackage")
-        except OSError as e:  # a name too long for the file system, a folder we may not search ...
-            raise ModelError(f"{output}: unusable output path ({e.strerror or type(e).__name__})") from None
+        check_package_output(src, out, "fix", ".aimodel" if src.suffix == ".aimodel" else ".mlpackage")
     wanted = selected_rules(split(select), split(ignore))
     original = check(src, chip=chip, os=os, compute_units=compute_units, profile=profile)
     reference = None  # the original's outputs on seeded (or given) inputs, computed when a pass is tried

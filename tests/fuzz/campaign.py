@@ -1,6 +1,6 @@
 """A seeded mutation campaign over every input family: ``python -m tests.fuzz.campaign --cases 5000``.
 
-Case ``i`` of seed ``s`` is always the same mutant (family ``i mod 11``, ``random.Random(f"{s}:{i}")``),
+Case ``i`` of seed ``s`` is always the same mutant (family ``i mod len(families)``, ``random.Random(f"{s}:{i}")``),
 so a failure is reproduced with ``--only i``. Cases run in ``--workers`` spawned processes; each case
 runs in its own child forked from its worker (see runner.py) with a timeout and an address-space cap. Exit 1
 when any case hangs, crashes, ends in the generic error, names no file, modifies an input or
@@ -78,12 +78,13 @@ def run_campaign(
     keep: bool = False,
     only: list[int] | None = None,
     progress: bool = False,
+    with_aimodel: bool = False,
 ) -> dict:
     """Run the campaign and return its summary (counts by family and outcome, the bad cases)."""
     families = families or FAMILY_NAMES
     own = work is None
     work = Path(tempfile.mkdtemp(prefix="anedoctor-fuzz-")) if own else work
-    seeds = build_seeds(work / "seeds")
+    seeds = build_seeds(work / "seeds", with_aimodel)
 
     root = work / f"cases-{seed}"
     root.mkdir(exist_ok=True)
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, action="append", help="only case number N (repeatable)")
     parser.add_argument("--work", type=Path, help="keep seeds and failing cases in this folder")
     parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("--aimodel", action="store_true", help="also fix a Core AI .aimodel (needs coreai-torch)")
     args = parser.parse_args(argv)
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         keep=args.work is not None,
         only=args.only,
         progress=True,
+        with_aimodel=args.aimodel,
     )
     text = json.dumps(summary, indent=1)
     if args.json:

@@ -1,9 +1,10 @@
 """Seeded mutants of every input anedoctor reads, one family per format.
 
-A family is a function ``(rng, seeds, case_dir) -> Case``: it copies a seed into the case
-folder, damages one thing, and says which command to run. Everything in the case folder
-before the run is an input (hashed before and after); ``Case.outputs`` lists what the
-command may create."""
+Families cover the model formats, ``.npz`` inputs, output paths and the filesystem, and (``profile``,
+``ingest``, ``measured``, ``fix_out``) the calibration inputs, measurements and fix's output paths. A family
+is a function ``(rng, seeds, case_dir) -> Case``: it copies a seed into the case folder, damages one thing,
+and says which command to run. Everything in the case folder before the run is an input (hashed before and
+after); ``Case.outputs`` lists what the command may create (or write inside, for a model folder)."""
 
 from __future__ import annotations
 
@@ -599,6 +600,104 @@ def fam_filesystem(rng, seeds, case_dir) -> Case:
     return Case("filesystem", f"{target.relative_to(case_dir)} is a {kind}", argv)
 
 
+# ------------------------------------------------------------------ calibration: profiles, measurements, manifests
+
+
+def hostile_file(rng: random.Random, path: Path, case_dir: Path) -> str:
+    """A mutated copy of the JSON file at ``path`` (mostly), else a FIFO, link, folder ... in its place."""
+    if rng.random() < 0.85:
+        return write_mutant_json(path, rng)
+    return "a " + replace_with(rng, path, case_dir)
+
+
+def fam_profile(rng, seeds, case_dir) -> Case:
+    """A mutated profile (as `probes ingest` writes it) given to check, estimate or fix --dry-run."""
+    model = copy_seed(seeds["mlpackage"], case_dir)
+    profile = copy_seed(seeds["profile"], case_dir)
+    what = hostile_file(rng, profile, case_dir)
+    command_ = rng.choice([["check"], ["check"], ["check", "--json", "r.json"], ["estimate"], ["fix", "--dry-run"]])
+    argv = [command_[0], model.name, "--profile", profile.name, *command_[1:]]
+    if rng.random() < 0.15:
+        argv += rng.choice([["--chip", "m4"], ["--chip", "a17"], ["--os", "ios17"]])
+    return Case("profile", f"{profile.name}: {what}", argv, ["r.json"])
+
+
+def fam_ingest(rng, seeds, case_dir) -> Case:
+    """Mutated measurement JSONs or probe manifest given to `probes ingest`."""
+    measured = copy_seed(seeds["measured"], case_dir)
+    manifest = copy_seed(seeds["probes"] / "manifest.json", case_dir)
+    if rng.random() < 0.4:
+        target = manifest
+    else:
+        target = rng.choice(sorted(measured.iterdir()))
+    what = f"{target.relative_to(case_dir)}: {hostile_file(rng, target, case_dir)}"
+    if rng.random() < 0.2:  # a second damaged file
+        other = rng.choice([p for p in [manifest, *sorted(measured.iterdir())] if p != target])
+        what += f"; {other.relative_to(case_dir)}: {write_mutant_json(other, rng)}"
+    sources = (
+        [measured.name] if rng.random() < 0.7 else [str(p.relative_to(case_dir)) for p in sorted(measured.iterdir())]
+    )
+    extra = ["--manifest", manifest.name] if rng.random() < 0.85 else []
+    return Case("ingest", what, ["probes", "ingest", *sources, *extra, "-o", "profile.json"], ["profile.json"])
+
+
+def fam_measured(rng, seeds, case_dir) -> Case:
+    """A mutated measurement of the model held against its prediction: `check MODEL --measured M` or `compare`."""
+    model = copy_seed(seeds["mlpackage"], case_dir)
+    measured = copy_seed(seeds["measurement"], case_dir)
+    what = hostile_file(rng, measured, case_dir)
+    if rng.random() < 0.5:
+        argv = ["check", model.name, "--measured", measured.name]
+    else:
+        argv = ["compare", copy_seed(seeds["prediction"], case_dir).name, measured.name]
+    extra = rng.choice([[], [], ["--json", "c.json"], ["--html", "c.html"]])
+    return Case("measured", f"{measured.name}: {what}", argv + extra, extra[1:])
+
+
+def fam_fix_out(rng, seeds, case_dir) -> Case:
+    """`fix nn.mlmodel -o TARGET` (or `fix m.aimodel -o TARGET` when that seed was built) with hostile output
+    paths: the input, inside it, over a file, a link, a missing folder, the wrong suffix ..."""
+    core_ai = "aimodel" in seeds and rng.random() < 0.3
+    model = copy_seed(seeds["aimodel" if core_ai else "fixable"], case_dir)
+    suffix, other = (".aimodel", ".mlpackage") if core_ai else (".mlpackage", ".aimodel")
+    (case_dir / "adir").mkdir()
+    (case_dir / "keep.npz").write_bytes(seeds["inputs"].read_bytes())
+    (case_dir / f"old{suffix}").mkdir()
+    (case_dir / f"old{suffix}" / "keep.txt").write_text("an earlier output\n")
+    os.symlink("keep.npz", case_dir / f"link{suffix}")
+    os.symlink("adir", case_dir / f"dirlink{suffix}")
+    target = rng.choice(
+        [
+            f"out{suffix}",
+            f"adir/out{suffix}",
+            f"old{suffix}",
+            "adir",
+            f"missing/out{suffix}",
+            model.name,
+            f"{model.name}/x{suffix}",
+            "keep.npz",
+            f"link{suffix}",
+            f"dirlink{suffix}",
+            "/dev/full",
+            "adir/",
+            f"out{suffix}/",
+            f"out{other}",
+            "out.mlmodel",
+            "",
+            ".",
+            "..",
+            f"\x1b[31m{suffix}",
+            "x" * 300 + suffix,
+        ]
+    )
+    argv = ["fix", model.name, "-o", target]
+    if rng.random() < 0.3:
+        argv += rng.choice([["--json", "fix.json"], ["--json", target], ["--html", "fix.html"], ["--dry-run"]])
+    rooted = target.rstrip("/")
+    allowed = [] if rooted.startswith(model.name) or not rooted else [rooted, "fix.json", "fix.html"]
+    return Case("fix_out", f"{model.suffix}: -o {target[:40]!r}", argv, allowed)
+
+
 FAMILIES: dict[str, Callable[..., Case]] = {
     "spec_bytes": fam_spec_bytes,
     "spec_fields": fam_spec_fields,
@@ -611,4 +710,8 @@ FAMILIES: dict[str, Callable[..., Case]] = {
     "npz": fam_npz,
     "out_path": fam_out_path,
     "filesystem": fam_filesystem,
+    "profile": fam_profile,
+    "ingest": fam_ingest,
+    "measured": fam_measured,
+    "fix_out": fam_fix_out,
 }

@@ -184,6 +184,11 @@ def run_subprocess(argv: list[str], cwd: Path, tmp: Path, timeout: float, cap: i
     return proc.returncode, stderr, hung, peak
 
 
+def is_output(rel: str, outputs: list[str]) -> bool:
+    """``rel`` is an output the command may write, or inside one (a written ``.mlpackage`` folder)."""
+    return any(o and (rel == o or rel.startswith(o + "/")) for o in outputs)
+
+
 def run_case(
     argv: list[str],
     outputs: list[str],
@@ -201,8 +206,8 @@ def run_case(
     code, stderr, hung, peak = runner(argv, case_dir, tmp, timeout, cap or address_cap(2 * GiB))
     seconds = time.monotonic() - start
     after = snapshot(case_dir)
-    modified = sorted(k for k, v in before.items() if after.get(k) != v and k not in outputs)
-    leftovers = sorted(k for k in after if k not in before and k not in outputs)
+    modified = sorted(k for k, v in before.items() if after.get(k) != v and not is_output(k, outputs))
+    leftovers = sorted(k for k in after if k not in before and not is_output(k, outputs))
     leftovers += [f"$TMPDIR/{p.name}" for p in tmp.iterdir()]
     names = [a for a in argv if a and not a.startswith("-")][1:] + [Path(a).name for a in argv[1:] if a]
     kind = classify(code, stderr, hung, names)
