@@ -17,6 +17,27 @@ def weights(*shape: int) -> np.ndarray:
     return RNG.standard_normal(shape).astype(np.float32)
 
 
+def add_conv3x3(b, name: str, cin: int, cout: int, src: str, dst: str, dilation: int = 1, scale: float = 0.05) -> None:
+    """A 3x3 'same' convolution with a bias, random weights (times ``scale``) and dilation ``dilation``."""
+    b.add_convolution(
+        name,
+        kernel_channels=cin,
+        output_channels=cout,
+        height=3,
+        width=3,
+        stride_height=1,
+        stride_width=1,
+        border_mode="same",
+        groups=1,
+        W=weights(3, 3, cin, cout) * scale,
+        b=weights(cout) * scale,
+        has_bias=True,
+        input_name=src,
+        output_name=dst,
+        dilation_factors=[dilation, dilation],
+    )
+
+
 def legacy_classifier():
     """Rank-5 era image classifier: preprocessing, conv, batchnorm, leaky ReLU, pool, flatten,
     inner product, softmax, 4 class labels."""

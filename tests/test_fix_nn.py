@@ -9,6 +9,7 @@ from pathlib import Path
 import nn_models
 import numpy as np
 import pytest
+from nn_models import add_conv3x3
 from test_nn_layers import BETA, BLOB_CASES, GAMMA, VEC
 
 import anedoctor
@@ -25,38 +26,18 @@ from coremltools.proto.FeatureTypes_pb2 import ArrayFeatureType, ImageFeatureTyp
 RNG = np.random.default_rng(3)
 
 
-def conv(b, name, cin, cout, src, dst, dilation=1):
-    b.add_convolution(
-        name,
-        kernel_channels=cin,
-        output_channels=cout,
-        height=3,
-        width=3,
-        stride_height=1,
-        stride_width=1,
-        border_mode="same",
-        groups=1,
-        W=(RNG.standard_normal((3, 3, cin, cout)) * 0.05).astype(np.float32),
-        b=(RNG.standard_normal(cout) * 0.05).astype(np.float32),
-        has_bias=True,
-        input_name=src,
-        output_name=dst,
-        dilation_factors=[dilation, dilation],
-    )
-
-
 def blocked_net(b, x: str, cin: int, c: int) -> None:
     """Convs around a conv with dilation 8 (extent 17 > 15: PA-11) and a 9x9 max pool (PA-6), ending in 'y'."""
     src = x
     for i in range(3):
-        conv(b, f"pre{i}", c if i else cin, c, src, f"p{i}")
+        add_conv3x3(b, f"pre{i}", c if i else cin, c, src, f"p{i}")
         b.add_activation(f"pre_relu{i}", "RELU", f"p{i}", f"pr{i}")
         src = f"pr{i}"
-    conv(b, "dilated", c, c, src, "d", dilation=8)
+    add_conv3x3(b, "dilated", c, c, src, "d", dilation=8)
     b.add_pooling("pool", 9, 9, 1, 1, layer_type="MAX", padding_type="SAME", input_name="d", output_name="q")
     src = "q"
     for i in range(3):
-        conv(b, f"post{i}", c, c, src, f"o{i}")
+        add_conv3x3(b, f"post{i}", c, c, src, f"o{i}")
         b.add_activation(f"post_relu{i}", "RELU", f"o{i}", "y" if i == 2 else f"or{i}")
         src = f"or{i}"
 
@@ -154,7 +135,7 @@ def test_rank5_image_model_keeps_image_input_and_preprocessing(tmp_path):
 
 def test_double_arrays_are_an_interface_change(tmp_path):
     b = NeuralNetworkBuilder([("x", datatypes.Array(1, 8, 16, 16))], [("y", None)], disable_rank5_shape_mapping=True)
-    conv(b, "c", 8, 8, "x", "y", dilation=8)
+    add_conv3x3(b, "c", 8, 8, "x", "y", dilation=8)
     src = save(b.spec, tmp_path / "double.mlmodel")
     with pytest.raises(ModelError, match="DOUBLE.*allow_interface_changes"):
         to_mlprogram(src, tmp_path, 17, False, None)

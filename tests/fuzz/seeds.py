@@ -54,25 +54,12 @@ def neuralnetwork(path: Path) -> Path:
     from coremltools.models.neural_network import NeuralNetworkBuilder
     from coremltools.models.utils import save_spec
 
+    from tests.nn_models import add_conv3x3
+
     b = NeuralNetworkBuilder(
         [("image", datatypes.Array(3, 4, 4)), ("ids", datatypes.Array(1))], [("probs", None), ("vec", None)]
     )
-    b.add_convolution(
-        "conv",
-        kernel_channels=3,
-        output_channels=2,
-        height=3,
-        width=3,
-        stride_height=1,
-        stride_width=1,
-        border_mode="same",
-        groups=1,
-        W=weights(3, 3, 3, 2),
-        b=weights(2),
-        has_bias=True,
-        input_name="image",
-        output_name="c",
-    )
+    add_conv3x3(b, "conv", 3, 2, "image", "c", scale=0.1)
     b.add_activation("relu", "RELU", "c", "r")
     b.add_flatten("flat", mode=0, input_name="r", output_name="f")
     b.add_inner_product(
@@ -108,26 +95,12 @@ def fixable_nn(path: Path) -> Path:
     from coremltools.models.utils import save_spec
     from coremltools.proto.FeatureTypes_pb2 import ArrayFeatureType
 
+    from tests.nn_models import add_conv3x3
+
     b = NeuralNetworkBuilder([("x", datatypes.Array(1, 32, 64, 64))], [("y", None)], disable_rank5_shape_mapping=True)
     dilations = (1, 1, 8, 1, 1)
     for i, dilation in enumerate(dilations):
-        b.add_convolution(
-            f"conv{i}",
-            kernel_channels=32,
-            output_channels=32,
-            height=3,
-            width=3,
-            stride_height=1,
-            stride_width=1,
-            border_mode="same",
-            groups=1,
-            W=weights(3, 3, 32, 32),
-            b=weights(32),
-            has_bias=True,
-            input_name="x" if i == 0 else f"r{i - 1}",
-            output_name=f"c{i}",
-            dilation_factors=[dilation, dilation],
-        )
+        add_conv3x3(b, f"conv{i}", 32, 32, "x" if i == 0 else f"r{i - 1}", f"c{i}", dilation)
         b.add_activation(f"relu{i}", "RELU", f"c{i}", "y" if i == len(dilations) - 1 else f"r{i}")
     for f in [*b.spec.description.input, *b.spec.description.output]:
         f.type.multiArrayType.dataType = ArrayFeatureType.FLOAT32
