@@ -6,6 +6,7 @@ that reaches into coremltools internals.
 """
 
 from . import spatial, shapes, layout, dtypes  # noqa: F401, I001  (registration order is priority order)
+from . import coreai_passes  # noqa: F401  (registers the Core AI implementations beyond coreai.py's own)
 from .base import PASSES, Pass, PassResult, register
 from .driver import fix
 from .report import FixReport

@@ -462,6 +462,3 @@ def implementation(cls: type, source: Path) -> type | None:
     """The class that applies pass ``cls`` to ``source``: ``cls`` itself for an ML Program, its Core AI
     implementation for an ``.aimodel`` (None when it has none: its ``coreai_form`` below says why)."""
     return PASSES.get(cls.name) if source.suffix == ".aimodel" else cls
-
-
-from . import coreai_passes  # noqa: E402, F401  (registers the other Core AI implementations)
