@@ -263,3 +263,10 @@ def test_activation_spills_move_at_the_chips_own_dram_rate(tmp_path):
     slow, fast = (LatencyModel(CHIPS[c], "ios").ane(conv.op, 0, spill, fused=False) for c in ("a14", "m4pro"))
     assert slow.bound == fast.bound == "activations"
     assert slow.ms / fast.ms == pytest.approx(CHIPS["m4pro"].ane_weight_gbps / CHIPS["a14"].ane_weight_gbps, rel=0.01)
+
+
+def test_segmenter_cpu_streams_no_faster_than_the_chips_dram():
+    """The CPU's bandwidth anchor (M4) is scaled down on chips with less DRAM bandwidth, never up."""
+    rate = {c: device_rates(resolve_target("ios17", c, None))["elementwise", "cpu"][1] for c in ("a17", "m4", "m4pro")}
+    assert rate["a17"] == pytest.approx(rate["m4"] * CHIPS["a17"].dram_gbps / CHIPS["m4"].dram_gbps)
+    assert rate["m4pro"] == rate["m4"]

@@ -96,9 +96,12 @@ def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, fl
     # opposite of the published plans. Core ML's estimator is a learned tree over op features (ane-guide
     # ch. 18, R), which need not see the GPU size.
     scale = {"ane": chip.fp16_tflops / M4.fp16_tflops, "cpu": chip.cpu_gflops / M4.cpu_gflops, "gpu": 1.0}
-    # Bandwidth: the ANE's measured weight stream per chip; the CPU's M4 anchor on every chip (scaled by the
-    # cores of a Pro/Max, a one-token lm_head went to the CPU where Anemll-bench measured it on the ANE).
-    bandwidth = {"ane": max(chip.ane_weight_gbps, 1.0) / M4.ane_weight_gbps, "cpu": 1.0, "gpu": 1.0}
+    # Bandwidth: the ANE's measured weight stream per chip. The CPU keeps its M4 anchor on chips with more DRAM
+    # bandwidth (scaled up by the cores of a Pro/Max, a one-token lm_head went to the CPU where Anemll-bench
+    # measured it on the ANE) and is scaled down on chips with less: a CPU cannot stream faster than its DRAM
+    # (an A17 Pro has 51 GB/s against the M4's 120).
+    cpu_bandwidth = min(1.0, chip.dram_gbps / M4.dram_gbps)
+    bandwidth = {"ane": max(chip.ane_weight_gbps, 1.0) / M4.ane_weight_gbps, "cpu": cpu_bandwidth, "gpu": 1.0}
     rates = {}
     for cls, per_device in CLASS_EFFICIENCY.items():
         for device, (flop_eff, bw_eff) in per_device.items():
