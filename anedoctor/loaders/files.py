@@ -149,11 +149,28 @@ def read_json(path: Path, root: Path | None, what: str = "JSON file") -> Any:
         return None
     data = read_bytes(path, root, "json", what)
     try:
+        return _json_value(data, path, what)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def read_json_document(path: str | os.PathLike, what: str) -> Any:
+    """A JSON file the user names (profile, probe manifest, measurement): a regular file within the JSON size
+    limit (a FIFO or device is refused, never read), UTF-8, nested at most :data:`JSON_MAX_DEPTH` levels;
+    ModelError otherwise."""
+    text = read_text(Path(plain(path)), None, "json", what)
+    try:
+        return _json_value(text, path, what)
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+
+
+def _json_value(data: str | bytes, path: Any, what: str) -> Any:
+    """``json.loads`` with the nesting guard (a ValueError for bad JSON passes through)."""
+    try:
         value = json.loads(data)
     except RecursionError:
         raise ModelError(f"{path}: the {what} nests deeper than Python can read") from None
-    except (UnicodeDecodeError, ValueError):
-        return None
     if json_depth(value) > JSON_MAX_DEPTH:
         raise ModelError(f"{path}: the {what} nests deeper than {JSON_MAX_DEPTH} levels")
     return value

@@ -18,7 +18,6 @@ Profiles written before the latency scales existed load with none (the latency e
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +28,7 @@ from .._version import __version__
 from ..cost.work import cost_class
 from ..errors import ModelError
 from ..hardware import DISPLAY_ORDER, parse_chip, parse_os
-from ..loaders.files import JSON_MAX_DEPTH, json_depth, plain, read_text
+from ..loaders.files import read_json_document
 from ..util import json_rows, write_atomic
 from .compare import expect, read_measurement
 
@@ -352,21 +351,6 @@ def as_profile(source: Any) -> Profile | None:
 def load_profile(path: str | Path) -> Profile:
     """Read and validate a profile JSON written by :func:`write_profile`."""
     return _validated(read_json_document(path, "profile"), str(path))
-
-
-def read_json_document(path: str | Path, what: str) -> Any:
-    """A JSON file the user names (profile, probe manifest, measurement): a regular file within the JSON size
-    limit (a FIFO or device is refused, never read), UTF-8, nested at most :data:`JSON_MAX_DEPTH` levels."""
-    text = read_text(Path(plain(path)), None, "json", what)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
-    except RecursionError:
-        raise ModelError(f"{path}: the {what} nests deeper than Python can read") from None
-    if json_depth(value) > JSON_MAX_DEPTH:
-        raise ModelError(f"{path}: the {what} nests deeper than {JSON_MAX_DEPTH} levels")
-    return value
 
 
 def _validated(d: Any, path: str) -> Profile:

@@ -26,9 +26,10 @@ from .._version import __version__
 from ..cost import LAUNCH_MS, OUTPUT_ON_ACCEL_MS
 from ..errors import ModelError
 from ..hardware import COMPUTE_UNITS
+from ..loaders.files import read_json_document
 from ..util import write_atomic
 from .probes import PROBES, Probe, build_probe
-from .profile import check_probe_entry, read_json_document
+from .profile import check_probe_entry
 
 X4 = ((1, 64, 32, 32), "fp16")
 
