@@ -73,10 +73,11 @@ def run_check(
         if several and measured:
             raise ModelError("--measured takes one model")
         outputs = Outputs(inputs=[*models, measured, profile])
+        measurement = None
         if measured:
             from ..measure.compare import read_measurement
 
-            read_measurement(measured)  # a bad measurement fails before any work or output
+            measurement = read_measurement(measured)[0]  # a bad measurement fails before any work or output
         calibration = None
         if profile:
             from ..measure.profile import load_profile
@@ -124,7 +125,7 @@ def run_check(
                 if measured:
                     from ..measure import compare
 
-                    human = [*human, "", f"Against the measurement {measured}: {compare(data, measured).headline()}"]
+                    human = [*human, "", f"Against the measurement {measured}: {compare(data, measurement).headline()}"]
                 show(human, to_stderr="-" in outputs.paths.values())
             if sarif_path:
                 outputs.put("--sarif", to_sarif(checked))

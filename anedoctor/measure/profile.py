@@ -50,8 +50,11 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
     latency: dict[str, list[float]] = {}  # device -> measured / predicted latency
     class_latency: dict[tuple[str, str], list[float]] = {}  # (cost class, device) -> the same
     where: tuple | None = None
+    first: dict[str, Any] | None = None
     for source in sources:
         d, label = read_measurement(source)
+        if first is None:
+            first = d
         here = ((d.get("chip") or {}).get("name"), (d.get("os") or {}).get("build"))
         if where is not None and here != where:
             raise ModelError(
@@ -94,7 +97,6 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
                 "latency_runs": runs,
             }
         )
-    first = read_measurement(sources[0])[0]
     return {
         "schema_version": "1.0",
         "kind": "profile",
