@@ -174,8 +174,9 @@ def test_counts_shown_equal_json(open_report, request, which):
     # every switch is marked in the strip (clusters carry their size)
     marked = page.evaluate("[...document.querySelectorAll('#strip .sw')].reduce((n, g) => n + +g.dataset.n, 0)")
     assert marked == s["switches"]
-    page.click("#switch-list summary")
-    assert page.locator("#switch-list li").count() == s["switches"]
+    page.click("#switch-list summary")  # the list fills on the details' "toggle" event, which fires later
+    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api.expect(page.locator("#switch-list li")).to_have_count(s["switches"])
     # small models show every op in the graph
     assert page.locator("#graph .node[data-op]").count() == s["ops"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
