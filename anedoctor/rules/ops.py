@@ -297,6 +297,51 @@ never_rule(
 
 
 @rule(
+    "OP-19",
+    family="op",
+    confidence="I",
+    scope="iOS 16 / macOS 13 and earlier (Xcode reports of 2022-23); on M4, macOS 27 select ran on the ANE",
+    when=lambda t: t.os.ios <= 16,
+    ops=("select",),
+    references=[
+        file(
+            "apple/ml-ane-transformers",
+            "assets/xcode_performance_report_comparison.png",
+            "(iPhone 13 Pro Max, iOS 16.0: Hugging Face distilbert, masked_fill mask, 38 of 266 ops on the CPU; "
+            "the same model with an additive mask, 4 of 606)",
+            commit="da64000",
+        ),
+        notes(
+            "(Mar 25-26 2023, M1 Max: nanoGPT, masked_fill causal mask, 67 CPU / 416 ANE; GPT-2 with additive "
+            "masks, 8 / 1315)"
+        ),
+        m6("plan_iso_cpune.tsv", "(select with a greater() condition: supported on the ANE, M4, macOS 27)"),
+    ],
+    fix="Mask by addition, as Apple's ml-ane-transformers does: scores + mask with mask 0 where kept and -1e4 "
+    "where masked (fp16), in place of masked_fill / torch.where.",
+    example="""
+        func main<ios16>(tensor<fp16, [1, 64]> x, tensor<fp16, [1, 64]> m) {
+            tensor<fp16, [1, 64]> z = mul(x = m, y = 0.0);
+            tensor<bool, [1, 64]> c = greater(x = m, y = z);
+            tensor<fp16, [1, 64]> y = select(cond = c, a = x, b = m);
+        } -> (y);""",
+    quiet="""
+        func main<ios16>(tensor<fp16, [1, 64]> x, tensor<fp16, [1, 64]> m) {
+            tensor<fp16, [1, 64]> y = add(x = x, y = m);
+        } -> (y);""",
+)
+def select_before_ios17(op: Op, ctx: Context):
+    """A select (masked_fill, torch.where) on iOS 16 / macOS 13 or earlier: inferred to run on the CPU.
+
+    Two Xcode reports of that era counted about five CPU ops per attention layer in models that mask with
+    masked_fill (Hugging Face distilbert on an A15, nanoGPT on an M1 Max) and almost none in the same models
+    masking by addition; select is the op those layers have and the others lack, and with it off the ANE
+    anedoctor reproduces nanoGPT's published 416 / 483 ANE share. The reports give counts, not op names, so
+    which op it is is an inference (confidence I); a single-op probe on such an OS would settle it."""
+    return "select (masked_fill / torch.where) is inferred to run on the CPU on iOS 16 / macOS 13"
+
+
+@rule(
     "GPU-1",
     family="op",
     confidence="M",
