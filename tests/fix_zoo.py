@@ -400,6 +400,51 @@ def enumerated_encoder(folder: Path, layers: int = 2, width: int = 256) -> Path:
     return path
 
 
+def masked_attention(folder: Path, causal: bool = False, seq: int = 128, width: int = 256, layers: int = 2) -> Path:
+    """PyTorch attention layers masking their scores with masked_fill(-inf), converted for iOS 16 (OP-19): by a
+    runtime attention_mask input compared with 0 (Hugging Face style), or by a constant causal mask (nanoGPT)."""
+    import torch
+
+    ct = coremltools()
+    heads = width // 64
+
+    class Layer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.out = torch.nn.Linear(width, 3 * width), torch.nn.Linear(width, width)
+
+        def forward(self, x, masked):
+            q, k, v = (t.reshape(1, seq, heads, 64).transpose(1, 2) for t in self.qkv(x).split(width, dim=-1))
+            scores = (q @ k.transpose(2, 3) / 8.0).masked_fill(masked, float("-inf"))
+            return x + self.out((scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(1, seq, width))
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList(Layer() for _ in range(layers))
+            self.register_buffer("causal", torch.ones(seq, seq).tril().reshape(1, 1, seq, seq) == 0)
+
+        def forward(self, x, attention_mask=None):
+            masked = self.causal if attention_mask is None else (attention_mask == 0).reshape(1, 1, 1, seq)
+            for layer in self.layers:
+                x = layer(x, masked)
+            return x
+
+    torch.manual_seed(0)
+    example = (torch.randn(1, seq, width),) + (() if causal else (torch.ones(1, seq, dtype=torch.int32),))
+    traced = torch.jit.trace(Encoder().eval(), example)
+    inputs = [ct.TensorType(name="x", shape=example[0].shape)]
+    if not causal:
+        inputs.append(ct.TensorType(name="attention_mask", shape=(1, seq), dtype=np.int32))
+    from anedoctor.rewrite.coreml_io import quiet
+
+    path = folder / f"masked_attention_{'causal' if causal else 'runtime'}.mlpackage"
+    with quiet():
+        model = ct.convert(traced, inputs=inputs, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16)
+        model.save(str(path))
+    return path
+
+
 def avg_pool_net(folder: Path, pools: tuple[tuple[int, int], ...] = ((4, 4), (16, 16))) -> Path:
     """A conv net with average pools given as (window, stride): by default a 4x4 stride-4 pool and a global
     16x16 pool, both beyond what A12/A13-era ANEs accept (PA-5)."""

@@ -143,6 +143,10 @@ def click_op(page, i: int) -> None:
     """Scroll the virtual table (rows have measured heights) to op i and click its row."""
     page.evaluate("i => window.anedoctor.reveal(i)", i)
     page.click(f'#ops-table tr[data-i="{i}"]')
+    # the scroll that revealed the row repaints the virtual table on the next animation frame; let it settle
+    page.wait_for_function(
+        "i => document.querySelector('#ops-table tr[aria-selected=true]')?.dataset.i === i", arg=str(i)
+    )
 
 
 def selected(page) -> dict:

@@ -103,7 +103,13 @@ class Pass:
     def ensures(self, before: Any, after: Any, rewritten: list[str]) -> str | None:
         """Why the saved result breaks the contract (None when it keeps it); see the module docstring."""
         old_names = {p.op.name for p in before.placements}
-        watched = set(rewritten) | {p.op.name for p in after.placements if p.op.name not in old_names}
+        old_values = {v.name for p in before.placements for v in p.op.outputs}
+        # a new op name whose outputs all existed before is an op the save renamed (cast_optimization renumbers casts)
+        watched = set(rewritten) | {
+            p.op.name
+            for p in after.placements
+            if p.op.name not in old_names and not all(v.name in old_values for v in p.op.outputs)
+        }
         had = set().union(*(blocking(p) for p in before.placements if p.op.name in rewritten)) - set(self.rules)
         for p in after.placements:
             if p.op.name not in watched:

@@ -450,6 +450,7 @@ def passes(source: Path, registered: dict[str, type] = BASE_PASSES) -> list[type
 
 NOT_IN_COREAI = {  # why a pass has no Core AI implementation, where that is more than "not written yet"
     "layer_norm_to_rank4": "rule DY-4 is about iOS 16 models with EnumeratedShapes; a Core AI program (OS 27) has none",
+    "select_to_additive_mask": "rule OP-19 is about iOS 16 / macOS 13; a Core AI program runs on OS 27",
 }
 
 
