@@ -44,6 +44,7 @@ FREE = {
     "ane_dispatch_ms_macos": (0.01, 0.3),
     "cpu_mac_efficiency": (0.05, 1.0),
     "gpu_mac_efficiency": (0.05, 1.0),
+    "switch_ms": (0.01, 0.5),
 }
 
 

@@ -21,7 +21,7 @@ https://github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6 (notes/co
   (Anemll-bench); activations stay in the 2 MiB on-chip buffer between chained ops of one segment
   (eiln/ane docs, https://github.com/eiln/ane, R) and otherwise move at the activation DMA rate;
   per op ``max(compute, memory)`` (double-buffered tiles overlap DMA and compute) plus a per-op cost;
-- each ANE segment pays one dispatch; each device switch a fixed cost plus an fp16<->fp32 copy of
+- each ANE segment pays one dispatch; each device switch a fitted cost plus an fp16<->fp32 copy of
   the tensors that cross (751K notes/coreml_dispatch.md, R: ~90 us for 1-2 MB on M6).
 CPU and GPU ops are rooflines over the chip's own CPU/GPU peak and memory bandwidth.
 Energy: ANE 0.7 pJ/MAC, and apart from it the DRAM traffic at 50 pJ per byte (751K notes/power.md; compiler
@@ -257,9 +257,11 @@ class LatencyModel:
             macs = 0.0
             compute_ms = self._pe_elements(op) / self.pe_per_ms
         overhead_ms = k["ane_op_us"] / 1000
-        parts = {"compute": compute_ms, "weights": weights_ms, "activations": act_ms}
-        bound = max(parts, key=parts.get)
-        busy = max(compute_ms, weights_ms + act_ms)
+        busy = max(compute_ms, weights_ms + act_ms)  # weights and activations share the DMA engines
+        if compute_ms >= weights_ms + act_ms:
+            bound = "compute"
+        else:
+            bound = "weights" if weights_ms >= act_ms else "activations"
         ms = self._scaled(overhead_ms + busy, cost_class(op.type), "ane")
         return OpTime(ms, bound if busy > overhead_ms else "overhead", macs, wbytes + dram_bytes)
 
