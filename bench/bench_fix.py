@@ -20,8 +20,9 @@ first; and the ml-ane-transformers-style BERT next to its Hugging Face original 
 to show what ``fix`` gains on the Hugging Face layout and what still needs Apple's source-level rewrite.
 Then the pass cases whose rules fire only on another chip / OS or with a measured profile, each fixed under
 its own options (the chip/os column): ``enumerated_encoder`` (DY-4, a15/ios16), ``avg_pool_net`` (PA-5, a12)
-and ``gather_net`` (MS-1, m4/macos15 with a profile whose gather probes ran off the ANE). ``--chip``/``--os``
-apply to the models without options of their own.
+``gather_net`` (MS-1, m4/macos15 with a profile whose gather probes ran off the ANE) and ``masked_runtime`` /
+``masked_causal`` (OP-19, a15/ios16: attention masked with masked_fill by an int32 input or a constant causal
+mask). ``--chip``/``--os`` apply to the models without options of their own.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from fix_zoo import ZOO, avg_pool_net, enumerated_encoder, gather_net, gather_profile  # noqa: E402
+from fix_zoo import ZOO, avg_pool_net, enumerated_encoder, gather_net, gather_profile, masked_attention  # noqa: E402
 
 from anedoctor.rewrite import fix  # noqa: E402
 from anedoctor.rewrite.coreml_io import coremltools, quiet  # noqa: E402
@@ -103,8 +104,9 @@ def bert(layout: str):
 
 
 # name -> (builder, whether fix can cure every blocker on the graph, check options); the BERT pair's int32 ids and
-# embedding lookup need the source model (embeddings outside, fp16 inputs). The last three are the pass cases whose
-# rules fire only on an older chip / OS or with a measured profile (tests/test_fix_passes.py CASES).
+# embedding lookup need the source model (embeddings outside, fp16 inputs). The last five are the pass cases whose
+# rules fire only on an older chip / OS or with a measured profile (tests/test_fix_passes.py CASES); the runtime
+# mask's int32 comparison (DT-4) stays on the CPU.
 MODELS = {
     **{name: (build, fixable, {}) for name, (build, fixable) in ZOO.items()},
     "nn_context_net": (nn_context_net, True, {}),
@@ -113,6 +115,8 @@ MODELS = {
     "enumerated_encoder": (enumerated_encoder, True, {"chip": "a15", "os": "ios16"}),
     "avg_pool_net": (avg_pool_net, True, {"chip": "a12"}),
     "gather_net": (gather_net, True, {"chip": "m4", "os": "macos15", "profile": gather_profile()}),
+    "masked_runtime": (masked_attention, False, {"chip": "a15", "os": "ios16"}),
+    "masked_causal": (lambda folder: masked_attention(folder, causal=True), True, {"chip": "a15", "os": "ios16"}),
 }
 
 
