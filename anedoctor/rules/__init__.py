@@ -6,8 +6,8 @@ not fire on (tests/test_rules.py checks both), ``references`` a user can follow 
 issues, URLs), a confidence code (A Apple-authored, M measured with Core ML's own read-out, R
 reverse-engineered or private path, C community anecdote, I inferred from whole-model counts), its
 chip/OS scope (``when`` decides), and the fix to try (``fix_pass`` names a rewrite that applies it,
-``fix_exact`` whether that rewrite keeps the numerics). A rule returns None when it does not fire, else a message (or
-``(message, apple_message)``). ``blocks`` names the devices the finding rules out; a rule that
+``fix_exact`` whether that rewrite keeps the numerics). A rule returns None when it does not fire,
+else a message (or ``(message, apple_message)``). ``blocks`` names the devices the finding rules out; a rule that
 blocks nothing is an advisory note. ``level="graph"`` rules look at a whole graph and rule the
 ANE out for all its ops. Registering an id twice is an error. ``Rule.doc()`` is the full text
 ``anedoctor rules ID`` prints.

@@ -20,7 +20,7 @@ CONFIDENCE = {
     "M": "measured with MLComputePlan / Core ML read-outs",
     "R": "reverse-engineered or private-path",
     "C": "community anecdote",
-    "I": "inferred from whole-model measurements (they give counts; which op they point at is an inference)",
+    "I": "inferred from whole-model measurements: they count ops per device, which op they point at is inferred",
 }
 DEFAULT_SCOPE = "all chips and OS versions"
 FORMAT_NAMES = {"coreai": "Core AI (.aimodel)"}  # how a per-format fix names its format
