@@ -318,7 +318,7 @@ never_rule(
         m6("plan_iso_cpune.tsv", "(select with a greater() condition: supported on the ANE, M4, macOS 27)"),
     ],
     fix="Mask by addition, as Apple's ml-ane-transformers does: scores + mask with mask 0 where kept and -1e4 "
-    "where masked (fp16), in place of masked_fill / torch.where. `anedoctor fix` rewrites a -inf masked_fill so.",
+    "where masked (fp16), in place of masked_fill / torch.where (a -inf masked_fill can be rewritten on the graph).",
     fix_pass="select_to_additive_mask",
     fix_exact=False,
     example="""
