@@ -102,14 +102,7 @@ class Pass:
 
     def ensures(self, before: Any, after: Any, rewritten: list[str]) -> str | None:
         """Why the saved result breaks the contract (None when it keeps it); see the module docstring."""
-        old_names = {p.op.name for p in before.placements}
-        old_values = {v.name for p in before.placements for v in p.op.outputs}
-        # a new op name whose outputs all existed before is an op the save renamed (cast_optimization renumbers casts)
-        watched = set(rewritten) | {
-            p.op.name
-            for p in after.placements
-            if p.op.name not in old_names and not all(v.name in old_values for v in p.op.outputs)
-        }
+        watched = replacements(before, after, rewritten)
         had = set().union(*(blocking(p) for p in before.placements if p.op.name in rewritten)) - set(self.rules)
         for p in after.placements:
             if p.op.name not in watched:
@@ -132,6 +125,19 @@ class Pass:
         """Build the replacement before ``op`` (inside ``mb.set_before_op``) and return the Var that
         replaces ``op``'s output; name the op producing it ``name`` so graph output names survive."""
         raise NotImplementedError
+
+
+def replacements(before: Any, after: Any, rewritten: list[str]) -> set[str]:
+    """Names of the ops in ``after`` that replaced the ``rewritten`` ones: those ops themselves (a replacement keeps
+    the name) and every op with a new name and a new output. An op whose outputs all existed before is one the save
+    only renamed (coremltools' cast_optimization renumbers casts)."""
+    old_names = {p.op.name for p in before.placements}
+    old_values = {v.name for p in before.placements for v in p.op.outputs}
+    return set(rewritten) | {
+        p.op.name
+        for p in after.placements
+        if p.op.name not in old_names and not all(v.name in old_values for v in p.op.outputs)
+    }
 
 
 PLACEMENT_RULES = ("SEG-", "CU-")  # consequences of placement, not rules a rewrite cures

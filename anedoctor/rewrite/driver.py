@@ -13,7 +13,7 @@ from ..api import check, load, numerics, run, selected_rules
 from ..errors import ModelError
 from ..outputs import check_package_output, publish_package
 from . import coreai as coreai_target
-from .base import PASSES, PLACEMENT_RULES, Pass, compare_outputs
+from .base import PASSES, PLACEMENT_RULES, Pass, compare_outputs, replacements
 from .coreml_io import load_program
 from .from_nn import is_neuralnetwork, to_mlprogram
 from .report import Attempt, FixReport, summary_of, unfixed_causes
@@ -134,8 +134,8 @@ def try_pass(
             load_program(path)  # the saved package must load again (an .aimodel: `load` below checks it)
         model = load(str(path))
         after = check_target(model)
-        old = {pl.op.name for pl in current_report.placements}
-        attempt.ops_after = sum(pl.op.name not in old or pl.op.name in rewritten for pl in after.placements)
+        replaced = replacements(current_report, after, rewritten)
+        attempt.ops_after = sum(pl.op.name in replaced for pl in after.placements)
         broken = p.ensures(current_report, after, rewritten)
         if broken is None:
             attempt.error, broken = verify_outputs(p, current, model, after, reference, check_target)
