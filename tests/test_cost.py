@@ -62,7 +62,8 @@ def test_segmenter_uses_each_chips_cpu_and_ane():
     big = CostModel(resolve_target("ios17", "m1max", "macos13")).op_costs("conv", 10**9, 10**6)
     newer = CostModel(resolve_target("ios17", "m4", "macos15")).op_costs("conv", 10**9, 10**6)
     assert big["cpu"] < small["cpu"] and big["ane"] == pytest.approx(small["ane"]) and newer["ane"] < small["ane"]
-    assert big["gpu"] == pytest.approx(small["gpu"])  # the GPU estimate is not scaled (see anedoctor.cost)
+    assert big["gpu"] == pytest.approx(newer["gpu"])  # the GPU is scaled down from M4 on a weaker GPU, never up
+    assert small["gpu"] > newer["gpu"]
 
 
 def conv_model(tmp_path, cin=256, cout=256, size=32, act=True, name="m.mlpackage"):
@@ -266,8 +267,16 @@ def test_activation_spills_move_at_the_chips_own_dram_rate(tmp_path):
     assert slow.ms / fast.ms == pytest.approx(CHIPS["m4pro"].ane_weight_gbps / CHIPS["a14"].ane_weight_gbps, rel=0.01)
 
 
-def test_segmenter_cpu_streams_no_faster_than_the_chips_dram():
-    """The CPU's bandwidth anchor (M4) is scaled down on chips with less DRAM bandwidth, never up."""
-    rate = {c: device_rates(resolve_target("ios17", c, None))["elementwise", "cpu"][1] for c in ("a17", "m4", "m4pro")}
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_segmenter_cpu_and_gpu_stream_no_faster_than_the_chips_dram(device):
+    """The CPU's and GPU's bandwidth anchor (M4) is scaled down on chips with less DRAM bandwidth, never up."""
+    rate = {c: device_rates(resolve_target("ios17", c, None))["elementwise", device][1] for c in ("a17", "m4", "m4pro")}
     assert rate["a17"] == pytest.approx(rate["m4"] * CHIPS["a17"].dram_gbps / CHIPS["m4"].dram_gbps)
     assert rate["m4pro"] == rate["m4"]
+
+
+def test_segmenter_gpu_is_scaled_down_on_weaker_gpus_never_up():
+    """An A15's GPU is estimated at its own share of the M4's FLOPs; an M1 Max's keeps the M4 anchor."""
+    flops = {c: device_rates(resolve_target("ios17", c, None))["conv", "gpu"][0] for c in ("a15", "m4", "m1max")}
+    assert flops["a15"] == pytest.approx(flops["m4"] * CHIPS["a15"].gpu_tflops / CHIPS["m4"].gpu_tflops)
+    assert flops["m1max"] == flops["m4"] and CHIPS["m1max"].gpu_tflops > CHIPS["m4"].gpu_tflops

@@ -86,7 +86,7 @@ class CostModel:
 def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, float]]:
     """(cost class, device) -> (FLOPs per us, bytes per us, overhead us) on ``target``."""
     chip = target.chip
-    # The GPU's estimate is NOT scaled by the chip's GPU size: scaled, every transformer of whisper.cpp
+    # The GPU's estimate is NOT scaled UP by the chip's GPU size: scaled, every transformer of whisper.cpp
     # (M1 Pro, M1/M2 Ultra) and nanoGPT (M1 Max) went wholly to the GPU under 'all', while the published
     # figures say otherwise (whisper tiny 30 ms on M1 Pro vs 29 ms on M2 Ultra with a 5x GPU: ANE-bound;
     # nanoGPT 361 ANE / 117 GPU ops, github.com/smpanaro/more-ane-transformers NOTES.md; and with the default
@@ -94,14 +94,20 @@ def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, fl
     # github.com/ggml-org/whisper.cpp/issues/966, C). Scaling only the activation x activation classes (matmul,
     # attention, softmax) moves whisper's large attention to the GPU before GPT-2's small per-head ops, the
     # opposite of the published plans. Core ML's estimator is a learned tree over op features (ane-guide
-    # ch. 18, R), which need not see the GPU size.
-    scale = {"ane": chip.fp16_tflops / M4.fp16_tflops, "cpu": chip.cpu_gflops / M4.cpu_gflops, "gpu": 1.0}
-    # Bandwidth: the ANE's measured weight stream per chip. The CPU keeps its M4 anchor on chips with more DRAM
-    # bandwidth (scaled up by the cores of a Pro/Max, a one-token lm_head went to the CPU where Anemll-bench
+    # ch. 18, R), which need not see the GPU size. It is scaled DOWN on GPUs weaker than the M4's (FLOPs and, as
+    # for the CPU, DRAM bandwidth): unscaled, an A15's 5-core GPU looked as fast as an M4's, and an iOS 16
+    # DistilBERT whose masks run on the CPU (OP-19) went wholly to it under 'all', 2.8x slower by the latency model.
+    scale = {
+        "ane": chip.fp16_tflops / M4.fp16_tflops,
+        "cpu": chip.cpu_gflops / M4.cpu_gflops,
+        "gpu": min(1.0, chip.gpu_tflops / M4.gpu_tflops),
+    }
+    # Bandwidth: the ANE's measured weight stream per chip. The CPU (and GPU) keep the M4 anchor on chips with more
+    # DRAM bandwidth (scaled up by the cores of a Pro/Max, a one-token lm_head went to the CPU where Anemll-bench
     # measured it on the ANE) and is scaled down on chips with less: a CPU cannot stream faster than its DRAM
     # (an A17 Pro has 51 GB/s against the M4's 120).
     cpu_bandwidth = min(1.0, chip.dram_gbps / M4.dram_gbps)
-    bandwidth = {"ane": max(chip.ane_weight_gbps, 1.0) / M4.ane_weight_gbps, "cpu": cpu_bandwidth, "gpu": 1.0}
+    bandwidth = {"ane": max(chip.ane_weight_gbps, 1.0) / M4.ane_weight_gbps, "cpu": cpu_bandwidth, "gpu": cpu_bandwidth}
     rates = {}
     for cls, per_device in CLASS_EFFICIENCY.items():
         for device, (flop_eff, bw_eff) in per_device.items():
