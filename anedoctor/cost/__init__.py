@@ -102,12 +102,12 @@ def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, fl
         "cpu": chip.cpu_gflops / M4.cpu_gflops,
         "gpu": min(1.0, chip.gpu_tflops / M4.gpu_tflops),
     }
-    # Bandwidth: the ANE's measured weight stream per chip. The CPU (and GPU) keep the M4 anchor on chips with more
-    # DRAM bandwidth (scaled up by the cores of a Pro/Max, a one-token lm_head went to the CPU where Anemll-bench
-    # measured it on the ANE) and is scaled down on chips with less: a CPU cannot stream faster than its DRAM
-    # (an A17 Pro has 51 GB/s against the M4's 120).
-    cpu_bandwidth = min(1.0, chip.dram_gbps / M4.dram_gbps)
-    bandwidth = {"ane": max(chip.ane_weight_gbps, 1.0) / M4.ane_weight_gbps, "cpu": cpu_bandwidth, "gpu": cpu_bandwidth}
+    # Bandwidth: the ANE's measured weight stream per chip. The CPU and GPU keep the M4 anchor on chips with more
+    # DRAM bandwidth (a CPU scaled up by the cores of a Pro/Max took a one-token lm_head that Anemll-bench measured
+    # on the ANE) and are scaled down on chips with less: neither streams faster than its DRAM (an A17 Pro has
+    # 51 GB/s against the M4's 120).
+    dram_share = min(1.0, chip.dram_gbps / M4.dram_gbps)
+    bandwidth = {"ane": max(chip.ane_weight_gbps, 1.0) / M4.ane_weight_gbps, "cpu": dram_share, "gpu": dram_share}
     rates = {}
     for cls, per_device in CLASS_EFFICIENCY.items():
         for device, (flop_eff, bw_eff) in per_device.items():
