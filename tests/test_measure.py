@@ -486,6 +486,29 @@ def test_probes_build_then_ingest_end_to_end(tmp_path):
     assert profile.ane_eligible("matmul") is True and profile.cost_scale == {"ane": pytest.approx(3.0)}
 
 
+def test_probes_build_for_an_older_os_uses_its_opset(tmp_path):
+    """Probes for macOS 13 are built in the iOS 16 opset so they load there; a probe with no form in it (SDPA is
+    iOS 18) is listed as skipped with the reason, not written; the CLI says how many."""
+    from typer.testing import CliRunner
+
+    from anedoctor.cli import app
+
+    suite = tmp_path / "probes"
+    names = "relu,elu,sdpa"
+    out = CliRunner().invoke(
+        app, ["probes", "build", str(suite), "--chip", "m1max", "--os", "macos13", "--only", names]
+    )
+    assert out.exit_code == 0, out.output
+    manifest = json.loads((suite / "manifest.json").read_text())
+    assert manifest["deployment_target"] == "iOS16" and sorted(manifest["probes"]) == ["elu", "relu"]
+    assert list(manifest["skipped"]) == ["sdpa"] and "iOS16" in manifest["skipped"]["sdpa"]
+    assert not (suite / "sdpa.mlpackage").exists() and "1 probe(s) skipped" in " ".join(out.output.split())
+    import coremltools as ct
+
+    spec = ct.models.MLModel(str(suite / "relu.mlpackage"), skip_model_load=True).get_spec()
+    assert spec.specificationVersion == 7  # iOS 16 / macOS 13
+
+
 def test_cost_rank_correlation():
     from anedoctor.measure.compare import _spearman
 

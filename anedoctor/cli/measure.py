@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -153,8 +154,15 @@ def probes_build_cmd(
 
         with progress("building probe models"):
             manifest = build_suite(folder, chip=chip, os=os_, names=split_list(only, None))
+        written = json.loads(manifest.read_text())
+        if written["skipped"]:
+            print(
+                f"{len(written['skipped'])} probe(s) skipped: no {written['deployment_target']} form "
+                f"({', '.join(written['skipped'])}); the manifest says why"
+            )
         print(
-            f"probe models and {manifest.name} written to {folder}; measure them on a Mac with "
+            f"probe models for {written['deployment_target']} and {manifest.name} written to {folder}; "
+            "measure them on a Mac with "
             "`anedoctor measure NAME.mlpackage --compute-units cpu_and_ne,cpu_only -o measured/NAME.json`, then "
             f"`anedoctor probes ingest measured/ --manifest {manifest} -o profile.json`"
         )

@@ -95,13 +95,13 @@ def _probes() -> list[Probe]:
         P.append(Probe(op, op, (f16(X4),), _unary(op), True, "A"))
     for name, op, kw in [
         ("inverse", "inverse", {}),
-        ("elu", "elu", {"alpha": 1.0}),
-        ("leaky_relu", "leaky_relu", {"alpha": 0.1}),
+        ("elu", "elu", {"alpha": np.float16(1)}),
+        ("leaky_relu", "leaky_relu", {"alpha": np.float16(0.1)}),
         ("clip", "clip", {"alpha": np.float16(-1), "beta": np.float16(1)}),
-        ("thresholded_relu", "thresholded_relu", {"alpha": 0.5}),
-        ("sigmoid_hard", "sigmoid_hard", {"alpha": 0.2, "beta": 0.5}),
-        ("scaled_tanh", "scaled_tanh", {"alpha": 1.0, "beta": 1.0}),
-        ("linear_activation", "linear_activation", {"alpha": 2.0, "beta": 1.0}),
+        ("thresholded_relu", "thresholded_relu", {"alpha": np.float16(0.5)}),
+        ("sigmoid_hard", "sigmoid_hard", {"alpha": np.float16(0.2), "beta": np.float16(0.5)}),
+        ("scaled_tanh", "scaled_tanh", {"alpha": np.float16(1), "beta": np.float16(1)}),
+        ("linear_activation", "linear_activation", {"alpha": np.float16(2), "beta": np.float16(1)}),
     ]:
         P.append(Probe(name, op, (f16(X4),), _unary(op, **kw), True, "A"))
     P.append(
@@ -699,8 +699,9 @@ def _recurrent(mb, op, x):
 PROBES = {p.name: p for p in _probes()}
 
 
-def build_probe(probe: Probe, context: bool = False):
-    """Convert a probe to an ML Program (iOS 18 opset, fp16); with ``context`` wrap it as GT-A did."""
+def build_probe(probe: Probe, context: bool = False, target: str = "iOS18"):
+    """Convert a probe to an ML Program (fp16) for deployment target ``target`` (a ``coremltools.target`` name:
+    its opset, so it loads on that OS); with ``context`` wrap it as GT-A did."""
     ct = quiet_coremltools()
     from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.mil import Function, Program, types
@@ -721,14 +722,15 @@ def build_probe(probe: Probe, context: bool = False):
                 x = mb.relu(x=mb.linear(x=x, weight=w(shape[-1], shape[-1])))
         return x
 
-    with Function(placeholders, opset_version=ct.target.iOS18) as function:
+    opset = getattr(ct.target, target)
+    with Function(placeholders, opset_version=opset) as function:
         function.set_outputs([wrap(probe.build(mb, *[wrap(v) for v in function.inputs.values()]))])
     program = Program()
     program.add_function("main", function)
     return ct.convert(
         program,
         convert_to="mlprogram",
-        minimum_deployment_target=ct.target.iOS18,
+        minimum_deployment_target=opset,
         compute_precision=ct.precision.FLOAT16,
     )
 

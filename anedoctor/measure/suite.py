@@ -6,7 +6,9 @@ holding, per probe, the op it tests, the published measurement when there is one
 predicts: device and ANE eligibility, the segmenter's time if the whole probe ran as one segment on each
 device, launch and output charges included (``predicted_ms``), and per compute-unit setting the latency
 model's whole-model estimate (``predicted_latency_ms``, :func:`anedoctor.check`'s ``summary["latency_ms"]``)
-with the one device it puts the probe on (``predicted_latency_device``; null when split). Measure them with
+with the one device it puts the probe on (``predicted_latency_device``; null when split). Each is built in the
+opset of the OS it is predicted for (``deployment_target``), so it loads there; a probe with no form in that
+opset is listed under ``skipped`` with the reason. Measure them with
 ``anedoctor measure <name>.mlpackage --compute-units cpu_and_ne,cpu_only -o measured/<name>.json``
 (cpu_and_ne first: its plan is the eligibility) and turn the folder into a profile with
 ``anedoctor probes ingest measured/ --manifest manifest.json -o profile.json``.
@@ -25,7 +27,7 @@ import numpy as np
 from .._version import __version__
 from ..cost import LAUNCH_MS, OUTPUT_ON_ACCEL_MS
 from ..errors import ModelError
-from ..hardware import COMPUTE_UNITS
+from ..hardware import COMPUTE_UNITS, resolve_target
 from ..loaders.files import read_json_document
 from ..util import write_atomic
 from .probes import PROBES, Probe, build_probe
@@ -65,12 +67,18 @@ def build_suite(
     unknown = [n for n in names or () if n not in catalogue]
     if unknown:
         raise ModelError(f"unknown probe(s) {', '.join(unknown)}; see anedoctor.measure.probes.PROBES and suite.SWEEPS")
+    deployment = deployment_target(chip, os)
     folder.mkdir(parents=True, exist_ok=True)
     entries: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     target: dict[str, Any] = {}
     for name in names or catalogue:
         probe = catalogue[name]
-        model = build_probe(probe)
+        try:
+            model = build_probe(probe, target=deployment)
+        except Exception as e:  # the op (or a form of it) is newer than the OS's opset; coremltools raises many types
+            skipped[name] = f"no {deployment} form: {(str(e).strip().splitlines() or [type(e).__name__])[0][:160]}"
+            continue
         ir = load(model)
         reports = {cu: check(ir, chip=chip, os=os, compute_units=cu) for cu in COMPUTE_UNITS}
         report = reports["cpu_and_ne"]
@@ -92,12 +100,21 @@ def build_suite(
         "kind": "probe-manifest",
         "tool": {"name": "anedoctor", "version": __version__},
         "predicted_for": {**target, "compute_units": "cpu_and_ne"},
+        "deployment_target": deployment,
         "probes": entries,
+        "skipped": skipped,
         "how_to_measure": "on a Mac: anedoctor measure NAME.mlpackage --compute-units cpu_and_ne,cpu_only "
         "-o measured/NAME.json (add cpu_and_gpu or all to calibrate the GPU's latency too); then: "
         "anedoctor probes ingest measured/ --manifest manifest.json -o profile.json",
     }
     return write_atomic(folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+
+
+def deployment_target(chip: str | None, os: str | None) -> str:
+    """The ``coremltools.target`` the probes are built for: the predicted-for OS's own opset (iOS 15, the first with
+    ML Programs, to iOS 18), so they load on the OS being measured; newer OSes get iOS 18's."""
+    ios = resolve_target("iOS15", chip, os).os.ios
+    return f"iOS{min(max(ios, 15), 18)}"
 
 
 def _segmenter_ms(report, device: str) -> float:
