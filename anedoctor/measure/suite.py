@@ -50,6 +50,13 @@ SWEEPS = {
             Probe(f"relu_w{n}", "relu", (((1, 1, 1, n), "fp16"),), lambda mb, x: mb.relu(x=x), None)
             for n in (16385, 32768)
         ),  # SH-1: 16384 on H13-H15, 65536 on H16+
+        Probe(
+            "select_masked_fill",
+            "select",
+            (X4, X4),
+            lambda mb, x, m: mb.select(cond=mb.greater(x=m, y=np.float16(0)), a=np.float16(-np.inf), b=x),
+            None,
+        ),  # OP-19: masked_fill(mask, -inf), inferred off the ANE through iOS 16 / macOS 13
     ]
 }
 
