@@ -8,7 +8,8 @@ dataflow graph. We first order the ops so that independent ops eligible on the s
 together (a topological order that changes device class only when no op of the current class is
 ready), then solve the shortest path over that order (a dynamic programme over one state per
 device) with the chip's per-op estimates and the launch/switch/output charges of
-:mod:`anedoctor.cost`. Last, :mod:`anedoctor.cost.latency` times every placed op.
+:mod:`anedoctor.cost` (under 'all' on macOS 14 and earlier, ops the ANE does not take go to the GPU:
+:func:`gpu_takes_cpu_work`). Last, :mod:`anedoctor.cost.latency` times every placed op.
 """
 
 from __future__ import annotations
@@ -71,11 +72,26 @@ def run_rules(op: Op, ctx: Context, graph_findings: list[Finding], op_rules: lis
     return p
 
 
-def segment(placements: list[OpPlacement], allowed: tuple[str, ...]) -> None:
+def gpu_takes_cpu_work(target: Target, allowed: tuple[str, ...]) -> bool:
+    """Whether Core ML is predicted to give the GPU the ops the ANE does not take, rather than the CPU.
+
+    Both published whole-model plans of a Mac under compute units 'all' before macOS 15 have no op on the CPU:
+    on an M1 Max, macOS 13, GPT-2 ran GPU 975 / ANE 370 where CPUAndNeuralEngine put 8 ops on the CPU, and
+    nanoGPT ANE 361 / GPU 117 where CPUAndNeuralEngine put 67 there (github.com/smpanaro/more-ane-transformers,
+    src/experiments/NOTES.md, March 25-26 2023). CoreMLInspect shows GPT-2's embedding gather preferred on the GPU
+    over the CPU on macOS 14.4+ (github.com/smpanaro/CoreMLInspect README). On M4, macOS 27 tiny models stay on the
+    CPU under ALL (vx-lang/Vx #435), so the scope ends at macOS 14 (macOS 12 and earlier are assumed to behave as
+    13). iPhones are left out: no plan shows their edge ops, and the A14 latencies of ModelBench fit a CPU edge
+    better. Whole-model counts, not per-op read-outs: confidence I."""
+    return "gpu" in allowed and target.os.platform == "macos" and target.os.ios <= 17
+
+
+def segment(placements: list[OpPlacement], allowed: tuple[str, ...], gpu_over_cpu: bool = False) -> None:
     """Assign devices minimising op time + launch/switch/output costs (shortest path).
 
     One state per device; entering a device from another costs the switch, plus the launch when
-    the device is an accelerator. Ties go to the first device in SEGMENTER_ORDER."""
+    the device is an accelerator. Ties go to the first device in SEGMENTER_ORDER. With
+    ``gpu_over_cpu`` (:func:`gpu_takes_cpu_work`) an op an allowed accelerator can run is not put on the CPU."""
     inf = float("inf")
     best = [0.0 if d == "cpu" else inf for d in SEGMENTER_ORDER]  # start: inputs live in CPU memory
     entry = [LAUNCH_MS if d != "cpu" else 0.0 for d in SEGMENTER_ORDER]  # the first op: no switch yet
@@ -83,9 +99,10 @@ def segment(placements: list[OpPlacement], allowed: tuple[str, ...]) -> None:
     back: list[tuple[int, ...]] = []
     for p in placements:
         supported, cost = p.supported, p.cost_ms
+        accelerated = gpu_over_cpu and any(supported[d] for d in allowed if d != "cpu")
         nxt, choice = [], []
         for i, d in enumerate(SEGMENTER_ORDER):
-            if d not in allowed or not supported[d]:
+            if d not in allowed or not supported[d] or (accelerated and d == "cpu"):
                 nxt.append(inf)
                 choice.append(i)
                 continue
@@ -223,7 +240,7 @@ def place_graph(
         placements.append(p)
     allowed = COMPUTE_UNITS[compute_units]
     placements = schedule(placements, allowed)
-    segment(placements, allowed)
+    segment(placements, allowed, gpu_takes_cpu_work(target, allowed))
     explain_off_ane(placements, allowed)
     time_ops(placements, target, profile.latency_factor if profile is not None else None)
     return placements

@@ -280,3 +280,32 @@ def test_segmenter_gpu_is_scaled_down_on_weaker_gpus_never_up():
     flops = {c: device_rates(resolve_target("ios17", c, None))["conv", "gpu"][0] for c in ("a15", "m4", "m1max")}
     assert flops["a15"] == pytest.approx(flops["m4"] * CHIPS["a15"].gpu_tflops / CHIPS["m4"].gpu_tflops)
     assert flops["m1max"] == flops["m4"] and CHIPS["m1max"].gpu_tflops > CHIPS["m4"].gpu_tflops
+
+
+def embedding_model(tmp_path):
+    """An embedding gather on int32 ids (never on the ANE) feeding four 256-channel convs, fp16 I/O."""
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256), dtype=types.int32)], opset_version=ct.target.iOS16)
+    def prog(ids):
+        x = mb.gather(x=w(1000, 256), indices=ids, axis=0, name="embedding")
+        x = mb.reshape(x=mb.transpose(x=x, perm=[0, 2, 1]), shape=[1, 256, 16, 16])
+        for i in range(4):
+            x = mb.relu(x=mb.conv(x=x, weight=w(256, 256, 3, 3), pad_type="same", name=f"conv{i}"))
+        return x
+
+    return save(prog, tmp_path / "embedding.mlpackage", target=ct.target.iOS16, precision=ct.precision.FLOAT16)
+
+
+def test_under_all_macos_13_and_14_give_the_gpu_what_the_ane_does_not_take(tmp_path):
+    path = embedding_model(tmp_path)
+
+    def devices(os, units):
+        report = anedoctor.check(path, chip="m1max", os=os, compute_units=units)
+        return by_name(report, "embedding").device, {p.device for p in report.placements}
+
+    for os in ("macos13", "macos14"):
+        gather, used = devices(os, "all")
+        assert gather == "gpu" and "cpu" not in used  # both published macOS 13 plans under All: CPU 0
+        assert devices(os, "cpu_and_ne")[0] == "cpu"
+    gather, used = devices("macos15", "all")
+    assert gather == "cpu" and "ane" in used  # later OSes: the cost decides (tiny models stay on the CPU on M4)

@@ -27,22 +27,22 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
 
 FITTED = {
     "constants": {
-        "ane_conv_efficiency": 0.7299,
-        "ane_linear_efficiency": 0.6074,
+        "ane_conv_efficiency": 0.7445,
+        "ane_linear_efficiency": 0.6082,
         "ane_matmul_efficiency": 1.0,
-        "ane_pe_scale": 1.3806,
-        "ane_activation_share": 0.5012,
+        "ane_pe_scale": 1.2627,
+        "ane_activation_share": 0.5037,
         "ane_op_us": 0.02,
-        "ane_dispatch_ms_ios": 0.0237,
+        "ane_dispatch_ms_ios": 0.029,
         "ane_dispatch_ms_macos": 0.3,
         "cpu_mac_efficiency": 0.6116,
         "cpu_bandwidth_fraction": 0.5,
         "cpu_op_us": 5.0,
-        "gpu_mac_efficiency": 0.4884,
+        "gpu_mac_efficiency": 0.4798,
         "gpu_bandwidth_fraction": 0.6,
         "gpu_op_us": 8.0,
         "gpu_launch_ms": 0.15,
-        "switch_ms": 0.1528,
+        "switch_ms": 0.1531,
     },
     "fit": {
         "fit_cases": [
@@ -81,6 +81,6 @@ FITTED = {
             "nanogpt_cpu_and_gpu_m1max",
         ],
         "fit": "n=33  median error 1.08x  within ±25%: 26/33  max error 2.27x",
-        "holdout": "n=32  median error 1.13x  within ±25%: 25/32  max error 2.72x",
+        "holdout": "n=32  median error 1.11x  within ±25%: 25/32  max error 2.72x",
     },
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir import Op
 from .base import Context, rule
 from .refs import COREMLTOOLS, WEIGHT, file, guide, hollance, issue, m6, notes, pull
@@ -296,6 +298,18 @@ never_rule(
 )
 
 
+def infinite_fill(op: Op) -> bool:
+    """Whether a branch of a select is a constant +-inf: a const, or a fill of one (masked_fill(-inf))."""
+    for arg in ("a", "b"):
+        v = op.input(arg)
+        if v is None:
+            continue
+        fill = v.producer.param("value") if v.producer is not None and v.producer.type == "fill" else v.data()
+        if fill is not None and np.size(fill) and bool(np.all(np.isinf(np.asarray(fill, dtype=np.float64)))):
+            return True
+    return False
+
+
 @rule(
     "OP-19",
     family="op",
@@ -307,40 +321,46 @@ never_rule(
         file(
             "apple/ml-ane-transformers",
             "assets/xcode_performance_report_comparison.png",
-            "(iPhone 13 Pro Max, iOS 16.0: Hugging Face distilbert, masked_fill mask, 38 of 266 ops on the CPU; "
-            "the same model with an additive mask, 4 of 606)",
+            "(iPhone 13 Pro Max, iOS 16.0: Hugging Face distilbert, masked_fill(-inf) mask, 38 of 266 ops on the "
+            "CPU; the same model with an additive mask, 4 of 606)",
             commit="da64000",
         ),
         notes(
-            "(Mar 25-26 2023, M1 Max: nanoGPT, masked_fill causal mask, 67 CPU / 416 ANE; GPT-2 with additive "
-            "masks, 8 / 1315)"
+            "(Mar 25-26 2023, M1 Max: nanoGPT, masked_fill(-inf) causal mask, 67 CPU / 416 ANE; GPT-2 with additive "
+            "masks, 8 / 1315. Apr 15 2023: torch.where(mask, new_k, old_k), two runtime tensors, 'works on ANE')"
         ),
         m6("plan_iso_cpune.tsv", "(select with a greater() condition: supported on the ANE, M4, macOS 27)"),
     ],
     fix="Mask by addition, as Apple's ml-ane-transformers does: scores + mask with mask 0 where kept and -1e4 "
-    "where masked (fp16), in place of masked_fill / torch.where (a -inf masked_fill can be rewritten on the graph).",
+    "where masked (fp16), in place of masked_fill(-inf) (a -inf masked_fill can be rewritten on the graph).",
     fix_pass="select_to_additive_mask",
     fix_exact=False,
     example="""
         func main<ios16>(tensor<fp16, [1, 64]> x, tensor<fp16, [1, 64]> m) {
             tensor<fp16, [1, 64]> z = mul(x = m, y = 0.0);
             tensor<bool, [1, 64]> c = greater(x = m, y = z);
-            tensor<fp16, [1, 64]> y = select(cond = c, a = x, b = m);
+            tensor<fp16, [1, 1]> inf = const()[val = tensor<fp16, [1, 1]>([[-inf]])];
+            tensor<fp16, [1, 64]> y = select(cond = c, a = inf, b = x);
         } -> (y);""",
     quiet="""
         func main<ios16>(tensor<fp16, [1, 64]> x, tensor<fp16, [1, 64]> m) {
-            tensor<fp16, [1, 64]> y = add(x = x, y = m);
+            tensor<fp16, [1, 64]> z = mul(x = m, y = 0.0);
+            tensor<bool, [1, 64]> c = greater(x = m, y = z);
+            tensor<fp16, [1, 64]> y = select(cond = c, a = x, b = m);
         } -> (y);""",
 )
 def select_before_ios17(op: Op, ctx: Context):
-    """A select (masked_fill, torch.where) on iOS 16 / macOS 13 or earlier: inferred to run on the CPU.
+    """A masked_fill(-inf), a select with a constant infinite branch, on iOS 16 / macOS 13 or earlier.
 
-    Two Xcode reports of that era counted about five CPU ops per attention layer in models that mask with
-    masked_fill (Hugging Face distilbert on an A15, nanoGPT on an M1 Max) and almost none in the same models
-    masking by addition; select is the op those layers have and the others lack, and with it off the ANE
-    anedoctor reproduces nanoGPT's published 416 / 483 ANE share. The reports give counts, not op names, so
-    which op it is is an inference (confidence I); a single-op probe on such an OS would settle it."""
-    return "select (masked_fill / torch.where) is inferred to run on the CPU on iOS 16 / macOS 13"
+    Inferred to run on the CPU there. Two Xcode reports of that era counted about five CPU ops per attention
+    layer in models that mask with masked_fill(-inf) (Hugging Face distilbert on an A15, nanoGPT on an M1 Max)
+    and almost none in the same models masking by addition; with that select off the ANE anedoctor reproduces
+    nanoGPT's published 416 / 483 ANE share. A select of two runtime tensors (torch.where for a KV cache) ran on
+    the ANE in the same notes, so the rule is limited to the infinite fill. The reports give counts, not op
+    names, so which op it is is an inference (confidence I); a single-op probe on such an OS would settle it."""
+    if infinite_fill(op):
+        return "select with an infinite constant (masked_fill(-inf)) is inferred to run on the CPU on iOS 16 / macOS 13"
+    return None
 
 
 @rule(

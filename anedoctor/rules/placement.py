@@ -5,7 +5,7 @@ They hold documentation only; :func:`anedoctor.placement.explain_off_ane` decide
 from __future__ import annotations
 
 from .base import Example, rule
-from .refs import WEIGHT, file, guide, hollance, issue, m6
+from .refs import WEIGHT, file, guide, hollance, issue, m6, notes
 
 LONE_RELU = """
     func main<ios17>(tensor<fp16, [1, 64, 32, 32]> x) {
@@ -67,6 +67,13 @@ def segment_too_small(graph, ctx):
         hollance("docs/other.md", "(large all-eligible models placed on the GPU)"),
         hollance("docs/unsupported-layers.md", "('ANE -> GPU just once')"),
         guide("part-5-practice/18-optimization-cost-model.md", "(decompiled segmenter cost anchors, R)"),
+        notes(
+            "(Mar 25-26 2023, M1 Max, macOS 13, compute units All: GPT-2 GPU 975 / ANE 370 / CPU 0 and nanoGPT "
+            "ANE 361 / GPU 117 / CPU 0, where CPUAndNeuralEngine put 8 and 67 ops on the CPU)"
+        ),
+        file(
+            "smpanaro/CoreMLInspect", "README.md", "(GPT-2 under all, macOS 14.4+: gather G|C, the mul after it G|CN)"
+        ),
     ],
     fix="Load with compute_units=cpu_and_ne if the ANE should win, and measure.",
     example=conv_stack(2, "tensor<fp16, [1, 64, 64, 64]> m = cumsum(x = {x}, axis = 3);"),
@@ -79,7 +86,10 @@ def gpu_preferred(graph, ctx):
 
     With GPU allowed, the segmenter compares the ANE with the GPU: a GPU segment that already
     runs the ops Core ML cannot put on the ANE often absorbs their eligible neighbours too, to
-    avoid extra switches ("ANE -> GPU just once")."""
+    avoid extra switches ("ANE -> GPU just once"). On macOS 14 and earlier that segment is predicted to
+    hold every op the ANE does not take (the published plans under 'all' there have no op on the CPU), so
+    an embedding gather at the start can pull the ops after it onto the GPU too, as CoreMLInspect shows
+    for GPT-2 (anedoctor.placement.gpu_takes_cpu_work)."""
 
 
 @rule(
