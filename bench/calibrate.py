@@ -45,6 +45,7 @@ FREE = {
     "cpu_mac_efficiency": (0.05, 1.0),
     "gpu_mac_efficiency": (0.05, 1.0),
     "switch_ms": (0.01, 0.5),
+    "cpu_select_ns": (0.0, 20.0),
 }
 
 

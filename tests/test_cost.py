@@ -309,3 +309,27 @@ def test_under_all_macos_13_and_14_give_the_gpu_what_the_ane_does_not_take(tmp_p
         assert devices(os, "cpu_and_ne")[0] == "cpu"
     gather, used = devices("macos15", "all")
     assert gather == "cpu" and "ane" in used  # later OSes: the cost decides (tiny models stay on the CPU on M4)
+
+
+def masked_fill_model(tmp_path, n):
+    """scores.masked_fill(mask, -inf) on an n x n fp16 score matrix, as OP-19's select."""
+
+    @mb.program(
+        input_specs=[mb.TensorSpec(shape=(1, 12, n, n), dtype=types.fp16), mb.TensorSpec(shape=(1, 1, 1, n))],
+        opset_version=ct.target.iOS16,
+    )
+    def prog(scores, mask):
+        cond = mb.greater(x=mask, y=np.float32(0.5))
+        return mb.select(cond=cond, a=np.float16(-np.inf), b=scores, name="masked")
+
+    return save(prog, tmp_path / f"masked_{n}.mlpackage", target=ct.target.iOS16)
+
+
+def test_cpu_select_is_a_per_element_kernel(tmp_path):
+    per_ns = LatencyModel(CHIPS["a15"], "ios").k["cpu_select_ns"]
+    times = {}
+    for n in (128, 256):
+        report = anedoctor.check(masked_fill_model(tmp_path, n), chip="a15", os="ios16", compute_units="cpu_only")
+        times[n] = by_name(report, "masked").time_ms
+        assert times[n] >= 12 * n * n * per_ns / 1e6  # at least the fitted ns per output element
+    assert times[256] / times[128] == pytest.approx(4, rel=0.1)  # linear in the elements

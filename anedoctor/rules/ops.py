@@ -352,14 +352,14 @@ def infinite_fill(op: Op) -> bool:
 def select_before_ios17(op: Op, ctx: Context):
     """A masked_fill(-inf), a select with a constant infinite branch, on iOS 16 / macOS 13 or earlier.
 
-    Inferred to run on the CPU there. Two Xcode reports of that era counted about five CPU ops per attention
+    Inferred not to run on the ANE there. Two Xcode reports of that era counted about five CPU ops per attention
     layer in models that mask with masked_fill(-inf) (Hugging Face distilbert on an A15, nanoGPT on an M1 Max)
     and almost none in the same models masking by addition; with that select off the ANE anedoctor reproduces
     nanoGPT's published 416 / 483 ANE share. A select of two runtime tensors (torch.where for a KV cache) ran on
     the ANE in the same notes, so the rule is limited to the infinite fill. The reports give counts, not op
     names, so which op it is is an inference (confidence I); a single-op probe on such an OS would settle it."""
     if infinite_fill(op):
-        return "select with an infinite constant (masked_fill(-inf)) is inferred to run on the CPU on iOS 16 / macOS 13"
+        return "a select with an infinite constant (masked_fill(-inf)) is inferred off the ANE on iOS 16 / macOS 13"
     return None
 
 

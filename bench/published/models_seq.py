@@ -121,10 +121,12 @@ class BertANE(nn.Module):
         return self.classifier(x)
 
 
-def bert_ane(seq: int = 128, layers: int = 6, token_types: bool = False, head: str = "sequence") -> tuple:
+def bert_ane(
+    seq: int = 128, layers: int = 6, token_types: bool = False, head: str = "sequence", batch: int = 1
+) -> tuple:
     model = BertANE(layers=layers, seq=seq, token_types=token_types, head=head)
-    ids = torch.randint(0, 30522, (1, seq))
-    return model, (ids, torch.ones(1, seq, dtype=torch.long))
+    ids = torch.randint(0, 30522, (batch, seq))
+    return model, (ids, torch.ones(batch, seq, dtype=torch.long))
 
 
 # --- Hugging Face layout (B, S, C) ------------------------------------------------------------------
@@ -133,32 +135,34 @@ def bert_ane(seq: int = 128, layers: int = 6, token_types: bool = False, head: s
 class SelfAttention(nn.Module):
     """Matmul attention as transformers' DistilBERT / OpenAI Whisper / CLIP / nanoGPT write it."""
 
-    def __init__(self, dim: int, heads: int, tokens: int, key_bias: bool = True):
+    def __init__(self, dim: int, heads: int, tokens: int, key_bias: bool = True, batch: int = 1):
         super().__init__()
-        self.dim, self.heads, self.tokens = dim, heads, tokens
+        self.dim, self.heads, self.tokens, self.batch = dim, heads, tokens, batch
         self.q, self.k = nn.Linear(dim, dim), nn.Linear(dim, dim, bias=key_bias)
         self.v, self.out = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
     def split(self, x):
-        return x.reshape(1, self.tokens, self.heads, -1).transpose(1, 2)
+        return x.reshape(self.batch, self.tokens, self.heads, -1).transpose(1, 2)
 
     def forward(self, x, mask=None, fill=None):
         """``mask`` is added to the scores; ``fill`` (bool, broadcastable) marks the scores set to -inf."""
         q, k, v = self.split(self.q(x)), self.split(self.k(x)), self.split(self.v(x))
         scores = (q / math.sqrt(self.dim // self.heads)) @ k.transpose(2, 3)
         if fill is not None:
-            scores = scores.masked_fill(fill.expand(1, self.heads, self.tokens, self.tokens), float("-inf"))
+            scores = scores.masked_fill(fill.expand(self.batch, self.heads, self.tokens, self.tokens), float("-inf"))
         elif mask is not None:
             scores = scores + mask
-        context = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(1, self.tokens, self.dim)
+        context = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(self.batch, self.tokens, self.dim)
         return self.out(context)
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, ffn: int, tokens: int, pre_norm: bool = True, key_bias: bool = True):
+    def __init__(
+        self, dim: int, heads: int, ffn: int, tokens: int, pre_norm: bool = True, key_bias: bool = True, batch: int = 1
+    ):
         super().__init__()
         self.pre_norm = pre_norm
-        self.attn = SelfAttention(dim, heads, tokens, key_bias)
+        self.attn = SelfAttention(dim, heads, tokens, key_bias, batch)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Linear(ffn, dim))
 
@@ -175,24 +179,27 @@ class DistilBertHF(nn.Module):
     mask with 0, reshapes and expands it and applies it with masked_fill(-inf), as the baseline
     conversion of Apple's tutorial traced it."""
 
-    def __init__(self, seq: int = 128, layers: int = 6, dim: int = 768, heads: int = 12, ffn: int = 3072):
+    def __init__(
+        self, seq: int = 128, layers: int = 6, dim: int = 768, heads: int = 12, ffn: int = 3072, batch: int = 1
+    ):
         super().__init__()
-        self.seq = seq
+        self.seq, self.batch = seq, batch
         self.word, self.position = nn.Embedding(30522, dim), nn.Embedding(512, dim)
         self.register_buffer("position_ids", torch.arange(seq).unsqueeze(0), persistent=False)
         self.norm = nn.LayerNorm(dim, eps=1e-12)
-        self.layers = nn.ModuleList([Block(dim, heads, ffn, seq, pre_norm=False) for _ in range(layers)])
+        self.layers = nn.ModuleList([Block(dim, heads, ffn, seq, pre_norm=False, batch=batch) for _ in range(layers)])
         self.pre_classifier, self.classifier = nn.Linear(dim, dim), nn.Linear(dim, 2)
 
     def forward(self, input_ids, attention_mask):
         x = self.norm(self.word(input_ids) + self.position(self.position_ids))
         for layer in self.layers:
-            x = layer(x, fill=(attention_mask == 0).reshape(1, 1, 1, self.seq))
+            x = layer(x, fill=(attention_mask == 0).reshape(self.batch, 1, 1, self.seq))
         return self.classifier(F.relu(self.pre_classifier(x[:, 0])))
 
 
-def distilbert_hf(seq: int = 128) -> tuple:
-    return DistilBertHF(seq), (torch.randint(0, 30522, (1, seq)), torch.ones(1, seq, dtype=torch.long))
+def distilbert_hf(seq: int = 128, batch: int = 1) -> tuple:
+    inputs = (torch.randint(0, 30522, (batch, seq)), torch.ones(batch, seq, dtype=torch.long))
+    return DistilBertHF(seq, batch=batch), inputs
 
 
 # --- Whisper encoders (openai/whisper model.py AudioEncoder; whisper.cpp's ANE variant) ---------------
