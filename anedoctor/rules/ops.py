@@ -304,8 +304,9 @@ def infinite_fill(op: Op) -> bool:
         v = op.input(arg)
         if v is None:
             continue
-        fill = v.producer.param("value") if v.producer is not None and v.producer.type == "fill" else v.data()
-        if fill is not None and np.size(fill) and bool(np.all(np.isinf(np.asarray(fill, dtype=np.float64)))):
+        filled = v.producer is not None and v.producer.type == "fill"
+        fill = np.asarray(v.producer.param("value") if filled else v.data())
+        if fill.dtype.kind == "f" and fill.size and np.isinf(fill.flat[0]) and np.isinf(fill).all():
             return True
     return False
 
