@@ -290,11 +290,11 @@ class LatencyModel:
         if device == "cpu":
             eff = k["cpu_mac_efficiency"] if cls in ("conv", "linear", "matmul", "attention") else 1.0
             compute, memory, over = flops / (self.cpu_flops_per_ms * eff), moved / self.cpu_bytes_per_ms, k["cpu_op_us"]
+            if op.type == "select":  # Core ML's CPU select: a per-element kernel, not a stream
+                compute = max(compute, sum(v.type.numel or 0 for v in op.outputs) * k["cpu_select_ns"] / 1e6)
         else:
             eff = k["gpu_mac_efficiency"] if cls in ("conv", "linear", "matmul", "attention") else 1.0
             compute, memory, over = flops / (self.gpu_flops_per_ms * eff), moved / self.gpu_bytes_per_ms, k["gpu_op_us"]
-        if device == "cpu" and op.type == "select":  # Core ML's CPU select: a per-element kernel, not a stream
-            compute = max(compute, sum(v.type.numel or 0 for v in op.outputs) * k["cpu_select_ns"] / 1e6)
         busy = max(compute, memory)
         bound = "compute" if compute >= memory else ("weights" if weight_bytes(op) * 2 > moved else "activations")
         ms = self._scaled(over / 1000 + busy, cls, device)

@@ -172,10 +172,12 @@ class SelectToAdditiveMask(Pass):
     def matches(self, op: Any) -> bool:
         from coremltools.converters.mil.mil import types
 
-        fill = op.a.val
+        fill = np.asarray(op.a.val)  # checked in its own dtype, first element first: no copy of a large constant
         return (
-            fill is not None
-            and bool(np.all(np.isneginf(np.asarray(fill, dtype=np.float64))))
+            fill.dtype.kind == "f"
+            and fill.size > 0
+            and bool(np.isneginf(fill.flat[0]))
+            and bool(np.isneginf(fill).all())
             and op.b.val is None
             and op.b.dtype in (types.fp16, types.fp32)
             and op.outputs[0].shape == op.b.shape
