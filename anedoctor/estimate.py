@@ -275,6 +275,7 @@ def chip_assumptions(chip: Chip) -> dict[str, Any]:
         "soc_gbps": chip.dram_gbps,
         "cpu_cores": f"{chip.cpu_p_cores}P+{chip.cpu_e_cores}E",
         "cpu_gflops": round(chip.cpu_gflops, 1),
+        "cpu_matrix_gflops": round(chip.cpu_matrix_gflops, 1),
         "gpu_cores": chip.gpu_cores,
         "gpu_tflops": chip.gpu_tflops,
         "ane_dispatch_ms": k[f"ane_dispatch_ms_{chip.platform}"],

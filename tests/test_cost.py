@@ -61,7 +61,11 @@ def test_segmenter_uses_each_chips_cpu_and_ane():
     small = CostModel(resolve_target("ios17", "m1", "macos13")).op_costs("conv", 10**9, 10**6)
     big = CostModel(resolve_target("ios17", "m1max", "macos13")).op_costs("conv", 10**9, 10**6)
     newer = CostModel(resolve_target("ios17", "m4", "macos15")).op_costs("conv", 10**9, 10**6)
-    assert big["cpu"] < small["cpu"] and big["ane"] == pytest.approx(small["ane"]) and newer["ane"] < small["ane"]
+    assert big["ane"] == pytest.approx(small["ane"]) and newer["ane"] < small["ane"]
+    # a CPU conv runs on one P-cluster's matrix unit: the clock counts, the core count does not; NEON work scales
+    assert big["cpu"] == pytest.approx(small["cpu"]) and newer["cpu"] < small["cpu"]
+    add = {c: CostModel(resolve_target("ios17", c, "macos13")).op_costs("add", 10**9, 0) for c in ("m1", "m1max")}
+    assert add["m1max"]["cpu"] < add["m1"]["cpu"]
     assert big["gpu"] == pytest.approx(newer["gpu"])  # the GPU is scaled down from M4 on a weaker GPU, never up
     assert small["gpu"] > newer["gpu"]
 
@@ -333,3 +337,16 @@ def test_cpu_select_is_a_per_element_kernel(tmp_path):
         times[n] = by_name(report, "masked").time_ms
         assert times[n] >= 12 * n * n * per_ns / 1e6  # at least the fitted ns per output element
     assert times[256] / times[128] == pytest.approx(4, rel=0.1)  # linear in the elements
+
+
+def test_cpu_matmuls_run_on_one_clusters_matrix_unit(tmp_path):
+    """A CPU conv costs the same on an A14 (2 P-cores) and an M1 Max (8) but for the clock; an add scales with cores."""
+    path = conv_model(tmp_path, cin=256, cout=256, size=32, act=False)
+    conv = {
+        chip: by_name(anedoctor.check(path, chip=chip, os=os, compute_units="cpu_only"), "conv").time_ms
+        for chip, os in (("a14", "ios16"), ("m1max", "macos13"))
+    }
+    assert conv["a14"] / conv["m1max"] == pytest.approx(CHIPS["m1max"].cpu_ghz / CHIPS["a14"].cpu_ghz, rel=0.05)
+    a14, m1max = LatencyModel(CHIPS["a14"], "ios"), LatencyModel(CHIPS["m1max"], "macos")
+    assert a14.cpu_matrix_flops_per_ms > 5 * a14.cpu_flops_per_ms  # the matrix unit, not NEON, takes the MACs
+    assert m1max.cpu_flops_per_ms == pytest.approx(4 * a14.cpu_flops_per_ms * 3.2 / 3.0)  # NEON: cores x clock

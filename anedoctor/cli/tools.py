@@ -209,6 +209,7 @@ def chips_cmd(json_out: bool = typer.Option(False, "--json", help="Print the tab
         "soc_gbps": "SoC GB/s",
         "cpu_cores": "CPU",
         "cpu_gflops": "CPU GF",
+        "cpu_matrix_gflops": "CPU AMX GF",
         "gpu_cores": "GPU cores",
         "gpu_tflops": "GPU TF",
         "ane_dispatch_ms": "dispatch ms",

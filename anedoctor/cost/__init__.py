@@ -32,7 +32,8 @@ OUTPUT_ON_ACCEL_MS = 0.125  # graph output produced on the accelerator
 
 # Per device: peak TFLOP/s, bandwidth GB/s, per-op overhead us, as the segmenter's estimates on M4 imply
 # them; the ANE and CPU scale from M4 to the chip by the chip's own figures (ANE fp16 peak and weight
-# bandwidth, CPU P-core FLOP/s: anedoctor.hardware), so M4's fitted values are unchanged.
+# bandwidth, CPU P-core FLOP/s, for MAC classes one P-cluster's matrix unit: anedoctor.hardware), so M4's fitted
+# values are unchanged.
 # The ANE's per-op cost sits just under the CPU's (the M4 estimates put a lone relu at 2.62 us on both):
 # cheap ops at the edges of an ANE segment then stay on it, as whole-model plans show (a 6-layer RangeDim
 # encoder 217/217 on the ANE, ask-meridian.uk; DistilBERT 602/606, apple/ml-ane-transformers README).
@@ -54,6 +55,7 @@ CLASS_EFFICIENCY = {
     "elementwise": {"ane": (1.0, 1.0), "cpu": (1.0, 1.0), "gpu": (1.0, 1.0)},
     "recurrent": {"ane": (0.1, 1.0), "cpu": (0.1, 1.0), "gpu": (0.1, 1.0)},
 }
+MATRIX_CLASSES = ("conv", "linear", "matmul", "attention")  # on the CPU: the matrix coprocessor
 CPU_BANDWIDTH_PENALTY = {"concat": 0.15}  # channel concat: 2.62 us ANE vs 22.79 us CPU on M4
 
 
@@ -100,6 +102,7 @@ def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, fl
     scale = {
         "ane": chip.fp16_tflops / M4.fp16_tflops,
         "cpu": chip.cpu_gflops / M4.cpu_gflops,
+        "cpu_matrix": chip.cpu_matrix_gflops / M4.cpu_matrix_gflops,
         "gpu": min(1.0, chip.gpu_tflops / M4.gpu_tflops),
     }
     # Bandwidth: the ANE's measured weight stream per chip. The CPU and GPU keep the M4 anchor on chips with more
@@ -112,7 +115,7 @@ def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, fl
     for cls, per_device in CLASS_EFFICIENCY.items():
         for device, (flop_eff, bw_eff) in per_device.items():
             tflops, gbps, overhead_us = DEVICE_PEAKS[device]
-            tflops *= scale[device]
+            tflops *= scale["cpu_matrix"] if device == "cpu" and cls in MATRIX_CLASSES else scale[device]
             gbps *= bandwidth[device]
             rates[cls, device] = (tflops * flop_eff * 1e6, gbps * bw_eff * 1e3, overhead_us)
     return rates

@@ -235,6 +235,7 @@ class LatencyModel:
         self.weight_per_ms = chip.ane_weight_gbps * 1e6
         self.act_per_ms = k["ane_activation_share"] * chip.ane_weight_gbps * 1e6  # the same DMA and DRAM as weights
         self.cpu_flops_per_ms = chip.cpu_gflops * 1e6
+        self.cpu_matrix_flops_per_ms = chip.cpu_matrix_gflops * 1e6
         self.cpu_bytes_per_ms = chip.dram_gbps * k["cpu_bandwidth_fraction"] * 1e6
         self.gpu_flops_per_ms = chip.gpu_tflops * 1e9
         self.gpu_bytes_per_ms = chip.dram_gbps * k["gpu_bandwidth_fraction"] * 1e6
@@ -288,8 +289,11 @@ class LatencyModel:
         if op.type in GATHER:
             moved = 2 * weight_bytes(op) + sum(v.type.nbytes for v in activations(op))
         if device == "cpu":
-            eff = k["cpu_mac_efficiency"] if cls in ("conv", "linear", "matmul", "attention") else 1.0
-            compute, memory, over = flops / (self.cpu_flops_per_ms * eff), moved / self.cpu_bytes_per_ms, k["cpu_op_us"]
+            if cls in ("conv", "linear", "matmul", "attention"):  # on the matrix coprocessor, the rest on NEON
+                peak = self.cpu_matrix_flops_per_ms * k["cpu_mac_efficiency"]
+            else:
+                peak = self.cpu_flops_per_ms
+            compute, memory, over = flops / peak, moved / self.cpu_bytes_per_ms, k["cpu_op_us"]
             if op.type == "select":  # Core ML's CPU select: a per-element kernel, not a stream
                 compute = max(compute, sum(v.type.numel or 0 for v in op.outputs) * k["cpu_select_ns"] / 1e6)
         else:

@@ -418,6 +418,19 @@ LATENCY_CASES = [
         "scale) times the Xcode report's 9.89 ms at seq 128 (see CHART_512_OVER_128)",
         "D",
     ),
+    latency(
+        "distilbert_ane_cpu_only_a14",
+        "distilbert",
+        "distilbert_ane",
+        "a14",
+        "ios16",
+        "cpu_only",
+        33,
+        SMPANARO_NOTES.format("March 26, 2023"),
+        "Apple's ANE-optimised DistilBERT SST-2 (seq 128, batch 1), 'ComputeUnit.CPU ... 33ms prediction' on the "
+        "author's iPhone 12 Pro; iOS 16 minor [U] (the notes compare 16.0 with 16.3.1)",
+        "M",
+    ),
     # Apple's test models of ml-ane-transformers (huggingface/test_distilbert.py: two sentences padded to
     # TEST_MAX_SEQ_LEN 256, so batch 2 x 256; converted as its test does), saved and timed with Xcode on an M1 Max.
     *(
