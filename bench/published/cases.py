@@ -100,6 +100,7 @@ ANE_CHART = "https://github.com/apple/ml-ane-transformers (assets/iPhone13_iOS16
 # used: each curve's seq 512 reading over its own seq 128 reading, anchored on the text / Xcode figure at 128.
 CHART_512_OVER_128 = {"ane": 20.0 / 6.5, "hf": 180.0 / 21.0}
 WHISPER_566 = "https://github.com/ggml-org/whisper.cpp/pull/566 (M1 Pro table, encoder time)"
+WHISPER_566_M2 = "https://github.com/ggml-org/whisper.cpp/pull/566 (comment of 2023-03-06, Mac mini M2 table)"
 WHISPER_1716 = "https://github.com/ggml-org/whisper.cpp/pull/1716 (M2 Ultra encoder tables)"
 WHISPER_89 = "https://github.com/ggml-org/whisper.cpp/issues/89 (M1 Ultra comment, 2026-01-17)"
 ANEMLL = "https://github.com/Anemll/anemll-bench (Results.MD: ANE GB/s of llama_lm_head, 1050.67 MB fp16)"
@@ -495,6 +496,21 @@ LATENCY_CASES = [
             "C",
         )
         for s, ms in [("tiny", 30), ("base", 64), ("small", 208), ("medium", 1033)]
+    ),
+    *(
+        latency(
+            f"whisper_{s}_m2",
+            "whisper",
+            f"whisper_{s}",
+            "m2",
+            "macos13",
+            "all",
+            ms,
+            WHISPER_566_M2,
+            "whisper.cpp Core ML encoder, Mac mini M2, macOS 13.2.1 (medium and large not run)",
+            "C",
+        )
+        for s, ms in [("tiny", 25), ("base", 54), ("small", 190)]
     ),
     *(
         latency(
