@@ -92,18 +92,24 @@ class Chip:
     @property
     def cpu_matrix_gflops(self) -> float:
         """fp32 peak of one P-cluster's matrix coprocessor (AMX), where Core ML's CPU convs and matmuls run:
-        :data:`AMX_FP32_FLOPS_PER_CYCLE` at the P-core clock, whatever the core count (see there)."""
-        return AMX_FP32_FLOPS_PER_CYCLE * self.cpu_ghz
+        :data:`AMX_FP32_FLOPS_PER_CYCLE` at the P-core clock, whatever the core count (see there). A11 and A12
+        have none (the A13 introduced it): their matrix ops stay on NEON."""
+        return AMX_FP32_FLOPS_PER_CYCLE * self.cpu_ghz if self.tier >= AMX_FIRST_TIER else self.cpu_gflops
 
 
 # The CPU's matrix coprocessor (AMX), one per P-cluster: Accelerate's SGEMM reached 2,626 GFLOP/s on an M1 Max's two
-# P-clusters (https://github.com/philipturner/amx-benchmarks README, R), 0.8 of 2 x 512 FLOPs x 3.2 GHz. Core ML's CPU
+# P-clusters (https://github.com/philipturner/amx-benchmarks README, R), 0.8 of 2 x 512 FLOPs x 3.2 GHz; 512 is one
+# outer product of 16 x 16 fp32 multiply-adds per cycle (https://github.com/corsix/amx README, R). Core ML's CPU
 # convs and matmuls run there, on one cluster (I): Apple's ANE-layout DistilBERT under CPU_ONLY ran 11.2 GFLOP in 33 ms
 # on an A14 (2 P-cores, 340 GFLOP/s: more than the 192 its NEON units can do) and 45.9 GFLOP in 111 ms on an M1 Max
 # (8 P-cores in 2 clusters, 413 GFLOP/s): 1.2x, where cores would give 4.3x and clusters 2.1x
 # (https://github.com/smpanaro/more-ane-transformers src/experiments/NOTES.md, March 26, 2023). The per-cycle figure
 # is assumed for every generation (U: the later coprocessors' widths are not published).
 AMX_FP32_FLOPS_PER_CYCLE = 512.0
+# The A13 brought the CPU's "machine learning accelerators" (Apple's iPhone 11 Pro announcement,
+# https://www.apple.com/newsroom/2019/09/iphone-11-pro-and-iphone-11-pro-max-the-most-powerful-and-advanced-smartphones/,
+# C); tiers as in _ROWS (12 = A13).
+AMX_FIRST_TIER = 12
 
 # Sources a user can follow. ANE peaks, SoC bandwidths and H-numbers: Apple's TOPS figures as
 # collected in https://github.com/hollance/neural-engine (docs/supported-devices.md, A/C) and the

@@ -350,3 +350,5 @@ def test_cpu_matmuls_run_on_one_clusters_matrix_unit(tmp_path):
     a14, m1max = LatencyModel(CHIPS["a14"], "ios"), LatencyModel(CHIPS["m1max"], "macos")
     assert a14.cpu_matrix_flops_per_ms > 5 * a14.cpu_flops_per_ms  # the matrix unit, not NEON, takes the MACs
     assert m1max.cpu_flops_per_ms == pytest.approx(4 * a14.cpu_flops_per_ms * 3.2 / 3.0)  # NEON: cores x clock
+    a12 = LatencyModel(CHIPS["a12"], "ios")  # before the A13 there is no matrix unit
+    assert a12.cpu_matrix_flops_per_ms == a12.cpu_flops_per_ms

@@ -333,3 +333,5 @@ def test_chips_lists_chips_their_first_os_and_the_os_versions():
     r = run("chips")
     assert r.returncode == 0 and "m2ultra" in r.stdout and "a19" in r.stdout and "first OS" in r.stdout
     assert "ios26" in r.stdout and "macos15" in r.stdout and "ios19" not in r.stdout
+    narrow = subprocess.run(CLI + ["chips"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"})
+    assert "m2ultra" in narrow.stdout and "…" not in narrow.stdout  # wider than the terminal, never squeezed

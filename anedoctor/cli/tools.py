@@ -215,6 +215,7 @@ def chips_cmd(json_out: bool = typer.Option(False, "--json", help="Print the tab
         "ane_dispatch_ms": "dispatch ms",
         "first_os": "first OS",
     }
+    from rich.measure import Measurement
     from rich.table import Table
 
     table = Table(title="What the estimate assumes per chip (sources: anedoctor/hardware.py)")
@@ -222,7 +223,10 @@ def chips_cmd(json_out: bool = typer.Option(False, "--json", help="Print the tab
         table.add_column(label, no_wrap=True)
     for r in rows:
         table.add_row(*(str(r[c]) for c in cols))
-    Console().print(table)
+    console = Console()
+    # never squeeze the ids and figures into ellipses: a narrow terminal wraps the lines instead
+    wide = Measurement.get(console, console.options.update_width(1000), table).maximum
+    Console(width=max(console.width, wide)).print(table)
     print(
         "OS versions (--os): "
         + ", ".join(f"ios{v}" for v in IOS_VERSIONS)
