@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..hardware import CHIPS, SEGMENTER_ORDER, Target
-from .work import FREE, cost_class
+from .work import FREE, MAC_CLASSES, cost_class
 
 M4 = CHIPS["m4"]  # the chip the segmenter's estimates were read on
 LAUNCH_MS = 0.125  # opening an accelerator segment (Launch_ane_ms, M4)
@@ -55,7 +55,6 @@ CLASS_EFFICIENCY = {
     "elementwise": {"ane": (1.0, 1.0), "cpu": (1.0, 1.0), "gpu": (1.0, 1.0)},
     "recurrent": {"ane": (0.1, 1.0), "cpu": (0.1, 1.0), "gpu": (0.1, 1.0)},
 }
-MATRIX_CLASSES = ("conv", "linear", "matmul", "attention")  # on the CPU: the matrix coprocessor
 CPU_BANDWIDTH_PENALTY = {"concat": 0.15}  # channel concat: 2.62 us ANE vs 22.79 us CPU on M4
 
 
@@ -115,7 +114,7 @@ def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, fl
     for cls, per_device in CLASS_EFFICIENCY.items():
         for device, (flop_eff, bw_eff) in per_device.items():
             tflops, gbps, overhead_us = DEVICE_PEAKS[device]
-            tflops *= scale["cpu_matrix"] if device == "cpu" and cls in MATRIX_CLASSES else scale[device]
+            tflops *= scale["cpu_matrix"] if device == "cpu" and cls in MAC_CLASSES else scale[device]
             gbps *= bandwidth[device]
             rates[cls, device] = (tflops * flop_eff * 1e6, gbps * bw_eff * 1e3, overhead_us)
     return rates

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from ..hardware import Chip
 from .fitted import FITTED
-from .work import ATTENTION, BINARY_ELEMENTWISE, CONV, FREE, MATMUL, TRANSCENDENTAL, cost_class
+from .work import ATTENTION, BINARY_ELEMENTWISE, CONV, FREE, MAC_CLASSES, MATMUL, TRANSCENDENTAL, cost_class
 
 L2_BYTES = 2 << 20  # on-chip buffer one operand can stay in (eiln/ane MMIO map; 751K, R)
 # Output pixels a work unit fills: 128-256 per NE in 751K's compiler performance CSV (R); 64 here, because
@@ -289,7 +289,7 @@ class LatencyModel:
         if op.type in GATHER:
             moved = 2 * weight_bytes(op) + sum(v.type.nbytes for v in activations(op))
         if device == "cpu":
-            if cls in ("conv", "linear", "matmul", "attention"):  # on the matrix coprocessor, the rest on NEON
+            if cls in MAC_CLASSES:  # on the matrix coprocessor, the rest on NEON
                 peak = self.cpu_matrix_flops_per_ms * k["cpu_mac_efficiency"]
             else:
                 peak = self.cpu_flops_per_ms
@@ -297,7 +297,7 @@ class LatencyModel:
             if op.type == "select":  # Core ML's CPU select: a per-element kernel, not a stream
                 compute = max(compute, sum(v.type.numel or 0 for v in op.outputs) * k["cpu_select_ns"] / 1e6)
         else:
-            eff = k["gpu_mac_efficiency"] if cls in ("conv", "linear", "matmul", "attention") else 1.0
+            eff = k["gpu_mac_efficiency"] if cls in MAC_CLASSES else 1.0
             compute, memory, over = flops / (self.gpu_flops_per_ms * eff), moved / self.gpu_bytes_per_ms, k["gpu_op_us"]
         busy = max(compute, memory)
         bound = "compute" if compute >= memory else ("weights" if weight_bytes(op) * 2 > moved else "activations")

@@ -88,6 +88,7 @@ LAYOUT = {
 # Ops that move no data on the device (metadata-only views); they cost only the per-op overhead.
 BINARY_ELEMENTWISE = {"add", "sub", "mul", "real_div", "maximum", "minimum"}  # two operands, one output
 FREE = {"reshape", "squeeze", "expand_dims", "identity", "shape", "flatten2d"}
+MAC_CLASSES = frozenset({"conv", "linear", "matmul", "attention"})  # cost classes of multiply-accumulate arrays
 
 
 @functools.lru_cache(maxsize=None)
