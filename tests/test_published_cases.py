@@ -52,3 +52,20 @@ def test_one_case_builds_and_predicts(tmp_path, monkeypatch):
     assert row["error"] is None
     assert sum(row["predicted_ops"].values()) > 20  # 2 blocks of convs, norms, softmax ...
     assert 0.0 <= row["predicted_ane_share"] <= 1.0 and row["published_ane_share"] == 0.0
+
+
+def test_a_toolchain_model_is_converted_by_its_own_interpreter_or_says_why_not(tmp_path, monkeypatch):
+    """Models masked with masked_fill are converted by coremltools 6 (build.TOOLCHAINS); a missing interpreter is a
+    one-line BuildError, and the converter is part of the cache name."""
+    masked = [name for name, spec in cases.MODELS.items() if spec.toolchain]
+    assert {"distilbert_hf", "nanogpt"} <= set(masked)
+    assert all(cases.MODELS[m].toolchain in build.TOOLCHAINS for m in masked)
+    monkeypatch.setattr(build, "CACHE", tmp_path / "published")
+    monkeypatch.setitem(build.TOOLCHAINS, "coremltools6", ("9.99", ("coremltools==6.2",)))
+    assert build.find_python("9.99") is None
+    before = build.package_path("distilbert_hf")
+    with pytest.raises(build.BuildError, match="needs Python 9.99"):
+        build.build("distilbert_hf")
+    assert not before.exists() and not list((tmp_path / "published").glob(".*"))  # no scratch left behind
+    monkeypatch.setitem(build.TOOLCHAINS, "coremltools6", ("9.99", ("coremltools==6.3",)))
+    assert build.package_path("distilbert_hf") != before  # another converter, another build

@@ -31,23 +31,23 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
 
 FITTED = {
     "constants": {
-        "ane_conv_efficiency": 0.7896,
-        "ane_linear_efficiency": 0.549,
-        "ane_matmul_efficiency": 0.4418,
-        "ane_pe_scale": 1.4537,
-        "ane_activation_share": 0.5079,
+        "ane_conv_efficiency": 0.8458,
+        "ane_linear_efficiency": 0.6018,
+        "ane_matmul_efficiency": 1.0,
+        "ane_pe_scale": 0.7885,
+        "ane_activation_share": 0.505,
         "ane_op_us": 0.02,
         "ane_dispatch_ms_ios": 0.01,
         "ane_dispatch_ms_macos": 0.3,
-        "cpu_mac_efficiency": 0.261,
+        "cpu_mac_efficiency": 0.2609,
         "cpu_bandwidth_fraction": 0.5,
         "cpu_op_us": 5.0,
-        "gpu_mac_efficiency": 0.4788,
+        "gpu_mac_efficiency": 0.4797,
         "gpu_bandwidth_fraction": 0.6,
         "gpu_op_us": 8.0,
         "gpu_launch_ms": 0.15,
-        "switch_ms": 0.1283,
-        "cpu_select_ns": 4.0425,
+        "switch_ms": 0.1298,
+        "cpu_select_ns": 3.9019,
     },
     "fit": {
         "fit_cases": [
@@ -90,7 +90,7 @@ FITTED = {
             "nanogpt_cpu_and_ne_m1max",
             "nanogpt_all_m1max",
         ],
-        "fit": "n=38  median error 1.10x  within ±25%: 33/38  max error 1.57x",
-        "holdout": "n=38  median error 1.10x  within ±25%: 29/38  max error 2.22x",
+        "fit": "n=38  median error 1.08x  within ±25%: 32/38  max error 1.56x",
+        "holdout": "n=38  median error 1.12x  within ±25%: 27/38  max error 2.27x",
     },
 }

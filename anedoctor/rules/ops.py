@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ir import Op
 from .base import Context, rule
-from .refs import COREMLTOOLS, WEIGHT, file, guide, hollance, issue, m6, notes, pull
+from .refs import COREMLTOOLS, WEIGHT, file, guide, hollance, issue, m6, ne_rules, notes, pull
 
 NEVER_ON_ANE = {  # op type: the rule that documents why it never runs on the ANE
     "lstm": "OP-1",
@@ -328,8 +328,10 @@ def infinite_fill(op: Op) -> bool:
         ),
         notes(
             "(Mar 25-26 2023, M1 Max: nanoGPT, masked_fill(-inf) causal mask, 67 CPU / 416 ANE; GPT-2 with additive "
-            "masks, 8 / 1315. Apr 15 2023: torch.where(mask, new_k, old_k), two runtime tensors, 'works on ANE')"
+            "masks, 8 / 1315; the causal mask moved 'from f32 -> f16 (so it stays on the ANE instead of shifting to "
+            "CPU)'. Apr 15 2023: torch.where(mask, new_k, old_k), two runtime tensors, 'works on ANE')"
         ),
+        ne_rules("('Causal mask': the Neural Engine does not handle IEEE -inf correctly in softmax; mask with -40000)"),
         m6("plan_iso_cpune.tsv", "(select with a greater() condition: supported on the ANE, M4, macOS 27)"),
     ],
     fix="Mask by addition, as Apple's ml-ane-transformers does: scores + mask with mask 0 where kept and -1e4 "
@@ -355,10 +357,14 @@ def select_before_ios17(op: Op, ctx: Context):
 
     Inferred not to run on the ANE there. Two Xcode reports of that era counted about five CPU ops per attention
     layer in models that mask with masked_fill(-inf) (Hugging Face distilbert on an A15, nanoGPT on an M1 Max)
-    and almost none in the same models masking by addition; with that select off the ANE anedoctor reproduces
-    nanoGPT's published 416 / 483 ANE share. A select of two runtime tensors (torch.where for a KV cache) ran on
-    the ANE in the same notes, so the rule is limited to the infinite fill. The reports give counts, not op
-    names, so which op it is is an inference (confidence I); a single-op probe on such an OS would settle it."""
+    and almost none in the same models masking by addition. A select of two runtime tensors (torch.where for a KV
+    cache) ran on the ANE in the same notes, so the rule is limited to the infinite fill. The weak point, said
+    plainly: the converters of those reports (coremltools 6.0 and 6.2, checked) kept this select in fp32 between two
+    casts, which DT-1 alone takes off the ANE; today's converter makes it fp16, and no measurement of an fp16 one on
+    such an OS is published. The counts are therefore no evidence for the fp16 form (bench/published rebuilds those
+    models with coremltools 6.2 for that reason); the rule stays an inference (confidence I), its fix is Apple's
+    own advice for the ANE's softmax (mask with a finite negative, not -inf), and the OP-19 probe of
+    `anedoctor probes` settles it on a device."""
     if infinite_fill(op):
         return "a select with an infinite constant (masked_fill(-inf)) is inferred off the ANE on iOS 16 / macOS 13"
     return None

@@ -4,6 +4,10 @@ The cache is bench/.cache/published (or $ANEDOCTOR_BENCH_CACHE); a package's nam
 its recipe and the coremltools version, so a changed recipe is rebuilt. Builds run one at a time
 (big models hold several GB while converting). Packages are written to a temporary name and renamed.
 
+A model whose recipe names a toolchain (cases.Model.toolchain) is converted by that toolchain's interpreter
+in a virtual environment of its own (bench/.cache/toolchain-NAME, made on first use from the package
+registry), as the source converted it: see TOOLCHAINS.
+
 Run: python -m bench.published.build [--cases NAME,..] [--force]   (from the repository root)
 """
 
@@ -12,12 +16,14 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import glob
 import hashlib
 import inspect
 import io
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 import warnings
@@ -28,6 +34,12 @@ from .cases import MODELS, Model, select
 
 CACHE = Path(os.environ.get("ANEDOCTOR_BENCH_CACHE") or Path(__file__).resolve().parent.parent / ".cache" / "published")
 RANGE = (32, 256)  # RangeDim bounds of the sequence axis (the meridian encoder's SEQ_MIN..SEQ_MAX)
+ROOT = Path(__file__).resolve().parent.parent.parent
+# name -> (Python version, packages): converters of the time, for published figures whose graphs depend on them.
+# coremltools 6 (2022-23) kept masked_fill(-inf) as an fp32 select between two casts, where coremltools 9 converts
+# it to fp16: converted by both, transformers' DistilBERT has 13 casts (6.0 with torch 1.12.1, and 6.2 with torch
+# 1.13.1) against 1. coremltools 6.2 is the last 6.x before torch 2; numpy < 1.24 is what it imports with.
+TOOLCHAINS = {"coremltools6": ("3.10", ("numpy<1.24", "coremltools==6.2", "torch==1.13.1"))}
 
 
 class BuildError(Exception):
@@ -49,10 +61,10 @@ def package_path(name: str) -> Path:
     """Where model ``name`` is cached: the name carries a hash of its recipe, its builder's module (as
     syntax, so reformatting or comments do not rebuild) and the coremltools version, so editing a
     builder rebuilds the models it makes."""
-    ct = coremltools()
     spec = MODELS[name]
+    converter = TOOLCHAINS[spec.toolchain] if spec.toolchain else coremltools().__version__
     code = ast.dump(ast.parse(inspect.getsource(sys.modules[builder(spec).__module__])))
-    digest = hashlib.sha1(f"{spec!r} {ct.__version__} {code}".encode()).hexdigest()[:8]
+    digest = hashlib.sha1(f"{spec!r} {converter} {code}".encode()).hexdigest()[:8]
     return CACHE / f"{name}-{digest}.mlpackage"
 
 
@@ -107,6 +119,48 @@ def convert(spec: Model):
     return ct.convert(traced, inputs=input_types(spec, examples), **options)
 
 
+def find_python(version: str) -> str | None:
+    """An interpreter of this version that runs: python3.X on PATH, then pyenv's installed versions."""
+    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    found = [shutil.which(f"python{version}"), *sorted(glob.glob(f"{root}/versions/{version}.*/bin/python{version}"))]
+    for python in filter(None, found):
+        if subprocess.run([python, "--version"], capture_output=True).returncode == 0:
+            return python
+    return None
+
+
+def toolchain_python(name: str) -> Path:
+    """The interpreter of toolchain ``name``, its virtual environment made and filled on first use."""
+    version, packages = TOOLCHAINS[name]
+    venv = CACHE.parent / f"toolchain-{name}"
+    python, ready = venv / "bin" / "python", venv / "ready"
+    if ready.exists() and ready.read_text() == " ".join(packages):
+        return python
+    base = find_python(version)
+    if base is None:
+        raise BuildError(f"toolchain {name} needs Python {version} (python{version} on PATH or under pyenv)")
+    shutil.rmtree(venv, ignore_errors=True)
+    for step in ([base, "-m", "venv", str(venv)], [str(python), "-m", "pip", "install", "-q", *packages]):
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode:
+            last = (done.stderr.strip().splitlines() or [""])[-1][:200]
+            raise BuildError(f"toolchain {name}: {' '.join(step[2:4])} failed: {last}")
+    ready.write_text(" ".join(packages))
+    return python
+
+
+def convert_elsewhere(name: str, scratch: Path) -> None:
+    """Convert model ``name`` with its toolchain's interpreter (this module, run there with --convert-to)."""
+    python = toolchain_python(MODELS[name].toolchain)
+    command = [str(python), "-m", "bench.published.build", "--model", name, "--convert-to", str(scratch)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    if done.returncode or not scratch.exists():
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        raise BuildError(f"{name} ({MODELS[name].toolchain}): {last}")
+
+
 def build(name: str, force: bool = False) -> Path:
     """The cached .mlpackage of model ``name``, converted first if missing (or ``force``)."""
     path = package_path(name)
@@ -115,10 +169,13 @@ def build(name: str, force: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.stem}-{os.getpid()}.mlpackage")
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            mlmodel = convert(MODELS[name])
-            mlmodel.save(str(scratch))
+        if MODELS[name].toolchain:
+            convert_elsewhere(name, scratch)
+        else:
+            with contextlib.redirect_stderr(io.StringIO()):
+                convert(MODELS[name]).save(str(scratch))
     except BuildError:
+        shutil.rmtree(scratch, ignore_errors=True)
         raise
     except Exception as e:  # the tracer and converter raise many types; keep the first line
         shutil.rmtree(scratch, ignore_errors=True)
@@ -177,7 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
+    parser.add_argument("--model", help=argparse.SUPPRESS)  # with --convert-to: inside a toolchain's environment
+    parser.add_argument("--convert-to", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.convert_to:
+        with contextlib.redirect_stderr(io.StringIO()):
+            mlmodel = convert(MODELS[args.model])
+        mlmodel.save(str(args.convert_to))
+        return 0
     results = build_cases(select(args.cases), args.force)
     failed = [k for k, v in results.items() if isinstance(v, BuildError)]
     print(

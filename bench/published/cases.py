@@ -23,6 +23,9 @@ class Model:
     config: dict = field(default_factory=dict)
     inputs: str = "tensor"  # tensor | image (ct.ImageType) | range (RangeDim on the last axis)
     target: str = "iOS15"  # minimum_deployment_target the source converted with
+    # "" = the installed coremltools and torch; else a key of build.TOOLCHAINS (kept out of repr: the build hash
+    # already names the converter)
+    toolchain: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,15 @@ MODELS = {
         "vit", {"dim": 1024, "layers": 24, "heads": 16, "patch": 14, "embed": 768}, target="iOS17"
     ),
     "mobileclip_l_text": Model("clip_text", {"dim": 768, "layers": 12, "heads": 12}, target="iOS17"),
+    # Models that mask with masked_fill(-inf), measured in 2022-23 on coremltools 6 conversions, are converted by
+    # coremltools 6.2 (build.TOOLCHAINS): it kept that select in fp32 between two casts, which decides their plans.
+    # Their twins that mask by addition, and the CNNs of the time, convert alike either way (MobileOne-S0 and
+    # FastViT-T8: 91 ops each) and keep the installed converter.
     "distilbert_ane": Model("bert_ane"),
-    "distilbert_hf": Model("distilbert_hf"),
+    "distilbert_hf": Model("distilbert_hf", toolchain="coremltools6"),
     "distilbert_ane_512": Model("bert_ane", {"seq": 512}),
-    "distilbert_hf_512": Model("distilbert_hf", {"seq": 512}),
-    "distilbert_hf_b2_256": Model("distilbert_hf", {"seq": 256, "batch": 2}),
+    "distilbert_hf_512": Model("distilbert_hf", {"seq": 512}, toolchain="coremltools6"),
+    "distilbert_hf_b2_256": Model("distilbert_hf", {"seq": 256, "batch": 2}, toolchain="coremltools6"),
     "distilbert_ane_b2_256": Model("bert_ane", {"seq": 256, "batch": 2}),
     "bert_ane_512": Model("bert_ane", {"seq": 512, "layers": 12, "token_types": True, "head": "token"}, target="iOS17"),
     **{f"whisper_{s}": Model("whisper_encoder", {"size": s}) for s in ("tiny", "base", "small", "medium", "large")},
@@ -76,7 +83,7 @@ MODELS = {
     "llama_lm_head": Model("lm_head", target="iOS18"),
     "llama2_mlp_x4": Model("llama_mlp", target="iOS18"),
     "gpt2_ane": Model("gpt2_ane"),
-    "nanogpt": Model("nanogpt"),
+    "nanogpt": Model("nanogpt", toolchain="coremltools6"),
     "meridian_realistic": Model("meridian_encoder", inputs="range", target="iOS18"),
     "meridian_tiny": Model("meridian_encoder", {"dim": 128, "layers": 2, "heads": 4}, inputs="range", target="iOS18"),
 }
