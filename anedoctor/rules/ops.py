@@ -360,11 +360,11 @@ def select_before_ios17(op: Op, ctx: Context):
     and almost none in the same models masking by addition. A select of two runtime tensors (torch.where for a KV
     cache) ran on the ANE in the same notes, so the rule is limited to the infinite fill. The weak point, said
     plainly: the converters of those reports (coremltools 6.0 and 6.2, checked) kept this select in fp32 between two
-    casts, which DT-1 alone takes off the ANE; today's converter makes it fp16, and no measurement of an fp16 one on
-    such an OS is published. The counts are therefore no evidence for the fp16 form (bench/published rebuilds those
-    models with coremltools 6.2 for that reason); the rule stays an inference (confidence I), its fix is Apple's
-    own advice for the ANE's softmax (mask with a finite negative, not -inf), and the OP-19 probe of
-    `anedoctor probes` settles it on a device."""
+    casts (its fill became -3.4e38, beyond fp16's range), which DT-1 alone takes off the ANE; today's converter
+    makes it fp16, and no measurement of an fp16 one on such an OS is published. The counts are therefore no
+    evidence for the fp16 form (bench/published rebuilds those models with coremltools 6.2 for that reason); the
+    rule stays an inference (confidence I), its fix is Apple's own advice for the ANE's softmax (mask with a
+    finite negative, not -inf), and the OP-19 probe of `anedoctor probes` settles it on a device."""
     if infinite_fill(op):
         return "a select with an infinite constant (masked_fill(-inf)) is inferred off the ANE on iOS 16 / macOS 13"
     return None

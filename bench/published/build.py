@@ -36,9 +36,10 @@ CACHE = Path(os.environ.get("ANEDOCTOR_BENCH_CACHE") or Path(__file__).resolve()
 RANGE = (32, 256)  # RangeDim bounds of the sequence axis (the meridian encoder's SEQ_MIN..SEQ_MAX)
 ROOT = Path(__file__).resolve().parent.parent.parent
 # name -> (Python version, packages): converters of the time, for published figures whose graphs depend on them.
-# coremltools 6 (2022-23) kept masked_fill(-inf) as an fp32 select between two casts, where coremltools 9 converts
-# it to fp16: converted by both, transformers' DistilBERT has 13 casts (6.0 with torch 1.12.1, and 6.2 with torch
-# 1.13.1) against 1. coremltools 6.2 is the last 6.x before torch 2; numpy < 1.24 is what it imports with.
+# coremltools 6 (2022-23) kept masked_fill(-inf) as an fp32 select between two casts (its fill became -3.4e38, beyond
+# fp16's range), where coremltools 9 converts it to fp16: converted by both, transformers' DistilBERT has 13 casts
+# (6.0 with torch 1.12.1, and 6.2 with torch 1.13.1) against 1. coremltools 6.2 is the last 6.x before torch 2;
+# numpy < 1.24 is what it imports with.
 TOOLCHAINS = {"coremltools6": ("3.10", ("numpy<1.24", "coremltools==6.2", "torch==1.13.1"))}
 
 
