@@ -393,3 +393,30 @@ def test_check_points_at_the_pass_that_cures_a_cause(fixed):
     (dilated,) = [c for c in causes if c["rule"] == "PA-11"]
     assert "`anedoctor fix` applies it (pass dilated_conv_to_space_to_batch, exact)" in dilated["fix"]
     assert all("anedoctor fix` applies" not in c["fix"] for c in causes if not RULES[c["rule"]].fix_pass)
+
+
+def test_ops_saved_without_names_are_rewritten(tmp_path):
+    """coremltools 6 saved many ops without a name attribute: anedoctor's IR names them by their output, pymil's
+    loader by a counter of its own. fix must still find the ops check flagged (before, every pass missed them)."""
+    import shutil
+
+    src = zoo.fp32_islands(tmp_path)
+    unnamed = tmp_path / "unnamed.mlpackage"
+    shutil.copytree(src, unnamed)
+    spec_path = next(unnamed.rglob("model.mlmodel"))
+    spec = ct.proto.Model_pb2.Model()
+    spec.ParseFromString(spec_path.read_bytes())
+    stripped = 0
+    for block in spec.mlProgram.functions["main"].block_specializations.values():
+        for op in block.operations:
+            if op.type != "const" and "name" in op.attributes:
+                del op.attributes["name"]
+                stripped += 1
+    spec_path.write_bytes(spec.SerializeToString())
+    assert stripped > 10
+    before = anedoctor.check(unnamed)
+    assert any(f.rule.id == "DT-1" for p in before.placements for f in p.findings)
+    report = fix(unnamed, tmp_path / "fixed.mlpackage")
+    assert [a.pass_name for a in report.applied] == ["fp32_islands_to_fp16"] and report.written, str(report)
+    assert set(report.applied[0].rewritten) <= {p.op.name for p in before.placements}  # the IR's names
+    assert anedoctor.check(tmp_path / "fixed.mlpackage").summary["ane_fraction"] == 1.0

@@ -190,3 +190,14 @@ def test_readme_rules_table_is_generated_from_the_registry():
         "README rules table is stale; paste the output of "
         "python -c 'from anedoctor.rules import markdown_table; print(markdown_table())'"
     )
+
+
+def test_a_masked_fill_is_a_fill_below_fp16s_lowest():
+    """OP-19 and its rewrite read -inf and coremltools 6's -3.4e38 alike; -65504 and mixed fills are not a mask."""
+    import numpy as np
+
+    from anedoctor.ir.dtypes import below_fp16
+
+    assert below_fp16(np.full((2, 3), -np.inf, np.float16)) and below_fp16(np.full((4,), -3.4e38, np.float32))
+    assert not below_fp16(np.float16(-65504)) and not below_fp16(np.array([-np.inf, 0.0], np.float32))
+    assert not below_fp16(np.array([], np.float32)) and not below_fp16(np.array([-(2**40)], np.int64))

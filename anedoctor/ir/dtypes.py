@@ -42,3 +42,17 @@ NUMPY_DTYPES = {
     "uint64": np.uint64,
     "bool": np.bool_,
 }
+
+FP16_MAX = 65504.0  # the largest finite fp16
+
+
+def below_fp16(values) -> bool:
+    """Whether every value is a float under fp16's lowest (-inf, or a -3.4e38 that becomes -inf in fp16): the fill of
+    a masked_fill(-inf). Checked in its own dtype, first element first, so a large constant is rarely scanned."""
+    values = np.asarray(values)
+    return (
+        values.dtype.kind == "f"
+        and values.size > 0
+        and bool(values.flat[0] < -FP16_MAX)
+        and bool((values < -FP16_MAX).all())
+    )

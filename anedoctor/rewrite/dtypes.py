@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from .base import Pass, PassResult, main_ops, register
+from ..ir.dtypes import FP16_MAX, below_fp16
+from .base import Pass, PassResult, is_flagged, main_ops, register
 from .coreml_io import coremltools, load_program, save_program
 
 FP16_TOLERANCE = 1e-2  # max relative output error an fp16 island may add under ANE fp16 emulation
-FP16_LOWEST = -65504.0  # the most negative finite fp16: a runtime mask's additive value (0 x -inf would be NaN)
+FP16_LOWEST = -FP16_MAX  # the most negative finite fp16: a runtime mask's additive value (0 x -inf would be NaN)
 
 
 @register
@@ -45,7 +46,7 @@ class Fp32IslandsToFp16(Pass):
     source = "apple/coremltools typed-execution.md, coremltools.transform.FP16ComputePrecision"
 
     def requires(self, prog: Any, flagged: set[str]) -> list[Any]:
-        return [op for op in main_ops(prog) if op.name in flagged and op.op_type not in ("cast", "const")]
+        return [op for op in main_ops(prog) if op.op_type not in ("cast", "const") and is_flagged(op, flagged)]
 
     def call(self, prog: Any, ops: list[Any]) -> PassResult:
         names = {op.name for op in ops}
@@ -107,7 +108,7 @@ class Fp16ModelIO(Pass):
                 var.dtype == types.fp32
                 and name in desc
                 and casts
-                and all(op.op_type == "cast" and op.dtype.val == "fp16" and op.name in flagged for op in casts)
+                and all(op.op_type == "cast" and op.dtype.val == "fp16" and is_flagged(op, flagged) for op in casts)
             ):
                 var._sym_type = types.tensor(types.fp16, var.shape)  # as coremltools' change_input_output_tensor_type
                 removed += casts  # now fp16 -> fp16: cast_optimization drops them when the program is saved
@@ -118,7 +119,7 @@ class Fp16ModelIO(Pass):
             if (
                 op is not None
                 and op.op_type == "cast"
-                and op.name in flagged
+                and is_flagged(op, flagged)
                 and op.x.dtype == types.fp16
                 and var.name in desc
                 and len(var.child_ops) == 0
@@ -149,9 +150,9 @@ class SelectToAdditiveMask(Pass):
     to fp16 and scaled by the most negative fp16 value.
 
     Given:
-        %y = select(cond=%mask, a=-inf, b=%scores)
+        %y = select(cond=%mask, a=-inf, b=%scores)  # or a fill below fp16's lowest: coremltools 6 wrote -3.4e38
     Result:
-        %y = add(x=%scores, y=M)                    # constant %mask: M = -inf where %mask, 0 elsewhere
+        %y = add(x=%scores, y=M)                    # constant %mask: M = the fill where %mask, 0 elsewhere
         %m = cast(x=%mask, dtype="fp16")            # runtime %mask:
         %y = add(x=%scores, y=mul(x=%m, y=-65504))
 
@@ -172,12 +173,8 @@ class SelectToAdditiveMask(Pass):
     def matches(self, op: Any) -> bool:
         from coremltools.converters.mil.mil import types
 
-        fill = np.asarray(op.a.val)  # checked in its own dtype, first element first: no copy of a large constant
         return (
-            fill.dtype.kind == "f"
-            and fill.size > 0
-            and bool(np.isneginf(fill.flat[0]))
-            and bool(np.isneginf(fill).all())
+            below_fp16(op.a.val)
             and op.b.val is None
             and op.b.dtype in (types.fp16, types.fp32)
             and op.outputs[0].shape == op.b.shape
@@ -189,7 +186,8 @@ class SelectToAdditiveMask(Pass):
 
         dtype = np.float16 if op.b.dtype == types.fp16 else np.float32
         if op.cond.val is not None:
-            mask = np.where(np.asarray(op.cond.val, dtype=bool), -np.inf, 0).astype(dtype)
+            with np.errstate(over="ignore"):  # a -3.4e38 fill is -inf in fp16, as the original's cast made it
+                mask = np.where(np.asarray(op.cond.val, dtype=bool), op.a.val, 0).astype(dtype)
             return mb.add(x=op.b, y=mask, name=name)
         flag = mb.cast(x=op.cond, dtype="fp16" if dtype is np.float16 else "fp32", name=f"{name}_mask")
         return mb.add(x=op.b, y=mb.mul(x=flag, y=dtype(FP16_LOWEST), name=f"{name}_scaled"), name=name)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..ir import Op
+from ..ir.dtypes import below_fp16
 from .base import Context, rule
 from .refs import COREMLTOOLS, WEIGHT, file, guide, hollance, issue, m6, ne_rules, notes, pull
 
@@ -299,14 +298,14 @@ never_rule(
 
 
 def infinite_fill(op: Op) -> bool:
-    """Whether a branch of a select is a constant +-inf: a const, or a fill of one (masked_fill(-inf))."""
+    """Whether a branch of a select is a constant -inf, or a fill that fp16 turns into -inf (coremltools 6 wrote
+    masked_fill(-inf) as -3.4e38): a const, or a fill of one."""
     for arg in ("a", "b"):
         v = op.input(arg)
         if v is None:
             continue
         filled = v.producer is not None and v.producer.type == "fill"
-        fill = np.asarray(v.producer.param("value") if filled else v.data())
-        if fill.dtype.kind == "f" and fill.size and np.isinf(fill.flat[0]) and np.isinf(fill).all():
+        if below_fp16(v.producer.param("value") if filled else v.data()):
             return True
     return False
 
