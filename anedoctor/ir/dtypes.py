@@ -48,7 +48,8 @@ FP16_MAX = 65504.0  # the largest finite fp16
 
 def below_fp16(values) -> bool:
     """Whether every value is a float under fp16's lowest (-inf, or a -3.4e38 that becomes -inf in fp16): the fill of
-    a masked_fill(-inf). Checked in its own dtype, first element first, so a large constant is rarely scanned."""
+    a masked_fill(-inf). Checked in its own dtype, first element first: a constant that is no fill is turned down
+    without a scan or a copy."""
     values = np.asarray(values)
     return (
         values.dtype.kind == "f"

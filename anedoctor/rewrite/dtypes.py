@@ -145,9 +145,11 @@ class SelectToAdditiveMask(Pass):
 
     Through iOS 16 / macOS 13 the published plans of models that mask attention scores with
     ``masked_fill(mask, -inf)`` put a few ops per layer on the CPU, where the same models masking by
-    addition run whole on the ANE (rule OP-19). Apple's ml-ane-transformers masks by addition. A
-    constant mask (a causal mask) becomes one constant added to the scores; a runtime mask is cast
-    to fp16 and scaled by the most negative fp16 value.
+    addition run whole on the ANE (rule OP-19, inferred; those conversions kept the select in fp32, which
+    ``fp32_islands_to_fp16`` turns to fp16 first). Apple's ml-ane-transformers masks by addition, and
+    Apple's Neural Engine rules advise a finite negative over -inf. A constant mask (a causal mask)
+    becomes one constant added to the scores; a runtime mask is cast to fp16 and scaled by the most
+    negative fp16 value.
 
     Given:
         %y = select(cond=%mask, a=-inf, b=%scores)  # or a fill below fp16's lowest: coremltools 6 wrote -3.4e38
