@@ -60,8 +60,8 @@ def coremltools():
 
 def package_path(name: str) -> Path:
     """Where model ``name`` is cached: the name carries a hash of its recipe, its builder's module (as
-    syntax, so reformatting or comments do not rebuild) and the coremltools version, so editing a
-    builder rebuilds the models it makes."""
+    syntax, so reformatting or comments do not rebuild) and its converter (the installed coremltools version, or
+    the toolchain's packages), so editing a builder rebuilds the models it makes."""
     spec = MODELS[name]
     converter = TOOLCHAINS[spec.toolchain] if spec.toolchain else coremltools().__version__
     code = ast.dump(ast.parse(inspect.getsource(sys.modules[builder(spec).__module__])))
