@@ -68,9 +68,7 @@ class Pass:
     # ---- the contract -----------------------------------------------------------------
     def requires(self, prog: Any, flagged: set[str]) -> list[Any]:
         """Ops of ``prog`` flagged by this pass's rules that this pass can rewrite."""
-        return [
-            op for op in main_ops(prog) if op.op_type in self.op_types and is_flagged(op, flagged) and self.matches(op)
-        ]
+        return [op for op in main_ops(prog) if op.op_type in self.op_types and op.name in flagged and self.matches(op)]
 
     def __call__(self, prog: Any, flagged: set[str]) -> PassResult:
         ops = self.requires(prog, flagged)
@@ -127,14 +125,6 @@ class Pass:
         """Build the replacement before ``op`` (inside ``mb.set_before_op``) and return the Var that
         replaces ``op``'s output; name the op producing it ``name`` so graph output names survive."""
         raise NotImplementedError
-
-
-def is_flagged(op: Any, flagged: set[str]) -> bool:
-    """Whether ``check`` flagged this pymil op. An op saved without a name (coremltools 6 wrote many) is named by
-    pymil's loader but by its output in anedoctor's IR: it is renamed to its output here, so the names agree."""
-    if op.name not in flagged and op.outputs and op.outputs[0].name in flagged:
-        op.name = op.outputs[0].name
-    return op.name in flagged
 
 
 def replacements(before: Any, after: Any, rewritten: list[str]) -> set[str]:

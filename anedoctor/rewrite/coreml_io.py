@@ -60,7 +60,24 @@ def load_program(path: str | Path) -> tuple[Any, Any]:
         prog = milproto_load(
             model_spec=spec, specification_version=spec.specificationVersion, file_weights_dir=model.weights_dir
         )
+    name_unnamed_ops(prog, spec)
     return prog, spec
+
+
+def name_unnamed_ops(prog: Any, spec: Any) -> None:
+    """Name each op saved without a name attribute (coremltools 6 wrote many) after its first output, as
+    anedoctor's IR names it; pymil's loader gives it a counter, and the ops ``check`` flagged would not be found."""
+    unnamed = {
+        op.outputs[0].name
+        for function in spec.mlProgram.functions.values()
+        for block in function.block_specializations.values()
+        for op in block.operations
+        if "name" not in op.attributes and op.outputs
+    }
+    for function in prog.functions.values():
+        for op in function.operations:
+            if op.outputs and op.outputs[0].name in unnamed:
+                op.name = op.outputs[0].name
 
 
 def save_pipeline():

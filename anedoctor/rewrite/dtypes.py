@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..ir.dtypes import FP16_MAX, below_fp16
-from .base import Pass, PassResult, is_flagged, main_ops, register
+from .base import Pass, PassResult, main_ops, register
 from .coreml_io import coremltools, load_program, save_program
 
 FP16_TOLERANCE = 1e-2  # max relative output error an fp16 island may add under ANE fp16 emulation
@@ -46,7 +46,7 @@ class Fp32IslandsToFp16(Pass):
     source = "apple/coremltools typed-execution.md, coremltools.transform.FP16ComputePrecision"
 
     def requires(self, prog: Any, flagged: set[str]) -> list[Any]:
-        return [op for op in main_ops(prog) if op.op_type not in ("cast", "const") and is_flagged(op, flagged)]
+        return [op for op in main_ops(prog) if op.name in flagged and op.op_type not in ("cast", "const")]
 
     def call(self, prog: Any, ops: list[Any]) -> PassResult:
         names = {op.name for op in ops}
@@ -108,7 +108,7 @@ class Fp16ModelIO(Pass):
                 var.dtype == types.fp32
                 and name in desc
                 and casts
-                and all(op.op_type == "cast" and op.dtype.val == "fp16" and is_flagged(op, flagged) for op in casts)
+                and all(op.op_type == "cast" and op.dtype.val == "fp16" and op.name in flagged for op in casts)
             ):
                 var._sym_type = types.tensor(types.fp16, var.shape)  # as coremltools' change_input_output_tensor_type
                 removed += casts  # now fp16 -> fp16: cast_optimization drops them when the program is saved
@@ -119,7 +119,7 @@ class Fp16ModelIO(Pass):
             if (
                 op is not None
                 and op.op_type == "cast"
-                and is_flagged(op, flagged)
+                and op.name in flagged
                 and op.x.dtype == types.fp16
                 and var.name in desc
                 and len(var.child_ops) == 0

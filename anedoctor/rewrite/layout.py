@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..rules.shapes import axis_limits
-from .base import Pass, PassResult, const, is_flagged, main_ops, register, static_shape
+from .base import Pass, PassResult, const, main_ops, register, static_shape
 from .coreml_io import run_coremltools_pass
 from .shapes import fits
 
@@ -234,7 +234,7 @@ class FoldShapeArithmetic(Pass):
     source = "apple/coremltools mil/passes/defs/cleanup/const_elimination.py"
 
     def requires(self, prog: Any, flagged: set[str]) -> list[Any]:
-        return [op for op in main_ops(prog) if is_flagged(op, flagged) and self.matches(op)]
+        return [op for op in main_ops(prog) if op.name in flagged and self.matches(op)]
 
     def matches(self, op: Any) -> bool:
         return op.op_type != "const" and not runtime_integers(op)
