@@ -52,6 +52,7 @@ import torch
 
 from ..errors import ModelError
 from ..ir import Model, Op
+from ..ir.dtypes import FP16_MAX
 from .inputs import (
     check_inputs,
     default_inputs,
@@ -62,7 +63,6 @@ from .inputs import (
     save_outputs,
 )
 from .plan import Plan, Step
-from .precision import FP16_MAX
 
 __all__ = [
     "FP16_MAX",

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from .plan import Step
 
 
-FP16_MAX = 65504.0
 ACC_CHUNK = 8  # products summed in fp32 before each fp16 accumulation step (accumulator="fp16")
 MAX_LOOP_ITERATIONS = 1_000_000
 

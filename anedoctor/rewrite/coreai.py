@@ -23,14 +23,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ModelError
+from ..ir.dtypes import FP16_MAX
 from ..loaders import coreai as loader
 from ..loaders.coreai_tools import run_coreai
 from .base import PASSES as BASE_PASSES
 from .base import PassResult, compare_outputs
 from .dtypes import Fp32IslandsToFp16
 from .spatial import POOL_MAX_WINDOW, DilatedConvToSpaceToBatch, MaxPoolCascade, split_window
-
-FP16_MAX = float(np.finfo(np.float16).max)
 
 
 class Program:
