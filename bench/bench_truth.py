@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         if r["published_ane_share"] is not None and r.get("predicted_ane_share") is not None:
             diff = f"{100 * (r['predicted_ane_share'] - r['published_ane_share']):+6.1f}"
         gpu = r["compute_units"] == "all"
-        counted = pub_ops and pred_ops and "published as a share" not in r["conditions"]
+        counted = pub_ops and pred_ops and not r["published_ops_are_shares"]
         cpu_ops = f"{r['published_ops']['cpu']}/{r['predicted_ops'].get('cpu', 0)}" if counted else ""
         print(
             f"{r['name']:<28} {r['chip']:<8} {r['compute_units']:<10} {pub_ops or '':>7} {pred_ops or '':>8} "

@@ -41,6 +41,7 @@ class Case:
     confidence: str
     latency_ms: float | None = None
     placement: dict | None = None  # published op counts per device: {'ane': .., 'gpu': .., 'cpu': ..}
+    placement_is_share: bool = False  # the plan was published as shares only, entered per 100 ops
     ane_figure: bool = False  # the published latency is an ANE figure: the model should be >= 95% ANE
 
     @property
@@ -671,6 +672,7 @@ PLACEMENT_CASES = [
         "'ref distilbert model aka unoptimized', CPU_ANE '(85% ANE)': published as a share, entered as 85 of 100 ops",
         "M",
         placement={"ane": 85, "gpu": 0, "cpu": 15},
+        placement_is_share=True,
     ),
     Case(
         "gpt2_ane_m1max_all",

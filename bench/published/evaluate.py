@@ -47,6 +47,7 @@ def row(case: Case, built: Path | BuildError) -> dict:
         "compute_units": case.compute_units,
         "published_latency_ms": case.latency_ms,
         "published_ops": case.placement,
+        "published_ops_are_shares": case.placement_is_share,
         "published_ane_share": share(case.placement, "ane") if case.placement else None,
         "published_gpu_share": share(case.placement, "gpu") if case.placement else None,
         "ane_figure": case.ane_figure,
