@@ -120,6 +120,12 @@ def convert(spec: Model):
     return ct.convert(traced, inputs=input_types(spec, examples), **options)
 
 
+def convert_and_save(name: str, path: Path) -> None:
+    """Convert model ``name`` with this interpreter's coremltools and write it at ``path``."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        convert(MODELS[name]).save(str(path))
+
+
 def find_python(version: str) -> str | None:
     """An interpreter of this version that runs: python3.X on PATH, then pyenv's installed versions."""
     root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
@@ -173,8 +179,7 @@ def build(name: str, force: bool = False) -> Path:
         if MODELS[name].toolchain:
             convert_elsewhere(name, scratch)
         else:
-            with contextlib.redirect_stderr(io.StringIO()):
-                convert(MODELS[name]).save(str(scratch))
+            convert_and_save(name, scratch)
     except BuildError:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -239,9 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--convert-to", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.convert_to:
-        with contextlib.redirect_stderr(io.StringIO()):
-            mlmodel = convert(MODELS[args.model])
-        mlmodel.save(str(args.convert_to))
+        convert_and_save(args.model, args.convert_to)
         return 0
     results = build_cases(select(args.cases), args.force)
     failed = [k for k, v in results.items() if isinstance(v, BuildError)]
