@@ -47,7 +47,8 @@ class AttentionANE(nn.Module):
         self.q, self.k = nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, dim, 1, bias=key_bias)
         self.v, self.out = nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, dim, 1)
 
-    def forward(self, x, mask=None):
+    def forward(self, x, masks=()):
+        """``masks`` are added to each head's scores one after the other, as the source added them."""
         scale = self.head_dim**-0.5
         qs = self.q(x).split(self.head_dim, dim=1)
         ks = self.k(x).transpose(1, 3).split(self.head_dim, dim=3)
@@ -55,7 +56,7 @@ class AttentionANE(nn.Module):
         heads = []
         for q, k, v in zip(qs, ks, vs):
             w = torch.einsum("bchq,bkhc->bkhq", q, k) * scale
-            if mask is not None:
+            for mask in masks:
                 w = w + mask
             heads.append(torch.einsum("bkhq,bchk->bchq", w.softmax(dim=1), v))
         return self.out(torch.cat(heads, dim=1))
@@ -71,11 +72,11 @@ class EncoderLayerANE(nn.Module):
         self.norm1, self.norm2 = LayerNormANE(dim), LayerNormANE(dim)
         self.ffn = nn.Sequential(nn.Conv2d(dim, ffn, 1), nn.GELU(), nn.Conv2d(ffn, dim, 1))
 
-    def forward(self, x, mask=None):
+    def forward(self, x, masks=()):
         if self.pre_norm:
-            x = x + self.attn(self.norm1(x), mask)
+            x = x + self.attn(self.norm1(x), masks)
             return x + self.ffn(self.norm2(x))
-        x = self.norm1(self.attn(x, mask) + x)
+        x = self.norm1(self.attn(x, masks) + x)
         return self.norm2(self.ffn(x) + x)
 
 
@@ -115,7 +116,7 @@ class BertANE(nn.Module):
         x = self.norm(x.transpose(1, 2).unsqueeze(2))
         mask = ((1 - attention_mask).float() * -1e4).unsqueeze(2).unsqueeze(2)  # (B, S, 1, 1)
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, (mask,))
         if self.head_kind == "sequence":
             return self.classifier(F.relu(self.pre_classifier(x[:, :, :, 0:1]))).squeeze(-1).squeeze(-1)
         return self.classifier(x)
@@ -322,8 +323,10 @@ def nanogpt(ctx: int = 512) -> tuple:
 
 
 class GPT2ANE(nn.Module):
-    """smpanaro/more-ane-transformers ane_gpt2 (March 2023): ANE layout with a QK mask and a K mask
-    as inputs, logits of every position through a 1x1 conv."""
+    """smpanaro/more-ane-transformers ane_gpt2.py as of March 25, 2023 (commit 35ac67f), the conversion its
+    notes of that day timed: the ANE layout with a QK mask and a K mask as inputs, each added to every head's
+    scores, and the logits of every position from the lm_head as a 1x1 conv over ``x.permute(3, 1, 0, 2)``, so the
+    512 positions are the conv's batch and its spatial size is 1x1 (the next day's model dropped this)."""
 
     def __init__(self, ctx: int = 512, layers: int = 12, dim: int = 768, heads: int = 12):
         super().__init__()
@@ -335,10 +338,9 @@ class GPT2ANE(nn.Module):
 
     def forward(self, idx, qk_mask, k_mask):
         x = (self.wte(idx) + self.wpe(self.positions)).transpose(1, 2).unsqueeze(2)
-        mask = qk_mask + k_mask
         for block in self.blocks:
-            x = block(x, mask)
-        return self.lm_head(self.norm(x))
+            x = block(x, (qk_mask, k_mask))
+        return self.lm_head(self.norm(x).permute(3, 1, 0, 2)).squeeze().unsqueeze(0)
 
 
 def gpt2_ane(ctx: int = 512) -> tuple:
