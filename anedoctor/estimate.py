@@ -99,6 +99,7 @@ class Estimate:
                     "time_ms": round(ops[i].time_ms, 4),
                     "bound": ops[i].bound,
                     "share": round(ops[i].time_ms / total, 4),
+                    "notes": [f.rule.id for f in ops[i].notes if f.rule.level == "op"],
                 }
                 for i in top
             ],
@@ -168,7 +169,7 @@ class Estimate:
         lines += ["", f"top {len(d['top_ops'])} ops by time:"]
         lines += [
             f"  {o['time_ms']:8.4f} ms {100 * o['share']:5.1f}%  {o['device']:<4} {o['bound']:<12} "
-            f"{o['type']:<14} {o['name']}"
+            f"{o['type']:<14} {o['name']}" + (f"  [{', '.join(o['notes'])}]" if o["notes"] else "")
             for o in d["top_ops"]
         ]
         return "\n".join(line[:width] if width else line for line in lines)

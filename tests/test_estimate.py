@@ -110,6 +110,26 @@ def test_html_has_the_waterfall(compared, tmp_path):
     assert "latency waterfall" in page and "Latency estimate" in page and "Compute units side by side" in page
 
 
+def test_a_conv_over_one_pixel_images_is_slow_and_its_top_op_says_why(tmp_path):
+    """SH-11: 1x1 convs over 256 images of one pixel fill 1/64 of the work units, so they are estimated slower than the
+    same convs over one image of 256 pixels, and the estimate's top op names the rule (only there)."""
+
+    def conv_over(batch, pixels):
+        @mb.program(input_specs=[mb.TensorSpec(shape=(batch, 1024, 1, pixels))], opset_version=ct.target.iOS17)
+        def prog(x):
+            for _ in range(3):
+                x = mb.conv(x=x, weight=w(1024, 1024, 1, 1))
+            return x
+
+        e = anedoctor.estimate(save(prog, tmp_path / f"b{batch}.mlpackage"), chip="m1max", compute_units="cpu_and_ne")
+        return next(o for o in e.to_dict()["top_ops"] if o["type"] == "conv"), e.render()
+
+    (batched, text), (spatial, _) = conv_over(256, 1), conv_over(1, 256)
+    assert batched["notes"] == ["SH-11"] and spatial["notes"] == []
+    assert batched["bound"] == "compute" and batched["time_ms"] > 10 * spatial["time_ms"]
+    assert f"{batched['name']}  [SH-11]" in text
+
+
 def test_cli_estimate_json_and_text(model_path, tmp_path):
     runner = CliRunner()
     result = runner.invoke(

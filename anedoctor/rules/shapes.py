@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
+from ..cost.latency import WORK_UNIT_PIXELS
 from ..ir import Op
 from .base import Context, rule, runtime_tensors
-from .refs import file, guide, m6, ne_rules
+from .refs import SMPANARO, file, guide, m6, ne_rules, notes
 
 
 def relu(shape: str) -> str:
@@ -143,6 +146,60 @@ def narrow_last_axis_io(op: Op, ctx: Context):
         if v in ctx.graph.outputs and v.type.is_static and v.type.shape and v.type.shape[-1] * 2 < 64:
             return f"model output {v.name} has last axis {v.type.shape[-1]} (< 32 fp16 elements): padded to 64 bytes"
     return None
+
+
+def pixel_conv(batch: int, pixels: int) -> str:
+    """A 1x1 conv (64 -> 64 channels) over ``batch`` images of 1 x ``pixels``."""
+    return f"""
+        func main<ios17>(tensor<fp16, [{batch}, 64, 1, {pixels}]> x) {{
+            tensor<fp16, [64, 64, 1, 1]> w = const()[val = tensor<fp16, [64, 64, 1, 1]>(0x0p+0)];
+            tensor<fp16, [{batch}, 64, 1, {pixels}]> y = conv(x = x, weight = w, strides = [1, 1], pad_type = "valid",
+                dilations = [1, 1], groups = 1);
+        }} -> (y);"""
+
+
+def work_unit_fill(pixels: int) -> float:
+    """Share of the work units one image of ``pixels`` output pixels fills (anedoctor.cost.latency's model)."""
+    return pixels / (math.ceil(pixels / WORK_UNIT_PIXELS) * WORK_UNIT_PIXELS)
+
+
+@rule(
+    "SH-11",
+    family="shape",
+    confidence="I",
+    blocks=(),
+    ops=("conv",),
+    references=[
+        "https://machinelearning.apple.com/research/neural-engine-transformers (Principle 1: the (B, C, 1, S) layout, "
+        "the sequence on the last axis)",
+        m6("notes/compute_array.md", "(output pixels fill the work units, 128-256 per NE)"),
+        file(SMPANARO, "ane_gpt2.py", "(lm_head over x.permute(3, 1, 0, 2), 512 positions as the batch)", "35ac67f"),
+        notes("(March 25, 2023: that GPT-2 ran 534 ms under CPUAndNeuralEngine on an M1 Max)"),
+    ],
+    fix="Keep the positions on the last axis: run the conv on (1, C, 1, S) rather than (S, C, 1, 1) (the (B, C, 1, S) "
+    "layout throughout, or a transpose before and after); for an lm head, select the tokens you need first.",
+    example=pixel_conv(64, 1),
+    quiet=pixel_conv(1, 64),
+)
+def batch_of_tiny_images(op: Op, ctx: Context):
+    """A conv over a batch of images of a few pixels each: the ANE fills its work units from one image at a time.
+
+    Output pixels fill the MAC array's work units and the images of a batch follow one another (the latency model's
+    reading, inferred), so a 1x1 conv over S images of one pixel keeps about 1/64 of the array busy where the same
+    conv over one image of S pixels fills it. GPT-2 with its lm_head run so over 512 positions took 534 ms under
+    CPUAndNeuralEngine on an M1 Max; `anedoctor estimate` puts 265 of its 286 ms in that conv, and ~25 ms for the
+    model with the positions on the last axis."""
+    out = op.outputs[0].type.shape if op.outputs and op.outputs[0].type.is_static else ()
+    if len(out) != 4 or out[0] < 2:
+        return None
+    pixels = out[2] * out[3]
+    each, folded = work_unit_fill(pixels), work_unit_fill(out[0] * pixels)
+    if folded < 4 * each:
+        return None
+    return (
+        f"conv over {out[0]} images of {out[2]}x{out[3]}: each fills {each:.0%} of the ANE's work units, one image of "
+        f"{out[0] * pixels} pixels would fill {folded:.0%} (predicted)"
+    )
 
 
 @rule(
