@@ -357,6 +357,25 @@ def rank5_mlp(folder: Path, shape: tuple[int, ...] = (1, 4, 8, 64, 128)) -> Path
     return save(prog, folder / f"mlp_rank{len(shape)}.mlpackage")
 
 
+def pixel_batch_head(folder: Path, kernel: int = 1) -> Path:
+    """A (B, C, 1, S) block whose head runs over ``x.permute(3, 1, 0, 2)``: 256 images of one pixel (SH-11), as GPT-2's
+    lm_head of March 2023 did; with ``kernel`` 3 the head is a 3x3 conv (padded), which no pass can fold."""
+    ct = coremltools()
+    from coremltools.converters.mil import Builder as mb
+
+    rng = _rng()
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 512, 1, 256))], opset_version=ct.target.iOS17)
+    def prog(x):
+        for i in range(3):
+            x = mb.relu(x=mb.conv(x=x, weight=_w(rng, 512, 512, 1, 1), bias=_w(rng, 512), name=f"proj{i}"))
+        x = mb.transpose(x=x, perm=[3, 1, 0, 2], name="positions_as_batch")
+        w = _w(rng, 2048, 512, kernel, kernel)
+        return mb.conv(x=x, weight=w, bias=_w(rng, 2048), pad_type="same", name="head")
+
+    return save(prog, folder / f"pixel_batch_head_k{kernel}.mlpackage")
+
+
 def enumerated_encoder(folder: Path, layers: int = 2, width: int = 256) -> Path:
     """A PyTorch encoder MLP with nn.LayerNorm, converted for iOS 16 with EnumeratedShapes sequence lengths (DY-4)."""
     import torch

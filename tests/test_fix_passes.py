@@ -1,6 +1,7 @@
 """The layout, pooling, folding and masking passes of ``anedoctor fix``: constant gathers -> slices (MS-1, with a
 measured profile), linear -> 1x1 conv (PA-23), rank-4 layer_norm (DY-4), average pool decompositions (PA-5), shape
-arithmetic folded to constants (DT-4) and -inf masked_fill -> additive masks (OP-19). Each cures its rule on a model
+arithmetic folded to constants (DT-4), -inf masked_fill -> additive masks (OP-19) and a batch of one-pixel images ->
+one wide image (SH-11, a latency gain). Each cures its rule on a model
 that needs it, keeps the outputs, raises the ANE share and writes a package that reloads; each leaves alone the models
 it must not touch."""
 
@@ -283,3 +284,34 @@ def test_masked_scores_returned_as_an_output_are_left_alone(tmp_path):
         "select_to_additive_mask"
     ]
     assert not (tmp_path / "out.mlpackage").exists()
+
+
+def test_a_batch_of_one_pixel_images_becomes_one_wide_image(tmp_path):
+    """batch_to_width (SH-11, a note): the head conv over 256 one-pixel images runs over one 1x256 image, exactly; the
+    note is gone and the estimate falls, though the transposes it adds may leave the ANE share of ops lower."""
+    (tmp_path / "in").mkdir()
+    src = zoo.pixel_batch_head(tmp_path / "in")
+    digest = zoo.tree_hash(src)
+    report = fix(src, tmp_path / "out.mlpackage", chip="a17")
+    assert report.written and [a.pass_name for a in report.applied] == ["batch_to_width"], str(report)
+    before, after = anedoctor.check(src, chip="a17"), anedoctor.check(tmp_path / "out.mlpackage", chip="a17")
+    noted = [[p.op.name for p in r.placements if any(f.rule.id == "SH-11" for f in p.notes)] for r in (before, after)]
+    assert len(noted[0]) == 1 and noted[1] == []
+    assert after.summary["latency_ms"] < 0.5 * before.summary["latency_ms"]
+    prog, _ = load_program(tmp_path / "out.mlpackage")
+    convs = [op for op in prog.functions["main"].operations if op.op_type == "conv"]
+    assert [tuple(op.x.shape) for op in convs] == [(1, 512, 1, 256)] * 4
+    ref = anedoctor.run(src, seed=3)
+    got = anedoctor.run(tmp_path / "out.mlpackage", inputs=ref.inputs, precision="fp32").outputs
+    assert max_rel_err(got, ref.outputs) <= 1e-4 and zoo.tree_hash(src) == digest
+
+
+def test_a_3x3_conv_over_small_images_is_not_folded(tmp_path):
+    """SH-11 notes a padded 3x3 head too, but its pixels mix neighbours: batch_to_width finds no form to rewrite."""
+    (tmp_path / "in").mkdir()
+    src = zoo.pixel_batch_head(tmp_path / "in", kernel=3)
+    assert any(f.rule.id == "SH-11" for p in anedoctor.check(src, chip="a17").placements for f in p.notes)
+    report = fix(src, tmp_path / "out.mlpackage", chip="a17")
+    dropped = {a.pass_name: a.reason for a in report.dropped}
+    assert dropped.get("batch_to_width") == "no flagged op has a form this pass rewrites", str(report)
+    assert not report.written and not (tmp_path / "out.mlpackage").exists()

@@ -142,8 +142,10 @@ def count_text(page) -> str:
 def click_op(page, i: int) -> None:
     """Scroll the virtual table (rows have measured heights) to op i and click its row."""
     page.evaluate("i => window.anedoctor.reveal(i)", i)
+    # the scroll that revealed the row repaints the virtual table on the next animation frame, replacing the row: a
+    # click before that is lost (CI saw it once, on a loaded machine), so let two frames pass first
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     page.click(f'#ops-table tr[data-i="{i}"]')
-    # the scroll that revealed the row repaints the virtual table on the next animation frame; let it settle
     page.wait_for_function(
         "i => document.querySelector('#ops-table tr[aria-selected=true]')?.dataset.i === i", arg=str(i)
     )

@@ -7,9 +7,10 @@ follows torch.fx's ``PassBase`` (pytorch/pytorch ``torch/fx/passes/infra/pass_ba
   (the driver passes their names) *and* of a form the pass can rewrite (``matches``).
 * ``call`` -- rewrites those ops in place and returns a :class:`PassResult`.
 * ``ensures`` -- judged on the saved result: none of the ops that replaced the rewritten ones
-  carries the rule any more (``residual`` op types excepted, e.g. the concat that joins chunks of
+  carries the rule any more, blocking or a note (``residual`` op types excepted, e.g. the concat that joins chunks of
   a too-long axis) nor any other ANE-blocking rule the rewritten ops did not already carry, and
-  the ANE share of ops and of FLOPs did not drop. The numeric half
+  the ANE share of ops and of FLOPs did not drop (for a pass whose ``gain`` is latency: the ANE share of FLOPs did
+  not drop and the estimated latency fell; the ops it adds may land off the ANE). The numeric half
   of ``ensures`` (outputs within ``tolerance`` of the original) needs the reference executor and is
   run by the driver.
 
@@ -53,6 +54,7 @@ class Pass:
     interface: ClassVar[bool] = False  # changes model inputs/outputs: only with allow_interface_changes
     residual: ClassVar[frozenset[str]] = frozenset()  # op types left carrying the rule by design
     op_types: ClassVar[tuple[str, ...]] = ()
+    gain: ClassVar[str] = "placement"  # what the pass improves: "placement" (no ANE share may drop) or "latency"
 
     def __init__(self, target: Any = None):
         self.target = target  # anedoctor's resolved chip/OS target (limits depend on the generation)
@@ -107,13 +109,17 @@ class Pass:
         for p in after.placements:
             if p.op.name not in watched:
                 continue
-            bad = blocking(p) - had - (set(self.rules) if p.op.type in self.residual else set())
+            fired = blocking(p) | {f.rule.id for f in p.notes if f.rule.id in self.rules}  # a noting rule it cures
+            bad = fired - had - (set(self.rules) if p.op.type in self.residual else set())
             if bad:
                 return f"{', '.join(sorted(bad))} fires on {p.op.name} ({p.op.type}) after the rewrite"
         b, a = before.summary, after.summary
-        for key, label in (("ane_fraction", "ops"), ("ane_flops_fraction", "FLOPs")):
+        shares = (("ane_fraction", "ops"), ("ane_flops_fraction", "FLOPs"))
+        for key, label in shares[1:] if self.gain == "latency" else shares:
             if a[key] < b[key] - 1e-9:
                 return f"ANE share of {label} dropped from {b[key]:.1%} to {a[key]:.1%}"
+        if self.gain == "latency" and not a["latency_ms"] < b["latency_ms"]:
+            return f"estimated latency did not fall ({b['latency_ms']:.3f} -> {a['latency_ms']:.3f} ms)"
         return None
 
     # ---- what subclasses implement ----------------------------------------------------

@@ -75,7 +75,8 @@ def fix(
             reference = run(current, inputs=nn_run.inputs)  # later passes are compared with the converted program
         for step, cls in enumerate(coreai_target.passes(src, PASSES)):
             rules = [r for r in cls.rules if wanted is None or r in wanted]
-            flagged = {p.op.name for p in current_report.placements for f in p.findings if f.rule.id in rules}
+            noted = ((p.op.name, f.rule.id) for p in current_report.placements for f in (*p.findings, *p.notes))
+            flagged = {name for name, rule in noted if rule in rules}
             if not flagged:
                 continue
             if cls.interface and not allow_interface_changes:

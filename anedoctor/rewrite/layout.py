@@ -1,5 +1,5 @@
 """Rewrites into the forms the Neural Engine prefers: constant gathers as slices, linears as 1x1 convs in
-(B, C, 1, S), rank-4 norms, and shape arithmetic folded into constants.
+(B, C, 1, S), batches of small images as one wide image, rank-4 norms, and shape arithmetic folded into constants.
 
 There is no pass for softmax axes, GELU modes or an erf-based GELU: no rule flags them, because Core ML
 put every form on the ANE in the M4 one-op probes (softmax over each axis, gelu EXACT / TANH / SIGMOID,
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..rules.shapes import axis_limits
-from .base import Pass, PassResult, const, main_ops, register, static_shape
+from .base import Pass, PassResult, const, int_list, main_ops, register, static_shape, window_pads
 from .coreml_io import run_coremltools_pass
 from .shapes import fits
 
@@ -145,6 +145,65 @@ class LinearToConv(Pass):
             args["bias"] = const(op.bias)
         y = mb.transpose(x=mb.conv(**args), perm=[0, 3, 2, 1], name=f"{name}_bs1o")
         return mb.reshape(x=y, shape=list(op.outputs[0].shape), name=name)
+
+
+@register
+class BatchToWidth(Pass):
+    """Run a 1x1 conv over a batch of small images as one image whose width holds them all.
+
+    The ANE fills its work units with the output pixels of one image and runs the images of a batch one after
+    another (rule SH-11, inferred), so a 1x1 conv over S images of one pixel keeps about 1/64 of its MAC array busy.
+    A 1x1 conv with unit strides and no padding maps every pixel's channel vector on its own, so moving the batch
+    next to the pixels, into the width of one image (the (B, C, 1, S) layout), computes the same dot products.
+    Applies to convs with a constant 1x1 weight whose folded width stays within the ANE's axis limits (rule SH-1);
+    kept only where the estimate gains, as every pass.
+
+    Given:
+        %y = conv(x=%x[N, C, H, W], weight=W[O, C/g, 1, 1], bias=b, groups=g)
+    Result:
+        %t = transpose(x=%x, perm=[1, 0, 2, 3])                 # (C, N, H, W)
+        %r = reshape(x=%t, shape=[1, C, 1, N*H*W])
+        %v = conv(x=%r, weight=W, bias=b, groups=g)             # (1, O, 1, N*H*W)
+        %u = reshape(x=%v, shape=[O, N, H, W])
+        %y = transpose(x=%u, perm=[1, 0, 2, 3])                 # (N, O, H, W)
+
+    Exact. Source: Apple's article "Deploying Transformers on the Apple Neural Engine"
+    (machinelearning.apple.com/research/neural-engine-transformers, principle 1: the (B, C, 1, S) data format); the
+    layout it undoes: smpanaro/more-ane-transformers ``ane_gpt2.py`` at commit 35ac67f (an lm_head over
+    ``x.permute(3, 1, 0, 2)``, 512 positions as the batch).
+    """
+
+    name = "batch_to_width"
+    rules = ("SH-11",)
+    op_types = ("conv",)
+    gain = "latency"
+    source = "machinelearning.apple.com/research/neural-engine-transformers (principle 1: the (B, C, 1, S) layout)"
+
+    def matches(self, op: Any) -> bool:
+        weight = const(op.weight)
+        if weight is None or weight.ndim != 4 or weight.shape[2:] != (1, 1) or not static_shape(op.x):
+            return False
+        if op.x.rank != 4 or any(s != 1 for s in int_list(op.inputs.get("strides"), [1, 1])):
+            return False
+        pads = window_pads(op, [1, 1], [1, 1])
+        if pads is None or any(p != (0, 0) for p in pads):
+            return False
+        n, c, h, w = op.x.shape
+        limits = axis_limits(self.target.chip.tier if self.target is not None else 13)
+        return fits((1, c, 1, n * h * w), limits) and fits((1, weight.shape[0], 1, n * h * w), limits)
+
+    def rewrite(self, op: Any, name: str) -> Any:
+        from coremltools.converters.mil import Builder as mb
+
+        n, c, h, w = op.x.shape
+        weight = const(op.weight)
+        x = mb.transpose(x=op.x, perm=[1, 0, 2, 3], name=f"{name}_cnhw")
+        x = mb.reshape(x=x, shape=[1, c, 1, n * h * w], name=f"{name}_1c1s")
+        args = {"x": x, "weight": weight, "pad_type": "valid", "groups": int(const(op.inputs.get("groups")) or 1)}
+        if const(op.inputs.get("bias")) is not None:
+            args["bias"] = const(op.bias)
+        y = mb.reshape(x=mb.conv(**args, name=f"{name}_wide"), shape=[weight.shape[0], n, h, w], name=f"{name}_onhw")
+        return mb.transpose(x=y, perm=[1, 0, 2, 3], name=name)
 
 
 @register

@@ -178,6 +178,8 @@ def work_unit_fill(pixels: int) -> float:
     ],
     fix="Keep the positions on the last axis: run the conv on (1, C, 1, S) rather than (S, C, 1, 1) (the (B, C, 1, S) "
     "layout throughout, or a transpose before and after); for an lm head, select the tokens you need first.",
+    fix_pass="batch_to_width",
+    fix_exact=True,
     example=pixel_conv(64, 1),
     quiet=pixel_conv(1, 64),
 )
