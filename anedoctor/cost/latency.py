@@ -176,13 +176,17 @@ def _dims(op, flops: int) -> tuple[int, int, int, int]:
     return out[-1], reduction, out[-2] if len(out) > 1 else 1, math.prod(out[:-2]) if len(out) > 2 else 1
 
 
+def work_unit_fill(pixels: int) -> float:
+    """Share of the work units the output pixels of one image fill (the images of a batch follow one another)."""
+    return pixels / (math.ceil(pixels / WORK_UNIT_PIXELS) * WORK_UNIT_PIXELS)
+
+
 def ane_fill(op, flops: int = 0) -> float:
     """Fraction of the MAC array an op keeps busy (channel groups, reduction lanes, work units)."""
     cout, reduction, pixels, _ = _dims(op, flops)
     out_fill = cout / (math.ceil(cout / OUT_CHANNEL_GROUP) * OUT_CHANNEL_GROUP)
     lane_fill = math.sqrt(min(1.0, reduction / REDUCTION_FULL))
-    pixel_fill = pixels / (math.ceil(pixels / WORK_UNIT_PIXELS) * WORK_UNIT_PIXELS)
-    return max(out_fill * lane_fill * pixel_fill, 1e-3)
+    return max(out_fill * lane_fill * work_unit_fill(pixels), 1e-3)
 
 
 # W8A8: on A17 Pro / M4 and newer an int8 x int8 pass packs two output channels per accumulator, 512 instead

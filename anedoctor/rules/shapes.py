@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-from ..cost.latency import WORK_UNIT_PIXELS
+from ..cost.latency import work_unit_fill
 from ..ir import Op
 from .base import Context, rule, runtime_tensors
 from .refs import SMPANARO, file, guide, m6, ne_rules, notes
@@ -156,11 +154,6 @@ def pixel_conv(batch: int, pixels: int) -> str:
             tensor<fp16, [{batch}, 64, 1, {pixels}]> y = conv(x = x, weight = w, strides = [1, 1], pad_type = "valid",
                 dilations = [1, 1], groups = 1);
         }} -> (y);"""
-
-
-def work_unit_fill(pixels: int) -> float:
-    """Share of the work units one image of ``pixels`` output pixels fills (anedoctor.cost.latency's model)."""
-    return pixels / (math.ceil(pixels / WORK_UNIT_PIXELS) * WORK_UNIT_PIXELS)
 
 
 @rule(
