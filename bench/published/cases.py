@@ -598,9 +598,10 @@ LATENCY_CASES = [
         ]
     ),
     # GPT-2 in the ANE layout, March 25 ("all float16"), as that day's code built it (models_seq.GPT2ANE). Its author
-    # doubted these figures ("something is different about my GPT2 conversion"): what differs is the lm_head, a 1x1
-    # conv whose batch is the 512 positions (x.permute(3, 1, 0, 2)); rebuilt without that permute it estimates at
-    # ~25 ms, which is the order of the all-fp16 GPT-2 of April 15 (36 ms on CPU+ANE).
+    # doubted these figures ("something is different about my GPT2 conversion"); the estimate puts them in the
+    # lm_head, a 1x1 conv whose batch is the 512 positions (x.permute(3, 1, 0, 2), kept in the repository's later ANE
+    # model too): without that permute the model estimates at ~25 ms, the order of the all-fp16 'gpt2-full' of the
+    # same notes (April 15: 36 ms on CPU+ANE).
     *(
         latency(
             f"gpt2_ane_{units}_m1max",
