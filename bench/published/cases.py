@@ -86,6 +86,15 @@ MODELS = {
     "llama2_mlp_x4": Model("llama_mlp", target="iOS18"),
     "gpt2_ane": Model("gpt2_ane", toolchain="coremltools6"),
     "nanogpt": Model("nanogpt", toolchain="coremltools6"),
+    # The notes converted these with the coremltools of March 2023 (6.x: "Just hangs in the MIL cleanup passes", an
+    # hour for large); 6.2 turns base into 2,739 ops where 9 gives 2,709, estimated alike (67.8 against 67.6 ms on the
+    # M1 Max under CPUAndNeuralEngine), so the installed converter builds them.
+    **{
+        f"reference_transformer_{size}": Model(
+            "reference_transformer", {"dim": dim, "heads": heads, "decoder_layers": layers}
+        )
+        for size, dim, heads, layers in [("base", 768, 12, 12), ("medium", 1024, 16, 24), ("large", 1280, 20, 36)]
+    },
     "meridian_realistic": Model("meridian_encoder", inputs="range", target="iOS18"),
     "meridian_tiny": Model("meridian_encoder", {"dim": 128, "layers": 2, "heads": 4}, inputs="range", target="iOS18"),
 }
@@ -484,11 +493,12 @@ LATENCY_CASES = [
         "bert",
         "bert_ane_512",
         "m2max",
-        "macos14",
+        "macos26",
         "cpu_and_ne",
         13.2,
         OPENMED,
-        "BERT-base-size token classifier in ANE layout, seq 512, graph-only time; macOS and target [U]",
+        "BERT-base-size token classifier in ANE layout, seq 512, graph-only time; measured September 2026, so macOS "
+        "26 presumed [U]; target [U]",
         "R",
     ),
     *(
@@ -620,6 +630,32 @@ LATENCY_CASES = [
             ("all", 283.0, "'GPU 975, ANE 370, 283ms prediction'"),
         ]
     ),
+    # Apple's reference transformer scaled to GPT-2 sizes on the same M1 Max, March 28 (the notes' table; its op
+    # counts, ~2.7k / 6k / 10.3k, are those of the rebuilds: 2,709 / 6,021 / 10,389). gpt2-xl's row ran on the CPU
+    # under CPU+ANE and is not rebuilt (16.5k ops, 1.4 B parameters).
+    *(
+        latency(
+            f"reference_transformer_{size}_{units}_m1max",
+            "reference_transformer",
+            f"reference_transformer_{size}",
+            "m1max",
+            "macos13",
+            units,
+            ms,
+            SMPANARO_NOTES.format("March 28, 2023"),
+            f"ml-ane-transformers reference transformer, '{size}' row: 6 encoder + {layers} decoder layers, batch 2, "
+            f"512 tokens, split einsum; Xcode benchmark [U]; ffn_dim the reference's default 2048 [U]",
+            "M",
+        )
+        for size, layers, units, ms in [
+            ("base", 12, "cpu_and_ne", 92.0),
+            ("base", 12, "cpu_and_gpu", 90.0),
+            ("medium", 24, "cpu_and_ne", 243.0),
+            ("medium", 24, "cpu_and_gpu", 208.0),
+            ("large", 36, "cpu_and_ne", 443.0),
+            ("large", 36, "cpu_and_gpu", 415.0),
+        ]
+    ),
     # nanoGPT on the same M1 Max, macOS 13: CPUAndNeuralEngine on March 25, CPU_AND_GPU and All on March 26.
     *(
         latency(
@@ -740,6 +776,22 @@ PLACEMENT_CASES = [
         "baseline nanoGPT, All ends up GPU + ANE",
         "M",
         placement={"ane": 361, "gpu": 117, "cpu": 0},
+    ),
+    *(
+        Case(
+            f"reference_transformer_{size}_m1max_plan",
+            "reference_transformer",
+            f"reference_transformer_{size}",
+            "m1max",
+            "macos13",
+            "cpu_and_ne",
+            SMPANARO_NOTES.format("March 28, 2023"),
+            "'these are 100% on the ANE/GPU with no CPU': published as a share, entered as 100 of 100 ops",
+            "M",
+            placement={"ane": 100, "gpu": 0, "cpu": 0},
+            placement_is_share=True,
+        )
+        for size in ("base", "medium", "large")
     ),
     Case(
         "meridian_realistic_plan",

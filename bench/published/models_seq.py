@@ -11,6 +11,7 @@ Sizes are Python ints fixed at build time: the traces carry no shape arithmetic.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -47,12 +48,15 @@ class AttentionANE(nn.Module):
         self.q, self.k = nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, dim, 1, bias=key_bias)
         self.v, self.out = nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, dim, 1)
 
-    def forward(self, x, masks=()):
-        """``masks`` are added to each head's scores one after the other, as the source added them."""
+    def forward(self, x, masks=(), memory=None, x_pos=None, memory_pos=None):
+        """``masks`` are added to each head's scores one after the other, as the source added them. ``memory``
+        (default ``x``) is what keys and values are projected from (cross-attention); ``x_pos`` / ``memory_pos`` are
+        added to the queries' / keys' input before the projections, as Apple's reference transformer does."""
         scale = self.head_dim**-0.5
-        qs = self.q(x).split(self.head_dim, dim=1)
-        ks = self.k(x).transpose(1, 3).split(self.head_dim, dim=3)
-        vs = self.v(x).split(self.head_dim, dim=1)
+        memory = x if memory is None else memory
+        qs = self.q(x if x_pos is None else x + x_pos).split(self.head_dim, dim=1)
+        ks = self.k(memory if memory_pos is None else memory + memory_pos).transpose(1, 3).split(self.head_dim, dim=3)
+        vs = self.v(memory).split(self.head_dim, dim=1)
         heads = []
         for q, k, v in zip(qs, ks, vs):
             w = torch.einsum("bchq,bkhc->bkhq", q, k) * scale
@@ -63,20 +67,36 @@ class AttentionANE(nn.Module):
 
 
 class EncoderLayerANE(nn.Module):
-    """A BERT-style (post-norm) or Whisper/GPT-style (pre-norm) block in the ANE layout."""
+    """A BERT-style (post-norm) or Whisper/GPT-style (pre-norm) block in the ANE layout; with ``cross`` a post-norm
+    decoder block (self-attention, cross-attention over the encoder's output, FFN)."""
 
-    def __init__(self, dim: int, heads: int, ffn: int, pre_norm: bool = False, key_bias: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        ffn: int,
+        pre_norm: bool = False,
+        key_bias: bool = True,
+        activation: type[nn.Module] = nn.GELU,
+        cross: bool = False,
+    ):
         super().__init__()
         self.pre_norm = pre_norm
         self.attn = AttentionANE(dim, heads, key_bias)
         self.norm1, self.norm2 = LayerNormANE(dim), LayerNormANE(dim)
-        self.ffn = nn.Sequential(nn.Conv2d(dim, ffn, 1), nn.GELU(), nn.Conv2d(ffn, dim, 1))
+        self.cross = AttentionANE(dim, heads, key_bias) if cross else None
+        self.norm_cross = LayerNormANE(dim) if cross else None
+        self.ffn = nn.Sequential(nn.Conv2d(dim, ffn, 1), activation(), nn.Conv2d(ffn, dim, 1))
 
-    def forward(self, x, masks=()):
+    def forward(self, x, masks=(), pos=None, memory=None, memory_pos=None, memory_masks=()):
+        """``pos`` is added to the queries' and keys' input of the self-attention; ``memory`` (with ``memory_pos`` and
+        ``memory_masks``) feeds the cross-attention of a decoder block."""
         if self.pre_norm:
             x = x + self.attn(self.norm1(x), masks)
             return x + self.ffn(self.norm2(x))
-        x = self.norm1(self.attn(x, masks) + x)
+        x = self.norm1(self.attn(x, masks, x_pos=pos, memory_pos=pos) + x)
+        if self.cross is not None:
+            x = self.norm_cross(self.cross(x, memory_masks, memory, x_pos=pos, memory_pos=memory_pos) + x)
         return self.norm2(self.ffn(x) + x)
 
 
@@ -128,6 +148,43 @@ def bert_ane(
     model = BertANE(layers=layers, seq=seq, token_types=token_types, head=head)
     ids = torch.randint(0, 30522, (batch, seq))
     return model, (ids, torch.ones(batch, seq, dtype=torch.long))
+
+
+class ReferenceTransformerANE(nn.Module):
+    """apple/ml-ane-transformers reference AppleNeuralEngineTransformer (transformer.py, encoder.py, decoder.py,
+    multihead_attention.py, ffn.py): post-norm encoder and decoder layers, ReLU FFN, the positional embeddings added to
+    the queries' and keys' input of every attention, the QK and K masks added per head, a final LayerNormANE on the
+    decoder; outputs (decoder, encoder). Scaled to GPT-2 sizes as smpanaro's notes of March 28, 2023 timed it."""
+
+    def __init__(self, dim: int, heads: int, decoder_layers: int, encoder_layers: int = 6, ffn: int = 2048):
+        super().__init__()
+        # copy.deepcopy of one layer, as the reference stacks them: every layer has the same weights, so the converter
+        # computes the decoder's cross-attention keys and values once (and the notes saw smaller files).
+        encoder_layer = EncoderLayerANE(dim, heads, ffn, activation=nn.ReLU)
+        decoder_layer = EncoderLayerANE(dim, heads, ffn, activation=nn.ReLU, cross=True)
+        self.encoder = nn.ModuleList([copy.deepcopy(encoder_layer) for _ in range(encoder_layers)])
+        self.decoder = nn.ModuleList([copy.deepcopy(decoder_layer) for _ in range(decoder_layers)])
+        self.norm = LayerNormANE(dim)
+        for norm in self.modules():  # the test model was timed as initialised: LayerNormANE weight 1, bias 0
+            if isinstance(norm, LayerNormANE):
+                nn.init.ones_(norm.weight)
+                nn.init.zeros_(norm.bias)
+
+    def forward(self, enc, dec, enc_pos, dec_pos, enc_k_mask, dec_k_mask, enc_qk_mask, dec_qk_mask):
+        for layer in self.encoder:
+            enc = layer(enc, (enc_qk_mask, enc_k_mask), enc_pos)
+        for layer in self.decoder:
+            dec = layer(dec, (dec_qk_mask, dec_k_mask), dec_pos, enc, enc_pos, (enc_k_mask,))
+        return self.norm(dec), enc
+
+
+def reference_transformer(dim: int, heads: int, decoder_layers: int, batch: int = 2, seq: int = 512) -> tuple:
+    """The notes' table: 6 encoder layers, ``decoder_layers`` decoder layers, the reference's default ffn_dim (2048:
+    the table lists embed dim, layers and heads as what was scaled), batch 2 ("all batch size 2 (oops)": the
+    reference test's TEST_BATCH_SIZE) and 512 tokens on both sides; every input fp32, as that test converts them."""
+    x = [torch.rand(batch, dim, 1, seq) for _ in range(4)]
+    masks = (torch.zeros(batch, seq, 1, 1),) * 2 + (torch.zeros(batch, seq, 1, seq),) * 2
+    return ReferenceTransformerANE(dim, heads, decoder_layers), (*x, *masks)
 
 
 # --- Hugging Face layout (B, S, C) ------------------------------------------------------------------
