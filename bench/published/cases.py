@@ -86,6 +86,7 @@ MODELS = {
     "llama2_mlp_x4": Model("llama_mlp", target="iOS18"),
     "gpt2_ane": Model("gpt2_ane", toolchain="coremltools6"),
     "nanogpt": Model("nanogpt", toolchain="coremltools6"),
+    "gpt2_full": Model("gpt2_full", toolchain="coremltools6"),
     # The notes converted these with the coremltools of March 2023 (6.x: "Just hangs in the MIL cleanup passes", an
     # hour for large); 6.2 turns base into 2,739 ops where 9 gives 2,709, estimated alike (67.8 against 67.6 ms on the
     # M1 Max under CPUAndNeuralEngine), so the installed converter builds them.
@@ -630,6 +631,26 @@ LATENCY_CASES = [
             ("all", 283.0, "'GPU 975, ANE 370, 283ms prediction'"),
         ]
     ),
+    # smpanaro's 'gpt2-full' of April 15 (models_seq.GPT2Full: his nanoGPT of April 13 with an additive causal mask,
+    # all fp16), on the same M1 Max.
+    *(
+        latency(
+            f"gpt2_full_{units}_m1max",
+            "gpt2",
+            "gpt2_full",
+            "m1max",
+            "macos13",
+            units,
+            ms,
+            SMPANARO_NOTES.format("April 15, 2023"),
+            f"'Xcode profiles for gpt2 ... full: {note}', all fp16, 512 tokens, returns the K/V caches",
+            "M",
+        )
+        for units, ms, note in [
+            ("cpu_and_ne", 36.0, "36ms CPU+ANE (414/421 ANE)"),
+            ("cpu_only", 545.0, "545ms CPUOnly"),
+        ]
+    ),
     # Apple's reference transformer scaled to GPT-2 sizes on the same M1 Max, March 28 (the notes' table; its op
     # counts, ~2.7k / 6k / 10.3k, are those of the rebuilds: 2,709 / 6,021 / 10,389). gpt2-xl's row ran on the CPU
     # under CPU+ANE and is not rebuilt (16.5k ops, 1.4 B parameters).
@@ -764,6 +785,18 @@ PLACEMENT_CASES = [
         "nanoGPT fp16 (gpt2 small, 512 ctx), CPUAndNeuralEngine",
         "M",
         placement={"ane": 416, "gpu": 0, "cpu": 67},
+    ),
+    Case(
+        "gpt2_full_m1max_cpu_and_ne",
+        "gpt2",
+        "gpt2_full",
+        "m1max",
+        "macos13",
+        "cpu_and_ne",
+        SMPANARO_NOTES.format("April 15, 2023"),
+        "'gpt2-full' (no K/V cache input), all fp16, CPU+ANE, Xcode profile",
+        "M",
+        placement={"ane": 414, "gpu": 0, "cpu": 7},
     ),
     Case(
         "nanogpt_m1max_all",
