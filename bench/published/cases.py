@@ -140,6 +140,23 @@ def latency(name, family, model, chip, os, units, ms, source, conditions, confid
     )
 
 
+def m1max_share_plan(name, family, model, day, conditions, ane):
+    """A CPUAndNeuralEngine plan of smpanaro's M1 Max (macOS 13) notes published as a share of ops on the ANE."""
+    return Case(
+        name,
+        family,
+        model,
+        "m1max",
+        "macos13",
+        "cpu_and_ne",
+        SMPANARO_NOTES.format(day),
+        f"{conditions}: published as a share, entered as {ane} of 100 ops",
+        "M",
+        placement={"ane": ane, "gpu": 0, "cpu": 100 - ane},
+        placement_is_share=True,
+    )
+
+
 LATENCY_CASES = [
     *(
         latency(
@@ -615,40 +632,49 @@ LATENCY_CASES = [
     # same notes (April 15: 36 ms on CPU+ANE).
     *(
         latency(
-            f"gpt2_ane_{units}_m1max",
+            f"{model}_{units}_m1max",
             "gpt2",
-            "gpt2_ane",
+            model,
             "m1max",
             "macos13",
             units,
             ms,
-            SMPANARO_NOTES.format("March 25, 2023"),
-            f"GPT-2 512 ctx, all float16, QK and K masks, Xcode benchmark, {note}",
+            SMPANARO_NOTES.format(day),
+            conditions,
             "M",
         )
-        for units, ms, note in [
-            ("cpu_and_ne", 534.0, "'CPU 8, ANE 1315, 534ms prediction'"),
-            ("all", 283.0, "'GPU 975, ANE 370, 283ms prediction'"),
-        ]
-    ),
-    # smpanaro's 'gpt2-full' of April 15 (models_seq.GPT2Full: his nanoGPT of April 13 with an additive causal mask,
-    # all fp16), on the same M1 Max.
-    *(
-        latency(
-            f"gpt2_full_{units}_m1max",
-            "gpt2",
-            "gpt2_full",
-            "m1max",
-            "macos13",
-            units,
-            ms,
-            SMPANARO_NOTES.format("April 15, 2023"),
-            f"'Xcode profiles for gpt2 ... full: {note}', all fp16, 512 tokens, returns the K/V caches",
-            "M",
-        )
-        for units, ms, note in [
-            ("cpu_and_ne", 36.0, "36ms CPU+ANE (414/421 ANE)"),
-            ("cpu_only", 545.0, "545ms CPUOnly"),
+        for model, units, ms, day, conditions in [
+            (
+                "gpt2_ane",
+                "cpu_and_ne",
+                534.0,
+                "March 25, 2023",
+                "GPT-2 512 ctx, all float16, QK and K masks, Xcode benchmark, 'CPU 8, ANE 1315, 534ms prediction'",
+            ),
+            (
+                "gpt2_ane",
+                "all",
+                283.0,
+                "March 25, 2023",
+                "GPT-2 512 ctx, all float16, QK and K masks, Xcode benchmark, 'GPU 975, ANE 370, 283ms prediction'",
+            ),
+            # smpanaro's 'gpt2-full' of April 15 (models_seq.GPT2Full: his nanoGPT of April 13 with an additive causal
+            # mask, all fp16).
+            (
+                "gpt2_full",
+                "cpu_and_ne",
+                36.0,
+                "April 15, 2023",
+                "'Xcode profiles for gpt2 ... full: 36ms CPU+ANE (414/421 ANE)', all fp16, 512 tokens, returns the K/V "
+                "caches",
+            ),
+            (
+                "gpt2_full",
+                "cpu_only",
+                545.0,
+                "April 15, 2023",
+                "'Xcode profiles for gpt2 ... full: 545ms CPUOnly', all fp16, 512 tokens, returns the K/V caches",
+            ),
         ]
     ),
     # Apple's reference transformer scaled to GPT-2 sizes on the same M1 Max, March 28 (the notes' table; its op
@@ -737,18 +763,13 @@ PLACEMENT_CASES = [
         "M",
         placement={"ane": 228, "gpu": 0, "cpu": 38},
     ),
-    Case(
+    m1max_share_plan(
         "distilbert_hf_b2_256_m1max_plan",
         "distilbert",
         "distilbert_hf_b2_256",
-        "m1max",
-        "macos13",
-        "cpu_and_ne",
-        SMPANARO_NOTES.format("March 26, 2023"),
-        "'ref distilbert model aka unoptimized', CPU_ANE '(85% ANE)': published as a share, entered as 85 of 100 ops",
-        "M",
-        placement={"ane": 85, "gpu": 0, "cpu": 15},
-        placement_is_share=True,
+        "March 26, 2023",
+        "'ref distilbert model aka unoptimized', CPU_ANE '(85% ANE)'",
+        85,
     ),
     Case(
         "gpt2_ane_m1max_all",
@@ -811,18 +832,13 @@ PLACEMENT_CASES = [
         placement={"ane": 361, "gpu": 117, "cpu": 0},
     ),
     *(
-        Case(
+        m1max_share_plan(
             f"reference_transformer_{size}_m1max_plan",
             "reference_transformer",
             f"reference_transformer_{size}",
-            "m1max",
-            "macos13",
-            "cpu_and_ne",
-            SMPANARO_NOTES.format("March 28, 2023"),
-            "'these are 100% on the ANE/GPU with no CPU': published as a share, entered as 100 of 100 ops",
-            "M",
-            placement={"ane": 100, "gpu": 0, "cpu": 0},
-            placement_is_share=True,
+            "March 28, 2023",
+            "'these are 100% on the ANE/GPU with no CPU'",
+            100,
         )
         for size in ("base", "medium", "large")
     ),
