@@ -27,6 +27,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..rules.shapes import axis_limits
+
 EXACT_TOLERANCE = 1e-4  # max relative output error allowed for an exact rewrite (fp32 reference run)
 
 
@@ -58,6 +60,10 @@ class Pass:
 
     def __init__(self, target: Any = None):
         self.target = target  # anedoctor's resolved chip/OS target (limits depend on the generation)
+
+    def limits(self) -> dict[str, int]:
+        """The ANE's per-axis limits (rule SH-1) for the target's generation; M1-class without a target."""
+        return axis_limits(self.target.chip.tier if self.target is not None else 13)
 
     @classmethod
     def doc(cls) -> str:

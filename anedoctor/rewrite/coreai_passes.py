@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..loaders import coreai as loader
-from ..rules.shapes import axis_limits
 from .base import Pass, PassResult
 from .coreai import CoreAITarget, Program, ints, producer, register, shape_of, static, zero_like
 from .layout import LinearToConv
@@ -179,7 +178,7 @@ class LinearToConvCoreAI(ConstantWeightMatmul, LinearToConv):
         if found is None or len(shape_of(found[0])) < 2:
             return False
         batch, rows, inner = self.folded(tuple(shape_of(found[0])))
-        limits = axis_limits(self.target.chip.tier if self.target is not None else 13)
+        limits = self.limits()
         return fits((batch, inner, 1, rows), limits) and fits((batch, found[1].shape[1], 1, rows), limits)
 
     def rewrite_mlir(self, program: Program, o: Any) -> Any:

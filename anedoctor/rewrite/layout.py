@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from ..rules.shapes import axis_limits
 from .base import Pass, PassResult, const, int_list, main_ops, register, static_shape, window_pads
 from .coreml_io import run_coremltools_pass
 from .shapes import fits
@@ -125,7 +124,7 @@ class LinearToConv(Pass):
             return False
         batch, rows, inner = self.folded(op.x.shape)
         outer = const(op.weight).shape[0]
-        limits = axis_limits(self.target.chip.tier if self.target is not None else 13)
+        limits = self.limits()
         return fits((batch, inner, 1, rows), limits) and fits((batch, outer, 1, rows), limits)
 
     @staticmethod
@@ -189,7 +188,7 @@ class BatchToWidth(Pass):
         if pads is None or any(p != (0, 0) for p in pads):
             return False
         n, c, h, w = op.x.shape
-        limits = axis_limits(self.target.chip.tier if self.target is not None else 13)
+        limits = self.limits()
         return fits((1, c, 1, n * h * w), limits) and fits((1, weight.shape[0], 1, n * h * w), limits)
 
     def rewrite(self, op: Any, name: str) -> Any:
@@ -200,8 +199,8 @@ class BatchToWidth(Pass):
         x = mb.transpose(x=op.x, perm=[1, 0, 2, 3], name=f"{name}_cnhw")
         x = mb.reshape(x=x, shape=[1, c, 1, n * h * w], name=f"{name}_1c1s")
         args = {"x": x, "weight": weight, "pad_type": "valid", "groups": int(const(op.inputs.get("groups")) or 1)}
-        if const(op.inputs.get("bias")) is not None:
-            args["bias"] = const(op.bias)
+        if op.inputs.get("bias") is not None:
+            args["bias"] = op.bias
         y = mb.reshape(x=mb.conv(**args, name=f"{name}_wide"), shape=[weight.shape[0], n, h, w], name=f"{name}_onhw")
         return mb.transpose(x=y, perm=[1, 0, 2, 3], name=name)
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..cost.work import BINARY_ELEMENTWISE
-from ..rules.shapes import axis_limits, ndchw
+from ..rules.shapes import ndchw
 from .base import Pass, PassResult, const, main_ops, register, static_shape
 from .coreml_io import run_coremltools_pass
 from .spatial import even_split
@@ -48,9 +48,6 @@ class SplitLongLinear(Pass):
     op_types = ("linear",)
     residual = frozenset({"concat"})
     source = "smpanaro/more-ane-transformers NOTES; 751K Apple-Neural-Engine-Microarchitecture-Study-M6 GT-1"
-
-    def limits(self) -> dict[str, int]:
-        return axis_limits(self.target.chip.tier if self.target is not None else 13)
 
     def matches(self, op: Any) -> bool:
         w, y = const(op.weight), op.outputs[0]
