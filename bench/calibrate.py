@@ -43,6 +43,7 @@ FREE = {
     "ane_dispatch_ms_ios": (0.01, 0.3),
     "ane_dispatch_ms_macos": (0.01, 0.3),
     "cpu_mac_efficiency": (0.05, 1.0),
+    "cpu_linear_efficiency": (0.02, 1.0),
     "gpu_mac_efficiency": (0.05, 1.0),
     "switch_ms": (0.01, 0.5),
     "cpu_select_ns": (0.0, 20.0),

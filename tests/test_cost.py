@@ -352,3 +352,27 @@ def test_cpu_matmuls_run_on_one_clusters_matrix_unit(tmp_path):
     assert m1max.cpu_flops_per_ms == pytest.approx(4 * a14.cpu_flops_per_ms * 3.2 / 3.0)  # NEON: cores x clock
     a12 = LatencyModel(CHIPS["a12"], "ios")  # before the A13 there is no matrix unit
     assert a12.cpu_matrix_flops_per_ms == a12.cpu_flops_per_ms
+
+
+def test_cpu_linear_has_its_own_efficiency_against_the_same_gemm_as_a_1x1_conv(tmp_path):
+    """A linear over (1, S, C) and a 1x1 conv over (1, C, 1, S) are one GEMM; the CPU charges each at its own rate."""
+    seq, cin, cout = 512, 768, 3072
+
+    @mb.program(
+        input_specs=[mb.TensorSpec(shape=(1, seq, cin)), mb.TensorSpec(shape=(1, cin, 1, seq))],
+        opset_version=ct.target.iOS17,
+    )
+    def prog(tokens, pixels):
+        linear = mb.linear(x=tokens, weight=w(cout, cin), bias=w(cout), name="linear")
+        conv = mb.conv(x=pixels, weight=w(cout, cin, 1, 1), bias=w(cout), name="conv")
+        return linear, conv
+
+    report = anedoctor.check(
+        save(prog, tmp_path / "gemm.mlpackage"), chip="m1max", os="macos13", compute_units="cpu_only"
+    )
+    linear, conv = by_name(report, "linear"), by_name(report, "conv")
+    assert linear.bound == conv.bound == "compute" and linear.macs == conv.macs
+    k = LatencyModel(CHIPS["m1max"], "macos").k
+    assert linear.time_ms / conv.time_ms == pytest.approx(
+        k["cpu_mac_efficiency"] / k["cpu_linear_efficiency"], rel=0.02
+    )

@@ -19,6 +19,11 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
   per-call overhead M1 0.19 / M4 0.09 / M5 Pro 0.07 ms, 751K, R).
 - cpu_mac_efficiency / gpu_mac_efficiency (fitted): fraction of one P-cluster's matrix coprocessor (AMX) fp32
   peak (anedoctor.hardware.AMX_FP32_FLOPS_PER_CYCLE) / of the GPU's fp32 peak reached on MAC ops; start 0.5 / 0.4.
+- cpu_linear_efficiency (fitted): the same fraction for constant-weight linears (channels on the last axis), which
+  Core ML's CPU runs as BNNS inner products (smpanaro/more-ane-transformers NOTES.md, April 2 2023, an Instruments
+  trace: "a bunch of BNNS inner products that take up almost the whole time", R); start cpu_mac_efficiency. On one
+  M1 Max (macOS 13), CPU only, the (B, S, C) DistilBERT, GPT-2 and gpt2-large took 1.5-2.4x the time per MAC of
+  Apple's (B, C, 1, S) DistilBERT, whose linears are 1x1 convs; the cause is not published.
 - cpu_bandwidth_fraction, gpu_bandwidth_fraction, cpu_op_us, gpu_op_us, gpu_launch_ms (fixed, no data to
   fit: few published CPU/GPU whole-model figures): 0.5, 0.6, 5 us, 8 us, 0.15 ms.
 - cpu_select_ns (fitted): Core ML's CPU select (masked_fill), ns per output element; start 1.0. Every published
@@ -31,23 +36,24 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
 
 FITTED = {
     "constants": {
-        "ane_conv_efficiency": 0.8687,
-        "ane_linear_efficiency": 0.5633,
-        "ane_matmul_efficiency": 1.0,
-        "ane_pe_scale": 0.7509,
-        "ane_activation_share": 0.5076,
+        "ane_conv_efficiency": 0.7235,
+        "ane_linear_efficiency": 0.6552,
+        "ane_matmul_efficiency": 0.5221,
+        "ane_pe_scale": 1.4438,
+        "ane_activation_share": 0.5011,
         "ane_op_us": 0.02,
         "ane_dispatch_ms_ios": 0.01,
         "ane_dispatch_ms_macos": 0.3,
-        "cpu_mac_efficiency": 0.2609,
+        "cpu_mac_efficiency": 0.2591,
+        "cpu_linear_efficiency": 0.1215,
         "cpu_bandwidth_fraction": 0.5,
         "cpu_op_us": 5.0,
-        "gpu_mac_efficiency": 0.549,
+        "gpu_mac_efficiency": 0.6232,
         "gpu_bandwidth_fraction": 0.6,
         "gpu_op_us": 8.0,
         "gpu_launch_ms": 0.15,
-        "switch_ms": 0.1315,
-        "cpu_select_ns": 3.8658,
+        "switch_ms": 0.1145,
+        "cpu_select_ns": 3.8486,
     },
     "fit": {
         "fit_cases": [
@@ -69,9 +75,9 @@ FITTED = {
             "mobileclip_l_text_a14",
             "distilbert_ane_512_a15",
             "distilbert_hf_512_a15",
-            "distilbert_hf_b2_256_cpu_and_ne_m1max",
             "distilbert_ane_b2_256_cpu_only_m1max",
             "distilbert_ane_b2_256_cpu_and_gpu_m1max",
+            "distilbert_ane_b2_256_cpu_and_ne_m1max",
             "bert_ane_512_m2max",
             "whisper_base_m1pro",
             "whisper_tiny_m2",
@@ -87,15 +93,17 @@ FITTED = {
             "llama_lm_head_m2max",
             "llama_lm_head_m3max",
             "llama_lm_head_m4max",
+            "gpt2_ane_cpu_and_ne_m1max",
             "gpt2_ane_all_m1max",
-            "gpt2_full_cpu_and_ne_m1max",
+            "gpt2_full_cpu_only_m1max",
+            "gpt2_baseline_large_cpu_and_ne_m1max",
+            "gpt2_baseline_large_cpu_and_gpu_m1max",
             "reference_transformer_base_cpu_and_gpu_m1max",
             "reference_transformer_medium_cpu_and_gpu_m1max",
-            "reference_transformer_large_cpu_and_gpu_m1max",
+            "reference_transformer_large_cpu_and_ne_m1max",
             "nanogpt_cpu_and_ne_m1max",
-            "nanogpt_all_m1max",
         ],
-        "fit": "n=43  median error 1.08x  within ±25%: 37/43  max error 1.56x",
-        "holdout": "n=43  median error 1.14x  within ±25%: 29/43  max error 2.34x",
+        "fit": "n=45  median error 1.09x  within ±25%: 37/45  max error 1.58x",
+        "holdout": "n=45  median error 1.09x  within ±25%: 32/45  max error 2.31x",
     },
 }

@@ -294,7 +294,8 @@ class LatencyModel:
             moved = 2 * weight_bytes(op) + sum(v.type.nbytes for v in activations(op))
         if device == "cpu":
             if cls in MAC_CLASSES:  # on the matrix coprocessor, the rest on NEON
-                peak = self.cpu_matrix_flops_per_ms * k["cpu_mac_efficiency"]
+                kind = "linear" if mac_kind(op) == "linear" else "mac"
+                peak = self.cpu_matrix_flops_per_ms * k[f"cpu_{kind}_efficiency"]
             else:
                 peak = self.cpu_flops_per_ms
             compute, memory, over = flops / peak, moved / self.cpu_bytes_per_ms, k["cpu_op_us"]

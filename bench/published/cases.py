@@ -6,7 +6,8 @@ and/or the op counts per device, the source a reader can follow, the conditions 
 (A Apple-authored, M measured with Core ML's read-outs, R reverse-engineered, C community, D derived
 from a published figure). Chip ids are anedoctor's (a14, m1 ...) with the variant appended
 (m1pro, m1max, m2ultra ...). ``split`` puts roughly half of the latency cases in ``fit`` and half
-in ``holdout``, alternating within each (family, chip) group.
+in ``holdout``, alternating within each (family, chip, compute units) group, so that a setting with two figures
+of a family on a chip has one on each side.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ MODELS = {
     "gpt2_ane": Model("gpt2_ane", toolchain="coremltools6"),
     "nanogpt": Model("nanogpt", toolchain="coremltools6"),
     "gpt2_full": Model("gpt2_full", toolchain="coremltools6"),
+    "gpt2_baseline": Model("gpt2_full", {"baseline": True}, toolchain="coremltools6"),
+    # coremltools 6.2 needs more than 23 GB to convert gpt2-large (killed); for the base size the installed converter
+    # gives 281 ops where 6.2 gives 296 (it folds the mask's band_part and a transpose per layer), estimated alike
+    # (125.0 against 125.2 ms on the M1 Max under CPUAndNeuralEngine, 324.6 against 324.7 CPU only), in 3.3 GB.
+    "gpt2_baseline_large": Model("gpt2_full", {"layers": 36, "dim": 1280, "heads": 20, "baseline": True}),
     # The notes converted these with the coremltools of March 2023 (6.x: "Just hangs in the MIL cleanup passes", an
     # hour for large); 6.2 turns base into 2,739 ops where 9 gives 2,709, estimated alike (67.8 against 67.6 ms on the
     # M1 Max under CPUAndNeuralEngine), so the installed converter builds them.
@@ -675,6 +681,26 @@ LATENCY_CASES = [
                 "April 15, 2023",
                 "'Xcode profiles for gpt2 ... full: 545ms CPUOnly', all fp16, 512 tokens, returns the K/V caches",
             ),
+            # The same author's baseline_gpt2.py of March 26 (commit f469a38; models_seq.GPT2Full(baseline=True)):
+            # nanoGPT "tweaked ... to gain more speed", all fp16 (convert-baseline.py keeps layer_norm in fp32 for gpt2
+            # only after this figure), logits of all 512 positions.
+            (
+                "gpt2_baseline",
+                "cpu_and_ne",
+                154.0,
+                "March 26, 2023",
+                "'small tweaks to the 99% vanilla nanoGPT and got it down to 154ms' (mask in fp16, all fp16, before "
+                "the fp32 layer_norm that 'only added 30ms'), 512 tokens; CPUAndNeuralEngine as the day's other "
+                "figures [U]",
+            ),
+            *(
+                ("gpt2_baseline_large", units, ms, "March 26, 2023", f"gpt2-large, all fp16, 512 tokens, {quote}")
+                for units, ms, quote in [
+                    ("cpu_and_ne", 391.5, "'379-404ms on NE' (the range's middle; CPUAndNeuralEngine [U])"),
+                    ("cpu_only", 3000.0, "'CPU is sloooow (3s)' (CPU_ONLY [U], a round figure)"),
+                    ("cpu_and_gpu", 130.0, "'GPU is still amazingly fast 130ms' (read as CPU_AND_GPU [U])"),
+                ]
+            ),
         ]
     ),
     # Apple's reference transformer scaled to GPT-2 sizes on the same M1 Max, March 28 (the notes' table; its op
@@ -888,14 +914,15 @@ BY_NAME = {c.name: c for c in CASES}
 
 
 def split(case: Case) -> str:
-    """'fit' or 'holdout' for latency cases (alternating within each family and chip), 'plan' otherwise."""
+    """'fit' or 'holdout' for latency cases (alternating within each family, chip and compute units), 'plan'
+    otherwise."""
     return SPLITS.get(case.name, "plan")
 
 
 def _splits() -> dict[str, str]:
-    ordered = sorted((c for c in LATENCY_CASES), key=lambda c: (c.family, c.base_chip, c.name))
+    ordered = sorted((c for c in LATENCY_CASES), key=lambda c: (c.family, c.base_chip, c.compute_units, c.name))
     result, turn = {}, 0
-    for _, group in groupby(ordered, key=lambda c: (c.family, c.base_chip)):
+    for _, group in groupby(ordered, key=lambda c: (c.family, c.base_chip, c.compute_units)):
         for case in group:  # the turn carries over between groups, so singletons alternate too
             result[case.name] = ("fit", "holdout")[turn % 2]
             turn += 1

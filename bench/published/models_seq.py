@@ -383,11 +383,13 @@ class GPT2Full(nn.Module):
     """smpanaro/more-ane-transformers models/gpt2.py at commit 6288e2a (April 13, 2023), the 'gpt2-full' its notes
     timed on April 15 (no cache input, all fp16): nanoGPT with one c_attn split into q, k, v, the scores scaled after
     the matmul, a causal mask (1 - tril) * -1e4 built in the graph and added (not masked_fill), the tanh GELU, the
-    position the int32 ``output_mask`` names selected before ln_f and the lm_head, every layer's K and V returned."""
+    position the int32 ``output_mask`` names selected before ln_f and the lm_head, every layer's K and V returned.
+    ``baseline=True`` is the same author's baseline_gpt2.py at commit f469a38 (March 26, 2023), timed in the notes that
+    day: the same blocks, no ``output_mask`` and no caches, the lm_head over every position."""
 
-    def __init__(self, ctx: int = 512, layers: int = 12, dim: int = 768, heads: int = 12):
+    def __init__(self, ctx: int = 512, layers: int = 12, dim: int = 768, heads: int = 12, baseline: bool = False):
         super().__init__()
-        self.heads = heads
+        self.shape, self.heads, self.baseline = (1, ctx, dim), heads, baseline
         self.wte, self.wpe = nn.Embedding(50257, dim), nn.Embedding(1024, dim)
         self.register_buffer("positions", torch.arange(ctx).unsqueeze(0), persistent=False)
         self.ln_1, self.ln_2 = (nn.ModuleList([nn.LayerNorm(dim) for _ in range(layers)]) for _ in range(2))
@@ -399,26 +401,31 @@ class GPT2Full(nn.Module):
         self.lm_head = nn.Linear(dim, 50257, bias=False)
         self.lm_head.weight = self.wte.weight
 
-    def forward(self, idx, output_mask):
+    def forward(self, idx, output_mask=None):
         x = self.wte(idx) + self.wpe(self.positions)
-        b, t, c = x.shape
+        b, t, c = self.shape
         mask = (1 - torch.tril(torch.ones((1, 1, t, t)))) * -1e4  # in the graph, as the source builds it
         caches = []
         for i in range(len(self.c_attn)):
             q, k, v = self.c_attn[i](self.ln_1[i](x)).split(c, dim=2)
-            caches.append(torch.cat([k, v], dim=1))
+            if not self.baseline:
+                caches.append(torch.cat([k, v], dim=1))
             q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))
             att = F.softmax((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1))) + mask, dim=-1)
             x = x + self.attn_proj[i]((att @ v).transpose(1, 2).contiguous().view(b, -1, c))
             h = self.c_fc[i](self.ln_2[i](x))
             h = 0.5 * h * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * torch.pow(h, 3.0))))
             x = x + self.mlp_proj[i](h)
+        if self.baseline:
+            return self.lm_head(self.ln_f(x))
         logits = self.lm_head(self.ln_f(torch.index_select(x, 1, output_mask)))
         return logits, torch.stack(caches)
 
 
-def gpt2_full(ctx: int = 512) -> tuple:
-    return GPT2Full(ctx), (torch.randint(0, 50257, (1, ctx)), torch.randint(0, ctx, (1,)))
+def gpt2_full(ctx: int = 512, layers: int = 12, dim: int = 768, heads: int = 12, baseline: bool = False) -> tuple:
+    ids = torch.randint(0, 50257, (1, ctx))
+    examples = (ids,) if baseline else (ids, torch.randint(0, ctx, (1,)))
+    return GPT2Full(ctx, layers, dim, heads, baseline), examples
 
 
 class GPT2ANE(nn.Module):
