@@ -91,7 +91,8 @@ MODELS = {
     "gpt2_baseline": Model("gpt2_full", {"baseline": True}, toolchain="coremltools6"),
     # coremltools 6.2 needs more than 23 GB to convert gpt2-large (killed); for the base size the installed converter
     # gives 281 ops where 6.2 gives 296 (it folds the mask's band_part and a transpose per layer), estimated alike
-    # (125.0 against 125.2 ms on the M1 Max under CPUAndNeuralEngine, 324.6 against 324.7 CPU only), in 3.3 GB.
+    # (125.0 against 125.2 ms on the M1 Max under CPUAndNeuralEngine, 324.6 against 324.7 CPU only), in 3.3 GB
+    # against 7.3 (gpt2-large: 10 GB).
     "gpt2_baseline_large": Model("gpt2_full", {"layers": 36, "dim": 1280, "heads": 20, "baseline": True}),
     # The notes converted these with the coremltools of March 2023 (6.x: "Just hangs in the MIL cleanup passes", an
     # hour for large); 6.2 turns base into 2,739 ops where 9 gives 2,709, estimated alike (67.8 against 67.6 ms on the
