@@ -718,7 +718,7 @@ LATENCY_CASES = [
             ms,
             SMPANARO_NOTES.format("March 28, 2023"),
             f"ml-ane-transformers reference transformer, '{size}' row: 6 encoder + {layers} decoder layers, batch 2, "
-            f"512 tokens, split einsum; Xcode benchmark [U]; ffn_dim the reference's default 2048 [U]",
+            "512 tokens, split einsum; Xcode benchmark [U]; ffn_dim the reference's default 2048 [U]",
             "M",
         )
         for size, layers, units, ms in [
