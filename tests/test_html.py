@@ -142,13 +142,15 @@ def count_text(page) -> str:
 def click_op(page, i: int) -> None:
     """Scroll the virtual table (rows have measured heights) to op i and click its row."""
     page.evaluate("i => window.anedoctor.reveal(i)", i)
-    # the scroll that revealed the row repaints the virtual table on the next animation frame, replacing the row: a
-    # click before that is lost (CI saw it once, on a loaded machine), so let two frames pass first
-    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     page.click(f'#ops-table tr[data-i="{i}"]')
     page.wait_for_function(
         "i => document.querySelector('#ops-table tr[aria-selected=true]')?.dataset.i === i", arg=str(i)
     )
+
+
+def after_two_frames(page) -> None:
+    """Return once the page has drawn two more animation frames (a scroll's repaint has happened)."""
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
 def selected(page) -> dict:
@@ -254,6 +256,24 @@ def test_click_row_highlights_everywhere(open_report):
     # the producer link in the detail panel moves the selection
     page.click("#detail button[data-op] >> nth=0")
     assert selected(page)["row"] == str(op["inputs"][0]["producer"])
+
+
+def test_row_press_selects_even_if_the_table_repaints_before_release(open_report):
+    """A scroll in the frame of a press repaints the virtual rows; the row pressed is still the one selected."""
+    rep = make_report(400, seed=3)
+    page = open_report(rep)
+    page.evaluate("i => window.anedoctor.reveal(i)", 200)
+    row = page.locator('#ops-table tr[data-i="200"]')
+    row.scroll_into_view_if_needed()
+    after_two_frames(page)
+    box = row.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.evaluate("() => { document.querySelector('#ops-table').parentElement.scrollTop += 1; }")
+    after_two_frames(page)  # the scroll event repaints the rows on the next frame, replacing the one pressed
+    page.mouse.up()
+    assert selected(page)["row"] == "200"
+    assert page.evaluate("document.activeElement.dataset.i") == "200"
 
 
 def test_click_switch_in_strip_selects_next_op(open_report):

@@ -571,7 +571,17 @@ const table = (() => {
     th.setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
     update();
   });
-  tbody.addEventListener("click", ev => { const tr = ev.target.closest("tr.row"); if (tr) { active = +tr.dataset.i; select(active, "table"); } });
+  // A row is selected on press, not on click: a scroll in the frame before the press repaints the virtual rows under
+  // the pointer, the release lands on a new row and the browser drops the click. Nor may the press focus the row
+  // itself: that would scroll it fully into view and move it under the pointer.
+  tbody.addEventListener("mousedown", ev => {
+    const tr = ev.button === 0 && ev.target.closest("tr.row");
+    if (!tr) return;
+    ev.preventDefault();
+    active = +tr.dataset.i;
+    select(active, "table");
+    $(`tr[data-i="${active}"]`, tbody)?.focus({preventScroll: true});
+  });
   tbody.addEventListener("keydown", ev => {
     const tr = ev.target.closest("tr.row");
     if (!tr) return;
