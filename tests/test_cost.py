@@ -226,7 +226,8 @@ def test_int8_activations_double_ane_mac_rate_only_on_fast_int8_chips(tmp_path):
 
 
 def test_compressed_weights_stream_at_their_compressed_size(tmp_path):
-    """A weight-bound linear palettized to 4 bits streams a quarter of the bytes: faster, not slower."""
+    """A weight-bound linear palettized to 4 bits streams a quarter of the bytes: faster, not slower (how much
+    faster depends on whether its MACs then bind, which the fitted efficiencies decide)."""
     import coremltools.optimize.coreml as cto
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4096), dtype=types.fp16)], opset_version=ct.target.iOS18)
@@ -240,7 +241,8 @@ def test_compressed_weights_stream_at_their_compressed_size(tmp_path):
     before = by_name(anedoctor.check(plain, chip="m4"), "head")
     after = by_name(anedoctor.check(tmp_path / "p4.mlpackage", chip="m4"), "head")
     assert before.bound == "weights" and after.device == "ane"
-    assert after.time_ms < 0.6 * before.time_ms
+    assert after.dram_bytes < 0.26 * before.dram_bytes
+    assert after.time_ms < before.time_ms
 
 
 def attention_scores(tmp_path, heads: int, name: str):

@@ -82,7 +82,11 @@ MODELS = {
     "bert_ane_512": Model("bert_ane", {"seq": 512, "layers": 12, "token_types": True, "head": "token"}, target="iOS17"),
     **{f"whisper_{s}": Model("whisper_encoder", {"size": s}) for s in ("tiny", "base", "small", "medium", "large")},
     "whisper_large_v3": Model("whisper_encoder", {"size": "large", "mels": 128}),
-    "whisper_tiny_ane": Model("whisper_encoder", {"size": "tiny", "ane": True}),
+    **{
+        f"whisper_{s}_ane": Model("whisper_encoder", {"size": s, "ane": True})
+        for s in ("tiny", "base", "small", "medium")
+    },
+    "whisper_large_v3_ane": Model("whisper_encoder", {"size": "large", "mels": 128, "ane": True}),
     "llama_lm_head": Model("lm_head", target="iOS18"),
     "llama2_mlp_x4": Model("llama_mlp", target="iOS18"),
     "gpt2_ane": Model("gpt2_ane", toolchain="coremltools6"),
@@ -594,15 +598,18 @@ LATENCY_CASES = [
             "all",
             ms,
             WHISPER_89,
-            "whisper.cpp Core ML encoder, macOS 26.2; the GPU may be used [U]",
+            "whisper.cpp Core ML encoder at commit f53dc748, macOS 26.2; the GPU may be used [U]. The ANE-optimised "
+            "conversion: since PR #1716 (2024-01-04) the README's models/generate-coreml-model.sh runs "
+            "convert-whisper-to-coreml.py with --optimize-ane True, fp16 by default at that commit (fp32 only from "
+            "PR #3868, 2026-06-09); how the commenter made the models is not stated [U]",
             "C",
         )
         for s, m, ms in [
-            ("tiny", "whisper_tiny", 18.9),
-            ("base", "whisper_base", 34.3),
-            ("small", "whisper_small", 115.0),
-            ("medium", "whisper_medium", 347.0),
-            ("large_v3", "whisper_large_v3", 618.2),
+            ("tiny", "whisper_tiny_ane", 18.9),
+            ("base", "whisper_base_ane", 34.3),
+            ("small", "whisper_small_ane", 115.0),
+            ("medium", "whisper_medium_ane", 347.0),
+            ("large_v3", "whisper_large_v3_ane", 618.2),
         ]
     ),
     *(
