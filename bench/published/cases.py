@@ -89,6 +89,7 @@ MODELS = {
     "whisper_large_v3_ane": Model("whisper_encoder", {"size": "large", "mels": 128, "ane": True}),
     "llama_lm_head": Model("lm_head", target="iOS18"),
     "llama2_mlp_x4": Model("llama_mlp", target="iOS18"),
+    **{f"llama2_mlp_x4_{w}": Model("llama_mlp", {"weights": w}, target="iOS18") for w in ("lut4", "lut2", "w8a8")},
     "gpt2_ane": Model("gpt2_ane", toolchain="coremltools6"),
     "nanogpt": Model("nanogpt", toolchain="coremltools6"),
     "gpt2_full": Model("gpt2_full", toolchain="coremltools6"),
@@ -769,6 +770,30 @@ LATENCY_CASES = [
         "4 x Llama-2-7B MLP, fp16 (1.082 GB), sequence length not stated (1 assumed) [U]",
         "M",
         True,
+    ),
+    *(
+        latency(
+            f"llama2_mlp_x4_{w}_{chip}",
+            "weight_streaming",
+            f"llama2_mlp_x4_{w}",
+            chip,
+            "macos15",
+            "cpu_and_ne",
+            ms,
+            SMPANARO_MLP,
+            f"4 x Llama-2-7B MLP, {label}; how the tables are grouped and the activations calibrated is not "
+            "stated [U], sequence length not stated (1 assumed) [U]",
+            "M",
+            True,
+        )
+        for chip, w, label, ms in [
+            ("m1max", "lut4", "4-bit palettized", 5.98),
+            ("m1max", "lut2", "2-bit palettized", 6.11),
+            ("m1max", "w8a8", "int8 weights and activations (W8A8)", 9.94),
+            ("m4", "lut4", "4-bit palettized", 4.19),
+            ("m4", "lut2", "2-bit palettized", 3.83),
+            ("m4", "w8a8", "int8 weights and activations (W8A8)", 8.18),
+        ]
     ),
 ]
 
