@@ -593,7 +593,7 @@ LATENCY_CASES = [
         latency(
             f"whisper_{s}_m1ultra",
             "whisper",
-            m,
+            f"whisper_{s}_ane",
             "m1ultra",
             "macos26",
             "all",
@@ -605,13 +605,7 @@ LATENCY_CASES = [
             "PR #3868, 2026-06-09); how the commenter made the models is not stated [U]",
             "C",
         )
-        for s, m, ms in [
-            ("tiny", "whisper_tiny_ane", 18.9),
-            ("base", "whisper_base_ane", 34.3),
-            ("small", "whisper_small_ane", 115.0),
-            ("medium", "whisper_medium_ane", 347.0),
-            ("large_v3", "whisper_large_v3_ane", 618.2),
-        ]
+        for s, ms in [("tiny", 18.9), ("base", 34.3), ("small", 115.0), ("medium", 347.0), ("large_v3", 618.2)]
     ),
     *(
         latency(
@@ -786,14 +780,15 @@ LATENCY_CASES = [
             "M",
             True,
         )
-        for chip, w, label, ms in [
-            ("m1max", "lut4", "4-bit palettized", 5.98),
-            ("m1max", "lut2", "2-bit palettized", 6.11),
-            ("m1max", "w8a8", "int8 weights and activations (W8A8)", 9.94),
-            ("m4", "lut4", "4-bit palettized", 4.19),
-            ("m4", "lut2", "2-bit palettized", 3.83),
-            ("m4", "w8a8", "int8 weights and activations (W8A8)", 8.18),
-        ]
+        for chip, figures in [("m1max", (5.98, 6.11, 9.94)), ("m4", (4.19, 3.83, 8.18))]
+        for (w, label), ms in zip(
+            [
+                ("lut4", "4-bit palettized"),
+                ("lut2", "2-bit palettized"),
+                ("w8a8", "int8 weights and activations (W8A8)"),
+            ],
+            figures,
+        )
     ),
 ]
 
