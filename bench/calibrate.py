@@ -47,6 +47,7 @@ FREE = {
     "gpu_mac_efficiency": (0.05, 1.0),
     "switch_ms": (0.01, 0.5),
     "cpu_select_ns": (0.0, 20.0),
+    "ane_int8_speedup_before_a17": (1.0, 2.0),
 }
 
 
@@ -99,7 +100,7 @@ def predict(report, overrides: dict) -> float:
     for p in report.placements:
         parts.setdefault(p.part, []).append(p)
     for placements in parts.values():
-        for p, t in zip(placements, op_times(placements, chip, platform, overrides)):
+        for p, t in zip(placements, op_times(placements, chip, platform, overrides, ios=report.target.os.ios)):
             p.time_ms, p.macs, p.dram_bytes = t.ms, t.macs, t.dram_bytes
     total = breakdown(report.placements, chip, platform, overrides).latency_ms
     return total

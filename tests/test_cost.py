@@ -8,6 +8,7 @@ from mil_models import ct, mb, save, types, w
 
 import anedoctor
 from anedoctor.cost import DEVICE_PEAKS, CostModel, device_rates
+from anedoctor.cost.fitted import FITTED
 from anedoctor.cost.latency import LatencyModel, ane_fill, breakdown, weight_bytes
 from anedoctor.hardware import CHIPS, parse_chip, resolve_target
 
@@ -96,7 +97,7 @@ def test_wider_conv_takes_longer_and_fills_the_array_better(tmp_path):
     for c in (16, 256):
         path = conv_model(tmp_path, c, c, name=f"c{c}.mlpackage")
         conv = by_name(anedoctor.check(path, chip="m4", compute_units="cpu_and_ne"), "conv")
-        convs.append((conv, model.ane(conv.op, conv.flops, 0.0, fused=False)))
+        convs.append((conv, model.ane(conv.op, conv.flops, 0.0)))
     (a, ta), (b, tb) = convs
     assert ane_fill(a.op, a.flops) < ane_fill(b.op, b.flops) <= 1.0
     assert tb.ms > ta.ms and tb.bound == "compute"
@@ -211,8 +212,9 @@ def w8a8_conv(tmp_path, quantized: bool):
     return save(prog, tmp_path / f"w8a8_{quantized}.mlpackage", target=ct.target.iOS17)
 
 
-def test_int8_activations_double_ane_mac_rate_only_on_fast_int8_chips(tmp_path):
-    """W8A8 convs compute at twice the fp16 MAC rate on A17 Pro / M4, not on A16 (weight-only int8 would not)."""
+def test_int8_activations_double_ane_mac_rate_on_fast_int8_chips_and_gain_less_before(tmp_path):
+    """W8A8 convs compute at twice the fp16 MAC rate on A17 Pro / M4; on A16 at the fitted older int8 rate
+    (weight-only int8 would not change the MAC rate)."""
     plain, w8a8 = w8a8_conv(tmp_path, False), w8a8_conv(tmp_path, True)
     times = {}
     for chip in ("a16", "a17"):
@@ -221,28 +223,82 @@ def test_int8_activations_double_ane_mac_rate_only_on_fast_int8_chips(tmp_path):
             conv = by_name(report, "conv")
             assert conv.device == "ane"
             times[chip, label] = conv.time_ms if conv.bound == "compute" else None
+    older = FITTED["constants"]["ane_int8_speedup_before_a17"]
     assert times["a17", "fp16"] and times["a17", "w8a8"] == pytest.approx(times["a17", "fp16"] / 2, rel=0.05)
-    assert times["a16", "w8a8"] == pytest.approx(times["a16", "fp16"], rel=0.05)
+    assert times["a16", "w8a8"] == pytest.approx(times["a16", "fp16"] / older, rel=0.05)
+
+
+def int8_chain(tmp_path, quantized: bool):
+    """Two 1x1 convs over a 96x96x256 fp16 map (4.7 MB, past the 2 MiB buffer), int8 between them or not."""
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, 96, 96), dtype=types.fp16)], opset_version=ct.target.iOS17)
+    def prog(x):
+        y = mb.conv(x=x, weight=w(256, 256, 1, 1).astype(np.float16), name="first")
+        if quantized:
+            q = mb.quantize(input=y, scale=np.float16(0.05), zero_point=np.int8(0), output_dtype="int8")
+            y = mb.dequantize(input=q, scale=np.float16(0.05), zero_point=np.int8(0))
+        return mb.conv(x=y, weight=w(256, 256, 1, 1).astype(np.float16), name="second")
+
+    return save(prog, tmp_path / f"chain_{quantized}.mlpackage", target=ct.target.iOS17)
+
+
+def test_int8_tensors_between_ane_ops_move_at_one_byte_and_convert_for_free(tmp_path):
+    """quantize / dequantize between two ANE convs are format conversions of the passes around them: no time of
+    their own, the first conv's pass writes its output as int8 and the second reads that, half the fp16 traffic."""
+    activation = {}
+    for quantized in (False, True):
+        report = anedoctor.check(int8_chain(tmp_path, quantized), chip="a17", compute_units="cpu_and_ne")
+        first, second = by_name(report, "first"), by_name(report, "second")
+        assert first.device == second.device == "ane"
+        activation[quantized] = second.dram_bytes - weight_bytes(second.op) - second.op.outputs[0].type.nbytes
+        if quantized:
+            q, dq = by_name(report, "quantize"), by_name(report, "dequantize")
+            int8 = q.op.outputs[0].type.nbytes
+            assert (q.time_ms, q.bound, dq.time_ms, dq.bound) == (0, "fused", 0, "fused")
+            assert first.dram_bytes - weight_bytes(first.op) == first.op.input("x").type.nbytes + int8  # writes int8
+            assert activation[True] == int8
+    assert activation[True] * 2 == activation[False]
+
+
+def palettized_head(tmp_path):
+    """A one-token 4096 -> 4096 linear (weight-bound on the ANE), plain and palettized to 4 bits."""
+    import coremltools.optimize.coreml as cto
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4096), dtype=types.fp16)], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.linear(x=x, weight=w(4096, 4096).astype(np.float16), name="head")
+
+    plain = save(prog, tmp_path / "plain.mlpackage", target=ct.target.iOS17)
+    config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(mode="uniform", nbits=4))
+    cto.palettize_weights(ct.models.MLModel(str(plain), skip_model_load=True), config).save(
+        str(tmp_path / "p4.mlpackage")
+    )
+    return plain, tmp_path / "p4.mlpackage"
 
 
 def test_compressed_weights_stream_at_their_compressed_size(tmp_path):
     """A weight-bound linear palettized to 4 bits streams a quarter of the bytes: faster, not slower (how much
     faster depends on whether its MACs then bind, which the fitted efficiencies decide)."""
-    import coremltools.optimize.coreml as cto
-
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4096), dtype=types.fp16)], opset_version=ct.target.iOS18)
-    def prog(x):
-        return mb.linear(x=x, weight=w(4096, 4096).astype(np.float16), name="head")
-
-    plain = save(prog, tmp_path / "plain.mlpackage", target=ct.target.iOS18)
-    config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(mode="uniform", nbits=4))
-    small = cto.palettize_weights(ct.models.MLModel(str(plain), skip_model_load=True), config)
-    small.save(str(tmp_path / "p4.mlpackage"))
+    plain, small = palettized_head(tmp_path)
     before = by_name(anedoctor.check(plain, chip="m4"), "head")
-    after = by_name(anedoctor.check(tmp_path / "p4.mlpackage", chip="m4"), "head")
+    after = by_name(anedoctor.check(small, chip="m4"), "head")
     assert before.bound == "weights" and after.device == "ane"
     assert after.dram_bytes < 0.26 * before.dram_bytes
     assert after.time_ms < before.time_ms
+
+
+def test_compressed_weights_stream_at_their_fp16_size_before_ios_18(tmp_path):
+    """Apple's palettized and int8 CNNs ran no faster than fp16 on iOS 17 and faster on iOS 18: the same
+    palettized linear streams its dense fp16 bytes on iOS 17 and a quarter of them on iOS 18."""
+    plain, small = palettized_head(tmp_path)
+    streamed = {}
+    for os in ("ios17", "ios18"):
+        before = by_name(anedoctor.check(plain, chip="a17", os=os), "head")
+        after = by_name(anedoctor.check(small, chip="a17", os=os), "head")
+        assert before.device == after.device == "ane"
+        streamed[os] = after.dram_bytes / before.dram_bytes, after.time_ms / before.time_ms
+    assert streamed["ios17"] == (1.0, pytest.approx(1.0))
+    assert streamed["ios18"][0] < 0.26 and streamed["ios18"][1] < 1
 
 
 def attention_scores(tmp_path, heads: int, name: str):
@@ -268,7 +324,7 @@ def test_matmul_heads_are_batches_not_output_channels(tmp_path):
 def test_activation_spills_move_at_the_chips_own_dram_rate(tmp_path):
     conv = by_name(anedoctor.check(conv_model(tmp_path), chip="m4", compute_units="cpu_and_ne"), "conv")
     spill = 64 << 20  # bytes that miss the on-chip buffer
-    slow, fast = (LatencyModel(CHIPS[c], "ios").ane(conv.op, 0, spill, fused=False) for c in ("a14", "m4pro"))
+    slow, fast = (LatencyModel(CHIPS[c], "ios").ane(conv.op, 0, spill) for c in ("a14", "m4pro"))
     assert slow.bound == fast.bound == "activations"
     assert slow.ms / fast.ms == pytest.approx(CHIPS["m4pro"].ane_weight_gbps / CHIPS["a14"].ane_weight_gbps, rel=0.01)
 

@@ -69,3 +69,23 @@ def test_a_toolchain_model_is_converted_by_its_own_interpreter_or_says_why_not(t
     assert not before.exists() and not list((tmp_path / "published").glob(".*"))  # no scratch left behind
     monkeypatch.setitem(build.TOOLCHAINS, "coremltools6", ("9.99", ("coremltools==6.3",)))
     assert build.package_path("distilbert_hf") != before  # another converter, another build
+
+
+def test_a_compressed_model_is_built_by_anedoctors_compress(tmp_path, monkeypatch):
+    """Apple's compressed CNN variants are rebuilt by anedoctor.compress on the converted fp16 model (W8A8 calibrated
+    on random inputs), and the recipe is part of the cache name."""
+    import anedoctor
+
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    small = {"size": 64, "width": 0.5}
+    monkeypatch.setitem(cases.MODELS, "tiny_fp16", cases.Model("mobilenet_v2", small, target="iOS17"))
+    monkeypatch.setitem(
+        cases.MODELS,
+        "tiny_w8a8",
+        cases.Model(
+            "mobilenet_v2", small, target="iOS17", compression={**cases.COMPRESSION_FORMS["w8a8"], "activations": 2}
+        ),
+    )
+    assert build.package_path("tiny_w8a8") != build.package_path("tiny_fp16")
+    ops = {op.type for op in anedoctor.load(build.build("tiny_w8a8")).graphs[0].ops}
+    assert {"quantize", "dequantize", "constexpr_affine_dequantize"} <= ops

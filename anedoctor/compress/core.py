@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cost.latency import COMPRESSED_STREAM_IOS
 from ..errors import ModelError
 from ..ir import Model
 from ..outputs import check_package_output, publish_package
@@ -184,6 +185,13 @@ def measure(base: Baseline, recipe: Recipe, output: Path, chip: str | None, os_:
     after = check(model, chip=chip, os=os_)
     summary_before, summary_after = dict(base.report.summary), dict(after.summary)
     notes = [] if "latency_ms" in summary_after else [f"latency: {NO_ESTIMATE} (the check report has no latency_ms)"]
+    decompressed = recipe.palettize or recipe.pruning or (recipe.quantize and not recipe.w8a8)
+    if decompressed and after.target.os.ios < COMPRESSED_STREAM_IOS:
+        notes.append(
+            f"on {after.target.os.id} the estimate streams compressed weights at their fp16 size (Apple's palettized, "
+            "int8 and sparse CNNs ran about as fast as fp16 on iOS 17, faster on iOS 18): the size shrinks, the "
+            f"latency barely; iOS {COMPRESSED_STREAM_IOS} / macOS {COMPRESSED_STREAM_IOS - 3} or later gains more"
+        )
     notes += [n for n in after.notes if n not in base.report.notes]
     names_before, names_after = ({p.op.name for p in r.placements} for r in (base.report, after))
     if names_before != names_after:

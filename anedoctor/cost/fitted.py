@@ -30,30 +30,35 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
   model that masks with masked_fill(-inf) under CPUAndNeuralEngine (select on the CPU, rule OP-19) ran slower than its
   additive-mask twin by ~3-5 ns per score element (Hugging Face vs ml-ane-transformers DistilBERT: A15 seq 128 and 512,
   M1 Max batch 2 x 256), far above what streaming the tensors at DRAM rate takes; the cause is not published.
+- ane_int8_speedup_before_a17 (fitted): how much faster the ANE's MAC array runs int8 x int8 (W8A8) than fp16 on
+  chips before A17 Pro / M4 (those run it at 2x, INT8_MAC_SPEEDUP); start 1.0, bounds 1-2: the M1's HAL has a
+  dual-INT8 MAC mode (Bryngelson via 751K, R), and Apple's W8A8 CNNs ran 1.2-1.8x faster than fp16 on an A16
+  (apple.github.io/coremltools/docs-guides opt-quantization-perf, A).
 - switch_ms (fitted): per device switch, on top of the crossing tensors' copy; start 0.05 ms (~90 us for 1-2 MB
   on M6's direct path, 751K, R); Core ML's own estimator charges 0.125 ms per switch (E5 analytics, M4, M).
 """
 
 FITTED = {
     "constants": {
-        "ane_conv_efficiency": 0.8638,
+        "ane_conv_efficiency": 0.8375,
         "ane_linear_efficiency": 0.3368,
-        "ane_matmul_efficiency": 0.6214,
-        "ane_pe_scale": 0.7797,
-        "ane_activation_share": 0.5568,
+        "ane_matmul_efficiency": 0.668,
+        "ane_pe_scale": 0.7252,
+        "ane_activation_share": 0.5582,
         "ane_op_us": 0.02,
-        "ane_dispatch_ms_ios": 0.0175,
-        "ane_dispatch_ms_macos": 0.2944,
-        "cpu_mac_efficiency": 0.2589,
-        "cpu_linear_efficiency": 0.1229,
+        "ane_dispatch_ms_ios": 0.0178,
+        "ane_dispatch_ms_macos": 0.2898,
+        "cpu_mac_efficiency": 0.259,
+        "cpu_linear_efficiency": 0.1226,
         "cpu_bandwidth_fraction": 0.5,
         "cpu_op_us": 5.0,
         "gpu_mac_efficiency": 0.6221,
         "gpu_bandwidth_fraction": 0.6,
         "gpu_op_us": 8.0,
         "gpu_launch_ms": 0.15,
-        "switch_ms": 0.1322,
-        "cpu_select_ns": 3.583,
+        "switch_ms": 0.1278,
+        "ane_int8_speedup_before_a17": 1.1087,
+        "cpu_select_ns": 3.5891,
     },
     "fit": {
         "fit_cases": [
@@ -69,6 +74,17 @@ FITTED = {
             "resnet50_a16",
             "resnet50_a17_ios18",
             "mobilevit_v2_a16",
+            "mobilenet_v2_w8a8_a17",
+            "resnet50_w8a8_a16",
+            "resnet50_int8_a16",
+            "mobilevit_v2_w8a8_a17",
+            "mobilevit_v2_int8_a16",
+            "mobilenet_v2_lut2_a16",
+            "resnet50_lut6_a16",
+            "mobilenet_v2_sparse75_a16",
+            "resnet50_lut4_a17_ios18",
+            "resnet50_sparse90_a17_ios18",
+            "resnet50_w8a8_a17_ios18",
             "efficientformer_l1_a14",
             "efficientformer_l7_a14",
             "mobileclip_b_text_a14",
@@ -106,7 +122,7 @@ FITTED = {
             "llama2_mlp_x4_lut2_m4",
             "llama2_mlp_x4_w8a8_m4",
         ],
-        "fit": "n=48  median error 1.09x  within ±25%: 41/48  max error 1.85x",
-        "holdout": "n=48  median error 1.10x  within ±25%: 36/48  max error 1.98x",
+        "fit": "n=59  median error 1.08x  within ±25%: 51/59  max error 1.79x",
+        "holdout": "n=59  median error 1.11x  within ±25%: 45/59  max error 1.98x",
     },
 }

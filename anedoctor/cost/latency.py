@@ -16,7 +16,9 @@ https://github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6 (notes/co
   elements/s per ANE at 2.58 GHz, notes/compute_array.md, R), serially with the MAC array; an
   activation, bias, scale or residual add right after a MAC op is done by its post-processor
   (fused: no extra pass, no memory round trip; maderix "Inside the M4 ANE" part 2 measured fused
-  matmul+bias+relu 5.7x faster than unfused, https://github.com/maderix/ANE, R);
+  matmul+bias+relu 5.7x faster than unfused, https://github.com/maderix/ANE, R); a quantize / dequantize
+  between ANE ops is a format conversion of the pass that writes / reads the int8 tensor, which moves at one
+  byte per element (W8A8);
 - weights stream from DRAM through the kernel DMA at the chip's measured ANE weight bandwidth
   (Anemll-bench); activations stay in the 2 MiB on-chip buffer between chained ops of one segment
   (eiln/ane docs, https://github.com/eiln/ane, R) and otherwise move at the activation DMA rate;
@@ -138,9 +140,10 @@ def constants(overrides: dict | None = None) -> dict:
     return {**FITTED["constants"], **(overrides or {})}
 
 
-def weight_bytes(op) -> int:
-    """Bytes of constant weights the op streams: compressed size when a constexpr op decompresses them.
-    A gather from a constant table reads only the rows it returns (counted as its output)."""
+def weight_bytes(op, decompressed: bool = False) -> int:
+    """Bytes of constant weights the op streams: compressed size when a constexpr op decompresses them (their
+    dense size with ``decompressed``). A gather from a constant table reads only the rows it returns (counted as
+    its output)."""
     if op.type in GATHER:
         return sum(v.type.nbytes for v in op.outputs)
     total = 0
@@ -148,8 +151,19 @@ def weight_bytes(op) -> int:
         if v.is_const:
             total += v.type.nbytes if v.type.numel and v.type.numel > 16 else 0
         elif v.producer is not None and v.producer.type.startswith("constexpr_"):
-            total += sum(w.type.nbytes for w in v.producer.input_values() if w.is_const)
+            total += (
+                v.type.nbytes if decompressed else sum(w.type.nbytes for w in v.producer.input_values() if w.is_const)
+            )
     return total
+
+
+# Compressed weights stream at their compressed size from iOS 18 / macOS 15 on, and at their fp16 size before
+# (inferred, I): on iOS 17 Apple's palettized (2-8 bit), int8 and 75%-sparse ResNet-50 ran 1.28-1.50 ms on an
+# iPhone 14 Pro / 15 Pro against 1.52 / 1.38 ms in fp16 (opt-palettization-perf, opt-quantization-perf,
+# opt-pruning-perf), on the iOS 18 seed the 15 Pro's 4- and 6-bit ones 1.12 / 1.25 against 1.63 ms (opt-resnet),
+# all apple.github.io/coremltools/docs-guides (A); on macOS 15 4-bit Llama-2 MLPs 3.2x faster than fp16
+# (smpanaro/coreml-joint-compression-test, M). A W8A8 op reads its int8 weights as int8 on either.
+COMPRESSED_STREAM_IOS = 18
 
 
 def _dims(op, flops: int) -> tuple[int, int, int, int]:
@@ -193,7 +207,10 @@ def ane_fill(op, flops: int = 0) -> float:
 # of 256 MACs per core and cycle (github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6
 # notes/compute_array.md, R; maderix "Inside the M4 ANE", github.com/maderix/ANE, R; Apple: "increased
 # throughput for int8-int8 compute on A17 Pro/M4", apple.github.io/coremltools/docs-guides opt-quantization-perf, A).
-# Weight-only int8 gains nothing here: its weights are decompressed to fp16 (only weight bytes shrink).
+# Older chips gain less: the M1's HAL has a dual-INT8 MAC mode (Bryngelson via 751K, R) and Apple's iPhone 14 Pro
+# (A16) ran W8A8 ResNet-50 and MobileNetV2 1.6-1.8x faster than fp16 (opt-quantization-perf, A), so their factor
+# is fitted (ane_int8_speedup_before_a17). Weight-only int8 gains nothing here: its weights are decompressed to fp16
+# (only weight bytes shrink).
 INT8_MAC_SPEEDUP = 2.0
 
 
@@ -229,10 +246,19 @@ def mac_kind(op) -> str | None:
 
 class LatencyModel:
     """Per-op times on the three devices of one chip, with the fitted constants; ``scale`` (a measured
-    profile's :data:`LatencyScale`) multiplies each op's time and each segment launch, None keeps the model's."""
+    profile's :data:`LatencyScale`) multiplies each op's time and each segment launch, None keeps the model's;
+    ``ios`` (the OS as its iOS major, None for the newest) decides how compressed weights stream."""
 
-    def __init__(self, chip: Chip, platform: str, overrides: dict | None = None, scale: LatencyScale | None = None):
+    def __init__(
+        self,
+        chip: Chip,
+        platform: str,
+        overrides: dict | None = None,
+        scale: LatencyScale | None = None,
+        ios: int | None = None,
+    ):
         self.chip, self.platform, self.scale = chip, platform, scale
+        self.streams_compressed = ios is None or ios >= COMPRESSED_STREAM_IOS
         self.k = k = constants(overrides)
         self.ane_macs_per_ms = chip.ane_macs_per_cycle * chip.ane_ghz * 1e6
         self.pe_per_ms = PE_ELEMENTS_PER_CYCLE * chip.ane_ghz * 1e6 * k["ane_pe_scale"]
@@ -244,20 +270,18 @@ class LatencyModel:
         self.gpu_flops_per_ms = chip.gpu_tflops * 1e9
         self.gpu_bytes_per_ms = chip.dram_gbps * k["gpu_bandwidth_fraction"] * 1e6
 
-    def ane(self, op, flops: int, dram_bytes: float, fused: bool) -> OpTime:
-        """One op on the ANE; ``dram_bytes`` are the activations that miss the on-chip buffer."""
+    def ane(self, op, flops: int, dram_bytes: float) -> OpTime:
+        """One pass on the ANE; ``dram_bytes`` are the activations it moves that miss the on-chip buffer."""
         k = self.k
-        if fused:
-            return OpTime(0.0, "fused")
-        wbytes = weight_bytes(op)
+        wbytes = weight_bytes(op, decompressed=not (self.streams_compressed or int8_activations(op)))
         weights_ms = wbytes / self.weight_per_ms
         act_ms = dram_bytes / self.act_per_ms
         kind = mac_kind(op)
         if kind:
             macs = flops / 2
             compute_ms = macs / (self.ane_macs_per_ms * ane_fill(op, flops) * k[f"ane_{kind}_efficiency"])
-            if self.chip.fast_int8 and int8_activations(op):
-                compute_ms /= INT8_MAC_SPEEDUP
+            if int8_activations(op):
+                compute_ms /= INT8_MAC_SPEEDUP if self.chip.fast_int8 else k["ane_int8_speedup_before_a17"]
         else:
             macs = 0.0
             compute_ms = self._pe_elements(op) / self.pe_per_ms
@@ -327,12 +351,31 @@ def _fusable(op, producer_op, device_of, consumers) -> bool:
     return len(consumers.get(producer_op.outputs[0].name, ())) == 1
 
 
+def _quantized_on_write(op, producer_op, device_of) -> bool:
+    """A ``quantize`` of a tensor made on the ANE: the pass that makes the tensor writes it as int8 (the ANE's
+    tensor formats are int8 / uint8 / fp16, rule DT-9; W8A8 runs as int8 chains, Apple's opt-quantization-perf)."""
+    made = producer_op is not None and producer_op.type != "dequantize"  # a requantize is a pass of its own
+    return op.type == "quantize" and made and device_of.get(id(producer_op)) == "ane"
+
+
+def _dequantized_on_read(op, device_of, consumers) -> bool:
+    """A ``dequantize`` whose readers all run on the ANE: each reads the int8 tensor itself."""
+    readers = consumers.get(op.outputs[0].name, ()) if op.type == "dequantize" and op.outputs else ()
+    return bool(readers) and all(device_of.get(id(c)) == "ane" for c in readers)
+
+
 def op_times(
-    placements, chip: Chip, platform: str, overrides: dict | None = None, scale: LatencyScale | None = None
+    placements,
+    chip: Chip,
+    platform: str,
+    overrides: dict | None = None,
+    scale: LatencyScale | None = None,
+    ios: int | None = None,
 ) -> list[OpTime]:
     """Per-op times of one graph's placements (in execution order), with on-chip residency and fusion;
-    ``scale``: a measured profile's factors (see :class:`LatencyModel`)."""
-    model = LatencyModel(chip, platform, overrides, scale)
+    ``scale``: a measured profile's factors, ``ios``: the OS as its iOS major, None for the newest (see
+    :class:`LatencyModel`)."""
+    model = LatencyModel(chip, platform, overrides, scale, ios)
     device_of = {id(p.op): p.device for p in placements}
     position = {id(p.op): i for i, p in enumerate(placements)}
     segment_id, seg = [], 0
@@ -343,31 +386,66 @@ def op_times(
     for p in placements:
         for v in p.op.runtime_inputs():
             consumers.setdefault(v.name, []).append(p.op)
-    fused_root: dict[int, bool] = {}  # op id -> the op is a MAC op or fused into one
-    times = []
-    for i, p in enumerate(placements):
-        op = p.op
+    fused, fused_root = set(), set()  # ids of ops done in the pass before them / of MAC ops and ops fused into one
+    for p in placements:
         if p.device != "ane":
-            times.append(model.roofline(p.device, op, p.flops, p.bytes))
             continue
+        op = p.op
         first = op.runtime_inputs()[0] if op.runtime_inputs() else None
         producer = first.producer if first is not None else None
-        fused = _fusable(op, producer, device_of, consumers) and fused_root.get(id(producer), False)
-        fused_root[id(op)] = bool(mac_kind(op)) or fused
-        dram = 0.0
-        for v in activations(op)[1 if fused else 0 :]:
+        if _quantized_on_write(op, producer, device_of) or (
+            _fusable(op, producer, device_of, consumers) and id(producer) in fused_root
+        ):
+            fused.add(id(op))
+        if mac_kind(op) or id(op) in fused:
+            fused_root.add(id(op))
+
+    def read(v):
+        """What an ANE op reads for ``v``: the int8 tensor when ``v`` is dequantized on read."""
+        dq = v.producer
+        return dq.runtime_inputs()[0] if dq is not None and _dequantized_on_read(dq, device_of, consumers) else v
+
+    def carried_on(v) -> bool:
+        """``v`` is never written: its one reader continues the pass that makes it (fused, or quantized on write)."""
+        readers = consumers.get(v.name, ())
+        return len(readers) == 1 and id(readers[0]) in fused and readers[0].runtime_inputs()[0] is v
+
+    dram: dict[int, float] = {}  # op id -> activation bytes its pass moves through DRAM
+    root: dict[int, int] = {}  # op id of a fused op -> op id of the pass it is done in
+    for i, p in enumerate(placements):
+        op = p.op
+        if p.device != "ane" or _dequantized_on_read(op, device_of, consumers):
+            continue
+        is_fused = id(op) in fused
+        if is_fused:
+            producer = op.runtime_inputs()[0].producer
+            root[id(op)] = root.get(id(producer), id(producer))
+        moved = 0.0
+        for v in map(read, activations(op)[1 if is_fused else 0 :]):
             j = position.get(id(v.producer)) if v.producer is not None else None
             if j is None or segment_id[j] != segment_id[i] or v.type.nbytes > L2_BYTES:
-                dram += v.type.nbytes
+                moved += v.type.nbytes
         for v in op.outputs:
+            if carried_on(v):
+                continue
             outside = any(
                 segment_id[position[id(c)]] != segment_id[i] for c in consumers.get(v.name, ()) if id(c) in position
             )
             if outside or v.name not in consumers or v.type.nbytes > L2_BYTES:
-                dram += v.type.nbytes
+                moved += v.type.nbytes
         if moves_last_axis(op):
-            dram += sum(v.type.nbytes for v in op.runtime_inputs()[:1]) + sum(v.type.nbytes for v in op.outputs)
-        times.append(model.ane(op, p.flops, dram, fused))
+            moved += sum(v.type.nbytes for v in op.runtime_inputs()[:1]) + sum(v.type.nbytes for v in op.outputs)
+        key = root.get(id(op), id(op))  # a fused op's traffic is its pass's
+        dram[key] = dram.get(key, 0.0) + moved
+    times = []
+    for p in placements:
+        op = p.op
+        if p.device != "ane":
+            times.append(model.roofline(p.device, op, p.flops, p.bytes))
+        elif id(op) in fused or _dequantized_on_read(op, device_of, consumers):
+            times.append(OpTime(0.0, "fused"))
+        else:
+            times.append(model.ane(op, p.flops, dram.get(id(op), 0.0)))
     return times
 
 

@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -65,7 +66,8 @@ def package_path(name: str) -> Path:
     spec = MODELS[name]
     converter = TOOLCHAINS[spec.toolchain] if spec.toolchain else coremltools().__version__
     code = ast.dump(ast.parse(inspect.getsource(sys.modules[builder(spec).__module__])))
-    digest = hashlib.sha1(f"{spec!r} {converter} {code}".encode()).hexdigest()[:8]
+    compression = f" {spec.compression}" if spec.compression else ""
+    digest = hashlib.sha1(f"{spec!r} {converter} {code}{compression}".encode()).hexdigest()[:8]
     return CACHE / f"{name}-{digest}.mlpackage"
 
 
@@ -115,15 +117,61 @@ def convert(spec: Model):
     if not isinstance(made, tuple):  # a MIL program
         return ct.convert(made, **options)
     module, examples = made
+    if "activations" in spec.compression:
+        calibratable(module, examples)
     with torch.no_grad():
         traced = torch.jit.trace(module.eval(), examples)
     return ct.convert(traced, inputs=input_types(spec, examples), **options)
 
 
+def calibratable(module, examples: tuple) -> None:
+    """BatchNorm statistics re-estimated on random inputs, as training sets them: with random weights and unit
+    running statistics each MobileNetV2 block shrinks its activations ~10x, they reach 1e-7 and underflow fp16,
+    and W8A8 calibration gets a zero scale."""
+    import torch
+
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches below
+    module.train()
+    with torch.no_grad():
+        for _ in range(4):
+            module(*(torch.rand_like(x) if x.is_floating_point() else x for x in examples))
+    module.eval()
+
+
 def convert_and_save(name: str, path: Path) -> None:
-    """Convert model ``name`` with this interpreter's coremltools and write it at ``path``."""
+    """Convert model ``name`` with this interpreter's coremltools and write it at ``path`` (compressed by
+    anedoctor's compress when its recipe says so)."""
+    spec = MODELS[name]
     with contextlib.redirect_stderr(io.StringIO()):
-        convert(MODELS[name]).save(str(path))
+        model = convert(spec)
+        if not spec.compression:
+            model.save(str(path))
+            return
+        with tempfile.TemporaryDirectory() as scratch:
+            fp16 = Path(scratch) / "fp16.mlpackage"
+            model.save(str(fp16))
+            compress_package(fp16, path, spec.compression)
+
+
+def compress_package(source: Path, output: Path, options: dict) -> None:
+    """anedoctor.compress.compress (coremltools.optimize.coreml) with ``options``; ``activations: N`` calibrates
+    W8A8 on N random inputs (seed 0), run by anedoctor's executor."""
+    import numpy as np
+
+    import anedoctor
+    from anedoctor.compress import compress
+
+    options = dict(options)
+    if "activations" in options:
+        rng = np.random.default_rng(0)
+        inputs = anedoctor.load(source).graphs[0].inputs
+        options["activations"] = {
+            v.name: rng.standard_normal((options["activations"], *v.type.shape)).astype(np.float32) for v in inputs
+        }
+    compress(source, output, **options)
 
 
 def find_python(version: str) -> str | None:

@@ -27,6 +27,9 @@ class Model:
     # "" = the installed coremltools and torch; else a key of build.TOOLCHAINS (kept out of repr: the build hash
     # already names the converter)
     toolchain: str = field(default="", repr=False)
+    # keyword arguments of anedoctor.compress.compress applied to the converted fp16 model ("activations": N
+    # calibrates W8A8 on N random inputs); kept out of repr, the build hash names it when set
+    compression: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,14 @@ class Case:
         return next((self.chip[: -len(v)] for v in VARIANTS if self.chip.endswith(v)), self.chip)
 
 
+# The compressed forms of Apple's coremltools benchmark tables, as anedoctor.compress options.
+COMPRESSION_FORMS = {
+    "w8a8": {"quantize": "int8", "activations": 4},
+    "int8": {"quantize": "int8"},
+    **{f"lut{bits}": {"palettize": bits} for bits in (2, 4, 6)},
+    **{f"sparse{pct}": {"prune": pct / 100} for pct in (75, 90)},
+}
+
 MODELS = {
     **{f"mobileone_{v}": Model("mobileone", {"variant": v}) for v in ("s0", "s1", "s2", "s3", "s4")},
     **{f"fastvit_{v}": Model("fastvit", {"variant": v}) for v in ("t8", "t12", "s12", "sa12", "sa24", "sa36", "ma36")},
@@ -62,6 +73,16 @@ MODELS = {
     "mobilenet_v3_small": Model("mobilenet_v3_small", target="iOS17"),
     "resnet50": Model("resnet", {"depth": 50}, target="iOS17"),
     "mobilevit_v2": Model("mobilevit_v2", target="iOS17"),
+    # Apple's compressed variants of three of these CNNs (the cases' "compressed" family)
+    **{
+        f"{base}_{form}": Model(builder, config, target="iOS17", compression=COMPRESSION_FORMS[form])
+        for base, builder, config, forms in [
+            ("mobilenet_v2", "mobilenet_v2", {}, ("w8a8", "int8", "lut6", "lut2", "sparse75")),
+            ("resnet50", "resnet", {"depth": 50}, ("w8a8", "int8", "lut6", "lut4", "lut2", "sparse75", "sparse90")),
+            ("mobilevit_v2", "mobilevit_v2", {}, ("w8a8", "int8")),
+        ]
+        for form in forms
+    },
     "mobileclip_b_image": Model("vit", {"dim": 768, "layers": 12, "heads": 12, "patch": 16}, target="iOS17"),
     "mobileclip_b_text": Model("clip_text", {"dim": 512, "layers": 12, "heads": 8}, target="iOS17"),
     "mobileclip_l_image": Model(
@@ -378,6 +399,69 @@ LATENCY_CASES = [
         "iPhone 15 Pro, iOS 17",
         "A",
         True,
+    ),
+    # Apple's compressed variants of the same three CNNs, Xcode medians under All: the iPhone 14 Pro (A16) and 15 Pro
+    # (A17 Pro) columns on iOS 17 of opt-quantization-perf, the iPhone 14 Pro rows of opt-palettization-perf and
+    # opt-pruning-perf, and opt-resnet's iPhone 15 Pro on the iOS 18 seed. Rebuilt with anedoctor's compress
+    # (coremltools.optimize.coreml on the converted fp16 model): Apple's training-time forms (QAT W8A8, DKM 2-bit,
+    # MagnitudePruner) convert to the same ops as these post-training ones.
+    *(
+        latency(
+            f"{model}_{chip}" + ("_ios18" if os == "ios18" else ""),
+            "compressed",
+            model,
+            chip,
+            os,
+            "all",
+            ms,
+            f"https://apple.github.io/coremltools/docs-guides/source/{page}.html",
+            f"{form}, {'iPhone 14 Pro' if chip == 'a16' else 'iPhone 15 Pro'}, {os}",
+            "A",
+            True,
+        )
+        for page, rows in [
+            (
+                "opt-quantization-perf",
+                [
+                    (f"{base}_{form}", chip, "ios17", ms, label)
+                    for base, form, label, a16, a17 in [
+                        ("mobilenet_v2", "w8a8", "W8A8 (training time, symmetric per-channel)", 0.27, 0.20),
+                        ("mobilenet_v2", "int8", "int8 weights only (post training)", 0.45, 0.44),
+                        ("resnet50", "w8a8", "W8A8 (training time, symmetric per-channel)", 0.94, 0.77),
+                        ("resnet50", "int8", "int8 weights only (post training)", 1.49, 1.50),
+                        ("mobilevit_v2", "w8a8", "W8A8 (training time, symmetric per-channel)", 1.18, 1.03),
+                        ("mobilevit_v2", "int8", "int8 weights only (post training)", 1.43, 1.37),
+                    ]
+                    for chip, ms in (("a16", a16), ("a17", a17))
+                ],
+            ),
+            (
+                "opt-palettization-perf",
+                [
+                    ("mobilenet_v2_lut6", "a16", "ios17", 0.48, "6-bit palettized (k-means, post training)"),
+                    ("mobilenet_v2_lut2", "a16", "ios17", 0.47, "2-bit palettized (DKM, training time)"),
+                    ("resnet50_lut6", "a16", "ios17", 1.37, "6-bit palettized (k-means, post training)"),
+                    ("resnet50_lut2", "a16", "ios17", 1.43, "2-bit palettized (DKM, training time)"),
+                ],
+            ),
+            (
+                "opt-pruning-perf",
+                [
+                    ("mobilenet_v2_sparse75", "a16", "ios17", 0.46, "75% unstructured sparsity (MagnitudePruner)"),
+                    ("resnet50_sparse75", "a16", "ios17", 1.28, "75% unstructured sparsity (MagnitudePruner)"),
+                ],
+            ),
+            (
+                "opt-resnet",
+                [
+                    ("resnet50_lut6", "a17", "ios18", 1.25, "6-bit palettized (per tensor)"),
+                    ("resnet50_lut4", "a17", "ios18", 1.12, "4-bit palettized (per tensor)"),
+                    ("resnet50_sparse90", "a17", "ios18", 0.86, "90% sparsity (data-free MagnitudePruner)"),
+                    ("resnet50_w8a8", "a17", "ios18", 1.07, "W8A8 (LinearQuantizer, 128 calibration samples)"),
+                ],
+            ),
+        ]
+        for model, chip, os, ms, form in rows
     ),
     *(
         latency(
