@@ -334,8 +334,8 @@ def w8a8_without_fast_int8(graph: Graph, ctx: Context):
     """Activation quantization (W8A8) on a chip without the doubled int8-int8 ANE rate.
 
     Apple's docs: A17 Pro / M4 and newer have "increased throughput" for int8-int8 compute on the
-    Neural Engine, so W8A8 gains more there. Older chips gain less, through halved activation
-    traffic and a slower int8 mode: on the iPhone 14 Pro (A16) W8A8 ran MobileNetV2, ResNet-50 and
+    Neural Engine, so W8A8 gains more there. Older chips gain less (in anedoctor's estimate mostly
+    through halved activation and weight traffic): on the iPhone 14 Pro (A16) W8A8 ran MobileNetV2, ResNet-50 and
     MobileViTv2 1.78x, 1.62x and 1.17x faster than fp16, against 2.45x, 1.79x and 1.32x on the
     iPhone 15 Pro, while int8 weights alone gained at most 11% on either. On the CPU (and
     sometimes the GPU) quantized activations are slower: they are decompressed at run time."""
