@@ -273,14 +273,15 @@ class LatencyModel:
     def ane(self, op, flops: int, dram_bytes: float) -> OpTime:
         """One pass on the ANE; ``dram_bytes`` are the activations it moves that miss the on-chip buffer."""
         k = self.k
-        wbytes = weight_bytes(op, decompressed=not (self.streams_compressed or int8_activations(op)))
+        int8 = int8_activations(op)
+        wbytes = weight_bytes(op, decompressed=not (self.streams_compressed or int8))
         weights_ms = wbytes / self.weight_per_ms
         act_ms = dram_bytes / self.act_per_ms
         kind = mac_kind(op)
         if kind:
             macs = flops / 2
             compute_ms = macs / (self.ane_macs_per_ms * ane_fill(op, flops) * k[f"ane_{kind}_efficiency"])
-            if int8_activations(op):
+            if int8:
                 compute_ms /= INT8_MAC_SPEEDUP if self.chip.fast_int8 else k["ane_int8_speedup_before_a17"]
         else:
             macs = 0.0
@@ -386,7 +387,8 @@ def op_times(
     for p in placements:
         for v in p.op.runtime_inputs():
             consumers.setdefault(v.name, []).append(p.op)
-    fused, fused_root = set(), set()  # ids of ops done in the pass before them / of MAC ops and ops fused into one
+    fused = set()  # ids of ops done in the pass before them (a MAC op's or a fused chain's)
+    on_read = set()  # ids of dequantize ops their ANE readers do themselves
     for p in placements:
         if p.device != "ane":
             continue
@@ -394,16 +396,15 @@ def op_times(
         first = op.runtime_inputs()[0] if op.runtime_inputs() else None
         producer = first.producer if first is not None else None
         if _quantized_on_write(op, producer, device_of) or (
-            _fusable(op, producer, device_of, consumers) and id(producer) in fused_root
+            _fusable(op, producer, device_of, consumers) and (id(producer) in fused or mac_kind(producer))
         ):
             fused.add(id(op))
-        if mac_kind(op) or id(op) in fused:
-            fused_root.add(id(op))
+        if _dequantized_on_read(op, device_of, consumers):
+            on_read.add(id(op))
 
     def read(v):
         """What an ANE op reads for ``v``: the int8 tensor when ``v`` is dequantized on read."""
-        dq = v.producer
-        return dq.runtime_inputs()[0] if dq is not None and _dequantized_on_read(dq, device_of, consumers) else v
+        return v.producer.runtime_inputs()[0] if v.producer is not None and id(v.producer) in on_read else v
 
     def carried_on(v) -> bool:
         """``v`` is never written: its one reader continues the pass that makes it (fused, or quantized on write)."""
@@ -414,7 +415,7 @@ def op_times(
     root: dict[int, int] = {}  # op id of a fused op -> op id of the pass it is done in
     for i, p in enumerate(placements):
         op = p.op
-        if p.device != "ane" or _dequantized_on_read(op, device_of, consumers):
+        if p.device != "ane" or id(op) in on_read:
             continue
         is_fused = id(op) in fused
         if is_fused:
@@ -442,7 +443,7 @@ def op_times(
         op = p.op
         if p.device != "ane":
             times.append(model.roofline(p.device, op, p.flops, p.bytes))
-        elif id(op) in fused or _dequantized_on_read(op, device_of, consumers):
+        elif id(op) in fused or id(op) in on_read:
             times.append(OpTime(0.0, "fused"))
         else:
             times.append(model.ane(op, p.flops, dram.get(id(op), 0.0)))
