@@ -199,9 +199,7 @@ def schedule(placements: list[OpPlacement], allowed: tuple[str, ...]) -> list[Op
 def time_ops(placements: list[OpPlacement], target: Target, scale: LatencyScale | None = None) -> None:
     """Set each placed op's estimated time and bound (anedoctor.cost.latency); ``scale``: a measured
     profile's latency factors (Profile.latency_factor), None for the model's own times."""
-    for p, t in zip(
-        placements, op_times(placements, target.chip, target.chip.platform, scale=scale, ios=target.os.ios)
-    ):
+    for p, t in zip(placements, op_times(placements, target, scale=scale)):
         p.time_ms, p.bound, p.macs, p.dram_bytes = t.ms, t.bound, t.macs, t.dram_bytes
 
 

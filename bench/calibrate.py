@@ -95,14 +95,13 @@ def place(cases: list[dict]) -> list[tuple[dict, object]]:
 
 def predict(report, overrides: dict) -> float:
     """Whole-model latency of a placed report under the given constants."""
-    chip, platform, total = report.target.chip, report.target.chip.platform, 0.0
     parts: dict[str, list] = {}
     for p in report.placements:
         parts.setdefault(p.part, []).append(p)
     for placements in parts.values():
-        for p, t in zip(placements, op_times(placements, chip, platform, overrides, ios=report.target.os.ios)):
+        for p, t in zip(placements, op_times(placements, report.target, overrides)):
             p.time_ms, p.macs, p.dram_bytes = t.ms, t.macs, t.dram_bytes
-    total = breakdown(report.placements, chip, platform, overrides).latency_ms
+    total = breakdown(report.placements, report.target, overrides).latency_ms
     return total
 
 

@@ -92,7 +92,7 @@ def test_activation_after_conv_is_fused_on_the_ane(tmp_path):
 
 
 def test_wider_conv_takes_longer_and_fills_the_array_better(tmp_path):
-    model = LatencyModel(CHIPS["m4"], "macos")
+    model = LatencyModel(resolve_target("ios17", "m4", None))
     convs = []
     for c in (16, 256):
         path = conv_model(tmp_path, c, c, name=f"c{c}.mlpackage")
@@ -150,9 +150,9 @@ def test_whole_model_latency_is_ops_plus_launches_plus_switches(tmp_path):
     ops = sum(p.time_ms for p in report.placements)
     assert b.latency_ms == pytest.approx(ops + sum(s.launch_ms for s in b.segments) + sum(s.ms for s in b.switches))
     assert report.summary["latency_ms"] == pytest.approx(b.latency_ms, abs=1e-3)
-    model = LatencyModel(CHIPS["a17"], "ios")
+    model = LatencyModel(resolve_target("ios17", "a17", None))
     assert any(s.launch_ms == model.dispatch_ms() for s in b.segments if s.device == "ane")
-    assert breakdown([], CHIPS["a17"], "ios").latency_ms == 0
+    assert breakdown([], resolve_target("ios17", "a17", None)).latency_ms == 0
 
 
 def masked_model(tmp_path):
@@ -324,7 +324,7 @@ def test_matmul_heads_are_batches_not_output_channels(tmp_path):
 def test_activation_spills_move_at_the_chips_own_dram_rate(tmp_path):
     conv = by_name(anedoctor.check(conv_model(tmp_path), chip="m4", compute_units="cpu_and_ne"), "conv")
     spill = 64 << 20  # bytes that miss the on-chip buffer
-    slow, fast = (LatencyModel(CHIPS[c], "ios").ane(conv.op, 0, spill) for c in ("a14", "m4pro"))
+    slow, fast = (LatencyModel(resolve_target("ios17", c, None)).ane(conv.op, 0, spill) for c in ("a14", "m4pro"))
     assert slow.bound == fast.bound == "activations"
     assert slow.ms / fast.ms == pytest.approx(CHIPS["m4pro"].ane_weight_gbps / CHIPS["a14"].ane_weight_gbps, rel=0.01)
 
@@ -388,7 +388,7 @@ def masked_fill_model(tmp_path, n):
 
 
 def test_cpu_select_is_a_per_element_kernel(tmp_path):
-    per_ns = LatencyModel(CHIPS["a15"], "ios").k["cpu_select_ns"]
+    per_ns = LatencyModel(resolve_target("ios17", "a15", None)).k["cpu_select_ns"]
     times = {}
     for n in (128, 256):
         report = anedoctor.check(masked_fill_model(tmp_path, n), chip="a15", os="ios16", compute_units="cpu_only")
@@ -405,10 +405,10 @@ def test_cpu_matmuls_run_on_one_clusters_matrix_unit(tmp_path):
         for chip, os in (("a14", "ios16"), ("m1max", "macos13"))
     }
     assert conv["a14"] / conv["m1max"] == pytest.approx(CHIPS["m1max"].cpu_ghz / CHIPS["a14"].cpu_ghz, rel=0.05)
-    a14, m1max = LatencyModel(CHIPS["a14"], "ios"), LatencyModel(CHIPS["m1max"], "macos")
+    a14, m1max = (LatencyModel(resolve_target("ios17", c, None)) for c in ("a14", "m1max"))
     assert a14.cpu_matrix_flops_per_ms > 5 * a14.cpu_flops_per_ms  # the matrix unit, not NEON, takes the MACs
     assert m1max.cpu_flops_per_ms == pytest.approx(4 * a14.cpu_flops_per_ms * 3.2 / 3.0)  # NEON: cores x clock
-    a12 = LatencyModel(CHIPS["a12"], "ios")  # before the A13 there is no matrix unit
+    a12 = LatencyModel(resolve_target("ios17", "a12", None))  # before the A13 there is no matrix unit
     assert a12.cpu_matrix_flops_per_ms == a12.cpu_flops_per_ms
 
 
@@ -430,7 +430,7 @@ def test_cpu_linear_has_its_own_efficiency_against_the_same_gemm_as_a_1x1_conv(t
     )
     linear, conv = by_name(report, "linear"), by_name(report, "conv")
     assert linear.bound == conv.bound == "compute" and linear.macs == conv.macs
-    k = LatencyModel(CHIPS["m1max"], "macos").k
+    k = LatencyModel(resolve_target("ios17", "m1max", None)).k
     assert linear.time_ms / conv.time_ms == pytest.approx(
         k["cpu_mac_efficiency"] / k["cpu_linear_efficiency"], rel=0.02
     )

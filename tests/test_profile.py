@@ -368,12 +368,11 @@ def test_an_ane_latency_scale_of_2_doubles_the_ane_ops(suite, tmp_path, conv_sta
 
 def test_without_a_profile_the_latency_is_the_models_own(conv_stack):
     from anedoctor.cost.latency import breakdown, op_times
-    from anedoctor.hardware import CHIPS
 
     report = anedoctor.check(conv_stack, chip="m4", os="macos15", compute_units="cpu_and_ne")
-    model_times = op_times(report.placements, CHIPS["m4"], "macos")
+    model_times = op_times(report.placements, report.target)
     assert [p.time_ms for p in report.placements] == [t.ms for t in model_times]
-    assert report.latency.latency_ms == breakdown(report.placements, CHIPS["m4"], "macos").latency_ms
+    assert report.latency.latency_ms == breakdown(report.placements, report.target).latency_ms
     unscaled = anedoctor.check(conv_stack, compute_units="cpu_and_ne", profile=profile())  # no latency scale
     assert [p.time_ms for p in unscaled.placements] == [p.time_ms for p in report.placements]
     assert unscaled.summary["latency_ms"] == report.summary["latency_ms"]

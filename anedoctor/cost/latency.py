@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..hardware import Chip
+from ..hardware import Chip, Target
 from .fitted import FITTED
 from .work import ATTENTION, BINARY_ELEMENTWISE, CONV, FREE, MAC_CLASSES, MATMUL, TRANSCENDENTAL, cost_class
 
@@ -245,20 +245,14 @@ def mac_kind(op) -> str | None:
 
 
 class LatencyModel:
-    """Per-op times on the three devices of one chip, with the fitted constants; ``scale`` (a measured
-    profile's :data:`LatencyScale`) multiplies each op's time and each segment launch, None keeps the model's;
-    ``ios`` (the OS as its iOS major, None for the newest) decides how compressed weights stream."""
+    """Per-op times on the three devices of one target's chip, with the fitted constants; ``scale`` (a measured
+    profile's :data:`LatencyScale`) multiplies each op's time and each segment launch, None keeps the model's.
+    The target's OS decides how compressed weights stream."""
 
-    def __init__(
-        self,
-        chip: Chip,
-        platform: str,
-        overrides: dict | None = None,
-        scale: LatencyScale | None = None,
-        ios: int | None = None,
-    ):
-        self.chip, self.platform, self.scale = chip, platform, scale
-        self.streams_compressed = ios is None or ios >= COMPRESSED_STREAM_IOS
+    def __init__(self, target: Target, overrides: dict | None = None, scale: LatencyScale | None = None):
+        self.chip = chip = target.chip
+        self.platform, self.scale = chip.platform, scale
+        self.streams_compressed = target.os.ios >= COMPRESSED_STREAM_IOS
         self.k = k = constants(overrides)
         self.ane_macs_per_ms = chip.ane_macs_per_cycle * chip.ane_ghz * 1e6
         self.pe_per_ms = PE_ELEMENTS_PER_CYCLE * chip.ane_ghz * 1e6 * k["ane_pe_scale"]
@@ -366,17 +360,11 @@ def _dequantized_on_read(op, device_of, consumers) -> bool:
 
 
 def op_times(
-    placements,
-    chip: Chip,
-    platform: str,
-    overrides: dict | None = None,
-    scale: LatencyScale | None = None,
-    ios: int | None = None,
+    placements, target: Target, overrides: dict | None = None, scale: LatencyScale | None = None
 ) -> list[OpTime]:
-    """Per-op times of one graph's placements (in execution order), with on-chip residency and fusion;
-    ``scale``: a measured profile's factors, ``ios``: the OS as its iOS major, None for the newest (see
-    :class:`LatencyModel`)."""
-    model = LatencyModel(chip, platform, overrides, scale, ios)
+    """Per-op times of one graph's placements (in execution order) on ``target``, with on-chip residency and
+    fusion; ``scale``: a measured profile's factors (see :class:`LatencyModel`)."""
+    model = LatencyModel(target, overrides, scale)
     device_of = {id(p.op): p.device for p in placements}
     position = {id(p.op): i for i, p in enumerate(placements)}
     segment_id, seg = [], 0
@@ -466,12 +454,12 @@ def moves_last_axis(op) -> bool:
 
 
 def breakdown(
-    placements, chip: Chip, platform: str, overrides: dict | None = None, scale: LatencyScale | None = None
+    placements, target: Target, overrides: dict | None = None, scale: LatencyScale | None = None
 ) -> Breakdown:
     """Whole-model latency of placements whose ``time_ms`` is set: ops + segment launches + switches.
     ``scale`` (the factors the ops were timed with) rescales the launches; switches keep the model's cost
     (a one-op probe, all a profile measures, has none)."""
-    model = LatencyModel(chip, platform, overrides, scale)
+    model = LatencyModel(target, overrides, scale)
     result = Breakdown(0.0)
     start = 0
     for i in range(1, len(placements) + 1):
@@ -498,7 +486,7 @@ def breakdown(
     switch_total = sum(s.ms for s in result.switches)
     result.device_ms["cpu"] = result.device_ms.get("cpu", 0.0) + switch_total  # the CPU does the copies
     result.latency_ms = sum(result.device_ms.values())
-    result.energy_mj = energy(placements, result, chip, platform)
+    result.energy_mj = energy(placements, result, target.chip)
     return result
 
 
@@ -514,7 +502,7 @@ def crossing_bytes(placements, before: SegmentCost, after: SegmentCost) -> int:
     return total
 
 
-def energy(placements, result: Breakdown, chip: Chip, platform: str) -> dict[str, float]:
+def energy(placements, result: Breakdown, chip: Chip) -> dict[str, float]:
     """mJ per inference per power rail: the ANE from pJ/MAC, the DRAM traffic it causes from pJ/byte (the memory
     rail, kept apart so the ANE figure compares with powermetrics' ANE power), CPU and GPU from an assumed
     active power."""
@@ -524,8 +512,8 @@ def energy(placements, result: Breakdown, chip: Chip, platform: str) -> dict[str
         out["ane"] = sum(getattr(p, "macs", 0.0) for p in ane) * PJ_PER_MAC * 1e-9
         out["dram"] = sum(getattr(p, "dram_bytes", 0.0) for p in ane) * PJ_PER_DRAM_BYTE * 1e-9
     if result.device_ms.get("cpu"):
-        out["cpu"] = result.device_ms["cpu"] * ASSUMED_WATTS["cpu"][platform]
+        out["cpu"] = result.device_ms["cpu"] * ASSUMED_WATTS["cpu"][chip.platform]
     if result.device_ms.get("gpu"):
-        watts = ASSUMED_WATTS["gpu"][platform] * (chip.gpu_cores if platform == "macos" else 1)
+        watts = ASSUMED_WATTS["gpu"][chip.platform] * (chip.gpu_cores if chip.platform == "macos" else 1)
         out["gpu"] = result.device_ms["gpu"] * watts
     return out

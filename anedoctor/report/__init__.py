@@ -62,7 +62,7 @@ class Report(Exportable):
         self.switches = [(a, b) for a, b in zip(self.segments, self.segments[1:]) if a.part == b.part]
         self.causes = self._causes()
         scale = profile.latency_factor if profile is not None else None
-        self.latency = breakdown(placements, target.chip, target.chip.platform, scale=scale)  # anedoctor.cost.latency
+        self.latency = breakdown(placements, target, scale=scale)  # anedoctor.cost.latency
 
     # ---- queries -------------------------------------------------------------------------
     def device(self, op: Op | str) -> str | None:
