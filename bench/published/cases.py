@@ -67,6 +67,10 @@ MODELS = {
     **{f"fastvit_{v}": Model("fastvit", {"variant": v}) for v in ("t8", "t12", "s12", "sa12", "sa24", "sa36", "ma36")},
     **{f"fastvit_{v}_ios16": Model("fastvit", {"variant": v}, target="iOS16") for v in ("t8", "ma36")},
     **{f"efficientformer_{v}": Model("efficientformer", {"variant": v}) for v in ("l1", "l3", "l7")},
+    **{
+        f"efficientformer_v2_{v}": Model("efficientformer_v2", {"variant": v}, target="iOS16")
+        for v in ("s0", "s1", "s2", "l")
+    },
     "mobilenet_v2_x1.4": Model("mobilenet_v2", {"width": 1.4}),
     "mobilenet_v2": Model("mobilenet_v2", target="iOS17"),
     "mobilenet_v2_image": Model("mobilenet_v2", inputs="image", target="iOS17"),
@@ -89,6 +93,11 @@ MODELS = {
         "vit", {"dim": 1024, "layers": 24, "heads": 16, "patch": 14, "embed": 768}, target="iOS17"
     ),
     "mobileclip_l_text": Model("clip_text", {"dim": 768, "layers": 12, "heads": 12}, target="iOS17"),
+    **{f"mobileclip_s{i}_image": Model("fastvit", {"variant": f"mci{i}"}, target="iOS17") for i in range(3)},
+    "mobileclip_s0_text": Model(
+        "clip_text", {"dim": 512, "layers": 4, "heads": 8, "causal": False, "repmixer": True}, target="iOS17"
+    ),
+    "depth_anything_small": Model("depth_anything_small", target="iOS17"),
     # Models that mask with masked_fill(-inf), measured in 2022-23 on coremltools 6 conversions, are converted by
     # coremltools 6.2 (build.TOOLCHAINS): it kept that select in fp32 between two casts, which decides their plans.
     # The CNNs of the time convert alike either way (MobileOne-S0, FastViT-T8: 91 ops each); the twins that mask by
@@ -142,6 +151,7 @@ COREMLTOOLS = (
 )
 EFFICIENTFORMER = "https://github.com/snap-research/EfficientFormer (README, iPhone 12 latency, coreml-performance)"
 MOBILECLIP = "https://github.com/apple/ml-mobileclip (README table, iPhone 12 Pro Max)"
+DEPTH_ANYTHING = "https://huggingface.co/apple/coreml-depth-anything-small (model card, revision 8771831)"
 ANE_TRANSFORMERS = (
     "https://github.com/apple/ml-ane-transformers (README; assets/xcode_performance_report_comparison.png)"
 )
@@ -481,6 +491,22 @@ LATENCY_CASES = [
     ),
     *(
         latency(
+            f"efficientformer_v2_{v}_a14",
+            "efficientformer",
+            f"efficientformer_v2_{v}",
+            "a14",
+            "ios16",
+            "all",
+            ms,
+            EFFICIENTFORMER,
+            "EfficientFormerV2, iPhone 12, iOS 16, Xcode 14 performance report, fp16",
+            "C",
+            True,
+        )
+        for v, ms in [("s0", 0.9), ("s1", 1.1), ("s2", 1.6), ("l", 2.7)]
+    ),
+    *(
+        latency(
             f"{m}_a14",
             "vit",
             m,
@@ -497,6 +523,34 @@ LATENCY_CASES = [
             ("mobileclip_b_text", 3.3),
             ("mobileclip_l_image", 57.9),
             ("mobileclip_l_text", 6.6),
+            ("mobileclip_s0_image", 1.5),
+            ("mobileclip_s0_text", 1.6),
+            ("mobileclip_s1_image", 2.5),
+            ("mobileclip_s2_image", 3.6),
+        ]
+    ),
+    # Apple's Depth Anything small (DepthAnythingSmallF16), its model card's table. The A14 on iOS 18 ran it faster
+    # than the A17 Pro on iOS 17.4: no chip-only model can give both.
+    *(
+        latency(
+            f"depth_anything_small_{chip}",
+            "depth",
+            "depth_anything_small",
+            chip,
+            os,
+            "all",
+            ms,
+            DEPTH_ANYTHING,
+            f"{device}, {os_full}; compute units not stated (default all), the card's figure an ANE one; input 518x392 "
+            "[U: the v1-era sample app fed 518x396]",
+            "A",
+            ane_figure=True,
+        )
+        for chip, os, os_full, device, ms in [
+            ("a14", "ios18", "iOS 18.0", "iPhone 12 Pro Max", 31.10),
+            ("a17", "ios17", "iOS 17.4", "iPhone 15 Pro Max", 33.90),
+            ("m1max", "macos15", "macOS 15.0", "MacBook Pro M1 Max", 32.80),
+            ("m3max", "macos15", "macOS 15.0", "MacBook Pro M3 Max", 24.58),
         ]
     ),
     latency(

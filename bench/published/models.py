@@ -177,11 +177,11 @@ MOBILEONE_WIDTHS = {
 
 
 class MobileOneSE(nn.Module):
-    """mobileone.SEBlock: global average, 1x1 reduce (ratio 1/16), ReLU, 1x1 expand, sigmoid."""
+    """mobileone.SEBlock: global average, 1x1 reduce (by ``ratio``), ReLU, 1x1 expand, sigmoid."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, ratio: int = 16):
         super().__init__()
-        self.reduce, self.expand = nn.Conv2d(channels, channels // 16, 1), nn.Conv2d(channels // 16, channels, 1)
+        self.reduce, self.expand = nn.Conv2d(channels, channels // ratio, 1), nn.Conv2d(channels // ratio, channels, 1)
 
     def forward(self, x):
         return x * torch.sigmoid(self.expand(F.relu(self.reduce(F.adaptive_avg_pool2d(x, 1)))))
@@ -220,6 +220,14 @@ FASTVIT = {  # layers, embed dims, mlp ratio, attention in the last stage
     "sa24": ([4, 4, 12, 4], [64, 128, 256, 512], 4, True),
     "sa36": ([6, 6, 18, 6], [64, 128, 256, 512], 4, True),
     "ma36": ([6, 6, 18, 6], [76, 152, 304, 608], 4, True),
+}
+# MobileCLIP's image encoders MCi0-2 (apple/ml-mobileclip@4144bb1 mobileclip/models/mci.py, configs/mobileclip_s*.json):
+# FastViT with a squeeze-excite (ratio 1/4) in the patch embeddings into stages 3 and 4, and a 512-wide projection
+# without bias for the classifier
+MCI = {
+    "mci0": ([2, 6, 10, 2], [64, 128, 256, 512], 3, True),
+    "mci1": ([4, 12, 20, 4], [64, 128, 256, 512], 3, True),
+    "mci2": ([4, 12, 24, 4], [80, 160, 320, 640], 3, True),
 }
 
 
@@ -277,7 +285,9 @@ class FastViTAttention(nn.Module):
 
 
 def fastvit(variant: str = "t8", size: int = 256) -> tuple[nn.Module, tuple]:
-    depths, dims, mlp_ratio, attention = FASTVIT[variant]
+    """FastViT (apple/ml-fastvit) or, for an MCI variant, MobileCLIP's image encoder."""
+    mci = variant in MCI
+    depths, dims, mlp_ratio, attention = MCI[variant] if mci else FASTVIT[variant]
     gelu = nn.GELU
     layers: list[nn.Module] = [
         conv_bn(3, dims[0], 3, 2, act=gelu),
@@ -287,7 +297,9 @@ def fastvit(variant: str = "t8", size: int = 256) -> tuple[nn.Module, tuple]:
     hw = size // 4
     for stage, (n, dim) in enumerate(zip(depths, dims)):
         if stage > 0:  # PatchEmbed: 7x7 stride-2 grouped conv (reparameterised), then 1x1
-            layers += [conv_bn(dims[stage - 1], dim, 7, 2, dims[stage - 1], gelu), conv_bn(dim, dim, 1, act=gelu)]
+            layers.append(conv_bn(dims[stage - 1], dim, 7, 2, dims[stage - 1], None))
+            layers += [MobileOneSE(dim, 4)] if mci and stage >= 2 else []
+            layers += [gelu(), conv_bn(dim, dim, 1, act=gelu)]
             hw //= 2
         last_attention = attention and stage == 3
         if last_attention:  # RepCPE: 7x7 depthwise positional conv (identity folded in)
@@ -302,7 +314,7 @@ def fastvit(variant: str = "t8", size: int = 256) -> tuple[nn.Module, tuple]:
         nn.GELU(),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Linear(head, 1000),
+        nn.Linear(head, 512, bias=False) if mci else nn.Linear(head, 1000),
     ]
     return nn.Sequential(*layers), (image(size),)
 
@@ -383,6 +395,167 @@ class EfficientFormer(nn.Module):
 
 def efficientformer(variant: str = "l1", size: int = 224) -> tuple[nn.Module, tuple]:
     return EfficientFormer(variant, size), (image(size),)
+
+
+# --- EfficientFormerV2 (snap-research/EfficientFormer models/efficientformer_v2.py @ d01da426) ----
+
+EFFICIENTFORMER_V2 = {  # depths, widths, vit_num, expansion ratios per stage
+    "s0": ([2, 2, 6, 4], [32, 48, 96, 176], 2, [[4] * 2, [4] * 2, [4, 3, 3, 3, 4, 4], [4, 3, 3, 4]]),
+    "s1": ([3, 3, 9, 6], [32, 48, 120, 224], 2, [[4] * 3, [4] * 3, [4, 4] + [3] * 4 + [4] * 3, [4, 4, 3, 3, 4, 4]]),
+    "s2": (
+        [4, 4, 12, 8],
+        [32, 64, 144, 288],
+        4,
+        [[4] * 4, [4] * 4, [4, 4] + [3] * 6 + [4] * 4, [4, 4] + [3] * 4 + [4] * 2],
+    ),
+    "l": (
+        [5, 5, 15, 10],
+        [40, 80, 192, 384],
+        6,
+        [[4] * 5, [4] * 5, [4] * 4 + [3] * 7 + [4] * 4, [4] * 3 + [3] * 4 + [4] * 3],
+    ),
+}
+
+
+def attention_bias(heads: int, queries: int, keys: int) -> nn.Parameter:
+    """The eval-mode bias table (heads, queries, keys) the source caches from its per-offset biases."""
+    return nn.Parameter(torch.zeros(heads, queries, keys))
+
+
+class V2Mlp(nn.Module):
+    """Mlp(mid_conv=True): 1x1 + BN + GELU, 3x3 depthwise + BN + GELU, 1x1 + BN."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_bn(dim, hidden, 1, act=nn.GELU, bias=True),
+            conv_bn(hidden, hidden, 3, groups=hidden, act=nn.GELU, bias=True),
+            conv_bn(hidden, dim, 1, act=None, bias=True),
+        )
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Attention4D(nn.Module):
+    """8 heads, key 32, ratio 4, talking heads, position biases, local 3x3 depthwise on v; stride 2 in stage 3."""
+
+    def __init__(self, dim: int, res: int, stride: int | None):
+        super().__init__()
+        self.heads, self.key, self.d = 8, 32, 128
+        self.res_in, self.res = res, (res + 1) // 2 if stride else res
+        self.n, dh = self.res**2, 8 * self.d
+        self.stride_conv = conv_bn(dim, dim, 3, 2, dim, act=None, bias=True) if stride else nn.Identity()
+        self.q, self.k = (
+            conv_bn(dim, 8 * self.key, 1, act=None, bias=True),
+            conv_bn(dim, 8 * self.key, 1, act=None, bias=True),
+        )
+        self.v = conv_bn(dim, dh, 1, act=None, bias=True)
+        self.v_local = conv_bn(dh, dh, 3, groups=dh, act=None, bias=True)
+        self.talking_head1, self.talking_head2 = nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 1)
+        self.proj = nn.Sequential(nn.GELU(), conv_bn(dh, dim, 1, act=None, bias=True))
+        self.bias = attention_bias(8, self.n, self.n)
+        self.stride = stride
+
+    def forward(self, x):
+        x = self.stride_conv(x)
+        q = self.q(x).reshape(1, self.heads, self.key, self.n).transpose(2, 3)
+        k = self.k(x).reshape(1, self.heads, self.key, self.n)
+        v = self.v(x)
+        v_local = self.v_local(v)
+        v = v.reshape(1, self.heads, self.d, self.n).transpose(2, 3)
+        attn = self.talking_head1((q @ k) * self.key**-0.5 + self.bias)
+        attn = self.talking_head2(attn.softmax(dim=-1))
+        out = (attn @ v).transpose(2, 3).reshape(1, 8 * self.d, self.res, self.res) + v_local
+        if self.stride:
+            out = F.interpolate(out, size=(self.res_in, self.res_in), mode="bilinear", align_corners=False)
+        return self.proj(out)
+
+
+class AttnFFN(nn.Module):
+    def __init__(self, dim: int, ratio: int, res: int, stride: int | None):
+        super().__init__()
+        self.token_mixer, self.mlp = Attention4D(dim, res, stride), V2Mlp(dim, dim * ratio)
+        self.scale1 = nn.Parameter(torch.full((dim, 1, 1), 1e-5))
+        self.scale2 = nn.Parameter(torch.full((dim, 1, 1), 1e-5))
+
+    def forward(self, x):
+        x = x + self.scale1 * self.token_mixer(x)
+        return x + self.scale2 * self.mlp(x)
+
+
+class FFN(nn.Module):
+    def __init__(self, dim: int, ratio: int):
+        super().__init__()
+        self.mlp = V2Mlp(dim, dim * ratio)
+        self.scale2 = nn.Parameter(torch.full((dim, 1, 1), 1e-5))
+
+    def forward(self, x):
+        return x + self.scale2 * self.mlp(x)
+
+
+class Attention4DDownsample(nn.Module):
+    """Embedding(asub=True): attention (8 heads, key 16, ratio 4, LGQuery) + 3x3 stride-2 conv + BN."""
+
+    def __init__(self, dim: int, out_dim: int, res: int):
+        super().__init__()
+        self.heads, self.key, self.d = 8, 16, 64
+        self.res2 = (res + 1) // 2
+        self.n, self.n2, dh = res * res, self.res2**2, 8 * self.d
+        # LGQuery: 3x3 stride-2 depthwise conv (no BN) + AvgPool2d(1, 2) subsampling, then 1x1 + BN
+        self.q_local, self.q_pool = nn.Conv2d(dim, dim, 3, 2, 1, groups=dim), nn.AvgPool2d(1, 2, 0)
+        self.q_proj = conv_bn(dim, 8 * self.key, 1, act=None, bias=True)
+        self.k = conv_bn(dim, 8 * self.key, 1, act=None, bias=True)
+        self.v = conv_bn(dim, dh, 1, act=None, bias=True)
+        self.v_local = conv_bn(dh, dh, 3, 2, dh, act=None, bias=True)
+        self.proj = nn.Sequential(nn.GELU(), conv_bn(dh, out_dim, 1, act=None, bias=True))
+        self.bias = attention_bias(8, self.n2, self.n)
+        self.conv = conv_bn(dim, out_dim, 3, 2, act=None, bias=True)
+
+    def forward(self, x):
+        q = self.q_proj(self.q_local(x) + self.q_pool(x)).reshape(1, self.heads, self.key, self.n2).transpose(2, 3)
+        k = self.k(x).reshape(1, self.heads, self.key, self.n)
+        v = self.v(x)
+        v_local = self.v_local(v)
+        v = v.reshape(1, self.heads, self.d, self.n).transpose(2, 3)
+        attn = ((q @ k) * self.key**-0.5 + self.bias).softmax(dim=-1)
+        out = (attn @ v).transpose(2, 3).reshape(1, 8 * self.d, self.res2, self.res2) + v_local
+        return self.proj(out) + self.conv(x)
+
+
+class EfficientFormerV2(nn.Module):
+    """Eval mode: the classifier and the distillation head averaged."""
+
+    def __init__(self, variant: str, size: int):
+        super().__init__()
+        depths, dims, vit_num, ratios = EFFICIENTFORMER_V2[variant]
+        gelu = nn.GELU
+        layers: list[nn.Module] = [
+            conv_bn(3, dims[0] // 2, 3, 2, act=gelu, bias=True),
+            conv_bn(dims[0] // 2, dims[0], 3, 2, act=gelu, bias=True),
+        ]
+        for stage, (n, dim) in enumerate(zip(depths, dims)):
+            res = -(-size // 2 ** (stage + 2))
+            if stage == 1 or stage == 2:  # Embedding: 3x3 stride-2 conv + BN
+                layers.append(conv_bn(dims[stage - 1], dim, 3, 2, act=None, bias=True))
+            elif stage == 3:
+                layers.append(Attention4DDownsample(dims[2], dim, -(-size // 16)))
+            for i in range(n):
+                if stage >= 2 and i > n - 1 - vit_num:
+                    layers.append(AttnFFN(dim, ratios[stage][i], res, 2 if stage == 2 else None))
+                else:
+                    layers.append(FFN(dim, ratios[stage][i]))
+        self.features = nn.Sequential(*layers, nn.BatchNorm2d(dims[-1]))
+        self.dim = dims[-1]
+        self.head, self.dist_head = nn.Linear(dims[-1], 1000), nn.Linear(dims[-1], 1000)
+
+    def forward(self, x):
+        x = self.features(x).reshape(1, self.dim, -1).mean(-1)
+        return (self.head(x) + self.dist_head(x)) / 2
+
+
+def efficientformer_v2(variant: str = "s0", size: int = 224) -> tuple[nn.Module, tuple]:
+    return EfficientFormerV2(variant, size), (image(size),)
 
 
 # --- MobileViTv2 (apple/ml-cvnets, width 1.0) -------------------------------------------------------

@@ -328,27 +328,53 @@ def vit(dim: int = 768, layers: int = 12, heads: int = 12, patch: int = 16, size
     return ViT(dim, layers, heads, patch, size, embed), (torch.rand(1, 3, size, size),)
 
 
-class TextEncoder(nn.Module):
-    """CLIP text transformer: causal mask, features at the end-of-text token (argmax of the ids)."""
+class TextRepMixer(nn.Module):
+    """MobileCLIP's text RepMixer block, reparameterised (apple/ml-mobileclip@4144bb1
+    mobileclip/modules/text/repmixer.py): a 1x11 depthwise mixer and a layer-scaled ConvFFN (1x11 depthwise conv,
+    1x1 expand x4, GELU, 1x1 project) over the tokens as a (1, C, 1, S) map."""
 
-    def __init__(self, dim: int, layers: int, heads: int, ctx: int = 77, vocab: int = 49408):
+    def __init__(self, dim: int, tokens: int, k: int = 11):
         super().__init__()
-        self.word = nn.Embedding(vocab, dim)
+        self.dim, self.tokens = dim, tokens
+        self.mixer = nn.Conv2d(dim, dim, (1, k), 1, (0, k // 2), groups=dim)
+        self.ffn = nn.Sequential(
+            nn.Conv2d(dim, dim, (1, k), 1, (0, k // 2), groups=dim),
+            nn.Conv2d(dim, 4 * dim, 1),
+            nn.GELU(),
+            nn.Conv2d(4 * dim, dim, 1),
+        )
+        self.scale = nn.Parameter(torch.full((dim, 1, 1), 1e-5))
+
+    def forward(self, x):
+        x = self.mixer(x.transpose(1, 2).reshape(1, self.dim, 1, self.tokens))
+        x = x + self.scale * self.ffn(x)
+        return x.reshape(1, self.dim, self.tokens).transpose(1, 2)
+
+
+class TextEncoder(nn.Module):
+    """CLIP text transformer, features at the end-of-text token (argmax of the ids); ``causal`` masks the
+    scores (MobileCLIP-S*'s encoders do not, configs causal_masking false), ``repmixer`` puts a RepMixer block
+    before and after the transformer blocks (MobileCLIP-S0's "mct", mobileclip/text_encoder.py)."""
+
+    def __init__(self, dim: int, layers: int, heads: int, causal: bool, repmixer: bool, ctx: int = 77):
+        super().__init__()
+        self.word = nn.Embedding(49408, dim)
         self.positions = nn.Parameter(torch.randn(1, ctx, dim) * 0.01)
-        self.register_buffer("mask", torch.full((ctx, ctx), -1e4).triu(1))
+        self.register_buffer("mask", torch.full((ctx, ctx), -1e4).triu(1) if causal else None)
         self.blocks = nn.ModuleList([Block(dim, heads, 4 * dim, ctx) for _ in range(layers)])
+        self.mixers = nn.ModuleList([TextRepMixer(dim, ctx) for _ in range(2 if repmixer else 0)])
         self.norm, self.proj = nn.LayerNorm(dim), nn.Linear(dim, 512, bias=False)
 
     def forward(self, ids):
         x = self.word(ids) + self.positions
-        for block in self.blocks:
-            x = block(x, self.mask)
+        for block in [*self.mixers[:1], *self.blocks, *self.mixers[1:]]:
+            x = block(x) if isinstance(block, TextRepMixer) else block(x, self.mask)
         x = self.norm(x)
         return self.proj(x[torch.arange(1), ids.argmax(dim=-1)])
 
 
-def clip_text(dim: int = 512, layers: int = 12, heads: int = 8) -> tuple:
-    return TextEncoder(dim, layers, heads), (torch.randint(0, 49408, (1, 77)),)
+def clip_text(dim: int = 512, layers: int = 12, heads: int = 8, causal: bool = True, repmixer: bool = False) -> tuple:
+    return TextEncoder(dim, layers, heads, causal, repmixer), (torch.randint(0, 49408, (1, 77)),)
 
 
 # --- GPT-2 (nanoGPT baseline and smpanaro's ANE layout) ----------------------------------------------
@@ -496,3 +522,107 @@ class MeridianBlock(nn.Module):
 def meridian_encoder(dim: int = 384, layers: int = 6, heads: int = 6, seq: int = 64) -> tuple:
     model = nn.Sequential(*[MeridianBlock(dim, heads) for _ in range(layers)], MeridianNorm(dim))
     return model, (torch.randn(1, dim, 1, seq),)
+
+
+# --- Depth Anything v1 small (apple/coreml-depth-anything-small) ---------------------------------------
+
+
+class DinoLayerANE(nn.Module):
+    """DINOv2 block in the ANE layout with LayerScale, as the conversion's encoder patch wrote it."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.norm1, self.norm2 = LayerNormANE(dim, 1e-6), LayerNormANE(dim, 1e-6)
+        self.attn = AttentionANE(dim, heads)
+        self.mlp = nn.Sequential(nn.Conv2d(dim, 4 * dim, 1), nn.GELU(), nn.Conv2d(4 * dim, dim, 1))
+        self.ls1, self.ls2 = (nn.Parameter(torch.full((1, dim, 1, 1), 1e-5)) for _ in range(2))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x)) * self.ls1
+        return x + self.mlp(self.norm2(x)) * self.ls2
+
+
+class ResidualConvUnit(nn.Module):
+    def __init__(self, features: int):
+        super().__init__()
+        self.conv1, self.conv2 = (nn.Conv2d(features, features, 3, 1, 1) for _ in range(2))
+
+    def forward(self, x):
+        return self.conv2(F.relu(self.conv1(F.relu(x)))) + x
+
+
+class FusionBlock(nn.Module):
+    """DPT feature fusion: (+ RCU(skip)), RCU, bilinear align_corners resize to ``size``, 1x1 conv."""
+
+    def __init__(self, features: int, size: tuple[int, int]):
+        super().__init__()
+        self.size = size
+        self.res1, self.res2 = ResidualConvUnit(features), ResidualConvUnit(features)
+        self.projection = nn.Conv2d(features, features, 1)
+
+    def forward(self, x, skip=None):
+        if skip is not None:
+            x = x + self.res1(skip)
+        return self.projection(F.interpolate(self.res2(x), size=self.size, mode="bilinear", align_corners=True))
+
+
+class DepthAnything(nn.Module):
+    """Depth Anything v1 small: DINOv2 ViT-S/14 (features after layers 2, 5, 8, 11) and the DPT head (features 64,
+    reassembled at 48 / 96 / 192 / 384 channels), from huggingface/transformers@004edfe
+    models/depth_anything/modeling_depth_anything.py and LiheYoung/Depth-Anything@1d03336 depth_anything/dpt.py.
+    As huggingface/coreml-examples@7d6f459 tutorials/depth-anything-coreml-guide.ipynb converted it: ImageNet
+    normalisation of 0..255 pixels in the graph, the encoder patched to the ANE layout (pcuenca/transformers
+    dino-ane-patch@0fe4faa: it cut the iPhone 15 Pro's latency from 42.54 to 34.71 ms), the output divided by
+    its max; the position embedding fixed for the patch grid."""
+
+    def __init__(self, height: int, width: int, dim: int = 384, layers: int = 12, heads: int = 6, patch: int = 14):
+        super().__init__()
+        self.dim, self.ph, self.pw = dim, height // patch, width // patch
+        self.tokens = self.ph * self.pw + 1
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1) * 255)
+        self.patch = nn.Conv2d(3, dim, patch, patch)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.positions = nn.Parameter(torch.randn(1, self.tokens, dim) * 0.02)
+        self.blocks = nn.ModuleList([DinoLayerANE(dim, heads) for _ in range(layers)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        channels, features = (48, 96, 192, 384), 64
+        self.projects = nn.ModuleList([nn.Conv2d(dim, c, 1) for c in channels])
+        self.resize = nn.ModuleList(
+            [
+                nn.ConvTranspose2d(48, 48, 4, 4),
+                nn.ConvTranspose2d(96, 96, 2, 2),
+                nn.Identity(),
+                nn.Conv2d(384, 384, 3, 2, 1),
+            ]
+        )
+        self.convs = nn.ModuleList([nn.Conv2d(c, features, 3, 1, 1, bias=False) for c in channels])
+        ph, pw = self.ph, self.pw
+        sizes = [(8 * ph, 8 * pw), (4 * ph, 4 * pw), (2 * ph, 2 * pw), (ph, pw)]  # each fusion ends one level finer
+        self.fusion = nn.ModuleList([FusionBlock(features, size) for size in sizes])
+        self.out_size = (ph * patch, pw * patch)
+        self.head1 = nn.Conv2d(features, features // 2, 3, 1, 1)
+        self.head2 = nn.Sequential(nn.Conv2d(features // 2, 32, 3, 1, 1), nn.ReLU(), nn.Conv2d(32, 1, 1), nn.ReLU())
+
+    def forward(self, pixels):
+        x = self.patch((pixels - self.mean) / self.std).reshape(1, self.dim, self.tokens - 1).transpose(1, 2)
+        x = (torch.cat([self.cls, x], dim=1) + self.positions).permute(0, 2, 1).unsqueeze(2)
+        maps = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in (2, 5, 8, 11):
+                level = len(maps)
+                f = self.norm(x.squeeze(2).permute(0, 2, 1))[:, 1:]
+                f = f.reshape(1, self.ph, self.pw, self.dim).permute(0, 3, 1, 2)
+                maps.append(self.convs[level](self.resize[level](self.projects[level](f))))
+        path = self.fusion[3](maps[3])
+        for i in (2, 1, 0):
+            path = self.fusion[i](path, maps[i])
+        depth = F.interpolate(self.head1(path), size=self.out_size, mode="bilinear", align_corners=True)
+        depth = self.head2(depth).squeeze(1)
+        return (depth / depth.max()).unsqueeze(0)
+
+
+def depth_anything_small(height: int = 392, width: int = 518) -> tuple:
+    """At the Core ML package's 518 x 392 (W x H) input, pixels 0..255."""
+    return DepthAnything(height, width), (torch.rand(1, 3, height, width) * 255,)
