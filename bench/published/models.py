@@ -418,8 +418,9 @@ EFFICIENTFORMER_V2 = {  # depths, widths, vit_num, expansion ratios per stage
 
 
 def attention_bias(heads: int, queries: int, keys: int) -> nn.Parameter:
-    """The eval-mode bias table (heads, queries, keys) the source caches from its per-offset biases."""
-    return nn.Parameter(torch.zeros(heads, queries, keys))
+    """The eval-mode bias table (heads, queries, keys) the source caches from its per-offset biases; random, as
+    trained (a zero table's add would be removed by the converter)."""
+    return nn.Parameter(0.02 * torch.randn(heads, queries, keys))
 
 
 class V2Mlp(nn.Module):
