@@ -70,7 +70,7 @@ def ranking(data: list[dict]) -> None:
             if (a["published_latency_ms"] < b["published_latency_ms"])
             != (a["predicted_latency_ms"] < b["predicted_latency_ms"])
         ]
-        wrong_apart = [pair for pair in wrong if pair in apart]
+        wrong_apart = [(a, b) for a, b in wrong if ratio(a, b) >= DISTINCT]
         for i, n in enumerate((len(pairs) - len(wrong), len(pairs), len(apart) - len(wrong_apart), len(apart))):
             totals[i] += n
         shown = "; ".join(f"{a['name']} vs {b['name']}" for a, b in wrong_apart[:4]) + (

@@ -251,7 +251,7 @@ class LatencyModel:
 
     def __init__(self, target: Target, overrides: dict | None = None, scale: LatencyScale | None = None):
         self.chip = chip = target.chip
-        self.platform, self.scale = chip.platform, scale
+        self.scale = scale
         self.streams_compressed = target.os.ios >= COMPRESSED_STREAM_IOS
         self.k = k = constants(overrides)
         self.ane_macs_per_ms = chip.ane_macs_per_cycle * chip.ane_ghz * 1e6
@@ -329,7 +329,7 @@ class LatencyModel:
         return OpTime(ms, bound if busy * 1000 > over else "overhead", flops / 2, moved)
 
     def dispatch_ms(self) -> float:
-        return self.k[f"ane_dispatch_ms_{self.platform}"]
+        return self.k[f"ane_dispatch_ms_{self.chip.platform}"]
 
     def launch_ms(self, device: str) -> float:
         launch = {"ane": self.dispatch_ms(), "gpu": self.k["gpu_launch_ms"], "cpu": 0.0}[device]
