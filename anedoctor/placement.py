@@ -9,7 +9,8 @@ together (a topological order that changes device class only when no op of the c
 ready), then solve the shortest path over that order (a dynamic programme over one state per
 device) with the chip's per-op estimates and the launch/switch/output charges of
 :mod:`anedoctor.cost` (under 'all' on macOS 14 and earlier, ops the ANE does not take go to the GPU:
-:func:`gpu_takes_cpu_work`). Last, :mod:`anedoctor.cost.latency` times every placed op.
+:func:`gpu_takes_cpu_work`; on macOS 13 split-einsum attention heads too: :func:`gpu_takes_split_attention`).
+Last, :mod:`anedoctor.cost.latency` times every placed op.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from dataclasses import dataclass, field
 
 from .cost import LAUNCH_MS, OUTPUT_ON_ACCEL_MS, SWITCH_MS, CostModel
 from .cost.latency import LatencyScale, op_times
-from .cost.work import bytes_moved, flops
+from .cost.work import BINARY_ELEMENTWISE, bytes_moved, flops
 from .hardware import COMPUTE_UNITS, SEGMENTER_ORDER, Target
 from .ir import Graph, Model, Op
 from .rules import RULES, Context, Rule
 from .rules.measured import lift_overridden
+
+HEAD_SLICES = {"split", "slice_by_index", "slice_by_size"}  # how split-einsum attention takes one head
 
 
 @dataclass
@@ -44,6 +47,7 @@ class OpPlacement:
     flops: int = 0
     bytes: int = 0
     cost_ms: dict[str, float | None] = field(default_factory=dict)
+    avoids: frozenset[str] = frozenset()  # supported devices the segmenter is predicted not to choose
     device: str = "cpu"
     extra: dict[str, float] = field(default_factory=dict)  # per-op figures later analyses add
     time_ms: float = 0.0  # estimated time on its device (anedoctor.cost.latency)
@@ -86,6 +90,50 @@ def gpu_takes_cpu_work(target: Target, allowed: tuple[str, ...]) -> bool:
     return "gpu" in allowed and target.os.platform == "macos" and target.os.ios <= 17
 
 
+def gpu_takes_split_attention(target: Target, allowed: tuple[str, ...]) -> bool:
+    """Whether Core ML is predicted to run split-einsum attention heads (:func:`split_attention_heads`) on the
+    GPU rather than the ANE: rule SEG-3, whose scope (Macs, macOS 13 and earlier) and evidence it documents."""
+    return "gpu" in allowed and "ane" in allowed and RULES["SEG-3"].applies(target)
+
+
+def split_attention_heads(placements: list[OpPlacement]) -> set[int]:
+    """Ids of the ops of per-head einsum attention (Apple's split einsum, github.com/apple/ml-ane-transformers
+    multihead_attention.py): an einsum of two activations split or sliced per head, the elementwise ops on its
+    scores (scale, masks), the softmax over them and the einsum that weighs the values with it."""
+    readers: dict[str, list[Op]] = {}
+    for p in placements:
+        for v in p.op.runtime_inputs():
+            readers.setdefault(v.name, []).append(p.op)
+    heads = set()
+    for p in placements:
+        if p.op.type != "softmax" or not p.op.runtime_inputs():
+            continue
+        chain, scores = [p.op], p.op.runtime_inputs()[0].producer
+        while scores is not None and scores.type in BINARY_ELEMENTWISE:
+            chain.append(scores)
+            scores = next((v.producer for v in scores.runtime_inputs() if from_chain(v)), None)
+        weighing = readers.get(p.op.outputs[0].name, [])
+        if scores is None or not weighing or not all(map(per_head_einsum, [scores, *weighing])):
+            continue
+        heads.update(id(op) for op in [*chain, scores, *weighing])
+    return heads
+
+
+def from_chain(v) -> bool:
+    """``v`` is made by an einsum or an elementwise op (the scores), not read from an input or a cast mask."""
+    return v.producer is not None and v.producer.type in BINARY_ELEMENTWISE | {"einsum"}
+
+
+def per_head_einsum(op: Op) -> bool:
+    """An einsum of two activations, one of them split or sliced off a larger tensor (one head of several)."""
+    operands = op.runtime_inputs()
+    return (
+        op.type == "einsum"
+        and len(operands) == 2
+        and any(v.producer is not None and v.producer.type in HEAD_SLICES for v in operands)
+    )
+
+
 def segment(placements: list[OpPlacement], allowed: tuple[str, ...], gpu_over_cpu: bool = False) -> None:
     """Assign devices minimising op time + launch/switch/output costs (shortest path).
 
@@ -102,7 +150,7 @@ def segment(placements: list[OpPlacement], allowed: tuple[str, ...], gpu_over_cp
         accelerated = gpu_over_cpu and any(supported[d] for d in allowed if d != "cpu")
         nxt, choice = [], []
         for i, d in enumerate(SEGMENTER_ORDER):
-            if d not in allowed or not supported[d] or (accelerated and d == "cpu"):
+            if d not in allowed or not supported[d] or d in p.avoids or (accelerated and d == "cpu"):
                 nxt.append(inf)
                 choice.append(i)
                 continue
@@ -124,11 +172,19 @@ def segment(placements: list[OpPlacement], allowed: tuple[str, ...], gpu_over_cp
         i = choice[i]
 
 
+HEAD_ON_GPU = Finding(
+    RULES["SEG-3"],
+    "part of a split-einsum attention head: under 'all' on macOS 13 Core ML is predicted to run the heads on the "
+    "GPU (GPT-2 in the ANE layout: 72% of its ops there, and slower than under cpu_and_ne)",
+)
+
+
 def explain_off_ane(placements: list[OpPlacement], allowed: tuple[str, ...]) -> None:
     """Attach a placement reason to each ANE-eligible op that did not land on the ANE.
 
     Eligible ops kept off the ANE are explained per run (contiguous eligible ops on one device):
-    what moving the run to the ANE would save against what opening the segment would cost."""
+    what moving the run to the ANE would save against what opening the segment would cost; the ops the
+    segmenter is predicted to avoid the ANE for (split-einsum heads) by rule SEG-3."""
     n, i = len(placements), 0
     while i < n:
         p = placements[i]
@@ -139,20 +195,21 @@ def explain_off_ane(placements: list[OpPlacement], allowed: tuple[str, ...]) -> 
         while hi + 1 < n and placements[hi + 1].supported["ane"] and placements[hi + 1].device == p.device:
             hi += 1
         run = placements[i : hi + 1]
+        movable = [q for q in run if "ane" not in q.avoids]
         if "ane" not in allowed:
             finding = Finding(RULES["CU-1"], "the compute units exclude the Neural Engine")
         else:
-            saving = sum(q.cost_ms[p.device] - q.cost_ms["ane"] for q in run)
+            saving = sum(q.cost_ms[p.device] - q.cost_ms["ane"] for q in movable)
             price = LAUNCH_MS + (SWITCH_MS if i > 0 else 0.0) + (SWITCH_MS if hi < n - 1 else OUTPUT_ON_ACCEL_MS)
             gain = f"save only ~{saving:.3f} ms" if saving > 0 else f"be no faster (~{-saving:.3f} ms slower)"
             finding = Finding(
                 RULES["SEG-2" if p.device == "gpu" else "SEG-1"],
-                f"ANE-eligible, but moving the {len(run)} eligible op(s) around it from the "
+                f"ANE-eligible, but moving the {len(movable)} eligible op(s) around it from the "
                 f"{p.device.upper()} to the ANE would {gain}, while an ANE segment there costs "
                 f"~{price:.3f} ms (launch, switches)",
             )
         for q in run:
-            q.findings.append(finding)
+            q.findings.append(HEAD_ON_GPU if "ane" in q.avoids else finding)
         i = hi + 1
 
 
@@ -175,7 +232,7 @@ def schedule(placements: list[OpPlacement], allowed: tuple[str, ...]) -> list[Op
         waiting[i] = len(preds)
         for j in preds:
             users[j].append(i)
-    kind = [tuple(p.supported[d] for d in allowed) for p in placements]
+    kind = [tuple(p.supported[d] and d not in p.avoids for d in allowed) for p in placements]
     ready: dict[tuple, list[int]] = {}
     for i in range(n):
         if not waiting[i]:
@@ -239,6 +296,11 @@ def place_graph(
         p.cost_ms = costs.op_costs(op.type, p.flops, p.bytes)
         placements.append(p)
     allowed = COMPUTE_UNITS[compute_units]
+    if gpu_takes_split_attention(target, allowed):
+        heads = split_attention_heads(placements)
+        for p in placements:
+            if id(p.op) in heads:
+                p.avoids = frozenset({"ane"})
     placements = schedule(placements, allowed)
     segment(placements, allowed, gpu_takes_cpu_work(target, allowed))
     explain_off_ane(placements, allowed)

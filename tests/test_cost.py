@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from mil_models import ct, mb, save, types, w
 
 import anedoctor
@@ -371,6 +372,48 @@ def test_under_all_macos_13_and_14_give_the_gpu_what_the_ane_does_not_take(tmp_p
         assert devices(os, "cpu_and_ne")[0] == "cpu"
     gather, used = devices("macos15", "all")
     assert gather == "cpu" and "ane" in used  # later OSes: the cost decides (tiny models stay on the CPU on M4)
+
+
+class AttentionANE(torch.nn.Module):
+    """Attention in Apple's ANE layout (B, C, 1, S): one einsum pair per head (split einsum), or with
+    ``split=False`` one pair over all heads at once."""
+
+    def __init__(self, dim=256, heads=4, split=True):
+        super().__init__()
+        self.q, self.k, self.v = (torch.nn.Conv2d(dim, dim, 1) for _ in range(3))
+        self.head_dim, self.heads, self.split = dim // heads, heads, split
+
+    def forward(self, x):
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        if not self.split:
+            q, k, v = (t.reshape(1, self.heads, self.head_dim, -1) for t in (q, k, v))
+            weights = torch.einsum("bhcq,bhck->bhkq", q, k).softmax(dim=2)
+            return torch.einsum("bhkq,bhck->bhcq", weights, v).reshape(1, self.heads * self.head_dim, 1, -1)
+        heads = zip(q.split(self.head_dim, 1), k.permute(0, 3, 2, 1).split(self.head_dim, 3), v.split(self.head_dim, 1))
+        return torch.cat(
+            [
+                torch.einsum("bkhq,bchk->bchq", torch.einsum("bchq,bkhc->bkhq", qh, kh).softmax(dim=1), vh)
+                for qh, kh, vh in heads
+            ],
+            dim=1,
+        )
+
+
+def test_under_all_on_macos_13_split_einsum_heads_go_to_the_gpu():
+    """SEG-3: per-head einsum attention on the GPU under all on macOS 13, not on macOS 14, not batched heads."""
+    x = torch.randn(1, 256, 1, 128)
+    split, batched = (anedoctor.load(AttentionANE(split=s).eval(), x) for s in (True, False))
+
+    def placed(model, os):
+        report = anedoctor.check(model, chip="m1max", os=os, compute_units="all")
+        attention = [p for p in report.placements if p.op.type in ("einsum", "matmul", "softmax")]
+        return {p.device for p in attention}, {f.rule.id for p in report.placements for f in p.findings}
+
+    heads, why = placed(split, "macos13")
+    assert heads == {"gpu"} and "SEG-3" in why
+    assert placed(split, "macos14")[0] == {"ane"}
+    heads, why = placed(batched, "macos13")
+    assert heads == {"ane"} and "SEG-3" not in why
 
 
 def masked_fill_model(tmp_path, n):

@@ -5,7 +5,7 @@ They hold documentation only; :func:`anedoctor.placement.explain_off_ane` decide
 from __future__ import annotations
 
 from .base import Example, rule
-from .refs import WEIGHT, file, guide, hollance, issue, m6, notes
+from .refs import WEIGHT, file, guide, hollance, issue, m6, notes, pull
 
 LONE_RELU = """
     func main<ios17>(tensor<fp16, [1, 64, 32, 32]> x) {
@@ -90,6 +90,56 @@ def gpu_preferred(graph, ctx):
     hold every op the ANE does not take (the published plans under 'all' there have no op on the CPU), so
     an embedding gather at the start can pull the ops after it onto the GPU too, as CoreMLInspect shows
     for GPT-2 (anedoctor.placement.gpu_takes_cpu_work)."""
+
+
+SPLIT_EINSUM_HEADS = """
+    func main<ios16>(tensor<fp16, [1, 128, 1, 64]> x, tensor<fp16, [1, 64, 1, 64]> mask) {
+        tensor<fp16, [1, 64, 1, 64]> h0, tensor<fp16, [1, 64, 1, 64]> h1 = split(x = x, num_splits = 2, axis = 1);
+        tensor<fp16, [1, 64, 1, 64]> s0 = einsum(values = (h0, h0), equation = "bchq,bkhc->bkhq");
+        tensor<fp16, [1, 64, 1, 64]> m0 = add(x = s0, y = mask);
+        tensor<fp16, [1, 64, 1, 64]> w0 = softmax(x = m0, axis = 1);
+        tensor<fp16, [1, 64, 1, 64]> o0 = einsum(values = (h0, w0), equation = "bchk,bkhq->bchq");
+        tensor<fp16, [1, 64, 1, 64]> s1 = einsum(values = (h1, h1), equation = "bchq,bkhc->bkhq");
+        tensor<fp16, [1, 64, 1, 64]> m1 = add(x = s1, y = mask);
+        tensor<fp16, [1, 64, 1, 64]> w1 = softmax(x = m1, axis = 1);
+        tensor<fp16, [1, 64, 1, 64]> o1 = einsum(values = (h1, w1), equation = "bchk,bkhq->bchq");
+        tensor<fp16, [1, 128, 1, 64]> y = concat(values = (o0, o1), axis = 1, interleave = false);
+    } -> (y);"""
+
+
+@rule(
+    "SEG-3",
+    family="placement",
+    confidence="I",
+    level="placement",
+    scope="Macs on macOS 13 and earlier, compute units 'all'",
+    when=lambda t: t.chip.platform == "macos" and t.os.ios <= 16,
+    references=[
+        notes(
+            "(March 25, 2023, M1 Max, macOS 13: GPT-2 in the ANE layout under All GPU 975 / ANE 370, 283 ms; under "
+            "CPUAndNeuralEngine CPU 8 / ANE 1315, 534 ms. nanoGPT, batched matmul attention: ANE 361 / GPU 117)"
+        ),
+        issue(
+            "apple/ml-stable-diffusion",
+            122,
+            "(split-einsum UNet: on an M1 Max .all 'balanced the charge between GPU and ANE'; an Apple engineer: "
+            ".cpuAndNeuralEngine beating .all is 'a known issue on this set of models and certain systems')",
+        ),
+        pull("huggingface/swift-coreml-diffusers", 29, "(M1 Pro: CPU+GPU+ANE with SPLIT_EINSUM)"),
+    ],
+    fix="Load the model with compute_units=cpu_and_ne, and measure both settings.",
+    example=SPLIT_EINSUM_HEADS,
+    quiet=Example(SPLIT_EINSUM_HEADS, compute_units="cpu_and_ne"),
+)
+def gpu_takes_attention_heads(graph, ctx):
+    """A split-einsum attention head predicted to run on the GPU under compute units 'all'.
+
+    Under 'all' on macOS 13, Core ML split models in Apple's ANE layout between the GPU and the ANE, and
+    ran them slower than under cpu_and_ne: GPT-2 in that layout 283 ms with 72% of its ops on an M1 Max's
+    GPU, Stable Diffusion's split-einsum UNet "balanced" between them. A model whose attention is batched
+    matmuls (nanoGPT) kept it on the ANE. Which ops the GPU took is not published: the per-head einsums, the
+    scale and masks on their scores and the softmax are 76 of GPT-2's ~104 ops per layer, which matches
+    the counts, so those are what the segmenter is predicted to keep off the ANE (inferred, confidence I)."""
 
 
 @rule(
