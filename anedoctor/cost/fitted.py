@@ -40,14 +40,14 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
 
 FITTED = {
     "constants": {
-        "ane_conv_efficiency": 0.8369,
+        "ane_conv_efficiency": 0.837,
         "ane_linear_efficiency": 0.3368,
-        "ane_matmul_efficiency": 0.6274,
-        "ane_pe_scale": 0.6917,
-        "ane_activation_share": 0.5799,
+        "ane_matmul_efficiency": 0.627,
+        "ane_pe_scale": 0.6914,
+        "ane_activation_share": 0.58,
         "ane_op_us": 0.02,
         "ane_dispatch_ms_ios": 0.0205,
-        "ane_dispatch_ms_macos": 0.2879,
+        "ane_dispatch_ms_macos": 0.2878,
         "cpu_mac_efficiency": 0.259,
         "cpu_linear_efficiency": 0.1225,
         "cpu_bandwidth_fraction": 0.5,
@@ -57,8 +57,8 @@ FITTED = {
         "gpu_op_us": 8.0,
         "gpu_launch_ms": 0.15,
         "switch_ms": 0.1246,
-        "ane_int8_speedup_before_a17": 1.1476,
-        "cpu_select_ns": 3.6052,
+        "ane_int8_speedup_before_a17": 1.148,
+        "cpu_select_ns": 3.6054,
     },
     "fit": {
         "fit_cases": [
@@ -129,6 +129,6 @@ FITTED = {
             "llama2_mlp_x4_w8a8_m4",
         ],
         "fit": "n=65  median error 1.10x  within ±25%: 56/65  max error 1.79x",
-        "holdout": "n=65  median error 1.11x  within ±25%: 50/65  max error 2.02x",
+        "holdout": "n=65  median error 1.11x  within ±25%: 50/65  max error 2.03x",
     },
 }
