@@ -367,8 +367,12 @@ class TextEncoder(nn.Module):
 
     def forward(self, ids):
         x = self.word(ids) + self.positions
-        for block in [*self.mixers[:1], *self.blocks, *self.mixers[1:]]:
-            x = block(x) if isinstance(block, TextRepMixer) else block(x, self.mask)
+        for mixer in self.mixers[:1]:
+            x = mixer(x)
+        for block in self.blocks:
+            x = block(x, self.mask)
+        for mixer in self.mixers[1:]:
+            x = mixer(x)
         x = self.norm(x)
         return self.proj(x[torch.arange(1), ids.argmax(dim=-1)])
 
