@@ -138,8 +138,9 @@ def segment(placements: list[OpPlacement], allowed: tuple[str, ...], gpu_over_cp
     """Assign devices minimising op time + launch/switch/output costs (shortest path).
 
     One state per device; entering a device from another costs the switch, plus the launch when
-    the device is an accelerator. Ties go to the first device in SEGMENTER_ORDER. With
-    ``gpu_over_cpu`` (:func:`gpu_takes_cpu_work`) an op an allowed accelerator can run is not put on the CPU."""
+    the device is an accelerator. Ties go to the first device in SEGMENTER_ORDER. No op goes to a device it
+    ``avoids``; with ``gpu_over_cpu`` (:func:`gpu_takes_cpu_work`) an op an allowed accelerator can run is not put
+    on the CPU."""
     inf = float("inf")
     best = [0.0 if d == "cpu" else inf for d in SEGMENTER_ORDER]  # start: inputs live in CPU memory
     entry = [LAUNCH_MS if d != "cpu" else 0.0 for d in SEGMENTER_ORDER]  # the first op: no switch yet
@@ -215,7 +216,7 @@ def explain_off_ane(placements: list[OpPlacement], allowed: tuple[str, ...]) -> 
 
 def schedule(placements: list[OpPlacement], allowed: tuple[str, ...]) -> list[OpPlacement]:
     """A topological order of the ops that keeps ops of one device class (the allowed devices each can
-    run on) together: stay on the current class while any of its ops is ready, else take the earliest
+    run on and does not avoid) together: stay on the current class while any of its ops is ready, else take the earliest
     ready op. The graph starts where its inputs are, on the CPU, so CPU-only ops that are ready at the
     start (input casts, int32 mask arithmetic) run first. Ops keep their listed order when nothing is
     gained, so a chain is never reordered."""
