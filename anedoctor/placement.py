@@ -28,6 +28,7 @@ from .rules import RULES, Context, Rule
 from .rules.measured import lift_overridden
 
 HEAD_SLICES = {"split", "slice_by_index", "slice_by_size"}  # how split-einsum attention takes one head
+SCORE_MAKERS = BINARY_ELEMENTWISE | {"einsum"}  # the ops that make and adjust a head's attention scores
 
 
 @dataclass
@@ -96,14 +97,11 @@ def gpu_takes_split_attention(target: Target, allowed: tuple[str, ...]) -> bool:
     return "gpu" in allowed and "ane" in allowed and RULES["SEG-3"].applies(target)
 
 
-def split_attention_heads(placements: list[OpPlacement]) -> set[int]:
+def split_attention_heads(placements: list[OpPlacement], readers: dict[str, list[Op]]) -> set[int]:
     """Ids of the ops of per-head einsum attention (Apple's split einsum, github.com/apple/ml-ane-transformers
     multihead_attention.py): an einsum of two activations split or sliced per head, the elementwise ops on its
-    scores (scale, masks), the softmax over them and the einsum that weighs the values with it."""
-    readers: dict[str, list[Op]] = {}
-    for p in placements:
-        for v in p.op.runtime_inputs():
-            readers.setdefault(v.name, []).append(p.op)
+    scores (scale, masks), the softmax over them and the einsum that weighs the values with it; ``readers`` maps
+    a value's name to the ops that read it (Graph.consumers)."""
     heads = set()
     for p in placements:
         if p.op.type != "softmax" or not p.op.runtime_inputs():
@@ -119,9 +117,24 @@ def split_attention_heads(placements: list[OpPlacement]) -> set[int]:
     return heads
 
 
+def mark_avoided(placements: list[OpPlacement], ctx: Context, allowed: tuple[str, ...]) -> None:
+    """Set the supported devices the segmenter is predicted not to choose: the CPU for ops an allowed accelerator
+    can run (:func:`gpu_takes_cpu_work`), the ANE for split-einsum attention heads
+    (:func:`gpu_takes_split_attention`)."""
+    if gpu_takes_cpu_work(ctx.target, allowed):
+        for p in placements:
+            if any(p.supported[d] for d in allowed if d != "cpu"):
+                p.avoids |= {"cpu"}
+    if gpu_takes_split_attention(ctx.target, allowed):
+        heads = split_attention_heads(placements, ctx.consumers)
+        for p in placements:
+            if id(p.op) in heads:
+                p.avoids |= {"ane"}
+
+
 def from_chain(v) -> bool:
     """``v`` is made by an einsum or an elementwise op (the scores), not read from an input or a cast mask."""
-    return v.producer is not None and v.producer.type in BINARY_ELEMENTWISE | {"einsum"}
+    return v.producer is not None and v.producer.type in SCORE_MAKERS
 
 
 def per_head_einsum(op: Op) -> bool:
@@ -134,13 +147,12 @@ def per_head_einsum(op: Op) -> bool:
     )
 
 
-def segment(placements: list[OpPlacement], allowed: tuple[str, ...], gpu_over_cpu: bool = False) -> None:
+def segment(placements: list[OpPlacement], allowed: tuple[str, ...]) -> None:
     """Assign devices minimising op time + launch/switch/output costs (shortest path).
 
     One state per device; entering a device from another costs the switch, plus the launch when
     the device is an accelerator. Ties go to the first device in SEGMENTER_ORDER. No op goes to a device it
-    ``avoids``; with ``gpu_over_cpu`` (:func:`gpu_takes_cpu_work`) an op an allowed accelerator can run is not put
-    on the CPU."""
+    ``avoids`` (:func:`mark_avoided`)."""
     inf = float("inf")
     best = [0.0 if d == "cpu" else inf for d in SEGMENTER_ORDER]  # start: inputs live in CPU memory
     entry = [LAUNCH_MS if d != "cpu" else 0.0 for d in SEGMENTER_ORDER]  # the first op: no switch yet
@@ -148,10 +160,9 @@ def segment(placements: list[OpPlacement], allowed: tuple[str, ...], gpu_over_cp
     back: list[tuple[int, ...]] = []
     for p in placements:
         supported, cost = p.supported, p.cost_ms
-        accelerated = gpu_over_cpu and any(supported[d] for d in allowed if d != "cpu")
         nxt, choice = [], []
         for i, d in enumerate(SEGMENTER_ORDER):
-            if d not in allowed or not supported[d] or d in p.avoids or (accelerated and d == "cpu"):
+            if d not in allowed or not supported[d] or d in p.avoids:
                 nxt.append(inf)
                 choice.append(i)
                 continue
@@ -297,13 +308,9 @@ def place_graph(
         p.cost_ms = costs.op_costs(op.type, p.flops, p.bytes)
         placements.append(p)
     allowed = COMPUTE_UNITS[compute_units]
-    if gpu_takes_split_attention(target, allowed):
-        heads = split_attention_heads(placements)
-        for p in placements:
-            if id(p.op) in heads:
-                p.avoids = frozenset({"ane"})
+    mark_avoided(placements, ctx, allowed)
     placements = schedule(placements, allowed)
-    segment(placements, allowed, gpu_takes_cpu_work(target, allowed))
+    segment(placements, allowed)
     explain_off_ane(placements, allowed)
     time_ops(placements, target, profile.latency_factor if profile is not None else None)
     return placements
