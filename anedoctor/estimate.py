@@ -44,7 +44,8 @@ class Estimate:
         return dict(self.breakdown.energy_mj)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: totals, segments, switches, top ops, time per bound, compute-unit comparison."""
+        """JSON-ready dict: totals, segments, switches, top ops, time per op type and device, time per bound,
+        compute-unit comparison."""
         r, b = self.report, self.breakdown
         ops = r.placements
         total = b.latency_ms or 1.0
@@ -52,6 +53,11 @@ class Estimate:
         for p in ops:
             bounds[p.bound] = bounds.get(p.bound, 0.0) + p.time_ms
         top = sorted(range(len(ops)), key=lambda i: -ops[i].time_ms)[:TOP_OPS]
+        by_type: dict[tuple[str, str], list] = {}
+        for p in ops:
+            group = by_type.setdefault((p.op.type, p.device), [0, 0.0])
+            group[0] += 1
+            group[1] += p.time_ms
         return {
             "kind": "estimate",
             "model": r.model.path,
@@ -103,6 +109,10 @@ class Estimate:
                 }
                 for i in top
             ],
+            "op_types": [
+                {"type": t, "device": dev, "ops": n, "time_ms": round(ms, 4), "share": round(ms / total, 4)}
+                for (t, dev), (n, ms) in sorted(by_type.items(), key=lambda kv: -kv[1][1])[:TOP_OPS]
+            ],
             "compare": [
                 {
                     "compute_units": cu,
@@ -125,7 +135,8 @@ class Estimate:
         return text
 
     def render(self, width: int | None = None) -> str:
-        """Plain-text rendering: totals, the compute-unit table, segments with switch costs, top ops."""
+        """Plain-text rendering: totals, the compute-unit table, segments with switch costs, time per op type, top
+        ops."""
         d = self.to_dict()
         lines = [
             f"anedoctor estimate · {Path(d['model']).name} · {d['chip_name']} · {d['os']} · "
@@ -166,6 +177,11 @@ class Estimate:
                 )
         if len(d["segments"]) > 40:
             lines.append(f"  ... {len(d['segments']) - 40} more segments")
+        lines += ["", "time by op type:"]
+        lines += [
+            f"  {o['time_ms']:10.4f} ms {100 * o['share']:5.1f}%  {o['device']:<4} {o['type']:<14} {o['ops']} ops"
+            for o in d["op_types"]
+        ]
         lines += ["", f"top {len(d['top_ops'])} ops by time:"]
         lines += [
             f"  {o['time_ms']:8.4f} ms {100 * o['share']:5.1f}%  {o['device']:<4} {o['bound']:<12} "

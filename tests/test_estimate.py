@@ -57,6 +57,18 @@ def test_every_op_has_a_time_and_a_bound(compared):
     assert [o["time_ms"] for o in top] == sorted((o["time_ms"] for o in top), reverse=True)
 
 
+def test_time_per_op_type_adds_up_the_ops(compared):
+    """What a user reads first in a big model: which kinds of op take the time, on which device."""
+    groups = compared.to_dict()["op_types"]
+    placements = compared.report.placements
+    assert [g["time_ms"] for g in groups] == sorted((g["time_ms"] for g in groups), reverse=True)
+    for g in groups:
+        members = [p for p in placements if (p.op.type, p.device) == (g["type"], g["device"])]
+        assert g["ops"] == len(members) and g["time_ms"] == pytest.approx(sum(p.time_ms for p in members), abs=1e-3)
+    assert ("conv", "cpu") in {(g["type"], g["device"]) for g in groups}  # the wide conv the ANE cannot take
+    assert "time by op type:" in compared.render()
+
+
 def test_compute_units_side_by_side(compared):
     rows = {r["compute_units"]: r for r in compared.to_dict()["compare"]}
     assert set(rows) == {"all", "cpu_and_ne", "cpu_and_gpu", "cpu_only"}
