@@ -237,8 +237,8 @@ class Estimate:
         )
 
     def to_html(self, path: str | Path | None = None) -> str:
-        """The check report's HTML page with a latency panel (waterfall and segment table) added; written
-        atomically to ``path`` when given."""
+        """The check report's HTML page with latency panels (waterfall and segment table, time per op type) added;
+        written atomically to ``path`` when given."""
         d = self.to_dict()
         calibrated = (
             f"; calibrated by the profile {Path(d['calibrated_by']['profile']).name}" if d["calibrated_by"] else ""
@@ -260,6 +260,21 @@ class Estimate:
                         "launch ms": s["launch_ms"],
                     }
                     for s in d["segments"]
+                ],
+            }
+        )
+        panels.append(
+            {
+                "title": "Time by op type and device (estimate)",
+                "rows": [
+                    {
+                        "op type": o["type"],
+                        "device": DEVICE_LABELS[o["device"]],
+                        "ops": o["ops"],
+                        "ms": o["time_ms"],
+                        "share %": round(100 * o["share"], 1),
+                    }
+                    for o in d["op_types"]
                 ],
             }
         )

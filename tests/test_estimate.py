@@ -120,6 +120,7 @@ def test_html_has_the_waterfall(compared, tmp_path):
     compared.to_html(out)
     page = out.read_text()
     assert "latency waterfall" in page and "Latency estimate" in page and "Compute units side by side" in page
+    assert "Time by op type and device" in page
 
 
 def test_a_conv_over_one_pixel_images_is_slow_and_its_top_op_says_why(tmp_path):
