@@ -2,8 +2,9 @@
 
 Rebuilds every latency case of bench/published/cases.py (random weights, cached in bench/.cache),
 runs anedoctor.check for the chip, OS and compute units the source measured, and prints per case the
-published and predicted latency and their ratio; then the median error (as a factor), the share
-within ±25% and the worst error, for the fit and holdout splits separately, and per chip whether the
+published and predicted latency and their ratio (a prediction includes an estimate of the work the published
+figure covers outside the Core ML model, cases.Outside, and says so in the note); then the median error (as a
+factor), the share within ±25% and the worst error, for the fit and holdout splits separately, and per chip whether the
 predicted order of the models matches the published order (over all pairs, and over the pairs whose published
 figures are at least 10% apart, beyond the spread of one model's published figures).
 Run: python bench/bench_latency.py [--cases NAME,..] [--split fit|holdout|all] [--json out.json] [--force] [--cached]
@@ -31,7 +32,8 @@ def print_table(data: list[dict]) -> None:
         f"ANE share  note"
     )
     for r in data:
-        note = r["error"] or ""
+        outside = r.get("predicted_outside_ms")
+        note = r["error"] or (f"incl. {outside:.1f} ms outside Core ML" if outside else "")
         ane = r.get("predicted_ane_share")
         print(
             f"{r['name']:<28} {r['chip']:<8} {r['compute_units']:<10} {r['split']:<7} "

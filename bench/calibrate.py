@@ -4,7 +4,8 @@ Inputs: the latency cases of bench/published/cases.py (chip, OS, compute units, 
 their models as built by bench/published/build.py (those in the cache; --build builds the rest), or the rows that
 ``bench/bench_latency.py --json rows.json`` wrote (``--rows``). Every model is loaded and placed once
 (placement does not depend on these constants); then the constants listed in FREE are fitted by
-least squares on log(predicted / published) over the fit split only, within physical bounds. Chip
+least squares on log(predicted / published) over the fit split only, within physical bounds (a prediction
+includes the case's outside work, cases.Outside, as bench/bench_latency.py adds it). Chip
 figures (peaks, bandwidths, clocks) are never fitted. The result is written to
 anedoctor/cost/fitted.py (the one place fitted constants live) with what the fit achieved, and the
 error on the fit and holdout splits is printed.
@@ -27,7 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from published.evaluate import factor  # noqa: E402
+from published.build import package_path  # noqa: E402
+from published.cases import BY_NAME  # noqa: E402
+from published.evaluate import factor, outside_ms, outside_units  # noqa: E402
 
 import anedoctor  # noqa: E402
 from anedoctor.cost.latency import breakdown, constants, op_times  # noqa: E402
@@ -58,7 +61,7 @@ def cases_from_rows(path: Path) -> list[dict]:
 
 def cases_from_cache(build: bool) -> list[dict]:
     """Cases whose model is in the build cache (or built now, with ``build``)."""
-    from published.build import BuildError, build_cases, package_path
+    from published.build import BuildError, build_cases
     from published.cases import LATENCY_CASES, split
 
     cases = [c for c in LATENCY_CASES if build or package_path(c.model).exists()]
@@ -74,18 +77,28 @@ def cases_from_cache(build: bool) -> list[dict]:
             "package": str(built[c.model]),
         }
         for c in cases
-        if not isinstance(built[c.model], BuildError)
+        if not any(isinstance(built[m], BuildError) for m in (c.model, c.outside and c.outside.model) if m)
     ]
 
 
 def place(cases: list[dict]) -> list[tuple[dict, object]]:
-    """Load each model once and place it for each of its cases."""
+    """Load each model once and place it for each of its cases; a case's outside work (cases.Outside) is placed
+    too, under the compute units it ran on, and kept in the case as ``outside_report``."""
     loaded, placed = {}, []
+
+    def placed_report(package: str, case: dict, units: str):
+        loaded[package] = loaded.get(package) or anedoctor.load(package)
+        return anedoctor.check(loaded[package], chip=case["chip"], os=case["os"], compute_units=units)
+
     for case in cases:
+        outside = BY_NAME[case["name"]].outside
         try:
-            model = loaded.get(case["package"]) or anedoctor.load(case["package"])
-            loaded[case["package"]] = model
-            report = anedoctor.check(model, chip=case["chip"], os=case["os"], compute_units=case["compute_units"])
+            report = placed_report(case["package"], case, case["compute_units"])
+            if outside:
+                case = {
+                    **case,
+                    "outside_report": placed_report(str(package_path(outside.model)), case, outside_units(outside)),
+                }
         except Exception as e:  # one bad case must not stop the fit; say which
             print(f"  skipped {case['name']}: {type(e).__name__}: {str(e)[:120]}")
             continue
@@ -93,7 +106,7 @@ def place(cases: list[dict]) -> list[tuple[dict, object]]:
     return placed
 
 
-def predict(report, overrides: dict) -> float:
+def timed(report, overrides: dict) -> float:
     """Whole-model latency of a placed report under the given constants."""
     parts: dict[str, list] = {}
     for p in report.placements:
@@ -101,13 +114,22 @@ def predict(report, overrides: dict) -> float:
     for placements in parts.values():
         for p, t in zip(placements, op_times(placements, report.target, overrides)):
             p.time_ms, p.macs, p.dram_bytes = t.ms, t.macs, t.dram_bytes
-    total = breakdown(report.placements, report.target, overrides).latency_ms
+    return breakdown(report.placements, report.target, overrides).latency_ms
+
+
+def predict(case: dict, report, overrides: dict) -> float:
+    """The case's predicted latency under the given constants: its model's, plus its outside work's."""
+    total = timed(report, overrides)
+    work = case.get("outside_report")
+    if work is not None:
+        outside = BY_NAME[case["name"]].outside
+        total += outside_ms(outside, work.target.chip, work.summary["flops"], timed(work, overrides))
     return total
 
 
 def residuals(theta: np.ndarray, placed: list) -> np.ndarray:
     overrides = dict(zip(FREE, theta))
-    return np.array([math.log(predict(r, overrides) / c["published_latency_ms"]) for c, r in placed])
+    return np.array([math.log(predict(c, r, overrides) / c["published_latency_ms"]) for c, r in placed])
 
 
 def summary(ratios: list[float]) -> str:
@@ -166,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     for c, r in placed:
         print(
             f"  {c['name']:<28} {c['split']:<8} published {c['published_latency_ms']:8.2f}  "
-            f"predicted {predict(r, fitted):8.2f}"
+            f"predicted {predict(c, r, fitted):8.2f}"
         )
     print("fitted:", fitted)
     if not args.dry_run:

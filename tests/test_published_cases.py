@@ -28,6 +28,9 @@ def test_case_is_well_formed(case):
     assert case.latency_ms is not None or case.placement is not None or case.ane_figure
     if case.placement:
         assert set(case.placement) == {"ane", "gpu", "cpu"} and sum(case.placement.values()) > 0
+    if case.outside:
+        assert case.outside.model in cases.MODELS and case.outside.what
+        assert case.outside.device in ("gpu", "cpu")
 
 
 def test_latency_cases_split_in_halves_within_families():
@@ -48,8 +51,8 @@ def test_one_case_builds_and_predicts(tmp_path, monkeypatch):
     assert path.is_dir() and path.parent == tmp_path and (path / "Manifest.json").exists()
     stamp = path.stat().st_mtime_ns
     assert build.build(case.model) == path and path.stat().st_mtime_ns == stamp  # cached, not rebuilt
-    row = evaluate.row(case, path)
-    assert row["error"] is None
+    row = evaluate.row(case, {case.model: path})
+    assert row["error"] is None and row["predicted_outside_ms"] is None
     assert sum(row["predicted_ops"].values()) > 20  # 2 blocks of convs, norms, softmax ...
     assert 0.0 <= row["predicted_ane_share"] <= 1.0 and row["published_ane_share"] == 0.0
 
@@ -89,3 +92,27 @@ def test_a_compressed_model_is_built_by_anedoctors_compress(tmp_path, monkeypatc
     assert build.package_path("tiny_w8a8") != build.package_path("tiny_fp16")
     ops = {op.type for op in anedoctor.load(build.build("tiny_w8a8")).graphs[0].ops}
     assert {"quantize", "dequantize", "constexpr_affine_dequantize"} <= ops
+
+
+@pytest.mark.parametrize("device", ["gpu", "cpu"])
+def test_outside_work_is_estimated_apart_and_added(tmp_path, monkeypatch, device):
+    """A published figure that includes work outside the Core ML model (whisper.cpp's cross-attention K/V) is
+    compared with the model's estimate plus that work's: anedoctor's GPU estimate, or its FLOPs at Accelerate's
+    SGEMM rate."""
+    import anedoctor
+
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    monkeypatch.setitem(cases.MODELS, "cross_kv", cases.Model("whisper_cross_kv", {"size": "tiny", "layers": 1}))
+    base = cases.BY_NAME["meridian_tiny_plan"]
+    outside = cases.Outside("cross_kv", device, "test")
+    case = cases.latency("x", "t", base.model, "m4", "macos15", "cpu_and_ne", 1.0, "", "", "D", outside=outside)
+    built = build.build_cases([case], log=lambda *_: None)
+    assert set(built) == {base.model, "cross_kv"}
+    alone = evaluate.row(cases.latency("y", "t", base.model, "m4", "macos15", "cpu_and_ne", 1.0, "", "", "D"), built)
+    row = evaluate.row(case, built)
+    units = "cpu_and_gpu" if device == "gpu" else "cpu_only"
+    work = anedoctor.check(str(built["cross_kv"]), chip="m4", os="macos15", compute_units=units).summary
+    m4 = resolve_target("ios18", "m4", "macos15").chip  # 4 P-cores: one cluster's AMX at 0.8 of its peak
+    expected = work["latency_ms"] if device == "gpu" else work["flops"] / (0.8 * m4.cpu_matrix_gflops * 1e6)
+    assert row["predicted_outside_ms"] == pytest.approx(expected) and expected > 0
+    assert row["predicted_latency_ms"] == pytest.approx(alone["predicted_latency_ms"] + expected)

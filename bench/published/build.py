@@ -30,7 +30,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import models, models_mil, models_seq
+from . import models, models_mil, models_outside, models_seq
 from .cases import MODELS, Model, select
 
 CACHE = Path(os.environ.get("ANEDOCTOR_BENCH_CACHE") or Path(__file__).resolve().parent.parent / ".cache" / "published")
@@ -72,7 +72,7 @@ def package_path(name: str) -> Path:
 
 
 def builder(spec: Model):
-    for module in (models, models_seq, models_mil):
+    for module in (models, models_seq, models_mil, models_outside):
         if hasattr(module, spec.builder):
             return getattr(module, spec.builder)
     raise BuildError(f"no builder {spec.builder!r}")
@@ -264,22 +264,22 @@ def alive(pid: int) -> bool:
 
 
 def build_cases(cases, force: bool = False, log=print, cached_only: bool = False) -> dict[str, Path | BuildError]:
-    """Build every model the cases need, sequentially; failures are returned, not raised.
+    """Build every model the cases need (their outside work too), sequentially; failures are returned, not raised.
     ``cached_only``: build nothing, report the models not built yet as failures."""
     results: dict[str, Path | BuildError] = {}
-    for case in cases:
-        if case.model in results:
+    for name in (name for case in cases for name in (case.model, case.outside and case.outside.model) if name):
+        if name in results:
             continue
-        start, cached = time.perf_counter(), package_path(case.model).exists() and not force
+        start, cached = time.perf_counter(), package_path(name).exists() and not force
         if cached_only and not cached:
-            results[case.model] = BuildError(f"{case.model}: not built yet (run without --cached)")
+            results[name] = BuildError(f"{name}: not built yet (run without --cached)")
             continue
         try:
-            results[case.model] = build(case.model, force)
+            results[name] = build(name, force)
             if not cached:
-                log(f"  built {case.model:<22} {time.perf_counter() - start:6.1f} s")
+                log(f"  built {name:<22} {time.perf_counter() - start:6.1f} s")
         except BuildError as e:
-            results[case.model] = e
+            results[name] = e
             log(f"  FAILED {e}")
     return results
 

@@ -20,7 +20,7 @@ VARIANTS = ("pro", "max", "ultra")
 
 @dataclass(frozen=True)
 class Model:
-    builder: str  # a function name in models / models_seq / models_mil
+    builder: str  # a function name in models / models_seq / models_mil / models_outside
     config: dict = field(default_factory=dict)
     inputs: str = "tensor"  # tensor | image (ct.ImageType) | range (RangeDim on the last axis)
     target: str = "iOS15"  # minimum_deployment_target the source converted with
@@ -30,6 +30,17 @@ class Model:
     # keyword arguments of anedoctor.compress.compress applied to the converted fp16 model ("activations": N
     # calibrates W8A8 on N random inputs); kept out of repr, the build hash names it when set
     compression: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Outside:
+    """Work a published figure includes that ran outside the Core ML model; the benchmark estimates it apart and
+    adds it to the prediction (evaluate.outside_ms): on the GPU anedoctor's estimate of ``model`` under
+    cpu_and_gpu, on the CPU its FLOPs at Accelerate's measured SGEMM rate."""
+
+    model: str  # key of MODELS: that work as a model
+    device: str  # "gpu" | "cpu"
+    what: str
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Case:
     placement: dict | None = None  # published op counts per device: {'ane': .., 'gpu': .., 'cpu': ..}
     placement_is_share: bool = False  # the plan was published as shares only, entered per 100 ops
     ane_figure: bool = False  # the published latency is an ANE figure: the model should be >= 95% ANE
+    outside: Outside | None = None  # work the published latency includes that ran outside the Core ML model
 
     @property
     def base_chip(self) -> str:
@@ -62,6 +74,7 @@ COMPRESSION_FORMS = {
     **{f"sparse{pct}": {"prune": pct / 100} for pct in (75, 90)},
 }
 
+WHISPER_SIZES = ("tiny", "base", "small", "medium", "large")
 MODELS = {
     **{f"mobileone_{v}": Model("mobileone", {"variant": v}) for v in ("s0", "s1", "s2", "s3", "s4")},
     **{f"fastvit_{v}": Model("fastvit", {"variant": v}) for v in ("t8", "t12", "s12", "sa12", "sa24", "sa36", "ma36")},
@@ -110,13 +123,15 @@ MODELS = {
     "distilbert_hf_b2_256": Model("distilbert_hf", {"seq": 256, "batch": 2}, toolchain="coremltools6"),
     "distilbert_ane_b2_256": Model("bert_ane", {"seq": 256, "batch": 2}),
     "bert_ane_512": Model("bert_ane", {"seq": 512, "layers": 12, "token_types": True, "head": "token"}, target="iOS17"),
-    **{f"whisper_{s}": Model("whisper_encoder", {"size": s}) for s in ("tiny", "base", "small", "medium", "large")},
+    **{f"whisper_{s}": Model("whisper_encoder", {"size": s}) for s in WHISPER_SIZES},
     "whisper_large_v3": Model("whisper_encoder", {"size": "large", "mels": 128}),
     **{
         f"whisper_{s}_ane": Model("whisper_encoder", {"size": s, "ane": True})
         for s in ("tiny", "base", "small", "medium")
     },
     "whisper_large_v3_ane": Model("whisper_encoder", {"size": "large", "mels": 128, "ane": True}),
+    **{f"whisper_cross_kv_{s}": Model("whisper_cross_kv", {"size": s}) for s in WHISPER_SIZES},
+    "whisper_cross_kv_large_v3_turbo": Model("whisper_cross_kv", {"size": "large", "layers": 4}),
     "llama_lm_head": Model("lm_head", target="iOS18"),
     "llama2_mlp_x4": Model("llama_mlp", target="iOS18"),
     **{f"llama2_mlp_x4_{w}": Model("llama_mlp", {"weights": w}, target="iOS18") for w in ("lut4", "lut2", "w8a8")},
@@ -165,6 +180,17 @@ WHISPER_566 = "https://github.com/ggml-org/whisper.cpp/pull/566 (M1 Pro table, e
 WHISPER_566_M2 = "https://github.com/ggml-org/whisper.cpp/pull/566 (comment of 2023-03-06, Mac mini M2 table)"
 WHISPER_1716 = "https://github.com/ggml-org/whisper.cpp/pull/1716 (M2 Ultra encoder tables)"
 WHISPER_89 = "https://github.com/ggml-org/whisper.cpp/issues/89 (M1 Ultra comment, 2026-01-17)"
+# whisper.cpp's encoder time (t_encode_us) also covers whisper_build_graph_cross: each decoder layer's cross-attention
+# K and V, two d x d projections of the 1,500 encoder states, computed with ggml after the Core ML encoder returns
+# (whisper.cpp whisper_encode_internal at 5e47e22, the merge of #566; at eaac005 of #1716; at f53dc748).
+CROSS_KV = "the figure includes whisper.cpp's cross-attention K/V precompute (ggml, after the Core ML encoder)"
+CROSS_KV_METAL = f"{CROSS_KV}, on the Metal backend ('COREML METAL'): anedoctor's GPU estimate added"
+CROSS_KV_CPU = (
+    f"{CROSS_KV}, on the CPU (#566: ggml, its matrix products by Accelerate's sgemm): its FLOPs at Accelerate's "
+    "measured SGEMM rate added, a lower bound: the graph's fp16-to-fp32 weight copies (one thread), scale, bias and "
+    "transposed copies are not estimated [U]"
+)
+WHISPER_566_RUN = "bench.cpp times the first encode after loading (no warm-up run); that cold start is not estimated"
 ANEMLL = "https://github.com/Anemll/anemll-bench (Results.MD: ANE GB/s of llama_lm_head, 1050.67 MB fp16)"
 SMPANARO_MLP = "https://huggingface.co/smpanaro/coreml-joint-compression-test (model card, Xcode median)"
 OPENMED = "https://github.com/maziyarpanahi/openmed/pull/3071 (BERT token classifier on the ANE, M2 Max)"
@@ -177,9 +203,20 @@ MERIDIAN = (
 MODELBENCH = "fp16, default MLModelConfiguration (all), ModelBench trimmed mean"
 
 
-def latency(name, family, model, chip, os, units, ms, source, conditions, confidence, ane_figure=False):
+def latency(name, family, model, chip, os, units, ms, source, conditions, confidence, ane_figure=False, outside=None):
     return Case(
-        name, family, model, chip, os, units, source, conditions, confidence, latency_ms=ms, ane_figure=ane_figure
+        name,
+        family,
+        model,
+        chip,
+        os,
+        units,
+        source,
+        conditions,
+        confidence,
+        latency_ms=ms,
+        ane_figure=ane_figure,
+        outside=outside,
     )
 
 
@@ -679,8 +716,9 @@ LATENCY_CASES = [
             "all",
             ms,
             WHISPER_566,
-            "whisper.cpp Core ML encoder, 30 s of audio, macOS 13.2.1",
+            f"whisper.cpp Core ML encoder, 30 s of audio, macOS 13.2.1; {WHISPER_566_RUN}",
             "C",
+            outside=Outside(f"whisper_cross_kv_{s}", "cpu", CROSS_KV_CPU),
         )
         for s, ms in [("tiny", 30), ("base", 64), ("small", 208), ("medium", 1033)]
     ),
@@ -694,8 +732,9 @@ LATENCY_CASES = [
             "all",
             ms,
             WHISPER_566_M2,
-            "whisper.cpp Core ML encoder, Mac mini M2, macOS 13.2.1 (medium and large not run)",
+            f"whisper.cpp Core ML encoder, Mac mini M2, macOS 13.2.1 (medium and large not run); {WHISPER_566_RUN}",
             "C",
+            outside=Outside(f"whisper_cross_kv_{s}", "cpu", CROSS_KV_CPU),
         )
         for s, ms in [("tiny", 25), ("base", 54), ("small", 190)]
     ),
@@ -709,8 +748,10 @@ LATENCY_CASES = [
             "all",
             ms,
             WHISPER_1716,
-            "original whisper.cpp conversion, one 16-core ANE presumably used [U], macOS 14 [U]",
+            "original whisper.cpp conversion, one 16-core ANE presumably used [U], macOS 14 [U]; warm (bench.cpp "
+            "encodes once before the timed run)",
             "C",
+            outside=Outside(f"whisper_cross_kv_{s}", "gpu", CROSS_KV_METAL),
         )
         for s, ms in [("tiny", 29.4), ("base", 43.3), ("small", 139.9), ("medium", 658.4), ("large", 1686.5)]
     ),
@@ -723,9 +764,10 @@ LATENCY_CASES = [
         "all",
         23.2,
         WHISPER_1716,
-        "ANE-optimised (ane_transformers-style) whisper.cpp conversion",
+        "ANE-optimised (ane_transformers-style) whisper.cpp conversion; warm",
         "C",
         True,
+        outside=Outside("whisper_cross_kv_tiny", "gpu", CROSS_KV_METAL),
     ),
     *(
         latency(
@@ -740,10 +782,18 @@ LATENCY_CASES = [
             "whisper.cpp Core ML encoder at commit f53dc748, macOS 26.2; the GPU may be used [U]. The ANE-optimised "
             "conversion: since PR #1716 (2024-01-04) the README's models/generate-coreml-model.sh runs "
             "convert-whisper-to-coreml.py with --optimize-ane True, fp16 by default at that commit (fp32 only from "
-            "PR #3868, 2026-06-09); how the commenter made the models is not stated [U]",
+            "PR #3868, 2026-06-09); how the commenter made the models is not stated [U]; large is large-v3-turbo "
+            "(its encoder is large-v3's, its decoder 4 layers)",
             "C",
+            outside=Outside(f"whisper_cross_kv_{cross}", "gpu", CROSS_KV_METAL),
         )
-        for s, ms in [("tiny", 18.9), ("base", 34.3), ("small", 115.0), ("medium", 347.0), ("large_v3", 618.2)]
+        for s, cross, ms in [
+            ("tiny", "tiny", 18.9),
+            ("base", "base", 34.3),
+            ("small", "small", 115.0),
+            ("medium", "medium", 347.0),
+            ("large_v3", "large_v3_turbo", 618.2),
+        ]
     ),
     *(
         latency(

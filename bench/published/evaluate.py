@@ -12,8 +12,10 @@ import math
 import statistics
 from pathlib import Path
 
+from anedoctor.hardware import Chip
+
 from .build import BuildError, build_cases
-from .cases import Case, select, split
+from .cases import Case, Outside, select, split
 
 
 def share(counts: dict, device: str) -> float | None:
@@ -21,21 +23,49 @@ def share(counts: dict, device: str) -> float | None:
     return counts.get(device, 0) / total if total else None
 
 
-def predict(case: Case, path: Path) -> dict:
-    """anedoctor's answer for the case's chip, OS and compute units."""
+def outside_units(outside: Outside) -> str:
+    """The compute units anedoctor estimates the outside work under."""
+    return "cpu_and_gpu" if outside.device == "gpu" else "cpu_only"
+
+
+# Accelerate's SGEMM reached 2,626 GFLOP/s on an M1 Max's two P-clusters, 0.8 of their matrix coprocessors' fp32 peak
+# (https://github.com/philipturner/amx-benchmarks README, R; anedoctor.hardware.AMX_FP32_FLOPS_PER_CYCLE), four
+# P-cores to a cluster on the M1 and M2 families.
+SGEMM_SHARE_OF_AMX_PEAK = 0.8
+P_CORES_PER_CLUSTER = 4
+
+
+def outside_ms(outside: Outside, chip: Chip, flops: float, estimate_ms: float) -> float:
+    """ms of the work a published figure includes outside the Core ML model (cases.Outside): anedoctor's estimate
+    ``estimate_ms`` on the GPU; on the CPU its ``flops`` at Accelerate's SGEMM rate on ``chip``."""
+    if outside.device == "gpu":
+        return estimate_ms
+    clusters = max(1, chip.cpu_p_cores // P_CORES_PER_CLUSTER)
+    return flops / (SGEMM_SHARE_OF_AMX_PEAK * chip.cpu_matrix_gflops * clusters * 1e6)
+
+
+def predict(case: Case, path: Path, outside_path: Path | None = None) -> dict:
+    """anedoctor's answer for the case's chip, OS and compute units, plus the case's outside work if any."""
     import anedoctor
 
     summary = anedoctor.check(str(path), chip=case.chip, os=case.os, compute_units=case.compute_units).summary
     counts = {d: summary.get(d, 0) for d in ("ane", "gpu", "cpu")}
+    latency, extra = summary.get("latency_ms"), None
+    if case.outside and latency:
+        units = outside_units(case.outside)
+        work = anedoctor.check(str(outside_path), chip=case.chip, os=case.os, compute_units=units)
+        extra = outside_ms(case.outside, work.target.chip, work.summary["flops"], work.summary["latency_ms"])
+        latency += extra
     return {
-        "predicted_latency_ms": summary.get("latency_ms"),
+        "predicted_latency_ms": latency,
+        "predicted_outside_ms": extra,
         "predicted_ops": counts,
         "predicted_ane_share": share(counts, "ane"),
         "predicted_gpu_share": share(counts, "gpu"),
     }
 
 
-def row(case: Case, built: Path | BuildError) -> dict:
+def row(case: Case, built: dict[str, Path | BuildError]) -> dict:
     """One case as a flat dict: what was published, under which conditions, and what anedoctor predicts."""
     result = {
         "name": case.name,
@@ -54,15 +84,18 @@ def row(case: Case, built: Path | BuildError) -> dict:
         "source": case.source,
         "conditions": case.conditions,
         "confidence": case.confidence,
+        "outside": case.outside.what if case.outside else None,
         "package": None,
         "error": None,
     }
-    if isinstance(built, BuildError):
-        result["error"] = f"build: {built}"
+    needed = [built[case.model]] + ([built[case.outside.model]] if case.outside else [])
+    failed = next((b for b in needed if isinstance(b, BuildError)), None)
+    if failed is not None:
+        result["error"] = f"build: {failed}"
         return result
-    result["package"] = str(built)
+    result["package"] = str(needed[0])
     try:
-        result.update(predict(case, built))
+        result.update(predict(case, *needed))
     except Exception as e:  # one bad case must not stop the benchmark; say what happened
         result["error"] = f"check: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
     ratio = None
@@ -74,7 +107,7 @@ def row(case: Case, built: Path | BuildError) -> dict:
 
 def rows(cases: list[Case], force: bool = False, cached_only: bool = False, log=print) -> list[dict]:
     built = build_cases(cases, force, log, cached_only)
-    return [row(c, built[c.model]) for c in cases]
+    return [row(c, built) for c in cases]
 
 
 def parser(description: str) -> argparse.ArgumentParser:
