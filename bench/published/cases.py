@@ -190,7 +190,10 @@ CROSS_KV_CPU = (
     "measured SGEMM rate added, a lower bound: the graph's fp16-to-fp32 weight copies (one thread), scale, bias and "
     "transposed copies are not estimated [U]"
 )
-WHISPER_566_RUN = "bench.cpp times the first encode after loading (no warm-up run); that cold start is not estimated"
+WHISPER_566_RUN = (
+    "bench.cpp at #566's merge (5e47e22) times the first encode after loading (no warm-up run); that cold start is not "
+    "estimated"
+)
 ANEMLL = "https://github.com/Anemll/anemll-bench (Results.MD: ANE GB/s of llama_lm_head, 1050.67 MB fp16)"
 SMPANARO_MLP = "https://huggingface.co/smpanaro/coreml-joint-compression-test (model card, Xcode median)"
 OPENMED = "https://github.com/maziyarpanahi/openmed/pull/3071 (BERT token classifier on the ANE, M2 Max)"
