@@ -55,9 +55,10 @@ class Estimate:
         top = sorted(range(len(ops)), key=lambda i: -ops[i].time_ms)[:TOP_OPS]
         by_type: dict[tuple[str, str], list] = {}
         for p in ops:
-            group = by_type.setdefault((p.op.type, p.device), [0, 0.0])
+            group = by_type.setdefault((p.op.type, p.device), [0, 0.0, 0])
             group[0] += 1
             group[1] += p.time_ms
+            group[2] += p.bound == "fused"
         return {
             "kind": "estimate",
             "model": r.model.path,
@@ -110,8 +111,15 @@ class Estimate:
                 for i in top
             ],
             "op_types": [
-                {"type": t, "device": dev, "ops": n, "time_ms": round(ms, 4), "share": round(ms / total, 4)}
-                for (t, dev), (n, ms) in sorted(by_type.items(), key=lambda kv: -kv[1][1])[:TOP_OPS]
+                {
+                    "type": t,
+                    "device": dev,
+                    "ops": n,
+                    "fused": fused,
+                    "time_ms": round(ms, 4),
+                    "share": round(ms / total, 4),
+                }
+                for (t, dev), (n, ms, fused) in sorted(by_type.items(), key=lambda kv: -kv[1][1])[:TOP_OPS]
             ],
             "compare": [
                 {
@@ -180,6 +188,7 @@ class Estimate:
         lines += ["", "time by op type:"]
         lines += [
             f"  {o['time_ms']:10.4f} ms {100 * o['share']:5.1f}%  {o['device']:<4} {o['type']:<14} {o['ops']} ops"
+            + (f" ({o['fused']} fused into the op before)" if o["fused"] else "")
             for o in d["op_types"]
         ]
         lines += ["", f"top {len(d['top_ops'])} ops by time:"]
@@ -271,6 +280,7 @@ class Estimate:
                         "op type": o["type"],
                         "device": DEVICE_LABELS[o["device"]],
                         "ops": o["ops"],
+                        "fused": o["fused"],
                         "ms": o["time_ms"],
                         "share %": round(100 * o["share"], 1),
                     }

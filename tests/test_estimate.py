@@ -65,6 +65,8 @@ def test_time_per_op_type_adds_up_the_ops(compared):
     for g in groups:
         members = [p for p in placements if (p.op.type, p.device) == (g["type"], g["device"])]
         assert g["ops"] == len(members) and g["time_ms"] == pytest.approx(sum(p.time_ms for p in members), abs=1e-3)
+        assert g["fused"] == sum(p.bound == "fused" for p in members)
+    assert any(g["type"] == "relu" and g["fused"] == g["ops"] > 0 for g in groups)  # relus ride on their convs
     assert ("conv", "cpu") in {(g["type"], g["device"]) for g in groups}  # the wide conv the ANE cannot take
     assert "time by op type:" in compared.render()
 
