@@ -50,15 +50,14 @@ class Estimate:
         ops = r.placements
         total = b.latency_ms or 1.0
         bounds: dict[str, float] = {}
+        by_type: dict[tuple[str, str], list] = {}  # (op type, device) -> [ops, ms, fused ops]
         for p in ops:
             bounds[p.bound] = bounds.get(p.bound, 0.0) + p.time_ms
-        top = sorted(range(len(ops)), key=lambda i: -ops[i].time_ms)[:TOP_OPS]
-        by_type: dict[tuple[str, str], list] = {}
-        for p in ops:
             group = by_type.setdefault((p.op.type, p.device), [0, 0.0, 0])
             group[0] += 1
             group[1] += p.time_ms
             group[2] += p.bound == "fused"
+        top = sorted(range(len(ops)), key=lambda i: -ops[i].time_ms)[:TOP_OPS]
         return {
             "kind": "estimate",
             "model": r.model.path,

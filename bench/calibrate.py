@@ -77,7 +77,7 @@ def cases_from_cache(build: bool) -> list[dict]:
             "package": str(built[c.model]),
         }
         for c in cases
-        if not any(isinstance(built[m], BuildError) for m in (c.model, c.outside and c.outside.model) if m)
+        if not any(isinstance(built[m], BuildError) for m in c.models)
     ]
 
 

@@ -267,7 +267,7 @@ def build_cases(cases, force: bool = False, log=print, cached_only: bool = False
     """Build every model the cases need (their outside work too), sequentially; failures are returned, not raised.
     ``cached_only``: build nothing, report the models not built yet as failures."""
     results: dict[str, Path | BuildError] = {}
-    for name in (name for case in cases for name in (case.model, case.outside and case.outside.model) if name):
+    for name in (name for case in cases for name in case.models):
         if name in results:
             continue
         start, cached = time.perf_counter(), package_path(name).exists() and not force

@@ -61,6 +61,11 @@ class Case:
     outside: Outside | None = None  # work the published latency includes that ran outside the Core ML model
 
     @property
+    def models(self) -> tuple[str, ...]:
+        """Keys of MODELS the case needs: its model, and its outside work's if any."""
+        return (self.model, self.outside.model) if self.outside else (self.model,)
+
+    @property
     def base_chip(self) -> str:
         """The chip without its variant suffix (m1max -> m1)."""
         return next((self.chip[: -len(v)] for v in VARIANTS if self.chip.endswith(v)), self.chip)

@@ -88,7 +88,7 @@ def row(case: Case, built: dict[str, Path | BuildError]) -> dict:
         "package": None,
         "error": None,
     }
-    needed = [built[case.model]] + ([built[case.outside.model]] if case.outside else [])
+    needed = [built[m] for m in case.models]
     failed = next((b for b in needed if isinstance(b, BuildError)), None)
     if failed is not None:
         result["error"] = f"build: {failed}"
