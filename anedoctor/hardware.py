@@ -174,7 +174,13 @@ _ROWS = [
     ("m4pro", "Apple M4 Pro", 16, "h16g", 19.0, 273.0, 18, True, "M", 16, 126.36, 10, 4, 4.5, 20, 9.2, "m4"),
     ("m4max", "Apple M4 Max", 16, "h16g", 19.0, 546.0, 18, True, "M", 16, 118.88, 12, 4, 4.5, 40, 18.4, "m4"),
     ("m5", "Apple M5", 17, "h17", 19.0, 153.0, 26, True, "M", 16, 70.2, 4, 6, 4.6, 10, 4.6, ""),
-    ("m5max", "Apple M5 Max", 17, "h17", 19.0, 614.0, 26, True, "M", 16, 148.4, 12, 6, 4.6, 40, 18.4, "m5"),
+    # M5 Pro / Max: six "super cores" (the P-class design) and twelve new "performance cores" optimised for
+    # power-efficient multithreading, counted here with the E-cores (U: their matrix throughput is not published);
+    # 20 / 40 GPU cores, 307 / 614 GB/s (Apple's announcement of 2026-03-03 as reported by MacRumors,
+    # https://www.macrumors.com/2026/03/03/apple-unveils-macbook-pro-with-m5-pro-and-m5-max-chips-with-neural-accelerators/,
+    # C); GPU TFLOP/s scaled from the M5's per core (derived).
+    ("m5pro", "Apple M5 Pro", 17, "h17", 19.0, 307.0, 26, True, "M", 16, 0, 6, 12, 4.6, 20, 9.2, "m5"),
+    ("m5max", "Apple M5 Max", 17, "h17", 19.0, 614.0, 26, True, "M", 16, 148.4, 6, 12, 4.6, 40, 18.4, "m5"),
 ]
 
 

@@ -26,6 +26,7 @@ from anedoctor.hardware import CHIPS, parse_chip, resolve_target
         ("A17 Pro", "a17"),
         ("a14", "a14"),
         ("m4_pro", "m4pro"),
+        ("Apple M5 Pro", "m5pro"),
     ],
 )
 def test_parse_chip_keeps_variants(spelling, chip_id):

@@ -168,4 +168,4 @@ def test_cli_chips_lists_every_variant():
     result = CliRunner().invoke(app, ["chips", "--json"])
     assert result.exit_code == 0
     ids = {r["id"] for r in json.loads(result.output)}
-    assert ids == set(CHIPS) and {"m1max", "m2ultra", "m3pro", "m4max", "a19pro"} <= ids
+    assert ids == set(CHIPS) and {"m1max", "m2ultra", "m3pro", "m4max", "m5pro", "a19pro"} <= ids
