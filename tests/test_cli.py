@@ -44,6 +44,11 @@ def test_demo_runs_and_explains():
     r = run("demo")
     assert r.returncode == 0, r.stderr
     assert "Neural Engine:" in r.stdout and "PA-11" in r.stdout and "DT-4" in r.stdout and "fix:" in r.stdout
+    # the README's tour quotes this report: every line of it must still be what the demo prints
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tour = readme.split("`anedoctor demo` builds", 1)[1].split("```", 2)[1]
+    printed = " ".join(r.stdout.split())  # as words: the terminal may wrap a long line
+    assert [line for line in tour.splitlines()[1:] if " ".join(line.split()) not in printed] == []
 
 
 def test_check_writes_json_and_gates(models, tmp_path):
