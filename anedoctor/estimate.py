@@ -131,6 +131,7 @@ class Estimate:
                 for cu, rep in self.compare.items()
             ],
             "assumptions": chip_assumptions(r.target.chip),
+            "chip_evidence": chip_evidence(r.target.chip),
             "calibration": FITTED.get("fit"),
             "calibrated_by": self.report.calibrated_by(),
         }
@@ -149,6 +150,7 @@ class Estimate:
             f"anedoctor estimate · {Path(d['model']).name} · {d['chip_name']} · {d['os']} · "
             f"compute units {d['compute_units']}",
             "ESTIMATE — from a model of the hardware calibrated on published latencies, not a measurement",
+            evidence_line(d["chip_name"], d["chip_evidence"]),
             *self._profile_lines(d["calibrated_by"]),
             f"latency {d['latency_ms']:.3f} ms per inference  ("
             + ", ".join(f"{DEVICE_LABELS[k]} {v:.3f} ms" for k, v in d["device_ms"].items() if v)
@@ -258,7 +260,8 @@ class Estimate:
             {
                 "title": f"Latency estimate: {d['latency_ms']:.3f} ms per inference ({d['chip_name']}, "
                 f"{d['compute_units']}{calibrated}); energy ~{sum(d['energy_mj'].values()):.3f} mJ (estimate)",
-                "html": self.timeline_svg(),
+                "html": f"<p>{html.escape(evidence_line(d['chip_name'], d['chip_evidence']))}</p>"
+                + self.timeline_svg(),
                 "rows": [
                     {
                         "segment": s["index"],
@@ -321,7 +324,28 @@ def chip_assumptions(chip: Chip) -> dict[str, Any]:
         "gpu_tflops": chip.gpu_tflops,
         "ane_dispatch_ms": k[f"ane_dispatch_ms_{chip.platform}"],
         "first_os": first_os(chip),
+        "published_latencies": (chip_evidence(chip) or {}).get("cases", 0),
     }
+
+
+def chip_evidence(chip: Chip) -> dict[str, Any] | None:
+    """How the fitted model does on the chip's published latencies (bench/calibrate.py: case count, median and worst
+    error over its fit and holdout cases); None when no published latency was measured on it."""
+    return FITTED.get("fit", {}).get("per_chip", {}).get(chip.id)
+
+
+def evidence_line(chip_name: str, evidence: dict[str, Any] | None) -> str:
+    """One line on how far the estimate has been checked on this chip."""
+    if not evidence:
+        return (
+            f"no published latency was measured on the {chip_name}: its estimate rests on the chip's specs and on "
+            "constants fitted on other chips"
+        )
+    return (
+        f"checked on the {chip_name} against {evidence['cases']} published "
+        f"{'latency' if evidence['cases'] == 1 else 'latencies'}: median error "
+        f"{evidence['median_error']:.2f}x, worst {evidence['worst_error']:.2f}x (bench/bench_latency.py)"
+    )
 
 
 def first_os(chip: Chip) -> str:

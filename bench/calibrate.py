@@ -7,8 +7,8 @@ their models as built by bench/published/build.py (those in the cache; --build b
 least squares on log(predicted / published) over the fit split only, within physical bounds (a prediction
 includes the case's outside work, cases.Outside, as bench/bench_latency.py adds it). Chip
 figures (peaks, bandwidths, clocks) are never fitted. The result is written to
-anedoctor/cost/fitted.py (the one place fitted constants live) with what the fit achieved, and the
-error on the fit and holdout splits is printed.
+anedoctor/cost/fitted.py (the one place fitted constants live) with what the fit achieved (on the fit and
+holdout splits, and per chip over both), and the error on the fit and holdout splits is printed.
 
 Run: python bench/calibrate.py [--rows rows.json] [--build] [--dry-run]
 """
@@ -142,6 +142,22 @@ def summary(ratios: list[float]) -> str:
     )
 
 
+def per_chip(placed: list, fitted: dict) -> dict:
+    """For each chip, how the fitted model does on all its published latencies (fit and holdout): what
+    ``anedoctor estimate`` and ``anedoctor chips`` tell a user about their chip."""
+    ratios: dict[str, list[float]] = {}
+    for c, r in placed:
+        ratios.setdefault(c["chip"], []).append(predict(c, r, fitted) / c["published_latency_ms"])
+    return {
+        chip: {
+            "cases": len(rs),
+            "median_error": round(statistics.median(factor(x) for x in rs), 2),
+            "worst_error": round(max(factor(x) for x in rs), 2),
+        }
+        for chip, rs in sorted(ratios.items())
+    }
+
+
 def fit(placed: list) -> dict:
     from scipy.optimize import least_squares
 
@@ -192,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print("fitted:", fitted)
     if not args.dry_run:
-        write(fitted, {"fit_cases": [c["name"] for c, _ in fit_set], "fit": after["fit"], "holdout": after["holdout"]})
+        report = {"fit_cases": [c["name"] for c, _ in fit_set], "fit": after["fit"], "holdout": after["holdout"]}
+        write(fitted, {**report, "per_chip": per_chip(placed, fitted)})
     return 0
 
 

@@ -122,7 +122,7 @@ def test_html_has_the_waterfall(compared, tmp_path):
     compared.to_html(out)
     page = out.read_text()
     assert "latency waterfall" in page and "Latency estimate" in page and "Compute units side by side" in page
-    assert "Time by op type and device" in page
+    assert "Time by op type and device" in page and "checked on the Apple A17 Pro" in page
 
 
 def test_a_conv_over_one_pixel_images_is_slow_and_its_top_op_says_why(tmp_path):
@@ -169,3 +169,18 @@ def test_cli_chips_lists_every_variant():
     assert result.exit_code == 0
     ids = {r["id"] for r in json.loads(result.output)}
     assert ids == set(CHIPS) and {"m1max", "m2ultra", "m3pro", "m4max", "m5pro", "a19pro"} <= ids
+
+
+def test_estimate_says_how_far_it_was_checked_on_the_chip(model_path):
+    from anedoctor.cost.fitted import FITTED
+
+    checked = anedoctor.estimate(model_path, chip="m1max", os="macos13")
+    evidence = FITTED["fit"]["per_chip"]["m1max"]
+    assert checked.to_dict()["chip_evidence"] == evidence and evidence["cases"] >= 10
+    assert f"checked on the Apple M1 Max against {evidence['cases']} published latencies" in checked.render()
+    unchecked = anedoctor.estimate(model_path, chip="m5pro")  # no published latency on it
+    assert unchecked.to_dict()["chip_evidence"] is None
+    assert "no published latency was measured on the Apple M5 Pro" in unchecked.render()
+    rows = json.loads(CliRunner().invoke(app, ["chips", "--json"]).output)
+    table = {r["id"]: r["published_latencies"] for r in rows}
+    assert table["m1max"] == evidence["cases"] and table["m5pro"] == 0

@@ -116,3 +116,14 @@ def test_outside_work_is_estimated_apart_and_added(tmp_path, monkeypatch, device
     expected = work["latency_ms"] if device == "gpu" else work["flops"] / (0.8 * m4.cpu_matrix_gflops * 1e6)
     assert row["predicted_outside_ms"] == pytest.approx(expected) and expected > 0
     assert row["predicted_latency_ms"] == pytest.approx(alone["predicted_latency_ms"] + expected)
+
+
+def test_fitted_file_knows_each_chips_published_latencies():
+    """anedoctor/cost/fitted.py's per-chip evidence (what `anedoctor estimate` tells a user about their chip) counts
+    the latency cases of each chip: adding a case means re-running python bench/calibrate.py."""
+    from collections import Counter
+
+    from anedoctor.cost.fitted import FITTED
+
+    per_chip = {chip: e["cases"] for chip, e in FITTED["fit"]["per_chip"].items()}
+    assert per_chip == dict(Counter(c.chip for c in cases.LATENCY_CASES if c.latency_ms is not None))

@@ -214,6 +214,7 @@ def chips_cmd(json_out: bool = typer.Option(False, "--json", help="Print the tab
         "gpu_tflops": "GPU TF",
         "ane_dispatch_ms": "dispatch ms",
         "first_os": "first OS",
+        "published_latencies": "checked on",
     }
     from rich.measure import Measurement
     from rich.table import Table
@@ -233,5 +234,6 @@ def chips_cmd(json_out: bool = typer.Option(False, "--json", help="Print the tab
         + "; "
         + ", ".join(f"macos{v}" for v in MACOS_TO_IOS)
         + " (iPadOS, tvOS, visionOS read as their iOS version). "
-        "A chip never runs an OS older than its first one."
+        "A chip never runs an OS older than its first one. 'checked on': how many published latencies of the chip "
+        "the estimate is compared with (bench/bench_latency.py); 0: it rests on the chip's specs alone."
     )
