@@ -19,6 +19,7 @@ from typing import Any
 
 from .api import check, load
 from .cost.fitted import FITTED
+from .cost.latency import chip_evidence, evidence_line
 from .hardware import CHIPS, COMPUTE_UNITS, DEVICE_LABELS, ENERGY_LABELS, IOS_TO_MACOS, Chip
 from .report import Report
 from .util import write_atomic
@@ -326,26 +327,6 @@ def chip_assumptions(chip: Chip) -> dict[str, Any]:
         "first_os": first_os(chip),
         "published_latencies": (chip_evidence(chip) or {}).get("cases", 0),
     }
-
-
-def chip_evidence(chip: Chip) -> dict[str, Any] | None:
-    """How the fitted model does on the chip's published latencies (bench/calibrate.py: case count, median and worst
-    error over its fit and holdout cases); None when no published latency was measured on it."""
-    return FITTED.get("fit", {}).get("per_chip", {}).get(chip.id)
-
-
-def evidence_line(chip_name: str, evidence: dict[str, Any] | None) -> str:
-    """One line on how far the estimate has been checked on this chip."""
-    if not evidence:
-        return (
-            f"no published latency was measured on the {chip_name}: its estimate rests on the chip's specs and on "
-            "constants fitted on other chips"
-        )
-    return (
-        f"checked on the {chip_name} against {evidence['cases']} published "
-        f"{'latency' if evidence['cases'] == 1 else 'latencies'}: median error "
-        f"{evidence['median_error']:.2f}x, worst {evidence['worst_error']:.2f}x (bench/bench_latency.py)"
-    )
 
 
 def first_os(chip: Chip) -> str:

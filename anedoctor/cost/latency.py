@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..hardware import Chip, Target
 from .fitted import FITTED
@@ -133,6 +134,26 @@ class Breakdown:
     @property
     def energy_total_mj(self) -> float:
         return sum(self.energy_mj.values())
+
+
+def chip_evidence(chip: Chip) -> dict[str, Any] | None:
+    """How the fitted model does on the chip's published latencies (bench/calibrate.py: case count, median and worst
+    error over its fit and holdout cases); None when no published latency was measured on it."""
+    return FITTED.get("fit", {}).get("per_chip", {}).get(chip.id)
+
+
+def evidence_line(chip_name: str, evidence: dict[str, Any] | None) -> str:
+    """One line on how far the estimate has been checked on this chip."""
+    if not evidence:
+        return (
+            f"no published latency was measured on the {chip_name}: its estimate rests on the chip's specs and on "
+            "constants fitted on other chips"
+        )
+    return (
+        f"checked on the {chip_name} against {evidence['cases']} published "
+        f"{'latency' if evidence['cases'] == 1 else 'latencies'}: median error "
+        f"{evidence['median_error']:.2f}x, worst {evidence['worst_error']:.2f}x (bench/bench_latency.py)"
+    )
 
 
 def constants(overrides: dict | None = None) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
+from ..cost.latency import chip_evidence
 from ..ir import Value
 from ..ir.compression import op_weight_formats
 from ..placement import Finding, OpPlacement
@@ -76,6 +77,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "notes": report.notes,
         "panels": report.panels,
         "calibrated_by": report.calibrated_by(),
+        "latency_evidence": chip_evidence(report.target.chip),
     }
 
 

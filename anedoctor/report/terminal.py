@@ -84,10 +84,16 @@ def report_lines(d: dict[str, Any], verbose: bool = False) -> list[RenderableTyp
     ]
     if s.get("latency_ms") is not None:
         energy = f" · energy ~{s['energy_mj']:.2f} mJ" if s.get("energy_mj") is not None else ""
+        evidence = d.get("latency_evidence")
+        checked = (
+            f", checked on {evidence['cases']} of its published latencies: median error {evidence['median_error']:.2f}x"
+            if evidence
+            else ", from its specs: no published latency was measured on it"
+        )
         out.append(
             Text(
                 f"Estimated latency ~{s['latency_ms']:.3f} ms per inference{energy} "
-                f"(anedoctor estimate for this chip{CALIBRATED if d.get('calibrated_by') else ''}; "
+                f"(anedoctor estimate for this chip{checked}{CALIBRATED if d.get('calibrated_by') else ''}; "
                 "`anedoctor estimate` breaks it down)"
             )
         )
