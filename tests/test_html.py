@@ -83,6 +83,14 @@ def test_unknown_keys_become_columns_and_panels():
     assert "Numerics" in html and "<td>41.2</td>" in html and "id='custom-panel'" in html
 
 
+def test_page_shows_the_latency_estimate_and_how_far_it_was_checked(mil_report):
+    html = render_html(mil_report)
+    evidence = mil_report["latency_evidence"]  # the default chip, the A17 Pro, has published latencies
+    assert f"~{mil_report['summary']['latency_ms']:.3f} ms" in html and evidence["cases"] > 0
+    assert f"checked on {evidence['cases']} of this chip's published latencies" in html
+    assert "no published latency was measured" in render_html({**mil_report, "latency_evidence": None})
+
+
 def test_10k_page_is_small():
     html = render_html(make_report(10_000, parts=("encoder", "decoder")))
     assert len(html.encode()) < 10 * 2**20
