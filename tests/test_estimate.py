@@ -181,7 +181,8 @@ def test_estimate_says_how_far_it_was_checked_on_the_chip(model_path):
     unchecked = anedoctor.estimate(model_path, chip="m5pro")  # no published latency on it
     assert unchecked.to_dict()["chip_evidence"] is None
     assert "no published latency was measured on the Apple M5 Pro" in unchecked.render()
-    for chip, says in (("m1max", f"checked on {evidence['cases']} of its published latencies"), ("m5pro", "specs")):
+    checked = f"checked against {evidence['cases']} published latencies on this chip"
+    for chip, says in (("m1max", checked), ("m5pro", "from this chip's specs")):
         report = anedoctor.check(model_path, chip=chip)  # the check report carries the same evidence
         assert report.to_dict()["latency_evidence"] == (evidence if chip == "m1max" else None)
         assert says in report.render()

@@ -87,7 +87,7 @@ def test_page_shows_the_latency_estimate_and_how_far_it_was_checked(mil_report):
     html = render_html(mil_report)
     evidence = mil_report["latency_evidence"]  # the default chip, the A17 Pro, has published latencies
     assert f"~{mil_report['summary']['latency_ms']:.3f} ms" in html and evidence["cases"] > 0
-    assert f"checked on {evidence['cases']} of this chip's published latencies" in html
+    assert f"checked against {evidence['cases']} published latencies on this chip" in html
     assert "no published latency was measured" in render_html({**mil_report, "latency_evidence": None})
 
 

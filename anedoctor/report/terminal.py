@@ -86,14 +86,15 @@ def report_lines(d: dict[str, Any], verbose: bool = False) -> list[RenderableTyp
         energy = f" · energy ~{s['energy_mj']:.2f} mJ" if s.get("energy_mj") is not None else ""
         evidence = d.get("latency_evidence")
         checked = (
-            f", checked on {evidence['cases']} of its published latencies: median error {evidence['median_error']:.2f}x"
+            f", checked against {evidence['cases']} published {'latency' if evidence['cases'] == 1 else 'latencies'} "
+            f"on this chip: median error {evidence['median_error']:.2f}x"
             if evidence
-            else ", from its specs: no published latency was measured on it"
+            else " from this chip's specs: no published latency was measured on it"
         )
         out.append(
             Text(
                 f"Estimated latency ~{s['latency_ms']:.3f} ms per inference{energy} "
-                f"(anedoctor estimate for this chip{checked}{CALIBRATED if d.get('calibrated_by') else ''}; "
+                f"(anedoctor estimate{checked}{CALIBRATED if d.get('calibrated_by') else ''}; "
                 "`anedoctor estimate` breaks it down)"
             )
         )
