@@ -142,6 +142,11 @@ def chip_evidence(chip: Chip) -> dict[str, Any] | None:
     return FITTED.get("fit", {}).get("per_chip", {}).get(chip.id)
 
 
+def published_latencies(count: int) -> str:
+    """'1 published latency', '15 published latencies': the size of a chip's evidence, as every report words it."""
+    return f"{count} published {'latency' if count == 1 else 'latencies'}"
+
+
 def evidence_line(chip_name: str, evidence: dict[str, Any] | None) -> str:
     """One line on how far the estimate has been checked on this chip."""
     if not evidence:
@@ -150,8 +155,7 @@ def evidence_line(chip_name: str, evidence: dict[str, Any] | None) -> str:
             "constants fitted on other chips"
         )
     return (
-        f"checked on the {chip_name} against {evidence['cases']} published "
-        f"{'latency' if evidence['cases'] == 1 else 'latencies'}: median error "
+        f"checked on the {chip_name} against {published_latencies(evidence['cases'])}: median error "
         f"{evidence['median_error']:.2f}x, worst {evidence['worst_error']:.2f}x (bench/bench_latency.py)"
     )
 

@@ -9,6 +9,7 @@ from importlib.resources import files
 
 import jinja2
 
+from ..cost.latency import published_latencies
 from ..hardware import DEVICE_LABELS, DISPLAY_ORDER
 from ..rules import CONFIDENCE
 
@@ -118,5 +119,6 @@ def render_html(report: dict) -> str:
         labels=DEVICE_LABELS,
         confidence=CONFIDENCE,
         human=human,
+        published_latencies=published_latencies,
         payload=_payload(report),
     )

@@ -14,6 +14,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ..cost.latency import published_latencies
 from ..hardware import DEVICE_LABELS, DISPLAY_ORDER
 from ..rules import CONFIDENCE, RULES
 from ..util import safe_text
@@ -86,8 +87,8 @@ def report_lines(d: dict[str, Any], verbose: bool = False) -> list[RenderableTyp
         energy = f" · energy ~{s['energy_mj']:.2f} mJ" if s.get("energy_mj") is not None else ""
         evidence = d.get("latency_evidence")
         checked = (
-            f", checked against {evidence['cases']} published {'latency' if evidence['cases'] == 1 else 'latencies'} "
-            f"on this chip: median error {evidence['median_error']:.2f}x"
+            f", checked against {published_latencies(evidence['cases'])} on this chip: median error "
+            f"{evidence['median_error']:.2f}x"
             if evidence
             else " from this chip's specs: no published latency was measured on it"
         )
