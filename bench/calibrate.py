@@ -142,19 +142,20 @@ def summary(ratios: list[float]) -> str:
     )
 
 
-def per_chip(placed: list, fitted: dict) -> dict:
-    """For each chip, how the fitted model does on all its published latencies (fit and holdout): what
-    ``anedoctor estimate`` and ``anedoctor chips`` tell a user about their chip."""
-    ratios: dict[str, list[float]] = {}
-    for c, r in placed:
-        ratios.setdefault(c["chip"], []).append(predict(c, r, fitted) / c["published_latency_ms"])
+def per_chip(ratios: list[tuple[dict, float]]) -> dict:
+    """For each chip, how the fitted model does on all its published latencies (fit and holdout; ``ratios``: each
+    case with its predicted / published latency): what ``anedoctor estimate`` and ``anedoctor chips`` tell a user
+    about their chip."""
+    by_chip: dict[str, list[float]] = {}
+    for c, x in ratios:
+        by_chip.setdefault(c["chip"], []).append(x)
     return {
         chip: {
             "cases": len(rs),
             "median_error": round(statistics.median(factor(x) for x in rs), 2),
             "worst_error": round(max(factor(x) for x in rs), 2),
         }
-        for chip, rs in sorted(ratios.items())
+        for chip, rs in sorted(by_chip.items())
     }
 
 
@@ -197,19 +198,18 @@ def main(argv: list[str] | None = None) -> int:
         for which, s in (("fit", fit_set), ("holdout", hold_set))
     }
     fitted = fit(fit_set)
+    predicted = [(c, predict(c, r, fitted)) for c, r in placed]  # once: the summaries, the table, per chip
+    ratios = [(c, ms / c["published_latency_ms"]) for c, ms in predicted]
     after = {}
-    for which, s in (("fit", fit_set), ("holdout", hold_set)):
-        after[which] = summary([math.exp(x) for x in residuals(np.array(list(fitted.values())), s)])
+    for which in ("fit", "holdout"):
+        after[which] = summary([x for c, x in ratios if c["split"] == which])
         print(f"{which:<8} before: {before[which]}\n{'':<8} after:  {after[which]}")
-    for c, r in placed:
-        print(
-            f"  {c['name']:<28} {c['split']:<8} published {c['published_latency_ms']:8.2f}  "
-            f"predicted {predict(c, r, fitted):8.2f}"
-        )
+    for c, ms in predicted:
+        print(f"  {c['name']:<28} {c['split']:<8} published {c['published_latency_ms']:8.2f}  predicted {ms:8.2f}")
     print("fitted:", fitted)
     if not args.dry_run:
         report = {"fit_cases": [c["name"] for c, _ in fit_set], "fit": after["fit"], "holdout": after["holdout"]}
-        write(fitted, {**report, "per_chip": per_chip(placed, fitted)})
+        write(fitted, {**report, "per_chip": per_chip(ratios)})
     return 0
 
 
