@@ -30,7 +30,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import models, models_mil, models_outside, models_seq
+from . import models, models_diffusion, models_mil, models_outside, models_seq
 from .cases import MODELS, Model, select
 
 CACHE = Path(os.environ.get("ANEDOCTOR_BENCH_CACHE") or Path(__file__).resolve().parent.parent / ".cache" / "published")
@@ -72,7 +72,7 @@ def package_path(name: str) -> Path:
 
 
 def builder(spec: Model):
-    for module in (models, models_seq, models_mil, models_outside):
+    for module in (models, models_seq, models_diffusion, models_mil, models_outside):
         if hasattr(module, spec.builder):
             return getattr(module, spec.builder)
     raise BuildError(f"no builder {spec.builder!r}")
@@ -153,24 +153,31 @@ def convert_and_save(name: str, path: Path) -> None:
         with tempfile.TemporaryDirectory() as scratch:
             fp16 = Path(scratch) / "fp16.mlpackage"
             model.save(str(fp16))
+            del model  # the converted program (GBs for a UNet) is not needed while compressing
             compress_package(fp16, path, spec.compression)
 
 
 def compress_package(source: Path, output: Path, options: dict) -> None:
-    """anedoctor.compress.compress (coremltools.optimize.coreml) with ``options``; ``activations: N`` calibrates
-    W8A8 on N random inputs (seed 0), run by anedoctor's executor."""
+    """Compress as ``anedoctor compress`` does (coremltools.optimize.coreml) with ``options``: ``activations: N``
+    calibrates W8A8 on N random inputs (seed 0), run by anedoctor's executor, through anedoctor.compress.compress;
+    weight-only recipes apply the same coremltools calls without its report, whose accuracy run on random inputs
+    would hold every intermediate of the model (more memory than this machine has for a Stable Diffusion UNet)."""
     import numpy as np
 
     import anedoctor
     from anedoctor.compress import compress
+    from anedoctor.compress.core import save_atomic
+    from anedoctor.compress.recipe import apply, make_recipe, open_mlmodel
 
     options = dict(options)
-    if "activations" in options:
-        rng = np.random.default_rng(0)
-        inputs = anedoctor.load(source).graphs[0].inputs
-        options["activations"] = {
-            v.name: rng.standard_normal((options["activations"], *v.type.shape)).astype(np.float32) for v in inputs
-        }
+    if "activations" not in options:
+        save_atomic(apply(make_recipe(**options), open_mlmodel(source), None), output)
+        return
+    rng = np.random.default_rng(0)
+    inputs = anedoctor.load(source).graphs[0].inputs
+    options["activations"] = {
+        v.name: rng.standard_normal((options["activations"], *v.type.shape)).astype(np.float32) for v in inputs
+    }
     compress(source, output, **options)
 
 

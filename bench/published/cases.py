@@ -140,6 +140,9 @@ MODELS = {
     "llama_lm_head": Model("lm_head", target="iOS18"),
     "llama2_mlp_x4": Model("llama_mlp", target="iOS18"),
     **{f"llama2_mlp_x4_{w}": Model("llama_mlp", {"weights": w}, target="iOS18") for w in ("lut4", "lut2", "w8a8")},
+    # SD-2.1 base UNet, 6-bit palettized as ml-stable-diffusion's --quantize-nbits 6 (k-means, per tensor); the
+    # deployment target of the README's iOS 17 runs is not stated [U]
+    "sd21_base_unet_lut6": Model("sd_unet", target="iOS17", compression=COMPRESSION_FORMS["lut6"]),
     "gpt2_ane": Model("gpt2_ane", toolchain="coremltools6"),
     "nanogpt": Model("nanogpt", toolchain="coremltools6"),
     "gpt2_full": Model("gpt2_full", toolchain="coremltools6"),
@@ -202,6 +205,7 @@ WHISPER_566_RUN = (
 ANEMLL = "https://github.com/Anemll/anemll-bench (Results.MD: ANE GB/s of llama_lm_head, 1050.67 MB fp16)"
 SMPANARO_MLP = "https://huggingface.co/smpanaro/coreml-joint-compression-test (model card, Xcode median)"
 OPENMED = "https://github.com/maziyarpanahi/openmed/pull/3071 (BERT token classifier on the ANE, M2 Max)"
+SD_README = "https://github.com/apple/ml-stable-diffusion (README, Performance Benchmark, iOS 17 table, commit 827d017)"
 SMPANARO_NOTES = "https://github.com/smpanaro/more-ane-transformers/blob/main/src/experiments/NOTES.md ({})"
 MERIDIAN = (
     "https://ask-meridian.uk/blog/apple-neural-engine-eligibility-vs-placement/ ; "
@@ -572,6 +576,34 @@ LATENCY_CASES = [
             ("mobileclip_s0_text", 1.6),
             ("mobileclip_s1_image", 2.5),
             ("mobileclip_s2_image", 3.6),
+        ]
+    ),
+    # Apple's Stable Diffusion 2.1 base on iOS / iPadOS 17 (ml-stable-diffusion README, August 2023): the UNet step
+    # rate, so one UNet call of batch 2 per step; the scheduler's step on the CPU is in it too [U].
+    *(
+        latency(
+            f"sd21_base_unet_lut6_{chip}_{device_id}",
+            "diffusion",
+            "sd21_base_unet_lut6",
+            chip,
+            "ios17",
+            "cpu_and_ne",
+            round(1000 / rate, 1),
+            SD_README,
+            f"{device}, iOS 17 beta; SD-2.1 base UNet, 512x512 (64x64 latent), batch 2, 77 tokens, 6-bit palettized, "
+            f"SPLIT_EINSUM_V2, CPU_AND_NE; {rate} it/s (median of 5 runs), so 1000 / {rate} ms per UNet step",
+            "D",
+            ane_figure=True,
+        )
+        for chip, device_id, device, rate in [
+            ("a14", "12mini", "iPhone 12 mini", 1.44),
+            ("a14", "12promax", "iPhone 12 Pro Max", 1.45),
+            ("a15", "13", "iPhone 13", 2.53),
+            ("a15", "13promax", "iPhone 13 Pro Max", 2.55),
+            ("a15", "14", "iPhone 14", 2.57),
+            ("a16", "14promax", "iPhone 14 Pro Max", 2.69),
+            ("m1", "ipadpro", "iPad Pro (M1)", 2.19),
+            ("m2", "ipadpro", "iPad Pro (M2)", 3.07),
         ]
     ),
     # Apple's Depth Anything small (DepthAnythingSmallF16), its model card's table. The A14 on iOS 18 ran it faster
