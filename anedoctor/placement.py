@@ -55,6 +55,7 @@ class OpPlacement:
     bound: str = ""  # what limits it: compute | weights | activations | overhead | fused
     macs: float = 0.0
     dram_bytes: float = 0.0
+    slc_bytes: float = 0.0
 
 
 def run_rules(op: Op, ctx: Context, graph_findings: list[Finding], op_rules: list[Rule]) -> OpPlacement:
@@ -269,7 +270,7 @@ def time_ops(placements: list[OpPlacement], target: Target, scale: LatencyScale 
     """Set each placed op's estimated time and bound (anedoctor.cost.latency); ``scale``: a measured
     profile's latency factors (Profile.latency_factor), None for the model's own times."""
     for p, t in zip(placements, op_times(placements, target, scale=scale)):
-        p.time_ms, p.bound, p.macs, p.dram_bytes = t.ms, t.bound, t.macs, t.dram_bytes
+        p.time_ms, p.bound, p.macs, p.dram_bytes, p.slc_bytes = t.ms, t.bound, t.macs, t.dram_bytes, t.slc_bytes
 
 
 def place_graph(

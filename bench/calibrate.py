@@ -43,6 +43,7 @@ FREE = {
     "ane_matmul_efficiency": (0.05, 1.0),
     "ane_pe_scale": (0.1, 4.0),
     "ane_activation_share": (0.2, 2.0),
+    "ane_slc_speedup": (1.0, 20.0),
     "ane_dispatch_ms_ios": (0.01, 0.3),
     "ane_dispatch_ms_macos": (0.01, 0.3),
     "cpu_mac_efficiency": (0.05, 1.0),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from mil_models import ct, mb, save, types, w
 import anedoctor
 from anedoctor.cost import DEVICE_PEAKS, CostModel, device_rates
 from anedoctor.cost.fitted import FITTED
-from anedoctor.cost.latency import LatencyModel, ane_fill, breakdown, weight_bytes
+from anedoctor.cost.latency import LatencyModel, ane_fill, breakdown, energy, weight_bytes
 from anedoctor.hardware import CHIPS, parse_chip, resolve_target
 
 
@@ -115,15 +117,39 @@ def two_convs(tmp_path, size):
     return save(prog, tmp_path / f"two{size}.mlpackage")
 
 
-@pytest.mark.parametrize("size,resident", [(32, True), (96, False)])
-def test_chained_activations_stay_on_chip_unless_over_2mib(tmp_path, size, resident):
+@pytest.mark.parametrize("size,tier", [(32, "on chip"), (96, "slc"), (256, "dram")])
+def test_chained_activations_stay_on_chip_unless_over_2mib_then_the_slc_holds_up_to_16mib(tmp_path, size, tier):
     report = anedoctor.check(two_convs(tmp_path, size), chip="m4", compute_units="cpu_and_ne")
     second = by_name(report, "second")
     assert second.device == "ane"
-    tensor = second.op.outputs[0].type.nbytes  # input and output are the same size
-    activations = second.dram_bytes - weight_bytes(second.op)
+    tensor = second.op.outputs[0].type.nbytes  # input and output are the same size: 0.5, 4.7, 33.6 MB
+    dram, slc = second.dram_bytes - weight_bytes(second.op), second.slc_bytes
     # its input comes from the first conv and its output goes to the output cast, both in the same segment
-    assert activations == (0 if resident else 2 * tensor)
+    assert (dram, slc) == {"on chip": (0, 0), "slc": (0, 2 * tensor), "dram": (2 * tensor, 0)}[tier]
+
+
+def test_a_system_level_cache_hit_moves_faster_than_dram_and_costs_less_energy():
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, 96, 96))], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.relu(x=x, name="act")
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        act = by_name(anedoctor.check(save(prog, Path(d) / "act.mlpackage"), chip="a16"), "act")
+    model = LatencyModel(resolve_target("ios17", "a16", None), {"ane_slc_speedup": 4.0})
+    moved = 8 * 2**20
+    from_dram, from_slc = model.ane(act.op, 0, moved, 0.0), model.ane(act.op, 0, 0.0, moved)
+    assert from_dram.bound == from_slc.bound == "activations"
+    assert from_slc.ms < from_dram.ms / 2
+    assert (from_dram.dram_bytes, from_slc.slc_bytes) == (moved, moved)
+    no_cpu_or_gpu = SimpleNamespace(device_ms={})
+    rail = {
+        name: energy([SimpleNamespace(device="ane", **vars(t))], no_cpu_or_gpu, CHIPS["a16"])["dram"]
+        for name, t in (("dram", from_dram), ("slc", from_slc))
+    }
+    assert rail["slc"] == pytest.approx(rail["dram"] / 5)  # 10 pJ per byte on a hit, 50 from DRAM
 
 
 def test_weight_streaming_scales_with_the_chips_measured_ane_bandwidth():
@@ -244,6 +270,11 @@ def int8_chain(tmp_path, quantized: bool):
     return save(prog, tmp_path / f"chain_{quantized}.mlpackage", target=ct.target.iOS17)
 
 
+def activation_bytes(p) -> float:
+    """What an ANE op's pass moves besides its weights, from DRAM or the system-level cache."""
+    return p.dram_bytes + p.slc_bytes - weight_bytes(p.op)
+
+
 def test_int8_tensors_between_ane_ops_move_at_one_byte_and_convert_for_free(tmp_path):
     """quantize / dequantize between two ANE convs are format conversions of the passes around them: no time of
     their own, the first conv's pass writes its output as int8 and the second reads that, half the fp16 traffic."""
@@ -252,12 +283,12 @@ def test_int8_tensors_between_ane_ops_move_at_one_byte_and_convert_for_free(tmp_
         report = anedoctor.check(int8_chain(tmp_path, quantized), chip="a17", compute_units="cpu_and_ne")
         first, second = by_name(report, "first"), by_name(report, "second")
         assert first.device == second.device == "ane"
-        activation[quantized] = second.dram_bytes - weight_bytes(second.op) - second.op.outputs[0].type.nbytes
+        activation[quantized] = activation_bytes(second) - second.op.outputs[0].type.nbytes
         if quantized:
             q, dq = by_name(report, "quantize"), by_name(report, "dequantize")
             int8 = q.op.outputs[0].type.nbytes
             assert (q.time_ms, q.bound, dq.time_ms, dq.bound) == (0, "fused", 0, "fused")
-            assert first.dram_bytes - weight_bytes(first.op) == first.op.input("x").type.nbytes + int8  # writes int8
+            assert activation_bytes(first) == first.op.input("x").type.nbytes + int8  # writes int8
             assert activation[True] == int8
     assert activation[True] * 2 == activation[False]
 

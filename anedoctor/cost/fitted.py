@@ -12,6 +12,10 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
 - ane_activation_share (fitted): activation / tile DMA for tensors that miss the 2 MiB buffer, as a share of
   the chip's measured ANE weight stream (the same DMA engines and DRAM; anedoctor.hardware); start 1.0.
   Bryngelson measured 24 GB/s on M1 and M5 (via 751K notes/bryngelson_summary.md, R).
+- ane_slc_speedup (fitted): how many times faster than that DRAM rate a spilled activation that fits the SoC's
+  system-level cache (16 MiB, cost.latency.SLC_BYTES) moves; start 1.0 (no faster), bounds 1-20. Apple's
+  SD-2.1 UNet (8 MiB attention-score chunks) ran 1.76x faster on an A15 than on an A14, whose DRAM is the same
+  (ml-stable-diffusion README, A); with every spill at the DRAM rate the estimate gave 1.04x.
 - ane_op_us (fixed): per task descriptor, 44 cycles in the compiler's cost model and <= 13 ns measured on M6
   (751K, R): 0.02 us.
 - ane_dispatch_ms_ios / _macos (fitted): one per ANE segment; start 0.08 ms (iOS 17: MobileNetV3-small
@@ -40,25 +44,26 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
 
 FITTED = {
     "constants": {
-        "ane_conv_efficiency": 0.8399,
-        "ane_linear_efficiency": 0.3368,
-        "ane_matmul_efficiency": 0.5768,
-        "ane_pe_scale": 0.6915,
-        "ane_activation_share": 0.6109,
+        "ane_conv_efficiency": 0.8494,
+        "ane_linear_efficiency": 0.3371,
+        "ane_matmul_efficiency": 0.7921,
+        "ane_pe_scale": 0.5257,
+        "ane_activation_share": 0.4911,
+        "ane_slc_speedup": 2.7359,
         "ane_op_us": 0.02,
-        "ane_dispatch_ms_ios": 0.0276,
-        "ane_dispatch_ms_macos": 0.2794,
+        "ane_dispatch_ms_ios": 0.1085,
+        "ane_dispatch_ms_macos": 0.266,
         "cpu_mac_efficiency": 0.259,
-        "cpu_linear_efficiency": 0.1224,
+        "cpu_linear_efficiency": 0.1225,
         "cpu_bandwidth_fraction": 0.5,
         "cpu_op_us": 5.0,
-        "gpu_mac_efficiency": 0.6235,
+        "gpu_mac_efficiency": 0.6234,
         "gpu_bandwidth_fraction": 0.6,
         "gpu_op_us": 8.0,
         "gpu_launch_ms": 0.15,
-        "switch_ms": 0.1206,
-        "ane_int8_speedup_before_a17": 1.1734,
-        "cpu_select_ns": 3.6283,
+        "switch_ms": 0.0819,
+        "ane_int8_speedup_before_a17": 1.4214,
+        "cpu_select_ns": 3.8048,
     },
     "fit": {
         "fit_cases": [
@@ -93,6 +98,10 @@ FITTED = {
             "mobileclip_l_text_a14",
             "mobileclip_s0_text_a14",
             "mobileclip_s2_image_a14",
+            "sd21_base_unet_lut6_a14_12promax",
+            "sd21_base_unet_lut6_a15_13promax",
+            "sd21_base_unet_lut6_a16_14promax",
+            "sd21_base_unet_lut6_m2_ipadpro",
             "depth_anything_small_a17",
             "depth_anything_small_m3max",
             "distilbert_ane_512_a15",
@@ -128,23 +137,23 @@ FITTED = {
             "llama2_mlp_x4_lut2_m4",
             "llama2_mlp_x4_w8a8_m4",
         ],
-        "fit": "n=65  median error 1.10x  within ±25%: 56/65  max error 1.80x",
-        "holdout": "n=65  median error 1.11x  within ±25%: 50/65  max error 2.03x",
+        "fit": "n=69  median error 1.09x  within ±25%: 61/69  max error 1.81x",
+        "holdout": "n=69  median error 1.10x  within ±25%: 54/69  max error 2.51x",
         "per_chip": {
-            "a14": {"cases": 32, "median_error": 1.14, "worst_error": 1.81},
-            "a15": {"cases": 4, "median_error": 1.13, "worst_error": 1.26},
-            "a16": {"cases": 16, "median_error": 1.06, "worst_error": 1.78},
-            "a17": {"cases": 15, "median_error": 1.11, "worst_error": 1.7},
-            "m1": {"cases": 1, "median_error": 1.02, "worst_error": 1.02},
-            "m1max": {"cases": 29, "median_error": 1.1, "worst_error": 1.8},
-            "m1pro": {"cases": 5, "median_error": 1.18, "worst_error": 1.64},
-            "m1ultra": {"cases": 5, "median_error": 1.11, "worst_error": 1.17},
-            "m2": {"cases": 4, "median_error": 1.09, "worst_error": 1.17},
-            "m2max": {"cases": 2, "median_error": 1.06, "worst_error": 1.1},
-            "m2ultra": {"cases": 6, "median_error": 1.45, "worst_error": 2.03},
+            "a14": {"cases": 34, "median_error": 1.09, "worst_error": 1.56},
+            "a15": {"cases": 7, "median_error": 1.23, "worst_error": 1.44},
+            "a16": {"cases": 17, "median_error": 1.09, "worst_error": 2.51},
+            "a17": {"cases": 15, "median_error": 1.16, "worst_error": 1.69},
+            "m1": {"cases": 2, "median_error": 1.06, "worst_error": 1.11},
+            "m1max": {"cases": 29, "median_error": 1.1, "worst_error": 1.81},
+            "m1pro": {"cases": 5, "median_error": 1.04, "worst_error": 1.59},
+            "m1ultra": {"cases": 5, "median_error": 1.06, "worst_error": 1.14},
+            "m2": {"cases": 5, "median_error": 1.04, "worst_error": 1.19},
+            "m2max": {"cases": 2, "median_error": 1.08, "worst_error": 1.15},
+            "m2ultra": {"cases": 6, "median_error": 1.39, "worst_error": 2.01},
             "m3": {"cases": 1, "median_error": 1.02, "worst_error": 1.02},
-            "m3max": {"cases": 4, "median_error": 1.16, "worst_error": 1.23},
-            "m4": {"cases": 4, "median_error": 1.08, "worst_error": 1.21},
+            "m3max": {"cases": 4, "median_error": 1.2, "worst_error": 1.24},
+            "m4": {"cases": 4, "median_error": 1.08, "worst_error": 1.19},
             "m4max": {"cases": 1, "median_error": 1.03, "worst_error": 1.03},
             "m4pro": {"cases": 1, "median_error": 1.03, "worst_error": 1.03},
         },

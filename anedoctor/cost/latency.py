@@ -21,13 +21,14 @@ https://github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6 (notes/co
   byte per element (W8A8);
 - weights stream from DRAM through the kernel DMA at the chip's measured ANE weight bandwidth
   (Anemll-bench); activations stay in the 2 MiB on-chip buffer between chained ops of one segment
-  (eiln/ane docs, https://github.com/eiln/ane, R) and otherwise move at the activation DMA rate;
+  (eiln/ane docs, https://github.com/eiln/ane, R) and otherwise move at the activation DMA rate, faster (a
+  fitted factor) when the tensor fits the SoC's system-level cache, which the ANE compiler plans with;
   per op ``max(compute, memory)`` (double-buffered tiles overlap DMA and compute) plus a per-op cost;
 - each ANE segment pays one dispatch; each device switch a fitted cost plus an fp16<->fp32 copy of
   the tensors that cross (751K notes/coreml_dispatch.md, R: ~90 us for 1-2 MB on M6).
 CPU and GPU ops are rooflines over the chip's own CPU/GPU peak and memory bandwidth.
-Energy: ANE 0.7 pJ/MAC, and apart from it the DRAM traffic at 50 pJ per byte (751K notes/power.md; compiler
-model, R); CPU and GPU
+Energy: ANE 0.7 pJ/MAC, and apart from it the DRAM traffic at 50 pJ per byte, 10 on a system-level-cache hit (751K
+notes/power.md; compiler model, R); CPU and GPU
 at an assumed active power (no published per-inference figure): labelled an estimate.
 """
 
@@ -43,6 +44,12 @@ from .fitted import FITTED
 from .work import ATTENTION, BINARY_ELEMENTWISE, CONV, FREE, MAC_CLASSES, MATMUL, TRANSCENDENTAL, cost_class
 
 L2_BYTES = 2 << 20  # on-chip buffer one operand can stay in (eiln/ane MMIO map; 751K, R)
+# The system-level cache ("MCache") the ANE compiler plans with: 16 MiB in the SoC parameters of H13 (A14 / M1)
+# through H18, 24 MiB for the "s" variants, 36 MiB for H19 (ZinIrSocVariantParams, dumped in
+# github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6 notes/comparison.md, R; its power model charges
+# 10 pJ per byte on a hit against 50 from DRAM). A spilled activation up to this size is read back at the fitted
+# ane_slc_speedup times the DRAM activation rate.
+SLC_BYTES = 16 << 20
 # Output pixels a work unit fills: 128-256 per NE in 751K's compiler performance CSV (R); 64 here, because
 # the one-token lm_head streams weights at 126 GB/s on M4 Pro (Anemll-bench), which needs >= 0.7% of the
 # MAC peak at one pixel: 1/128 of the array would make it compute-bound.
@@ -83,6 +90,7 @@ FUSABLE = {
 } | BINARY_ELEMENTWISE
 PJ_PER_MAC = 0.7  # fp16, M6 SMC fit (751K notes/power.md, R)
 PJ_PER_DRAM_BYTE = 50.0  # ANECompiler power model (HAL 0x890) via 751K notes/power.md (R)
+PJ_PER_SLC_BYTE = 10.0  # the same model, a system-level-cache hit
 SWITCH_COPY_GBPS = 40.0  # fp16<->fp32 cast + copy at a switch: ~90 us for 1-2 MB on M6 (751K, R)
 ASSUMED_WATTS = {"cpu": {"ios": 2.0, "macos": 5.0}, "gpu": {"ios": 1.5, "macos": 0.4}}  # per GPU core on macOS
 GATHER = {"gather", "gather_nd", "gather_along_axis"}
@@ -98,6 +106,7 @@ class OpTime:
     bound: str  # compute | weights | activations | overhead | fused
     macs: float = 0.0
     dram_bytes: float = 0.0
+    slc_bytes: float = 0.0
 
 
 @dataclass
@@ -289,13 +298,14 @@ class LatencyModel:
         self.gpu_flops_per_ms = chip.gpu_tflops * 1e9
         self.gpu_bytes_per_ms = chip.dram_gbps * k["gpu_bandwidth_fraction"] * 1e6
 
-    def ane(self, op, flops: int, dram_bytes: float) -> OpTime:
-        """One pass on the ANE; ``dram_bytes`` are the activations it moves that miss the on-chip buffer."""
+    def ane(self, op, flops: int, dram_bytes: float, slc_bytes: float = 0.0) -> OpTime:
+        """One pass on the ANE; ``dram_bytes`` are the activations it moves that miss the on-chip buffer and the
+        system-level cache, ``slc_bytes`` those that miss the buffer and fit the cache."""
         k = self.k
         int8 = int8_activations(op)
         wbytes = weight_bytes(op, decompressed=not (self.streams_compressed or int8))
         weights_ms = wbytes / self.weight_per_ms
-        act_ms = dram_bytes / self.act_per_ms
+        act_ms = (dram_bytes + slc_bytes / k["ane_slc_speedup"]) / self.act_per_ms
         kind = mac_kind(op)
         if kind:
             macs = flops / 2
@@ -312,7 +322,7 @@ class LatencyModel:
         else:
             bound = "weights" if weights_ms >= act_ms else "activations"
         ms = self._scaled(overhead_ms + busy, cost_class(op.type), "ane")
-        return OpTime(ms, bound if busy > overhead_ms else "overhead", macs, wbytes + dram_bytes)
+        return OpTime(ms, bound if busy > overhead_ms else "overhead", macs, wbytes + dram_bytes, slc_bytes)
 
     def _scaled(self, ms: float, cls: str | None, device: str) -> float:
         return ms if self.scale is None else ms * self.scale(cls, device)
@@ -424,7 +434,7 @@ def op_times(
         readers = consumers.get(v.name, ())
         return len(readers) == 1 and id(readers[0]) in fused and readers[0].runtime_inputs()[0] is v
 
-    dram: dict[int, float] = {}  # op id -> activation bytes its pass moves through DRAM
+    dram: dict[int, list[float]] = {}  # op id -> activation bytes its pass moves through [DRAM, the SLC]
     root: dict[int, int] = {}  # op id of a fused op -> op id of the pass it is done in
     for i, p in enumerate(placements):
         op = p.op
@@ -434,11 +444,11 @@ def op_times(
         if is_fused:
             producer = op.runtime_inputs()[0].producer
             root[id(op)] = root.get(id(producer), id(producer))
-        moved = 0.0
+        moved = []
         for v in map(read, activations(op)[1 if is_fused else 0 :]):
             j = position.get(id(v.producer)) if v.producer is not None else None
             if j is None or segment_id[j] != segment_id[i] or v.type.nbytes > L2_BYTES:
-                moved += v.type.nbytes
+                moved.append(v)
         for v in op.outputs:
             if carried_on(v):
                 continue
@@ -446,11 +456,13 @@ def op_times(
                 segment_id[position[id(c)]] != segment_id[i] for c in consumers.get(v.name, ()) if id(c) in position
             )
             if outside or v.name not in consumers or v.type.nbytes > L2_BYTES:
-                moved += v.type.nbytes
+                moved.append(v)
         if moves_last_axis(op):
-            moved += sum(v.type.nbytes for v in op.runtime_inputs()[:1]) + sum(v.type.nbytes for v in op.outputs)
+            moved += [*op.runtime_inputs()[:1], *op.outputs]
         key = root.get(id(op), id(op))  # a fused op's traffic is its pass's
-        dram[key] = dram.get(key, 0.0) + moved
+        tiers = dram.setdefault(key, [0.0, 0.0])
+        for v in moved:
+            tiers[v.type.nbytes <= SLC_BYTES] += v.type.nbytes
     times = []
     for p in placements:
         op = p.op
@@ -459,7 +471,7 @@ def op_times(
         elif id(op) in fused or id(op) in on_read:
             times.append(OpTime(0.0, "fused"))
         else:
-            times.append(model.ane(op, p.flops, dram.get(id(op), 0.0)))
+            times.append(model.ane(op, p.flops, *dram.get(id(op), (0.0, 0.0))))
     return times
 
 
@@ -535,7 +547,10 @@ def energy(placements, result: Breakdown, chip: Chip) -> dict[str, float]:
     ane = [p for p in placements if p.device == "ane"]
     if ane:
         out["ane"] = sum(getattr(p, "macs", 0.0) for p in ane) * PJ_PER_MAC * 1e-9
-        out["dram"] = sum(getattr(p, "dram_bytes", 0.0) for p in ane) * PJ_PER_DRAM_BYTE * 1e-9
+        out["dram"] = (
+            sum(getattr(p, "dram_bytes", 0.0) for p in ane) * PJ_PER_DRAM_BYTE
+            + sum(getattr(p, "slc_bytes", 0.0) for p in ane) * PJ_PER_SLC_BYTE
+        ) * 1e-9
     if result.device_ms.get("cpu"):
         out["cpu"] = result.device_ms["cpu"] * ASSUMED_WATTS["cpu"][chip.platform]
     if result.device_ms.get("gpu"):
