@@ -434,7 +434,7 @@ def op_times(
         readers = consumers.get(v.name, ())
         return len(readers) == 1 and id(readers[0]) in fused and readers[0].runtime_inputs()[0] is v
 
-    dram: dict[int, list[float]] = {}  # op id -> activation bytes its pass moves through [DRAM, the SLC]
+    traffic: dict[int, tuple[float, float]] = {}  # op id -> activation bytes its pass moves [from DRAM, from the SLC]
     root: dict[int, int] = {}  # op id of a fused op -> op id of the pass it is done in
     for i, p in enumerate(placements):
         op = p.op
@@ -460,9 +460,13 @@ def op_times(
         if moves_last_axis(op):
             moved += [*op.runtime_inputs()[:1], *op.outputs]
         key = root.get(id(op), id(op))  # a fused op's traffic is its pass's
-        tiers = dram.setdefault(key, [0.0, 0.0])
+        from_dram, from_slc = traffic.get(key, (0.0, 0.0))
         for v in moved:
-            tiers[v.type.nbytes <= SLC_BYTES] += v.type.nbytes
+            if v.type.nbytes > SLC_BYTES:
+                from_dram += v.type.nbytes
+            else:
+                from_slc += v.type.nbytes
+        traffic[key] = (from_dram, from_slc)
     times = []
     for p in placements:
         op = p.op
@@ -471,7 +475,7 @@ def op_times(
         elif id(op) in fused or id(op) in on_read:
             times.append(OpTime(0.0, "fused"))
         else:
-            times.append(model.ane(op, p.flops, *dram.get(id(op), (0.0, 0.0))))
+            times.append(model.ane(op, p.flops, *traffic.get(id(op), (0.0, 0.0))))
     return times
 
 
