@@ -205,7 +205,7 @@ WHISPER_566_RUN = (
 ANEMLL = "https://github.com/Anemll/anemll-bench (Results.MD: ANE GB/s of llama_lm_head, 1050.67 MB fp16)"
 SMPANARO_MLP = "https://huggingface.co/smpanaro/coreml-joint-compression-test (model card, Xcode median)"
 OPENMED = "https://github.com/maziyarpanahi/openmed/pull/3071 (BERT token classifier on the ANE, M2 Max)"
-SD_README = "https://github.com/apple/ml-stable-diffusion (README, Performance Benchmark, iOS 17 table, commit 827d017)"
+SD_README = "https://github.com/apple/ml-stable-diffusion (README, Performance Benchmark: iOS 17 table, August 2023)"
 SMPANARO_NOTES = "https://github.com/smpanaro/more-ane-transformers/blob/main/src/experiments/NOTES.md ({})"
 MERIDIAN = (
     "https://ask-meridian.uk/blog/apple-neural-engine-eligibility-vs-placement/ ; "
