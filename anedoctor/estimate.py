@@ -19,7 +19,7 @@ from typing import Any
 
 from .api import check, load
 from .cost.fitted import FITTED
-from .cost.latency import chip_evidence, evidence_line
+from .cost.latency import chip_evidence, dispatch_ms, evidence_line
 from .hardware import CHIPS, COMPUTE_UNITS, DEVICE_LABELS, ENERGY_LABELS, IOS_TO_MACOS, Chip
 from .report import Report
 from .util import write_atomic
@@ -323,7 +323,7 @@ def chip_assumptions(chip: Chip) -> dict[str, Any]:
         "cpu_matrix_gflops": round(chip.cpu_matrix_gflops, 1),
         "gpu_cores": chip.gpu_cores,
         "gpu_tflops": chip.gpu_tflops,
-        "ane_dispatch_ms": k[f"ane_dispatch_ms_{chip.platform}"],
+        "ane_dispatch_ms": round(dispatch_ms(chip, k), 4),
         "first_os": first_os(chip),
         "published_latencies": (chip_evidence(chip) or {}).get("cases", 0),
     }

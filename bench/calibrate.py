@@ -166,9 +166,20 @@ def fit(placed: list) -> dict:
     start = constants()
     x0 = np.array([start[k] for k in FREE])
     lo, hi = np.array([b[0] for b in FREE.values()]), np.array([b[1] for b in FREE.values()])
+    # the constants are written to 4 decimals: stop when a step moves them by less than that (scipy's default 1e-8
+    # can take hours of 1 s evaluations on a flat stretch)
     result = least_squares(
-        residuals, np.clip(x0, lo, hi), bounds=(lo, hi), args=(placed,), loss="soft_l1", f_scale=0.3, x_scale="jac"
+        residuals,
+        np.clip(x0, lo, hi),
+        bounds=(lo, hi),
+        args=(placed,),
+        loss="soft_l1",
+        f_scale=0.3,
+        x_scale="jac",
+        xtol=1e-4,
+        ftol=1e-6,
     )
+    print(f"least_squares: {result.nfev} evaluations, {result.message}")
     return {k: round(float(v), 4) for k, v in zip(FREE, result.x)}
 
 

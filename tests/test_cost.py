@@ -95,6 +95,30 @@ def test_activation_after_conv_is_fused_on_the_ane(tmp_path):
     assert act.bound == "fused" and act.time_ms == 0 and conv.time_ms > 0
 
 
+def hard_swish_model(tmp_path, also_read: bool):
+    """conv -> mul(x, sigmoid_hard(x)) -> conv, as coremltools lowers torch's hard-swish; ``also_read``: x has a
+    third reader."""
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, 56, 56))], opset_version=ct.target.iOS17)
+    def prog(x):
+        y = mb.conv(x=x, weight=w(256, 256, 3, 3), pad_type="same", name="conv")
+        out = mb.mul(x=y, y=mb.sigmoid_hard(x=y, alpha=1 / 6, beta=0.5, name="gate"), name="swish")
+        if also_read:
+            out = mb.add(x=out, y=mb.relu(x=y, name="other"))
+        return mb.conv(x=out, weight=w(256, 256, 3, 3), pad_type="same", name="next")
+
+    return save(prog, tmp_path / f"hswish{also_read}.mlpackage")
+
+
+@pytest.mark.parametrize("also_read", [False, True])
+def test_hard_swish_after_a_conv_is_one_activation_unless_its_input_is_read_elsewhere(tmp_path, also_read):
+    report = anedoctor.check(hard_swish_model(tmp_path, also_read), chip="a16", compute_units="cpu_and_ne")
+    gate, swish = by_name(report, "gate"), by_name(report, "swish")
+    assert gate.device == swish.device == "ane"
+    assert (gate.bound == swish.bound == "fused") is not also_read
+    assert (gate.time_ms + swish.time_ms == 0) is not also_read
+
+
 def test_wider_conv_takes_longer_and_fills_the_array_better(tmp_path):
     model = LatencyModel(resolve_target("ios17", "m4", None))
     convs = []
@@ -106,6 +130,17 @@ def test_wider_conv_takes_longer_and_fills_the_array_better(tmp_path):
     assert ane_fill(a.op, a.flops) < ane_fill(b.op, b.flops) <= 1.0
     assert tb.ms > ta.ms and tb.bound == "compute"
     assert tb.ms / b.flops < ta.ms / a.flops  # time per FLOP falls as the array fills
+
+
+def test_a_segment_launch_costs_what_the_generations_measured_per_call_overhead_implies():
+    k = FITTED["constants"]
+    launch = {
+        c: LatencyModel(resolve_target("ios17", c, None)).dispatch_ms() for c in ("a14", "a16", "a17", "m1max", "m4")
+    }
+    assert launch["a17"] == k["ane_dispatch_ms_ios"] and launch["m4"] == k["ane_dispatch_ms_macos"]
+    # M1-generation (H13) requests measured at ~190 us against ~92.5 on M4 (H16); the A16 (H15) in between
+    assert launch["a14"] / launch["a17"] == pytest.approx(190 / 92.5) == launch["m1max"] / launch["m4"]
+    assert launch["a17"] < launch["a16"] < launch["a14"]
 
 
 def two_convs(tmp_path, size):
@@ -293,6 +328,33 @@ def test_int8_tensors_between_ane_ops_move_at_one_byte_and_convert_for_free(tmp_
     assert activation[True] * 2 == activation[False]
 
 
+def w8a8_activation(tmp_path, shared: bool):
+    """conv -> quantize -> dequantize -> silu -> conv over a 96x96x256 map, the activation after the int8 round trip
+    as in Apple's W8A8 graphs; ``shared``: the dequantized tensor is read by a second op too."""
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, 96, 96), dtype=types.fp16)], opset_version=ct.target.iOS17)
+    def prog(x):
+        y = mb.conv(x=x, weight=w(256, 256, 1, 1).astype(np.float16), name="first")
+        q = mb.quantize(input=y, scale=np.float16(0.05), zero_point=np.int8(0), output_dtype="int8")
+        d = mb.dequantize(input=q, scale=np.float16(0.05), zero_point=np.int8(0))
+        a = mb.silu(x=d, name="act")
+        if shared:
+            a = mb.add(x=a, y=d)
+        return mb.conv(x=a, weight=w(256, 256, 1, 1).astype(np.float16), name="second")
+
+    return save(prog, tmp_path / f"w8a8_act_{shared}.mlpackage", target=ct.target.iOS17)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_an_activation_after_an_int8_round_trip_is_done_in_the_conv_pass_unless_shared(tmp_path, shared):
+    report = anedoctor.check(w8a8_activation(tmp_path, shared), chip="a17", compute_units="cpu_and_ne")
+    first, act = by_name(report, "first"), by_name(report, "act")
+    assert first.device == act.device == "ane"
+    assert (act.bound == "fused" and act.time_ms == 0) is not shared
+    if not shared:  # the conv's pass reads its input and writes the SiLU's output, not its own nor the int8 one
+        assert activation_bytes(first) == first.op.input("x").type.nbytes + act.op.outputs[0].type.nbytes
+
+
 def palettized_head(tmp_path):
     """A one-token 4096 -> 4096 linear (weight-bound on the ANE), plain and palettized to 4 bits."""
     import coremltools.optimize.coreml as cto
@@ -316,7 +378,8 @@ def test_compressed_weights_stream_at_their_compressed_size(tmp_path):
     before = by_name(anedoctor.check(plain, chip="m4"), "head")
     after = by_name(anedoctor.check(small, chip="m4"), "head")
     assert before.bound == "weights" and after.device == "ane"
-    assert after.dram_bytes < 0.26 * before.dram_bytes
+    # the 4-bit indices, stored as attributes of an iOS 16 constexpr_lut_to_dense: a quarter, not nothing
+    assert 0.24 * before.dram_bytes < after.dram_bytes < 0.26 * before.dram_bytes
     assert after.time_ms < before.time_ms
 
 
@@ -331,7 +394,7 @@ def test_compressed_weights_stream_at_their_fp16_size_before_ios_18(tmp_path):
         assert before.device == after.device == "ane"
         streamed[os] = after.dram_bytes / before.dram_bytes, after.time_ms / before.time_ms
     assert streamed["ios17"] == (1.0, pytest.approx(1.0))
-    assert streamed["ios18"][0] < 0.26 and streamed["ios18"][1] < 1
+    assert 0.24 < streamed["ios18"][0] < 0.26 and streamed["ios18"][1] < 1
 
 
 def attention_scores(tmp_path, heads: int, name: str):

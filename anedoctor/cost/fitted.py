@@ -18,9 +18,10 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
   (ml-stable-diffusion README, A); with every spill at the DRAM rate the estimate gave 1.04x.
 - ane_op_us (fixed): per task descriptor, 44 cycles in the compiler's cost model and <= 13 ns measured on M6
   (751K, R): 0.02 us.
-- ane_dispatch_ms_ios / _macos (fitted): one per ANE segment; start 0.08 ms (iOS 17: MobileNetV3-small
-  runs in 0.13 ms on A16, apple.github.io/coremltools opt-quantization-perf) and 0.12 ms (direct-path
-  per-call overhead M1 0.19 / M4 0.09 / M5 Pro 0.07 ms, 751K, R).
+- ane_dispatch_ms_ios / _macos (fitted): one per ANE segment on an H16 chip (A17 Pro / M4); other generations scale
+  it by their measured per-call overhead (cost.latency.CALL_OVERHEAD_US: M1 ~190 us, M4 ~92.5, M5 Pro ~70; 751K and
+  maderix, R), so an A14 / M1 pays 2.05x the A17 Pro's / M4's. Start 0.08 ms (iOS 17: MobileNetV3-small runs in
+  0.13 ms on A16, apple.github.io/coremltools opt-quantization-perf) and 0.12 ms.
 - cpu_mac_efficiency / gpu_mac_efficiency (fitted): fraction of one P-cluster's matrix coprocessor (AMX) fp32
   peak (anedoctor.hardware.AMX_FP32_FLOPS_PER_CYCLE) / of the GPU's fp32 peak reached on MAC ops; start 0.5 / 0.4.
 - cpu_linear_efficiency (fitted): the same fraction for constant-weight linears (channels on the last axis), which
@@ -44,26 +45,26 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
 
 FITTED = {
     "constants": {
-        "ane_conv_efficiency": 0.8494,
+        "ane_conv_efficiency": 0.8811,
         "ane_linear_efficiency": 0.3371,
-        "ane_matmul_efficiency": 0.7921,
-        "ane_pe_scale": 0.5257,
-        "ane_activation_share": 0.4911,
-        "ane_slc_speedup": 2.7359,
+        "ane_matmul_efficiency": 0.9817,
+        "ane_pe_scale": 0.4402,
+        "ane_activation_share": 0.5939,
+        "ane_slc_speedup": 2.7476,
         "ane_op_us": 0.02,
-        "ane_dispatch_ms_ios": 0.1085,
-        "ane_dispatch_ms_macos": 0.266,
+        "ane_dispatch_ms_ios": 0.1057,
+        "ane_dispatch_ms_macos": 0.1698,
         "cpu_mac_efficiency": 0.259,
         "cpu_linear_efficiency": 0.1225,
         "cpu_bandwidth_fraction": 0.5,
         "cpu_op_us": 5.0,
-        "gpu_mac_efficiency": 0.6234,
+        "gpu_mac_efficiency": 0.6246,
         "gpu_bandwidth_fraction": 0.6,
         "gpu_op_us": 8.0,
         "gpu_launch_ms": 0.15,
-        "switch_ms": 0.0819,
-        "ane_int8_speedup_before_a17": 1.4214,
-        "cpu_select_ns": 3.8048,
+        "switch_ms": 0.0299,
+        "ane_int8_speedup_before_a17": 1.5857,
+        "cpu_select_ns": 3.8202,
     },
     "fit": {
         "fit_cases": [
@@ -137,25 +138,25 @@ FITTED = {
             "llama2_mlp_x4_lut2_m4",
             "llama2_mlp_x4_w8a8_m4",
         ],
-        "fit": "n=69  median error 1.09x  within ±25%: 61/69  max error 1.81x",
-        "holdout": "n=69  median error 1.10x  within ±25%: 54/69  max error 2.51x",
+        "fit": "n=69  median error 1.11x  within ±25%: 61/69  max error 1.86x",
+        "holdout": "n=69  median error 1.11x  within ±25%: 54/69  max error 2.35x",
         "per_chip": {
-            "a14": {"cases": 34, "median_error": 1.09, "worst_error": 1.56},
-            "a15": {"cases": 7, "median_error": 1.23, "worst_error": 1.44},
-            "a16": {"cases": 17, "median_error": 1.09, "worst_error": 2.51},
-            "a17": {"cases": 15, "median_error": 1.16, "worst_error": 1.69},
-            "m1": {"cases": 2, "median_error": 1.06, "worst_error": 1.11},
-            "m1max": {"cases": 29, "median_error": 1.1, "worst_error": 1.81},
-            "m1pro": {"cases": 5, "median_error": 1.04, "worst_error": 1.59},
-            "m1ultra": {"cases": 5, "median_error": 1.06, "worst_error": 1.14},
-            "m2": {"cases": 5, "median_error": 1.04, "worst_error": 1.19},
-            "m2max": {"cases": 2, "median_error": 1.08, "worst_error": 1.15},
-            "m2ultra": {"cases": 6, "median_error": 1.39, "worst_error": 2.01},
-            "m3": {"cases": 1, "median_error": 1.02, "worst_error": 1.02},
-            "m3max": {"cases": 4, "median_error": 1.2, "worst_error": 1.24},
-            "m4": {"cases": 4, "median_error": 1.08, "worst_error": 1.19},
-            "m4max": {"cases": 1, "median_error": 1.03, "worst_error": 1.03},
-            "m4pro": {"cases": 1, "median_error": 1.03, "worst_error": 1.03},
+            "a14": {"cases": 34, "median_error": 1.1, "worst_error": 1.58},
+            "a15": {"cases": 7, "median_error": 1.23, "worst_error": 1.36},
+            "a16": {"cases": 17, "median_error": 1.12, "worst_error": 2.35},
+            "a17": {"cases": 15, "median_error": 1.16, "worst_error": 1.41},
+            "m1": {"cases": 2, "median_error": 1.08, "worst_error": 1.14},
+            "m1max": {"cases": 29, "median_error": 1.08, "worst_error": 1.86},
+            "m1pro": {"cases": 5, "median_error": 1.04, "worst_error": 1.58},
+            "m1ultra": {"cases": 5, "median_error": 1.11, "worst_error": 1.21},
+            "m2": {"cases": 5, "median_error": 1.05, "worst_error": 1.2},
+            "m2max": {"cases": 2, "median_error": 1.11, "worst_error": 1.2},
+            "m2ultra": {"cases": 6, "median_error": 1.41, "worst_error": 2.04},
+            "m3": {"cases": 1, "median_error": 1.01, "worst_error": 1.01},
+            "m3max": {"cases": 4, "median_error": 1.21, "worst_error": 1.31},
+            "m4": {"cases": 4, "median_error": 1.05, "worst_error": 1.12},
+            "m4max": {"cases": 1, "median_error": 1.02, "worst_error": 1.02},
+            "m4pro": {"cases": 1, "median_error": 1.02, "worst_error": 1.02},
         },
     },
 }

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..hardware import Chip, Target
+from ..ir.compression import stored_bytes
 from .fitted import FITTED
 from .work import ATTENTION, BINARY_ELEMENTWISE, CONV, FREE, MAC_CLASSES, MATMUL, TRANSCENDENTAL, cost_class
 
@@ -185,9 +186,7 @@ def weight_bytes(op, decompressed: bool = False) -> int:
         if v.is_const:
             total += v.type.nbytes if v.type.numel and v.type.numel > 16 else 0
         elif v.producer is not None and v.producer.type.startswith("constexpr_"):
-            total += (
-                v.type.nbytes if decompressed else sum(w.type.nbytes for w in v.producer.input_values() if w.is_const)
-            )
+            total += v.type.nbytes if decompressed else stored_bytes(v.producer)
     return total
 
 
@@ -364,7 +363,7 @@ class LatencyModel:
         return OpTime(ms, bound if busy * 1000 > over else "overhead", flops / 2, moved)
 
     def dispatch_ms(self) -> float:
-        return self.k[f"ane_dispatch_ms_{self.chip.platform}"]
+        return dispatch_ms(self.chip, self.k)
 
     def launch_ms(self, device: str) -> float:
         launch = {"ane": self.dispatch_ms(), "gpu": self.k["gpu_launch_ms"], "cpu": 0.0}[device]
@@ -374,6 +373,30 @@ class LatencyModel:
         return self.k["switch_ms"] + nbytes / (SWITCH_COPY_GBPS * 1e6)
 
 
+# Per-call overhead of one ANE request, measured per generation on the direct path (us): M1 (H13) ~190 (~130 of it the
+# firmware round trip), M4 (H16) 90-95, M5 Pro (H17) ~70 (github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6
+# and maderix "Inside the M4 ANE", github.com/maderix/ANE, R). Generations between two measured ones are interpolated
+# geometrically, those outside take the nearest measured one (derived, U).
+CALL_OVERHEAD_US = {13: 190.0, 16: 92.5, 17: 70.0}
+DISPATCH_REFERENCE_TIER = 16  # the fitted ane_dispatch_ms_* are an H16 (A17 Pro / M4) chip's
+
+
+def call_overhead_us(tier: int) -> float:
+    """The per-call overhead of an ANE generation: measured, or interpolated between measured generations."""
+    known = sorted(CALL_OVERHEAD_US)
+    tier = min(max(tier, known[0]), known[-1])
+    lo, hi = max(t for t in known if t <= tier), min(t for t in known if t >= tier)
+    share = (tier - lo) / (hi - lo) if hi > lo else 0.0
+    return CALL_OVERHEAD_US[lo] * (CALL_OVERHEAD_US[hi] / CALL_OVERHEAD_US[lo]) ** share
+
+
+def dispatch_ms(chip: Chip, k: dict) -> float:
+    """What one ANE segment's launch costs on ``chip``: the fitted dispatch of its platform (on an H16 chip) scaled
+    by its generation's measured per-call overhead."""
+    scale = call_overhead_us(chip.tier) / CALL_OVERHEAD_US[DISPATCH_REFERENCE_TIER]
+    return k[f"ane_dispatch_ms_{chip.platform}"] * scale
+
+
 def _fusable(op, producer_op, device_of, consumers) -> bool:
     """An elementwise op the ANE post-processor does in the pass of the MAC op (or fused chain) before it."""
     if op.type not in FUSABLE or producer_op is None or device_of.get(id(producer_op)) != "ane":
@@ -381,11 +404,51 @@ def _fusable(op, producer_op, device_of, consumers) -> bool:
     return len(consumers.get(producer_op.outputs[0].name, ())) == 1
 
 
+def gated_activations(placements, consumers) -> set[int]:
+    """Ids of the ``f`` and the ``mul`` of each ``mul(x, f(x))`` on the ANE, ``f`` an activation read only by the
+    ``mul`` and ``x`` read only by the two: hard-swish (coremltools lowers torch's to ``mul(x, sigmoid_hard(x))``)
+    and swish written out. The product is one function of ``x``, which the post-processor's LUT activation can
+    evaluate in the pass that makes ``x``, as it does ``silu`` (inferred, I: the ANE's activation is a LUT,
+    github.com/maderix/ANE, R; with two planar-engine passes per hard-swish Apple's 0.13 ms MobileNetV3-small on an
+    A16, apple.github.io/coremltools/docs-guides opt-quantization-perf, A, is out of reach)."""
+    device_of = {id(p.op): p.device for p in placements}
+    out = set()
+    for p in placements:
+        op = p.op
+        ins = op.runtime_inputs()
+        if op.type != "mul" or len(ins) != 2 or p.device != "ane":
+            continue
+        for x, g in (ins, ins[::-1]):
+            f = g.producer
+            if (
+                f is not None
+                and f.type in FUSABLE - BINARY_ELEMENTWISE
+                and device_of.get(id(f)) == "ane"
+                and f.runtime_inputs() == [x]
+                and consumers.get(g.name) == [op]
+                and sorted(map(id, consumers.get(x.name, ()))) == sorted((id(f), id(op)))
+            ):
+                out |= {id(f), id(op)}
+                break
+    return out
+
+
 def _quantized_on_write(op, producer_op, device_of) -> bool:
     """A ``quantize`` of a tensor made on the ANE: the pass that makes the tensor writes it as int8 (the ANE's
     tensor formats are int8 / uint8 / fp16, rule DT-9; W8A8 runs as int8 chains, Apple's opt-quantization-perf)."""
     made = producer_op is not None and producer_op.type != "dequantize"  # a requantize is a pass of its own
     return op.type == "quantize" and made and device_of.get(id(producer_op)) == "ane"
+
+
+def _before_round_trip(v, consumers):
+    """``x`` when ``v`` is ``dequantize(quantize(x))`` and nothing else reads the pair: W8A8 graphs put one between a
+    conv and its activation, which the conv's pass still applies before it writes int8 (Apple's W8A8 MobileViTv2, SiLU
+    after each conv, ran 15-24% faster than fp16 on an A16 / A17 Pro, opt-quantization-perf, A); else ``v``."""
+    dq = v.producer
+    q = dq.runtime_inputs()[0].producer if dq is not None and dq.type == "dequantize" and dq.runtime_inputs() else None
+    if q is None or q.type != "quantize" or len(consumers.get(v.name, ())) != 1:
+        return v
+    return q.runtime_inputs()[0] if len(consumers.get(q.outputs[0].name, ())) == 1 else v
 
 
 def _dequantized_on_read(op, device_of, consumers) -> bool:
@@ -411,41 +474,57 @@ def op_times(
         for v in p.op.runtime_inputs():
             consumers.setdefault(v.name, []).append(p.op)
     fused = set()  # ids of ops done in the pass before them (a MAC op's or a fused chain's)
+    root: dict[int, int] = {}  # op id of a fused op -> op id of the pass it is done in
     on_read = set()  # ids of dequantize ops their ANE readers do themselves
+    gated = gated_activations(placements, consumers)
     for p in placements:
         if p.device != "ane":
             continue
         op = p.op
         first = op.runtime_inputs()[0] if op.runtime_inputs() else None
         producer = first.producer if first is not None else None
-        if _quantized_on_write(op, producer, device_of) or (
-            _fusable(op, producer, device_of, consumers) and (id(producer) in fused or mac_kind(producer))
+        source = _before_round_trip(first, consumers).producer if first is not None else None
+        if _quantized_on_write(op, producer, device_of):
+            fused.add(id(op))
+            root[id(op)] = root.get(id(producer), id(producer))
+        elif (id(op) in gated or _fusable(op, source, device_of, consumers)) and (
+            id(source) in fused or mac_kind(source)
         ):
             fused.add(id(op))
+            root[id(op)] = root.get(id(source), id(source))
         if _dequantized_on_read(op, device_of, consumers):
             on_read.add(id(op))
+
+    def pass_of(op) -> int:
+        return root.get(id(op), id(op))
 
     def read(v):
         """What an ANE op reads for ``v``: the int8 tensor when ``v`` is dequantized on read."""
         return v.producer.runtime_inputs()[0] if v.producer is not None and id(v.producer) in on_read else v
 
+    def made_in(v, key: int) -> bool:
+        """``v`` is made within the pass ``key`` (by its op or by one fused into it)."""
+        return v.producer is not None and pass_of(v.producer) == key
+
+    def readers_of(v) -> list:
+        """The ops that read ``v``, through the dequantize ops their readers do themselves."""
+        return [r for c in consumers.get(v.name, ()) for r in (readers_of(c.outputs[0]) if id(c) in on_read else [c])]
+
     def carried_on(v) -> bool:
-        """``v`` is never written: its one reader continues the pass that makes it (fused, or quantized on write)."""
-        readers = consumers.get(v.name, ())
-        return len(readers) == 1 and id(readers[0]) in fused and readers[0].runtime_inputs()[0] is v
+        """``v`` is never written: its readers all continue the pass that makes it (fused, or quantized on write)."""
+        readers = readers_of(v)
+        return bool(readers) and all(id(r) in fused and made_in(v, pass_of(r)) for r in readers)
 
     traffic: dict[int, tuple[float, float]] = {}  # op id -> activation bytes its pass moves [from DRAM, from the SLC]
-    root: dict[int, int] = {}  # op id of a fused op -> op id of the pass it is done in
     for i, p in enumerate(placements):
         op = p.op
         if p.device != "ane" or id(op) in on_read:
             continue
-        is_fused = id(op) in fused
-        if is_fused:
-            producer = op.runtime_inputs()[0].producer
-            root[id(op)] = root.get(id(producer), id(producer))
+        key = pass_of(op)  # a fused op's traffic is its pass's
         moved = []
-        for v in map(read, activations(op)[1 if is_fused else 0 :]):
+        for v in map(read, activations(op)):
+            if made_in(v, key):  # the pass's own result, still in the post-processor
+                continue
             j = position.get(id(v.producer)) if v.producer is not None else None
             if j is None or segment_id[j] != segment_id[i] or v.type.nbytes > L2_BYTES:
                 moved.append(v)
@@ -459,7 +538,6 @@ def op_times(
                 moved.append(v)
         if moves_last_axis(op):
             moved += [*op.runtime_inputs()[:1], *op.outputs]
-        key = root.get(id(op), id(op))  # a fused op's traffic is its pass's
         from_dram, from_slc = traffic.get(key, (0.0, 0.0))
         for v in moved:
             if v.type.nbytes > SLC_BYTES:

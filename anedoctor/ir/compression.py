@@ -44,6 +44,24 @@ def arg(op: Op, name: str) -> tuple[str, tuple[int, ...]] | None:
     return str(getattr(a, "dtype", np.asarray(a).dtype)), tuple(getattr(a, "shape", np.shape(a)))
 
 
+def stored_bytes(op: Op) -> int:
+    """Bytes a constexpr chain stores for its weight: the compressed data, LUTs and scales, whether inputs (iOS 18)
+    or attributes (iOS 16), sub-byte types packed, with those of the constexpr ops it reads; arguments of 16 elements
+    or fewer (axes, shapes) left out."""
+    total = 0
+    for name in {*op.inputs, *op.attrs}:
+        v = op.input(name)
+        if v is not None and not v.is_const:
+            total += (
+                stored_bytes(v.producer) if v.producer is not None and v.producer.type.startswith("constexpr_") else 0
+            )
+            continue
+        dtype, shape = arg(op, name) or ("", ())
+        if math.prod(shape) > 16:
+            total += math.ceil(math.prod(shape) * dtype_bits(dtype) / 8)
+    return total
+
+
 def format_step(op: Op, out: Value) -> dict[str, Any]:
     """Bits and granularity of one constexpr op (coremltools' iOS 16 and iOS 18 forms)."""
     mask = arg(op, "data_mask") or arg(op, "indices_mask")  # joint sparse forms: params follow the dense shape
