@@ -404,14 +404,13 @@ def _fusable(op, producer_op, device_of, consumers) -> bool:
     return len(consumers.get(producer_op.outputs[0].name, ())) == 1
 
 
-def gated_activations(placements, consumers) -> set[int]:
+def gated_activations(placements, device_of, consumers) -> set[int]:
     """Ids of the ``f`` and the ``mul`` of each ``mul(x, f(x))`` on the ANE, ``f`` an activation read only by the
     ``mul`` and ``x`` read only by the two: hard-swish (coremltools lowers torch's to ``mul(x, sigmoid_hard(x))``)
     and swish written out. The product is one function of ``x``, which the post-processor's LUT activation can
     evaluate in the pass that makes ``x``, as it does ``silu`` (inferred, I: the ANE's activation is a LUT,
     github.com/maderix/ANE, R; with two planar-engine passes per hard-swish Apple's 0.13 ms MobileNetV3-small on an
     A16, apple.github.io/coremltools/docs-guides opt-quantization-perf, A, is out of reach)."""
-    device_of = {id(p.op): p.device for p in placements}
     out = set()
     for p in placements:
         op = p.op
@@ -473,10 +472,10 @@ def op_times(
     for p in placements:
         for v in p.op.runtime_inputs():
             consumers.setdefault(v.name, []).append(p.op)
-    fused = set()  # ids of ops done in the pass before them (a MAC op's or a fused chain's)
-    root: dict[int, int] = {}  # op id of a fused op -> op id of the pass it is done in
+    # op id of each op done in the pass before it (a MAC op's or a fused chain's) -> op id of the pass it is done in
+    root: dict[int, int] = {}
     on_read = set()  # ids of dequantize ops their ANE readers do themselves
-    gated = gated_activations(placements, consumers)
+    gated = gated_activations(placements, device_of, consumers)
     for p in placements:
         if p.device != "ane":
             continue
@@ -485,12 +484,10 @@ def op_times(
         producer = first.producer if first is not None else None
         source = _before_round_trip(first, consumers).producer if first is not None else None
         if _quantized_on_write(op, producer, device_of):
-            fused.add(id(op))
             root[id(op)] = root.get(id(producer), id(producer))
         elif (id(op) in gated or _fusable(op, source, device_of, consumers)) and (
-            id(source) in fused or mac_kind(source)
+            id(source) in root or mac_kind(source)
         ):
-            fused.add(id(op))
             root[id(op)] = root.get(id(source), id(source))
         if _dequantized_on_read(op, device_of, consumers):
             on_read.add(id(op))
@@ -513,7 +510,7 @@ def op_times(
     def carried_on(v) -> bool:
         """``v`` is never written: its readers all continue the pass that makes it (fused, or quantized on write)."""
         readers = readers_of(v)
-        return bool(readers) and all(id(r) in fused and made_in(v, pass_of(r)) for r in readers)
+        return bool(readers) and all(id(r) in root and made_in(v, pass_of(r)) for r in readers)
 
     traffic: dict[int, tuple[float, float]] = {}  # op id -> activation bytes its pass moves [from DRAM, from the SLC]
     for i, p in enumerate(placements):
@@ -550,7 +547,7 @@ def op_times(
         op = p.op
         if p.device != "ane":
             times.append(model.roofline(p.device, op, p.flops, p.bytes))
-        elif id(op) in fused or id(op) in on_read:
+        elif id(op) in root or id(op) in on_read:
             times.append(OpTime(0.0, "fused"))
         else:
             times.append(model.ane(op, p.flops, *traffic.get(id(op), (0.0, 0.0))))
