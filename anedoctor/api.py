@@ -200,7 +200,12 @@ def size_enumerated_shapes(model: Model) -> None:
     try:
         from .execute import run as execute
 
-        shapes = {name: arr.shape for name, arr in execute(model, keep_intermediates=True).intermediates.items()}
+        shapes: dict[str, tuple[int, ...]] = {}
+
+        def record(step, results: tuple) -> None:
+            shapes.update((v.name, tuple(t.shape)) for v, t in zip(step.op.outputs, results) if hasattr(t, "shape"))
+
+        execute(model, trace=record)
     except (ImportError, ModelError) as e:
         model.notes.append(
             f"{graph.name}: enumerated-shape ops could not be sized ({str(e)[:120]}); their costs count as 0"

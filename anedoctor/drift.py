@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
-from .execute import FP16_MAX, check_inputs, default_inputs, load_model, run
+from .execute import FP16_MAX, check_inputs, default_inputs, executed_graphs, load_model, side_by_side
 from .ir import Op, Value
 
 __all__ = ["numerics", "NumericsReport", "Finding", "compare", "psnr", "rel_err"]
 FP16_MIN_NORMAL = 2.0**-14
 TINY = 1e-30
 KINDS = ("overflow", "nan", "inf", "underflow", "drift")
+SOFTMAX_LIKE = ("softmax", "scaled_dot_product_attention")
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -298,7 +299,8 @@ def describe(kind: str, out: Value, m: dict, threshold: float, min_psnr: float) 
     )
 
 
-def input_ranges(op: Op, ref: dict[str, np.ndarray]) -> dict[str, Range]:
+def input_ranges(op: Op, ranges: dict[str, Range]) -> dict[str, Range]:
+    """The fp32 ranges of the op's inputs: constants from their data, the rest from ``ranges`` (by value name)."""
     out = {}
     for arg, vals in op.inputs.items():
         for i, v in enumerate(vals if isinstance(vals, list) else [vals]):
@@ -307,8 +309,8 @@ def input_ranges(op: Op, ref: dict[str, np.ndarray]) -> dict[str, Range]:
                 data = v.data()
                 if isinstance(data, np.ndarray) and data.dtype.kind == "f" and data.size > 1:
                     out[key] = Range.of(data, f"const {v.type.dtype}")
-            elif v.name in ref:
-                out[key] = Range.of(ref[v.name], v.type.dtype)
+            elif v.name in ranges:
+                out[key] = ranges[v.name]
     return out
 
 
@@ -339,40 +341,48 @@ def numerics(
         raise ModelError(f"{m.path}: the model has no neural network to execute")
     graph = m.graphs[0]
     feeds = check_inputs(graph, inputs if inputs is not None else default_inputs(m, graph, example_inputs, seed))
-    ref = run(m, feeds, "fp32", keep_intermediates=True, seed=seed)
-    emu = run(m, feeds, "fp16", devices=devices, accumulator=accumulator, keep_intermediates=True, seed=seed)
-    ref_vals = {**feeds, **ref.intermediates}
-    emu_vals = {**emu.inputs, **emu.intermediates}
+    graphs = executed_graphs(m)
+    consumers = {name: ops for g in graphs for name, ops in g.consumers().items()}
+    into_softmax = {v.name for g in graphs for op in g.ops if op.type in SOFTMAX_LIKE for v in op.runtime_inputs()}
+    dtypes = {v.name: v.type.dtype for g in graphs for v in g.inputs}
+    ranges = {name: Range.of(a, dtypes.get(name, str(np.asarray(a).dtype))) for name, a in feeds.items()}
+    neginf = {name for name, a in feeds.items() if name in into_softmax and np.isneginf(np.asarray(a)).any()}
     findings, rows, warnings = [], [], []
     bad: set[str] = set()
     drifted: set[str] = set()
-    graphs = m.graphs if m.format == "pipeline" else m.graphs[:1]
-    for g in graphs:
-        consumers = g.consumers()
-        for op in g.ops:
-            device = emu.devices.get(op.name, "-")
-            res, metrics = compare(op, ref_vals, emu_vals, bad, drifted, threshold, min_psnr)
-            if metrics:
-                rows.append({"op": op.name, "type": op.type, "index": op.index, "device": device, **metrics})
-            warnings += op_warnings(op, device, ref_vals)
-            if res and len(findings) < max_findings:
-                kind, out, mt = res
-                findings.append(
-                    Finding(
-                        kind,
-                        op.name,
-                        op.type,
-                        op.index,
-                        device,
-                        out.name,
-                        describe(kind, out, mt, threshold, min_psnr),
-                        mt["rel_err"],
-                        mt["psnr"],
-                        Range.of(ref_vals[out.name], out.type.dtype),
-                        input_ranges(op, ref_vals),
-                        fix_for(kind, op, consumers, ref_vals),
-                    )
+
+    def visit(step, ref_vals: dict[str, np.ndarray], emu_vals: dict[str, np.ndarray]) -> None:
+        op = step.op
+        device = step.device if step.emulate else "-"
+        for v in op.outputs:
+            if v.name in ref_vals:
+                ranges[v.name] = Range.of(ref_vals[v.name], v.type.dtype)
+                if v.name in into_softmax and np.isneginf(ref_vals[v.name]).any():
+                    neginf.add(v.name)
+        res, metrics = compare(op, ref_vals, emu_vals, bad, drifted, threshold, min_psnr)
+        if metrics:
+            rows.append({"op": op.name, "type": op.type, "index": op.index, "device": device, **metrics})
+        warnings.extend(op_warnings(op, device, ref_vals, neginf))
+        if res and len(findings) < max_findings:
+            kind, out, mt = res
+            findings.append(
+                Finding(
+                    kind,
+                    op.name,
+                    op.type,
+                    op.index,
+                    device,
+                    out.name,
+                    describe(kind, out, mt, threshold, min_psnr),
+                    mt["rel_err"],
+                    mt["psnr"],
+                    ranges[out.name],
+                    input_ranges(op, ranges),
+                    fix_for(kind, op, consumers, ref_vals),
                 )
+            )
+
+    ref, emu = side_by_side(m, m, feeds, visit, "fp16", devices, accumulator, seed)
     outputs = [output_check(n, emu.outputs[n], ref.outputs[n], threshold, min_psnr) for n in ref.outputs]
     reference_checks = (
         torch_reference(torch_ref, graph, feeds, ref.outputs, threshold, min_psnr, warnings) if torch_ref else []
@@ -399,20 +409,19 @@ def numerics(
     )
 
 
-def op_warnings(op: Op, device: str, ref: dict[str, np.ndarray]) -> list[str]:
-    """Problems fp16 emulation cannot show: -inf masks into ANE softmax, and fp32 values beyond
-    fp16 range in ops placed on the CPU (they would overflow if the op moved to the ANE/GPU)."""
+def op_warnings(op: Op, device: str, outputs: dict[str, np.ndarray], neginf: set[str]) -> list[str]:
+    """Problems fp16 emulation cannot show: -inf masks into ANE softmax (``neginf``: the values whose fp32 reference
+    holds -inf), and fp32 values beyond fp16 range in ops placed on the CPU (they would overflow if the op moved to
+    the ANE/GPU); ``outputs``: the op's fp32 outputs."""
     out = []
-    if device == "ane" and op.type in ("softmax", "scaled_dot_product_attention"):
-        vals = [ref.get(v.name) for v in op.runtime_inputs()]
-        if any(a is not None and a.dtype.kind == "f" and np.isneginf(a).any() for a in vals):
-            out.append(
-                f"op {op.name!r} ({op.type}) on the ANE receives -inf (an attention mask?): the ANE mishandles IEEE "
-                "-inf in softmax (ane-rules NU-2); use a large finite negative such as -1e4"
-            )
+    if device == "ane" and op.type in SOFTMAX_LIKE and any(v.name in neginf for v in op.runtime_inputs()):
+        out.append(
+            f"op {op.name!r} ({op.type}) on the ANE receives -inf (an attention mask?): the ANE mishandles IEEE "
+            "-inf in softmax (ane-rules NU-2); use a large finite negative such as -1e4"
+        )
     if device == "cpu":
         for v in op.outputs:
-            a = ref.get(v.name)
+            a = outputs.get(v.name)
             if (
                 a is not None
                 and a.dtype.kind == "f"

@@ -6,7 +6,9 @@ For each model: the fp32 forward time of the executor (a compiled Plan run on th
 fp32 .mlpackage) and of torch eager (inference mode), median of ``--repeats`` runs taken
 alternately in one process with the same thread count, and their ratio (target <= 2x). Memory:
 each side runs in a fresh subprocess; ``resource.getrusage`` gives the peak RSS, reported as the
-growth over the process after its imports (model weights + a forward pass), and the ratio.
+growth over the process after its imports (model weights + a forward pass), and the ratio. The
+numerics column is ``anedoctor.numerics`` (an fp32 and an fp16 run compared op by op) measured the
+same way: two runs' weights and live tensors, not every intermediate (target <= 2.5x the executor).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def child(side: str, name: str, package: str, threads: int) -> None:
     loaded, through three forward passes; printed as JSON."""
     import gc
 
+    from anedoctor import numerics
     from anedoctor.execute import Plan, check_inputs
     from anedoctor.loaders import load
     from anedoctor.util import quiet_coremltools
@@ -84,17 +87,22 @@ def child(side: str, name: str, package: str, threads: int) -> None:
     inputs = bench_models()[name]()[1]
     gc.collect()
     base = reset_peak()
-    if side == "executor":
-        graph = load(package).graphs[0]
-        plan = Plan(graph)
-        arrays = check_inputs(graph, dict(zip((v.name for v in graph.inputs), (x.numpy() for x in inputs))))
-        forward = lambda: plan.run(arrays)  # noqa: E731
-    else:
+    if side == "eager":
         module = bench_models()[name]()[0]
 
         def forward():
             with torch.inference_mode():
                 return module(*inputs)
+
+    else:
+        model = load(package)
+        graph = model.graphs[0]
+        arrays = check_inputs(graph, dict(zip((v.name for v in graph.inputs), (x.numpy() for x in inputs))))
+        if side == "numerics":
+            forward = lambda: numerics(model, arrays, devices="ane")  # noqa: E731
+        else:
+            plan = Plan(graph)
+            forward = lambda: plan.run(arrays)  # noqa: E731
 
     for _ in range(3):
         forward()
@@ -144,7 +152,7 @@ def main() -> None:
     )
     print(
         f"{'model':8} {'executor ms':>12} {'eager ms':>9} {'ratio':>6} {'executor MB':>12} {'eager MB':>9} "
-        f"{'ratio':>6} {'max rel err':>12}"
+        f"{'ratio':>6} {'max rel err':>12} {'numerics MB':>12} {'/ executor':>10}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
@@ -172,10 +180,13 @@ def main() -> None:
                     module(*inputs)
                 times["eager"].append(time.perf_counter() - t)
             ours, eager = (statistics.median(times[k]) * 1e3 for k in ("executor", "eager"))
-            mem_ours, mem_eager = (measure_memory(side, name, package, args.threads) for side in ("executor", "eager"))
+            mem_ours, mem_eager, mem_numerics = (
+                measure_memory(side, name, package, args.threads) for side in ("executor", "eager", "numerics")
+            )
             print(
                 f"{name:8} {ours:12.2f} {eager:9.2f} {ours / eager:6.2f} {mem_ours:12.1f} {mem_eager:9.1f} "
-                f"{mem_ours / max(mem_eager, 1e-9):6.2f} {err:12.1e}",
+                f"{mem_ours / max(mem_eager, 1e-9):6.2f} {err:12.1e} {mem_numerics:12.1f} "
+                f"{mem_numerics / max(mem_ours, 1e-9):10.2f}",
                 flush=True,
             )
 

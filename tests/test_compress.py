@@ -233,6 +233,20 @@ def test_block_size_must_divide_channels(models, tmp_path):
     assert not (tmp_path / "x.mlpackage").exists()
 
 
+def test_a_model_compressed_already_is_refused_not_copied(conv_sweep, models, tmp_path):
+    """coremltools.optimize leaves compressed weights as they are: compressing the 4-bit variant again would write
+    the same model under a new name, so it is a one-line error before any work; a dense model is not refused."""
+    palettized = Path(by_label(conv_sweep, "palettize 4-bit").output)
+    for call in (
+        lambda: compress(palettized, tmp_path / "x.mlpackage", quantize="int8"),
+        lambda: sweep(palettized, tmp_path / "sweep"),
+    ):
+        with pytest.raises(ModelError, match=r"no weight to compress: .* already \(3 4-bit LUT per-tensor\)"):
+            call()
+    assert not (tmp_path / "x.mlpackage").exists() and not (tmp_path / "sweep").exists()
+    assert compress(models["conv"], tmp_path / "y.mlpackage", quantize="int8").weight_ratio < 0.6
+
+
 def test_calibration_data_is_checked(models, tmp_path):
     wrong_name, wrong_shape = tmp_path / "n.npz", tmp_path / "s.npz"
     np.savez(wrong_name, y=np.zeros((1, 64, 32, 32), np.float32))

@@ -8,6 +8,7 @@ import contextlib
 import io
 import shutil
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from torch.nn import functional as F
 from zoo import ZOO, input_names, zoo_models  # noqa: F401  (zoo_models is a fixture)
 
 from anedoctor.errors import ModelError
-from anedoctor.execute import generate_inputs, load_inputs, run, save_outputs
+from anedoctor.execute import generate_inputs, load_inputs, run, save_outputs, side_by_side
 from anedoctor.loaders import load
 
 warnings.filterwarnings("ignore")
@@ -696,6 +697,37 @@ def test_fp16_accumulator_setting_changes_long_sums(tmp):
     wide = next(iter(run(path, {"x": x}, precision="fp16", devices="ane").outputs.values()))[0, 0]
     narrow = next(iter(run(path, {"x": x}, precision="fp16", devices="ane", accumulator="fp16").outputs.values()))[0, 0]
     assert abs(wide - exact) <= exact * 2**-10 < abs(narrow - exact)
+
+
+def test_side_by_side_hands_each_op_both_runs_values_and_keeps_none(tmp):
+    """The second model drives: each of its ops gets its own outputs and the first model's values of the same name
+    (none for a name only it makes), equal to separate runs' intermediates; no value is held after its visit."""
+
+    def first(x):
+        return mb.relu(x=mb.add(x=mb.mul(x=x, y=2.0, name="a"), y=-1.0, name="b"), name="c")
+
+    def second(x):
+        extra = mb.mul(x=x, y=0.0, name="only_here")
+        return mb.relu(x=mb.add(x=mb.add(x=mb.mul(x=x, y=2.0, name="a"), y=-1.0, name="b"), y=extra), name="c")
+
+    one = program_model(tmp / "first.mlpackage", first, [(8,)])
+    two = program_model(tmp / "second.mlpackage", second, [(8,)])
+    x = {"x": RNG.standard_normal(8).astype(F32)}
+    seen, held = [], []
+
+    def visit(step, values, other_values):
+        seen.append((step.op.name, sorted(values), sorted(other_values)))
+        held.extend(weakref.ref(a) for a in values.values())
+        for name, a in values.items():
+            assert np.array_equal(a, alone[name]) and np.array_equal(other_values[name], alone_other[name])
+
+    alone = run(one, x, keep_intermediates=True).intermediates
+    alone_other = run(two, x, keep_intermediates=True).intermediates
+    reference, result = side_by_side(one, two, x, visit)
+    assert [name for name, _, _ in seen] == [op.name for op in load(two).ops if op.type != "const"]
+    assert ("only_here", [], ["only_here"]) in seen and ("a", ["a"], ["a"]) in seen
+    assert all(ref() is None for ref in held)
+    assert np.array_equal(reference.outputs["c"], result.outputs["c"])
 
 
 def test_devices_mapping_and_report(zoo_models):

@@ -150,36 +150,35 @@ class Accuracy:
 
 
 def accuracy(
-    compressed: Model, reference: Any, inputs_label: str, threshold: float = 0.05, min_psnr: float = 35.0
+    compressed: Model,
+    original: Model,
+    inputs: dict[str, Any],
+    inputs_label: str,
+    threshold: float = 0.05,
+    min_psnr: float = 35.0,
 ) -> Accuracy:
     """Per-output PSNR / relative error, and where along the graph the error appears and grows.
 
-    ``reference`` is the original's :class:`RunResult` with intermediates (run once, reused by a sweep).
-    Uses the numerics machinery of :mod:`anedoctor.drift` (same metrics, same drift test)."""
+    The compressed model runs beside the original on ``inputs``, op by op, so only the values not yet compared are
+    held. Uses the numerics machinery of :mod:`anedoctor.drift` (same metrics, same drift test)."""
     from ..drift import compare, psnr, rel_err
-    from ..execute import run
-
-    result = run(compressed, reference.inputs, keep_intermediates=True)
+    from ..execute import side_by_side
 
     def error(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         """(PSNR, relative error); identical tensors have infinite PSNR."""
         err = rel_err(a, b)
         return (psnr(a, b) if err else math.inf), err
 
-    outputs = [
-        OutputError(name, *error(result.outputs[name], ref))
-        for name, ref in reference.outputs.items()
-        if name in result.outputs and np.asarray(ref).dtype.kind == "f"
-    ]
-    ref_vals = {**reference.inputs, **reference.intermediates}
-    new_vals = {**result.inputs, **result.intermediates}
     bad: set[str] = set()
     drifted: set[str] = set()
-    first, growth, op_psnr = None, None, {}
-    for op in compressed.graphs[0].ops:
+    found: dict[str, Any] = {"first": None, "growth": None}
+    op_psnr: dict[str, float] = {}
+
+    def visit(step, ref_vals: dict[str, np.ndarray], new_vals: dict[str, np.ndarray]) -> None:
+        op = step.op
         res, metrics = compare(op, ref_vals, new_vals, bad, drifted, threshold, min_psnr)
         if not metrics:
-            continue
+            return
         worst_input = min((op_psnr.get(v.name, math.inf) for v in op.runtime_inputs()), default=math.inf)
         op_psnr[metrics["output"]] = metrics["psnr"] if metrics["rel_err"] else math.inf
         row = {
@@ -189,9 +188,17 @@ def accuracy(
             "rel_err": metrics["rel_err"],
             "input_psnr": worst_input,
         }
-        if res and first is None:
-            first = row
+        if res and found["first"] is None:
+            found["first"] = row
+        growth = found["growth"]
         drop = min(worst_input, 200.0) - metrics["psnr"]
         if drop > 0.5 and (growth is None or drop > min(growth["input_psnr"], 200.0) - growth["psnr"]):
-            growth = row
-    return Accuracy(outputs, first, growth, inputs_label)
+            found["growth"] = row
+
+    reference, result = side_by_side(original, compressed, inputs, visit)
+    outputs = [
+        OutputError(name, *error(result.outputs[name], ref))
+        for name, ref in reference.outputs.items()
+        if name in result.outputs and np.asarray(ref).dtype.kind == "f"
+    ]
+    return Accuracy(outputs, found["first"], found["growth"], inputs_label)

@@ -17,7 +17,16 @@ from ..ir import Model
 from ..outputs import check_package_output, publish_package
 from ..util import Exportable
 from .analysis import Accuracy, OpFormat, PlacementChange, Sizes, accuracy, op_formats, placement_changes
-from .recipe import Recipe, apply, check_blocks, check_target, load_calibration, make_recipe, open_mlmodel
+from .recipe import (
+    Recipe,
+    apply,
+    check_blocks,
+    check_compressible,
+    check_target,
+    load_calibration,
+    make_recipe,
+    open_mlmodel,
+)
 
 NO_ESTIMATE = "no estimate"
 
@@ -45,20 +54,22 @@ def save_atomic(ml: Any, output: Path) -> None:
 
 @dataclass
 class Baseline:
-    """The uncompressed model, measured once: placement, sizes and a reference run with intermediates."""
+    """The uncompressed model, measured once: placement, sizes, and the inputs it ran on (every compressed variant
+    runs beside it on them)."""
 
     path: Path
     model: Model
     report: Any
     sizes: Sizes
-    reference: Any
+    inputs: dict[str, Any]
     inputs_label: str
 
 
 def baseline(
     source: Path, chip: str | None, os_: str | None, inputs: Any = None, model: Model | None = None
 ) -> Baseline:
-    """Load, check and run the uncompressed model once."""
+    """Load, check and run the uncompressed model once (an op the executor cannot run fails here, before any
+    compression)."""
     from ..api import check, load
     from ..execute import load_inputs, run
 
@@ -66,9 +77,9 @@ def baseline(
     if isinstance(inputs, (str, os.PathLike)):
         inputs = load_inputs(str(inputs))
     report = check(model, chip=chip, os=os_)
-    reference = run(model, inputs, keep_intermediates=True, seed=0)
+    reference = run(model, inputs, seed=0)
     label = "given inputs" if inputs is not None else "random inputs (seed 0)"
-    return Baseline(source, model, report, Sizes.of(source), reference, label)
+    return Baseline(source, model, report, Sizes.of(source), reference.inputs, label)
 
 
 def load_mlprogram(source: Path) -> Model:
@@ -211,7 +222,7 @@ def measure(base: Baseline, recipe: Recipe, output: Path, chip: str | None, os_:
         summary_after,
         op_formats(after),
         placement_changes(base.report, after),
-        accuracy(model, base.reference, base.inputs_label),
+        accuracy(model, base.model, base.inputs, base.inputs_label),
         notes,
     )
 
@@ -250,6 +261,8 @@ def compress(
     check_target(recipe, model, os)
     calibration = load_calibration(activations, model) if activations is not None else None
     ml = open_mlmodel(src)
+    if not recipe.w8a8:  # int8 activations change a model whose weights are compressed already
+        check_compressible(ml, model, src)
     check_blocks(recipe, ml, src)
     base = baseline(src, chip, os, inputs, model)
     save_atomic(apply(recipe, ml, model, calibration), out)

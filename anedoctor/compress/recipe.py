@@ -205,6 +205,24 @@ def check_blocks(recipe: Recipe, ct_model: Any, path: Path) -> None:
         raise ModelError(f"{path}: {misfits[0]}{more}")
 
 
+def check_compressible(ct_model: Any, model: Model, path: Path) -> None:
+    """Refuse a weight compression that would change nothing: coremltools.optimize compresses dense weights
+    only, and leaves weights compressed already as they are (the output would be the input under a new name)."""
+    if next(compressible_weights(ct_model), None) is not None:
+        return
+    from collections import Counter
+
+    from ..ir.compression import op_weight_formats
+
+    formats = Counter(f for op in model.graphs[0].ops for f in op_weight_formats(op).values())
+    held = "; ".join(f"{n} {text}" for text, n in formats.most_common(3))
+    raise ModelError(
+        f"{path}: no weight to compress: coremltools.optimize compresses dense weights of more than "
+        f"{WEIGHT_THRESHOLD} elements"
+        + (f", and this model's are compressed already ({held})" if held else ", and this model has none")
+    )
+
+
 def load_calibration(source: str | Path | dict, model: Model) -> list[dict[str, np.ndarray]]:
     """Calibration samples from an .npz (or a dict): each array is one sample shaped like the model input,
     or a stack of samples along a new first axis. Names and shapes are checked against the model."""

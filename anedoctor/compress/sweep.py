@@ -24,7 +24,7 @@ from .core import (
     measure,
     save_atomic,
 )
-from .recipe import Recipe, apply, block_misfits, check_target, open_mlmodel
+from .recipe import Recipe, apply, block_misfits, check_compressible, check_target, open_mlmodel
 
 LEFT = "left uncompressed: "
 SWEEP = (
@@ -169,6 +169,7 @@ def sweep(
         raise ModelError(f"{output_dir}: exists and is not a folder (with --sweep, -o names a folder for the variants)")
     model = load_mlprogram(src)
     ml = open_mlmodel(src)
+    check_compressible(ml, model, src)
     base = baseline(src, chip, os, inputs, model)
     original = SweepRow(
         "original",

@@ -44,6 +44,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -76,6 +77,7 @@ __all__ = [
     "npz_bytes",
     "resolve_devices",
     "run",
+    "side_by_side",
     "save_outputs",
 ]
 
@@ -145,12 +147,22 @@ def naming_the_model(fn):
             return fn(model, *args, **kwargs)
         except ModelError as e:
             path = model.path if isinstance(model, Model) else ""
-            path = str(model) if isinstance(model, (str, os.PathLike)) else path
-            if path and not str(e).startswith(path):
-                raise ModelError(f"{path}: {e}") from None
-            raise
+            raise prefixed(str(model) if isinstance(model, (str, os.PathLike)) else path, e) from None
 
     return wrapper
+
+
+def prefixed(path: Any, e: ModelError) -> ModelError:
+    """``e`` with the model's path in front, unless it starts with it already."""
+    return ModelError(f"{path}: {e}") if path and not str(e).startswith(str(path)) else e
+
+
+def named(m: Model, steps: Iterator) -> Iterator:
+    """``steps``, with a ModelError they raise naming the model's path (as :func:`naming_the_model`)."""
+    try:
+        yield from steps
+    except ModelError as e:
+        raise prefixed(m.path, e) from None
 
 
 @naming_the_model
@@ -163,33 +175,103 @@ def run(
     seed: int = 0,
     keep_intermediates: bool = False,
     example_inputs: Any = None,
+    trace: Callable[[Step, tuple], None] | None = None,
 ) -> RunResult:
     """Execute a model (path, MLModel, torch module + ``example_inputs``, or ir.Model).
 
     ``inputs`` maps input names to arrays (None: generated from the input description with
     ``seed``). ``precision`` is "fp32" or "fp16" (ANE/GPU emulation, see the module docstring)
-    with placement from ``devices`` (see :func:`resolve_devices`). Errors raise ModelError."""
+    with placement from ``devices`` (see :func:`resolve_devices`). ``keep_intermediates`` keeps every
+    top-level op's outputs; ``trace(step, results)`` sees each one instead, without keeping them. Errors raise
+    ModelError."""
     m = load_model(model, example_inputs)
+    result, steps = executing(m, inputs, precision, devices, accumulator, seed, example_inputs)
+    with torch.inference_mode():
+        for step, res in steps:
+            if keep_intermediates:
+                result.intermediates.update(arrays_of(step, res))
+            if trace is not None:
+                trace(step, res)
+    return result
+
+
+def executing(
+    m: Model,
+    inputs: dict[str, Any] | None,
+    precision: str = "fp32",
+    devices: Any = None,
+    accumulator: str = "fp32",
+    seed: int = 0,
+    example_inputs: Any = None,
+) -> tuple[RunResult, Iterator[tuple[Step, tuple]]]:
+    """The run of :func:`run`, one top-level op at a time: its result (outputs, devices and time filled in when the
+    iterator ends) and the iterator of (step, results). The caller holds ``torch.inference_mode()``."""
     if not m.graphs:
         raise ModelError(f"{m.path}: the model has no neural network to execute")
     device_of, placement = resolve_devices(m, devices) if precision == "fp16" else (None, "")
-    start = time.perf_counter()
-    graphs = m.graphs if m.format == "pipeline" else m.graphs[:1]
+    graphs = executed_graphs(m)
     feeds = dict(inputs) if inputs is not None else default_inputs(m, graphs[0], example_inputs, seed)
     given = {k: np.asarray(v) for k, v in feeds.items()}
     result = RunResult({}, precision=precision, accumulator=accumulator, placement=placement, inputs=given)
 
-    def keep(step: Step, res: tuple):
-        for v, val in zip(step.op.outputs, res):
-            if isinstance(val, torch.Tensor):
-                result.intermediates[v.name] = val.numpy()
+    def steps() -> Iterator[tuple[Step, tuple]]:
+        start, fed = time.perf_counter(), feeds
+        for g in graphs:
+            plan = Plan(g, precision, device_of, accumulator, seed)
+            names = {v.name for v in g.inputs}
+            arrays = check_inputs(g, {k: v for k, v in fed.items() if k in names or g is graphs[0]})
+            result.outputs = yield from plan.stepwise(arrays, result.states)
+            result.devices.update((st.op.name, st.device) for st in plan.steps if st.emulate)
+            fed = {**fed, **result.outputs}
+        result.seconds = time.perf_counter() - start
 
-    for g in graphs:
-        plan = Plan(g, precision, device_of, accumulator, seed)
-        names = {v.name for v in g.inputs}
-        arrays = check_inputs(g, {k: v for k, v in feeds.items() if k in names or g is graphs[0]})
-        result.outputs = plan.run(arrays, keep if keep_intermediates else None, result.states)
-        result.devices.update((st.op.name, st.device) for st in plan.steps if st.emulate)
-        feeds = {**feeds, **result.outputs}
-    result.seconds = time.perf_counter() - start
-    return result
+    return result, steps()
+
+
+def executed_graphs(m: Model) -> list:
+    """The graphs a run executes: a pipeline's in order, else the first (main) function."""
+    return m.graphs if m.format == "pipeline" else m.graphs[:1]
+
+
+def step_outputs(m: Model) -> set[str]:
+    """Names of the values a run of ``m`` yields as top-level step outputs (constexpr ops are folded, not run)."""
+    return {
+        v.name for g in executed_graphs(m) for op in g.ops if not op.type.startswith("constexpr_") for v in op.outputs
+    }
+
+
+def arrays_of(step: Step, results: tuple) -> dict[str, np.ndarray]:
+    """A step's tensor outputs as arrays, by value name."""
+    return {v.name: val.numpy() for v, val in zip(step.op.outputs, results) if isinstance(val, torch.Tensor)}
+
+
+def side_by_side(
+    model: Any,
+    other: Any,
+    inputs: dict[str, Any],
+    visit: Callable[[Step, dict[str, np.ndarray], dict[str, np.ndarray]], None],
+    precision: str = "fp32",
+    devices: Any = None,
+    accumulator: str = "fp32",
+    seed: int = 0,
+) -> tuple[RunResult, RunResult]:
+    """Run ``model`` in fp32 and ``other`` (the same model or a rewrite of it, at ``precision`` on ``devices``) on
+    the same inputs in step, and call ``visit(step, values, other_values)`` after each top-level op of ``other``
+    with the arrays both runs made for its outputs (by name; a name ``model`` never makes is absent). A value is held
+    only until ``other`` reaches it, so the memory is that of two runs, not of every intermediate of both. ``seed``
+    seeds both runs' random ops."""
+    m, o = load_model(model), load_model(other)
+    reference, ahead = executing(m, inputs, seed=seed)
+    result, steps = executing(o, inputs, precision, devices, accumulator, seed)
+    ahead, steps = named(m, ahead), named(o, steps)
+    wanted = step_outputs(m) & step_outputs(o)
+    pending: dict[str, np.ndarray] = {}
+    with torch.inference_mode():
+        for step, res in steps:
+            names = [v.name for v in step.op.outputs if v.name in wanted]
+            while any(n not in pending for n in names) and (made := next(ahead, None)) is not None:
+                pending.update((k, a) for k, a in arrays_of(*made).items() if k in wanted)
+            visit(step, {n: pending.pop(n) for n in names if n in pending}, arrays_of(step, res))
+        for _ in ahead:
+            pass
+    return reference, result

@@ -4,6 +4,7 @@ and state."""
 from __future__ import annotations
 
 import math
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -233,15 +234,22 @@ class Plan:
         for i, step in enumerate(self.steps):
             step.free = tuple(frees.get(i, ()))
 
-    def run(
-        self,
-        arrays: dict[str, np.ndarray],
-        trace: Callable[[Step, tuple], None] | None = None,
-        states: dict[str, np.ndarray] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Execute once on checked input arrays (see :func:`check_inputs`); returns the outputs as
-        the model types them. ``trace(step, results)`` sees every top-level op; final state
-        values go to ``states``."""
+    def run(self, arrays: dict[str, np.ndarray], states: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Execute once on checked input arrays (see :func:`check_inputs`); returns the outputs as the model types
+        them, final state values go to ``states``."""
+        steps = self.stepwise(arrays, states)
+        with torch.inference_mode():
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    return done.value
+
+    def stepwise(
+        self, arrays: dict[str, np.ndarray], states: dict[str, np.ndarray] | None = None
+    ) -> Generator[tuple[Step, tuple], None, dict[str, np.ndarray]]:
+        """:meth:`run` one top-level step at a time: yields each step with its results (the values it read last still
+        held) and returns the outputs. The caller holds ``torch.inference_mode()``."""
         env = list(self.init)
         for v, slot in self.inputs:
             arr = arrays.get(v.name)
@@ -254,14 +262,20 @@ class Plan:
                 )
             )
             env[slot] = r16(t) if self.precision == "fp16" and v.type.dtype == "fp16" else t
-        with torch.inference_mode():
-            run_steps(self.steps, env, trace)
+        yield from step_through(self.steps, env)
         if states is not None:
             states.update((v.name, env[slot].numpy()) for v, slot in self.inputs if v.type.kind == "state")
         return {v.name: to_numpy(env[slot], v.type.dtype, self.precision) for v, slot in self.outputs}
 
 
-def run_steps(steps: list[Step], env: list, trace=None) -> None:
+def run_steps(steps: list[Step], env: list) -> None:
+    for _ in step_through(steps, env):
+        pass
+
+
+def step_through(steps: list[Step], env: list) -> Iterator[tuple[Step, tuple]]:
+    """Execute ``steps`` on ``env`` one at a time, yielding each with its results before the values it read last
+    are freed."""
     for s in steps:
         a = {n: env[i] for n, i in s.single}
         for n, slots in s.multi:
@@ -293,8 +307,7 @@ def run_steps(steps: list[Step], env: list, trace=None) -> None:
                     f"declares {tuple(shape)}"
                 )
             env[slot] = val
-        if trace is not None:
-            trace(s, res)
+        yield s, res
         for slot in s.free:
             env[slot] = None
 
