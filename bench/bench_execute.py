@@ -8,7 +8,8 @@ alternately in one process with the same thread count, and their ratio (target <
 each side runs in a fresh subprocess; ``resource.getrusage`` gives the peak RSS, reported as the
 growth over the process after its imports (model weights + a forward pass), and the ratio. The
 numerics column is ``anedoctor.numerics`` (an fp32 and an fp16 run compared op by op) measured the
-same way: two runs' weights and live tensors, not every intermediate (target <= 2.5x the executor).
+same way: two runs' weights and live tensors plus the comparison's float64 temporaries of one tensor,
+not every intermediate of both runs.
 """
 
 from __future__ import annotations

@@ -241,7 +241,7 @@ def test_a_model_compressed_already_is_refused_not_copied(conv_sweep, models, tm
         lambda: compress(palettized, tmp_path / "x.mlpackage", quantize="int8"),
         lambda: sweep(palettized, tmp_path / "sweep"),
     ):
-        with pytest.raises(ModelError, match=r"no weight to compress: .* already \(3 4-bit LUT per-tensor\)"):
+        with pytest.raises(ModelError, match=r"no weight to compress: .* already \(3 weights: 4-bit LUT per-tensor\)"):
             call()
     assert not (tmp_path / "x.mlpackage").exists() and not (tmp_path / "sweep").exists()
     assert compress(models["conv"], tmp_path / "y.mlpackage", quantize="int8").weight_ratio < 0.6

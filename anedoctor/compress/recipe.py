@@ -215,7 +215,7 @@ def check_compressible(ct_model: Any, model: Model, path: Path) -> None:
     from ..ir.compression import op_weight_formats
 
     formats = Counter(f for op in model.graphs[0].ops for f in op_weight_formats(op).values())
-    held = "; ".join(f"{n} {text}" for text, n in formats.most_common(3))
+    held = "; ".join(f"{n} weights: {text}" for text, n in formats.most_common(3))
     raise ModelError(
         f"{path}: no weight to compress: coremltools.optimize compresses dense weights of more than "
         f"{WEIGHT_THRESHOLD} elements"
@@ -278,24 +278,35 @@ def executor_calibration(model: Model) -> Iterator[None]:
     """Let coremltools' activation calibration read intermediates from anedoctor's reference executor.
 
     coremltools collects activation ranges by running the model with Core ML
-    (ModelDebugger.predict_intermediate_outputs), which exists only on macOS; this swaps that one
-    method for a run of the same program in :func:`anedoctor.run`. Range statistics, the concat
-    adjustment and the quantize/dequantize insertion stay coremltools' own."""
+    (ModelDebugger.step, through predict_intermediate_outputs), which exists only on macOS; this swaps
+    that one step for a run of the same program in :func:`anedoctor.run` that hands each intermediate to
+    coremltools' own range recorder as it is made (nothing is kept: a large model calibrates in the
+    memory of one run). Range statistics, the concat adjustment and the quantize/dequantize insertion
+    stay coremltools' own."""
     from coremltools.optimize.coreml.experimental._model_debugger import ModelDebugger
 
-    from ..execute import run
+    from ..execute import arrays_of, run
 
-    def predict(self, inputs, names, compute_units=None):
-        result = run(model, inputs, keep_intermediates=True)
-        values = {**result.intermediates, **result.outputs}
-        return {n: values[n] for n in list(names) + list(result.outputs) if n in values}
+    outputs = {v.name for g in model.graphs for v in g.outputs}
 
-    original = ModelDebugger.predict_intermediate_outputs
-    ModelDebugger.predict_intermediate_outputs = predict
+    def step(self, inputs, activation_stats_dict, intermediate_output_names=None, compute_units=None, **_):
+        names = set(
+            self.get_intermediate_output_names() if intermediate_output_names is None else intermediate_output_names
+        )
+
+        def record(executed, results) -> None:
+            for name, value in arrays_of(executed, results).items():
+                if name in names and name not in outputs:
+                    self.record_intermediate_output(value, name, activation_stats_dict)
+
+        run(model, inputs, trace=record)
+
+    original = ModelDebugger.step
+    ModelDebugger.step = step
     try:
         yield
     finally:
-        ModelDebugger.predict_intermediate_outputs = original
+        ModelDebugger.step = original
 
 
 def open_mlmodel(source: Path) -> Any:
