@@ -266,10 +266,13 @@ def schedule(placements: list[OpPlacement], allowed: tuple[str, ...]) -> list[Op
     return [placements[i] for i in order]
 
 
-def time_ops(placements: list[OpPlacement], target: Target, scale: LatencyScale | None = None) -> None:
+def time_ops(
+    placements: list[OpPlacement], target: Target, scale: LatencyScale | None = None, overrides: dict | None = None
+) -> None:
     """Set each placed op's estimated time and bound (anedoctor.cost.latency); ``scale``: a measured
-    profile's latency factors (Profile.latency_factor), None for the model's own times."""
-    for p, t in zip(placements, op_times(placements, target, scale=scale)):
+    profile's latency factors (Profile.latency_factor), None for the model's own times; ``overrides``: constants
+    other than the fitted ones (bench/calibrate.py)."""
+    for p, t in zip(placements, op_times(placements, target, overrides, scale)):
         p.time_ms, p.bound, p.macs, p.dram_bytes, p.slc_bytes = t.ms, t.bound, t.macs, t.dram_bytes, t.slc_bytes
 
 

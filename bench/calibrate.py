@@ -33,7 +33,8 @@ from published.cases import BY_NAME  # noqa: E402
 from published.evaluate import factor, outside_ms, outside_units  # noqa: E402
 
 import anedoctor  # noqa: E402
-from anedoctor.cost.latency import breakdown, constants, op_times  # noqa: E402
+from anedoctor.cost.latency import breakdown, constants  # noqa: E402
+from anedoctor.placement import time_ops  # noqa: E402
 
 FITTED_PY = Path(__file__).resolve().parent.parent / "anedoctor" / "cost" / "fitted.py"
 # name -> (lower, upper) physical bounds
@@ -113,8 +114,7 @@ def timed(report, overrides: dict) -> float:
     for p in report.placements:
         parts.setdefault(p.part, []).append(p)
     for placements in parts.values():
-        for p, t in zip(placements, op_times(placements, report.target, overrides)):
-            p.time_ms, p.macs, p.dram_bytes = t.ms, t.macs, t.dram_bytes
+        time_ops(placements, report.target, overrides=overrides)
     return breakdown(report.placements, report.target, overrides).latency_ms
 
 

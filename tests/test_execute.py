@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from zoo import ZOO, input_names, zoo_models  # noqa: F401  (zoo_models is a fixture)
 
 from anedoctor.errors import ModelError
-from anedoctor.execute import generate_inputs, load_inputs, run, save_outputs, side_by_side
+from anedoctor.execute import Plan, check_inputs, generate_inputs, load_inputs, run, save_outputs, side_by_side
 from anedoctor.loaders import load
 
 warnings.filterwarnings("ignore")
@@ -661,6 +661,14 @@ def test_compressed_weights_decompress_exactly(name, resnet_path, tmp):
     x = {"x": RNG.standard_normal((1, 3, 64, 64)).astype(F32)}
     a, b = run(tmp / f"{name}.mlpackage", x).outputs, run(tmp / f"{name}_dense.mlpackage", x).outputs
     assert all(np.array_equal(a[k], b[k]) for k in a)
+    # two plans of the graph sharing constants (numerics' fp32 and fp16 runs) decompress and hold each weight once
+    graph, shared = load(tmp / f"{name}.mlpackage").graphs[0], {}
+    first, second = Plan(graph, constants=shared), Plan(graph, "fp16", constants=shared)
+    weights = [i for i, t in enumerate(first.init) if isinstance(t, torch.Tensor) and t.numel() > 64]
+    assert weights and all(second.init[i] is first.init[i] for i in weights)
+    arrays = check_inputs(graph, x)
+    alone, together = Plan(graph, "fp16").run(arrays), second.run(arrays)
+    assert all(np.array_equal(alone[k], together[k]) for k in alone)
 
 
 # ---------------------------------------------------------------- fp16 emulation mechanics

@@ -203,9 +203,11 @@ def executing(
     accumulator: str = "fp32",
     seed: int = 0,
     example_inputs: Any = None,
+    constants: dict[int, Any] | None = None,
 ) -> tuple[RunResult, Iterator[tuple[Step, tuple]]]:
     """The run of :func:`run`, one top-level op at a time: its result (outputs, devices and time filled in when the
-    iterator ends) and the iterator of (step, results). The caller holds ``torch.inference_mode()``."""
+    iterator ends) and the iterator of (step, results). ``constants``: weights shared with another run of the same
+    model (see :class:`Plan`). The caller holds ``torch.inference_mode()``."""
     if not m.graphs:
         raise ModelError(f"{m.path}: the model has no neural network to execute")
     device_of, placement = resolve_devices(m, devices) if precision == "fp16" else (None, "")
@@ -217,7 +219,7 @@ def executing(
     def steps() -> Iterator[tuple[Step, tuple]]:
         start, fed = time.perf_counter(), feeds
         for g in graphs:
-            plan = Plan(g, precision, device_of, accumulator, seed)
+            plan = Plan(g, precision, device_of, accumulator, seed, constants)
             names = {v.name for v in g.inputs}
             arrays = check_inputs(g, {k: v for k, v in fed.items() if k in names or g is graphs[0]})
             result.outputs = yield from plan.stepwise(arrays, result.states)
@@ -261,8 +263,9 @@ def side_by_side(
     only until ``other`` reaches it, so the memory is that of two runs, not of every intermediate of both. ``seed``
     seeds both runs' random ops."""
     m, o = load_model(model), load_model(other)
-    reference, ahead = executing(m, inputs, seed=seed)
-    result, steps = executing(o, inputs, precision, devices, accumulator, seed)
+    shared = {} if m is o else None  # one model at two precisions: its weights are held once
+    reference, ahead = executing(m, inputs, seed=seed, constants=shared)
+    result, steps = executing(o, inputs, precision, devices, accumulator, seed, constants=shared)
     ahead, steps = named(m, ahead), named(o, steps)
     wanted = step_outputs(m) & step_outputs(o)
     pending: dict[str, np.ndarray] = {}

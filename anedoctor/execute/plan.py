@@ -103,7 +103,8 @@ class Step:
 
 class Plan:
     """A graph compiled for repeated execution at one precision and placement: constants are
-    tensors in ``init``, every value has a slot, every op a :class:`Step`."""
+    tensors in ``init``, every value has a slot, every op a :class:`Step`. Plans of one graph may share
+    ``constants`` (value id -> tensor, filled by the first): its weights are then held and decompressed once."""
 
     def __init__(
         self,
@@ -112,6 +113,7 @@ class Plan:
         devices: Callable[[Op], str] | None = None,
         accumulator: str = "fp32",
         seed: int = 0,
+        constants: dict[int, Any] | None = None,
     ):
         if precision not in ("fp32", "fp16"):
             raise ModelError(f"unknown precision {precision!r} (use fp32 or fp16)")
@@ -121,17 +123,24 @@ class Plan:
         self.device_of = devices or (lambda o: "ane")
         self.slot_of: dict[int, int] = {}
         self.init: list[Any] = []
-        self.folded: dict[int, np.ndarray] = {}
+        self.constants = {} if constants is None else constants
+        self.folded: dict[int, np.ndarray] = {}  # decompressed weights a later constexpr op may read, while compiling
         self.inputs = [(v, self.slot(v)) for v in graph.inputs]
         self.steps = self.compile(graph.ops)
+        self.folded = {}
         self.outputs = [(v, self.slot(v)) for v in graph.outputs]
         self.free_after_last_use()
 
     def slot(self, v: Value) -> int:
         if id(v) not in self.slot_of:
             self.slot_of[id(v)] = len(self.init)
-            self.init.append(to_torch(v.data()) if v.is_const else None)
+            self.init.append(self.constant(v) if v.is_const else None)
         return self.slot_of[id(v)]
+
+    def constant(self, v: Value) -> Any:
+        if id(v) not in self.constants:
+            self.constants[id(v)] = to_torch(v.data())
+        return self.constants[id(v)]
 
     def const_slot(self, value: Any) -> int:
         self.init.append(to_torch(value))
@@ -183,7 +192,17 @@ class Plan:
         return steps
 
     def fold(self, o: Op) -> None:
-        """Decompress a constexpr op once; its outputs become constants."""
+        """Decompress a constexpr op once (once for all plans sharing ``constants``); its outputs become constants."""
+        if all(id(v) in self.constants for v in o.outputs):
+            for v in o.outputs:
+                self.init[self.slot(v)] = self.constants[id(v)]
+            return
+        for v, out in zip(o.outputs, fold_constexpr(o, self.constexpr_args(o))):
+            self.folded[id(v)] = out
+            self.init[self.slot(v)] = self.constants[id(v)] = to_torch(out)
+
+    def constexpr_args(self, o: Op) -> dict[str, Any]:
+        """A constexpr op's arguments as arrays: constants, and the outputs of the constexpr ops before it."""
         args = {}
         for k, v in list(o.attrs.items()) + [(k, v) for k, v in o.inputs.items() if not isinstance(v, list)]:
             try:
@@ -196,10 +215,7 @@ class Plan:
             except ModelError as e:
                 raise ModelError(f"op {o.name!r} ({o.type}): {e}") from None
             args[k] = v
-        outs = fold_constexpr(o, args)
-        for v, out in zip(o.outputs, outs):
-            self.folded[id(v)] = out
-            self.init[self.slot(v)] = to_torch(out)
+        return args
 
     def place(self, s: Step) -> None:
         if self.precision == "fp32" or s.needs_env:
