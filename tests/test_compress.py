@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from torch.nn import functional as F
 
 import anedoctor
 from anedoctor.compress import SWEEP, Recipe, compress, sweep
+from anedoctor.compress.analysis import placement_changes
 from anedoctor.errors import ModelError
 from anedoctor.util import quiet_coremltools
 
@@ -167,6 +169,20 @@ def test_int4_per_block_leaves_the_neural_engine(conv_sweep):
     assert len(convs) == 3 and all(c.before == "ane" and c.after != "ane" for c in convs)
     assert all(any(why.startswith("PA-29") for why in c.why) for c in convs)
     assert not by_label(conv_sweep, "int8 per-channel").changes  # per-channel int8 stays where it was
+    assert "  3 ops ane → " in r.render()  # one line per kind of change, not one per op
+
+
+def test_a_renamed_op_after_a_placement_change_is_not_new():
+    """coremltools renames ops when it compresses: an op of the same type on the same device under a new name is
+    the old one, also after an op whose device changed."""
+
+    def placed(name, kind, device, *rules):
+        findings = [SimpleNamespace(rule=SimpleNamespace(id=r), message="why") for r in rules]
+        return SimpleNamespace(op=SimpleNamespace(name=name, type=kind), device=device, findings=findings, notes=[])
+
+    before = SimpleNamespace(placements=[placed("conv", "conv", "ane"), placed("relu", "relu", "cpu")])
+    after = SimpleNamespace(placements=[placed("conv", "conv", "cpu", "PA-29"), placed("relu_2", "relu", "cpu")])
+    assert [(c.op, c.before, c.after) for c in placement_changes(before, after)] == [("conv", "ane", "cpu")]
 
 
 def test_pruning_and_joint_pruning(models, conv_sweep, tmp_path):

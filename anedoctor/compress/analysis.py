@@ -109,9 +109,9 @@ def placement_changes(before: Any, after: Any) -> list[PlacementChange]:
             )
         if q is None or q.device == p.device:
             continue
-        new, gone = reasons(p), reasons(q)
-        why = [text for rid, text in new.items() if rid not in gone] + [
-            f"no longer {text}" for rid, text in gone.items() if rid not in new
+        now, then = reasons(p), reasons(q)
+        why = [text for rid, text in now.items() if rid not in then] + [
+            f"no longer {text}" for rid, text in then.items() if rid not in now
         ]
         changes.append(
             PlacementChange(

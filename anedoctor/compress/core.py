@@ -29,6 +29,7 @@ from .recipe import (
 )
 
 NO_ESTIMATE = "no estimate"
+SHOWN = 12  # rows of a list the terminal report shows (the JSON has all)
 
 
 def check_source(source: Any) -> Path:
@@ -154,13 +155,21 @@ class CompressReport(Exportable):
                     f"its inputs {fmt_db(row['input_psnr'])}"
                 )
         lines.append(f"compressed weights: {len(self.formats)} op input(s)")
-        for f in self.formats[:12]:
+        for f in self.formats[:SHOWN]:
             lines.append(f"  {f.op} ({f.type}).{f.input}: {f.format}" + (f" — {'; '.join(f.rules)}" if f.rules else ""))
-        if len(self.formats) > 12:
-            lines.append(f"  … {len(self.formats) - 12} more (see --json)")
+        if len(self.formats) > SHOWN:
+            lines.append(f"  … {len(self.formats) - SHOWN} more (see --json)")
         lines.append(f"placement changes: {len(self.changes) or 'none'}")
+        groups: dict[tuple, list[PlacementChange]] = {}
         for c in self.changes:
-            lines.append(f"  {c.op} ({c.type}): {c.before} → {c.after} — {'; '.join(c.why)}")
+            groups.setdefault((c.before, c.after, tuple(c.why)), []).append(c)
+        for (before, after, why), changed in list(groups.items())[:SHOWN]:
+            ops = ", ".join(f"{c.op} ({c.type})" for c in changed[:3])
+            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            count = f"{len(changed)} ops " if len(changed) > 1 else ""
+            lines.append(f"  {count}{before} → {after}: {ops}{more} — {'; '.join(why)}")
+        if len(groups) > SHOWN:
+            lines.append(f"  … {sum(len(g) for g in list(groups.values())[SHOWN:])} more in other groups (see --json)")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -200,8 +209,9 @@ def measure(base: Baseline, recipe: Recipe, output: Path, chip: str | None, os_:
     if decompressed and after.target.os.ios < COMPRESSED_STREAM_IOS:
         notes.append(
             f"on {after.target.os.id} the estimate streams compressed weights at their fp16 size (Apple's palettized, "
-            "int8 and sparse CNNs ran about as fast as fp16 on iOS 17, faster on iOS 18): the size shrinks, the "
-            f"latency barely; iOS {COMPRESSED_STREAM_IOS} / macOS {COMPRESSED_STREAM_IOS - 3} or later gains more"
+            "int8 and sparse CNNs ran about as fast as fp16 on iOS 17, faster on iOS 18): where the placement stays, "
+            f"the size shrinks, the latency barely; iOS {COMPRESSED_STREAM_IOS} / macOS {COMPRESSED_STREAM_IOS - 3} "
+            "or later gains more"
         )
     notes += [n for n in after.notes if n not in base.report.notes]
     names_before, names_after = ({p.op.name for p in r.placements} for r in (base.report, after))
