@@ -21,7 +21,7 @@ from .errors import ModelError
 from .execute import FP16_MAX, check_inputs, default_inputs, executed_graphs, load_model, side_by_side
 from .ir import Op, Value
 
-__all__ = ["numerics", "NumericsReport", "Finding", "compare", "psnr", "rel_err"]
+__all__ = ["numerics", "NumericsReport", "Finding", "compare", "errors", "psnr", "rel_err"]
 FP16_MIN_NORMAL = 2.0**-14
 TINY = 1e-30
 KINDS = ("overflow", "nan", "inf", "underflow", "drift")
@@ -30,21 +30,33 @@ SOFTMAX_LIKE = ("softmax", "scaled_dot_product_attention")
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     """max|a - b| / max(max|b|, tiny), over positions finite in both."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if not ok.any():
-        return 0.0
-    return float(np.abs(a[ok] - b[ok]).max() / max(np.abs(b[ok]).max(), TINY))
+    return errors(a, b)[0]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR of ``a`` against reference ``b`` as ml-stable-diffusion computes it (finite positions)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if not ok.any():
-        return float("inf")
-    rms = math.sqrt(float(np.mean((a[ok] - b[ok]) ** 2)))
-    return 20 * math.log10((float(np.abs(b[ok]).max()) + 1e-5) / (rms + 1e-10))
+    return errors(a, b)[1]
+
+
+def errors(a: np.ndarray, b: np.ndarray, finite: np.ndarray | None = None) -> tuple[float, float]:
+    """(:func:`rel_err`, :func:`psnr`) in one pass over the positions finite in both (``finite``: that mask, when
+    the caller has it). float32 arithmetic (float64 only where a difference overflows it), the mean square taken on
+    differences scaled by the largest, so no square overflows or underflows."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    ok = np.isfinite(a) & np.isfinite(b) if finite is None else finite
+    if not ok.all():
+        a, b = a[ok], b[ok]
+    if not b.size:
+        return 0.0, math.inf
+    with np.errstate(over="ignore"):
+        diff = np.abs(a - b)
+    worst = float(diff.max())
+    if not math.isfinite(worst):
+        diff = np.abs(a.astype(np.float64) - b)
+        worst = float(diff.max())
+    peak = float(np.abs(b).max())
+    rms = worst * math.sqrt(float(np.mean(np.square(diff / worst), dtype=np.float64))) if worst else 0.0
+    return worst / max(peak, TINY), 20 * math.log10((peak + 1e-5) / (rms + 1e-10))
 
 
 @dataclass
@@ -61,7 +73,7 @@ class Range:
     @classmethod
     def of(cls, arr: np.ndarray, dtype: str) -> "Range":
         a = np.asarray(arr)
-        fin = a[np.isfinite(a)] if a.dtype.kind == "f" else a
+        fin = a[np.isfinite(a)] if a.dtype.kind == "f" and not np.isfinite(a).all() else a
         if fin.size == 0:
             return cls(tuple(a.shape), dtype, math.nan, math.nan, math.nan, int(a.size))
         return cls(
@@ -259,10 +271,11 @@ def compare(op: Op, ref: dict, emu: dict, bad: set[str], drifted: set[str], thre
             if inherited_bad:
                 bad.add(v.name)
             continue
-        a32, b32 = a.astype(np.float32), b.astype(np.float32)
-        new_bad = ~np.isfinite(a32) & np.isfinite(b32)
-        err, p = rel_err(a32, b32), psnr(a32, b32)
-        absmax = float(np.abs(b32[np.isfinite(b32)]).max()) if np.isfinite(b32).any() else 0.0
+        a32, b32 = a.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
+        fa, fb = np.isfinite(a32), np.isfinite(b32)
+        new_bad = fb & ~fa
+        err, p = errors(a32, b32, fa & fb)
+        absmax = float(np.abs(b32 if fb.all() else b32[fb]).max()) if fb.any() else 0.0
         metrics = {
             "output": v.name,
             "rel_err": err,
@@ -439,7 +452,7 @@ def output_check(name: str, a: np.ndarray, b: np.ndarray, threshold: float, min_
     if a.dtype.kind != "f":
         same = bool(np.array_equal(a, b))
         return OutputCheck(name, 0.0 if same else 1.0, math.inf if same else 0.0, 0, same)
-    err, p = rel_err(a, b), psnr(a, b)
+    err, p = errors(a, b)
     nonfinite = int((~np.isfinite(a.astype(np.float32)) & np.isfinite(b)).sum())
     return OutputCheck(name, err, p, nonfinite, nonfinite == 0 and err <= threshold and p >= min_psnr)
 

@@ -34,6 +34,10 @@ def test_metrics():
     assert rel_err(a, b) == pytest.approx(0.01)
     assert psnr(a, b) == pytest.approx(20 * np.log10((4 + 1e-5) / (0.02 + 1e-10)))  # rms of (0, 0, 0.04, 0) is 0.02
     assert rel_err(np.array([np.inf, 1.0]), np.array([1.0, 2.0])) == pytest.approx(0.5)  # non-finite positions skipped
+    huge = np.array([3e38, -3e38], np.float32)  # differences beyond float32's range, squares far beyond it
+    assert rel_err(-huge, huge) == pytest.approx(2.0) and psnr(-huge, huge) == pytest.approx(20 * np.log10(0.5))
+    tiny = np.array([1e-30, 0.0], np.float32)  # squares below float32's smallest value
+    assert psnr(tiny * 2, tiny) == pytest.approx(20 * np.log10((1e-30 + 1e-5) / (np.sqrt(0.5) * 1e-30 + 1e-10)))
 
 
 def test_vae_overflow_is_pinpointed_to_the_big_gain_conv(zoo_models):

@@ -161,13 +161,13 @@ def accuracy(
 
     The compressed model runs beside the original on ``inputs``, op by op, so only the values not yet compared are
     held. Uses the numerics machinery of :mod:`anedoctor.drift` (same metrics, same drift test)."""
-    from ..drift import compare, psnr, rel_err
+    from ..drift import compare, errors
     from ..execute import side_by_side
 
     def error(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         """(PSNR, relative error); identical tensors have infinite PSNR."""
-        err = rel_err(a, b)
-        return (psnr(a, b) if err else math.inf), err
+        err, p = errors(a, b)
+        return (p if err else math.inf), err
 
     bad: set[str] = set()
     drifted: set[str] = set()
