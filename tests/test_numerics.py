@@ -161,3 +161,14 @@ def test_numerics_results_join_the_check_report(tmp_path):
     conv = next(o for o in d["ops"] if o["type"] == "conv")
     assert conv["extra"]["fp32 |max|"] > 65504 and "fp16 rel err" in conv["extra"]
     assert d["panels"][0]["rows"][0]["kind"] == "overflow" and d["panels"][0]["rows"][0]["op"].startswith("hot_conv")
+
+
+def test_each_pipeline_stage_is_compared_with_its_own_values(tmp_path):
+    """Both stages of this pipeline name their ops conv0, l1, ...: each op's fp16 error is its own stage's, not the
+    last value of that name."""
+    import nn_models
+    from test_fix_nn import pipeline_of, save
+
+    path = save(pipeline_of(nn_models.conv_chain(2), nn_models.conv_chain(3)), tmp_path / "pipe.mlmodel")
+    first, second = (row for row in numerics(path, devices="ane").ops if row["op"] == "conv0")
+    assert first["psnr"] != second["psnr"]
