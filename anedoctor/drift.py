@@ -76,9 +76,8 @@ class Range:
         fin = a[np.isfinite(a)] if a.dtype.kind == "f" and not np.isfinite(a).all() else a
         if fin.size == 0:
             return cls(tuple(a.shape), dtype, math.nan, math.nan, math.nan, int(a.size))
-        return cls(
-            tuple(a.shape), dtype, float(fin.min()), float(fin.max()), float(np.abs(fin).max()), int(a.size - fin.size)
-        )
+        low, high = float(fin.min()), float(fin.max())
+        return cls(tuple(a.shape), dtype, low, high, max(-low, high), int(a.size - fin.size))
 
     def __str__(self) -> str:
         bad = f", {self.nonfinite} non-finite" if self.nonfinite else ""

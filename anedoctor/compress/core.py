@@ -21,11 +21,11 @@ from .recipe import (
     Recipe,
     apply,
     check_blocks,
-    check_compressible,
     check_target,
     load_calibration,
     make_recipe,
     open_mlmodel,
+    weight_misfits,
 )
 
 NO_ESTIMATE = "no estimate"
@@ -271,9 +271,7 @@ def compress(
     check_target(recipe, model, os)
     calibration = load_calibration(activations, model) if activations is not None else None
     ml = open_mlmodel(src)
-    if not recipe.w8a8:  # int8 activations change a model whose weights are compressed already
-        check_compressible(ml, model, src)
-    check_blocks(recipe, ml, src)
+    check_blocks(weight_misfits((recipe,), ml, model, src)[0], src)
     base = baseline(src, chip, os, inputs, model)
     save_atomic(apply(recipe, ml, model, calibration), out)
     return measure(base, recipe, out, chip, os)

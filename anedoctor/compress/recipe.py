@@ -173,9 +173,9 @@ def compressible_weights(ct_model: Any, threshold: int = WEIGHT_THRESHOLD) -> It
                 yield op, val
 
 
-def block_misfits(recipe: Recipe, ct_model: Any) -> list[str]:
-    """Weights whose axis the block / group size does not divide. coremltools skips such a weight with
-    only a logged warning, so the model would come out partly compressed."""
+def block_misfits(recipe: Recipe, weights: list[tuple[Any, np.ndarray]]) -> list[str]:
+    """Weights (from :func:`compressible_weights`) whose axis the block / group size does not divide. coremltools
+    skips such a weight with only a logged warning, so the model would come out partly compressed."""
     if not (recipe.block_size or recipe.per_grouped_channel):
         return []
     from coremltools.optimize import _utils as optimize_utils
@@ -187,7 +187,7 @@ def block_misfits(recipe: Recipe, ct_model: Any) -> list[str]:
         else f"--per-grouped-channel {recipe.per_grouped_channel}"
     )
     misfits = []
-    for op, val in compressible_weights(ct_model):
+    for op, val in weights:
         sizes = optimize_utils.infer_block_sizes(op, config, val)
         misfits += [
             f"{what} does not divide axis {axis} ({val.shape[axis]}) of weight {op.outputs[0].name!r} {list(val.shape)}"
@@ -197,30 +197,31 @@ def block_misfits(recipe: Recipe, ct_model: Any) -> list[str]:
     return misfits
 
 
-def check_blocks(recipe: Recipe, ct_model: Any, path: Path) -> None:
+def check_blocks(misfits: list[str], path: Path) -> None:
     """Refuse a block / group size that does not divide every weight it would compress."""
-    misfits = block_misfits(recipe, ct_model)
     if misfits:
         more = f" (and {len(misfits) - 1} more)" if len(misfits) > 1 else ""
         raise ModelError(f"{path}: {misfits[0]}{more}")
 
 
-def check_compressible(ct_model: Any, model: Model, path: Path) -> None:
-    """Refuse a weight compression that would change nothing: coremltools.optimize compresses dense weights
-    only, and leaves weights compressed already as they are (the output would be the input under a new name)."""
-    if next(compressible_weights(ct_model), None) is not None:
-        return
-    from collections import Counter
+def weight_misfits(recipes: tuple[Recipe, ...], ct_model: Any, model: Model, path: Path) -> list[list[str]]:
+    """One read of the weights coremltools would compress: refuse a model with none (coremltools.optimize leaves
+    weights compressed already as they are, so the output would be the input under a new name; int8 activations
+    still change it), and list for each recipe the weights its block / group size does not divide."""
+    weights = list(compressible_weights(ct_model))
+    if not weights and not all(r.w8a8 for r in recipes):
+        from collections import Counter
 
-    from ..ir.compression import op_weight_formats
+        from ..ir.compression import op_weight_formats
 
-    formats = Counter(f for op in model.graphs[0].ops for f in op_weight_formats(op).values())
-    held = "; ".join(f"{n} weights: {text}" for text, n in formats.most_common(3))
-    raise ModelError(
-        f"{path}: no weight to compress: coremltools.optimize compresses dense weights of more than "
-        f"{WEIGHT_THRESHOLD} elements"
-        + (f", and this model's are compressed already ({held})" if held else ", and this model has none")
-    )
+        formats = Counter(f for op in model.graphs[0].ops for f in op_weight_formats(op).values())
+        held = "; ".join(f"{n} weights: {text}" for text, n in formats.most_common(3))
+        raise ModelError(
+            f"{path}: no weight to compress: coremltools.optimize compresses dense weights of more than "
+            f"{WEIGHT_THRESHOLD} elements"
+            + (f", and this model's are compressed already ({held})" if held else ", and this model has none")
+        )
+    return [block_misfits(r, weights) for r in recipes]
 
 
 def load_calibration(source: str | Path | dict, model: Model) -> list[dict[str, np.ndarray]]:

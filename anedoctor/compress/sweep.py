@@ -24,7 +24,7 @@ from .core import (
     measure,
     save_atomic,
 )
-from .recipe import Recipe, apply, block_misfits, check_compressible, check_target, open_mlmodel
+from .recipe import Recipe, apply, check_target, open_mlmodel, weight_misfits
 
 LEFT = "left uncompressed: "
 SWEEP = (
@@ -169,7 +169,7 @@ def sweep(
         raise ModelError(f"{output_dir}: exists and is not a folder (with --sweep, -o names a folder for the variants)")
     model = load_mlprogram(src)
     ml = open_mlmodel(src)
-    check_compressible(ml, model, src)
+    misfits = weight_misfits(recipes, ml, model, src)
     base = baseline(src, chip, os, inputs, model)
     original = SweepRow(
         "original",
@@ -182,7 +182,7 @@ def sweep(
     with tempfile.TemporaryDirectory(prefix="anedoctor-sweep-") as tmp:
         target_dir = folder or Path(tmp)
         target_dir.mkdir(parents=True, exist_ok=True)
-        for recipe in recipes:
+        for recipe, left in zip(recipes, misfits):
             try:
                 check_target(recipe, model, os)
             except ModelError as e:
@@ -191,7 +191,7 @@ def sweep(
             out = target_dir / f"{src.stem}-{slug(recipe.label)}.mlpackage"
             save_atomic(apply(recipe, ml, model), out)
             report = measure(base, recipe, out, chip, os)
-            report.notes += [LEFT + m for m in block_misfits(recipe, ml)]
+            report.notes += [LEFT + m for m in left]
             if folder is None:
                 report.output = "(not kept; pass an output folder to keep it)"
             reports.append(report)
