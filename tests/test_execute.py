@@ -880,3 +880,19 @@ def test_compiled_models_run_or_name_the_missing_weights():
     assert set(res.outputs) == {"index", "score"} and res.outputs["index"].dtype == np.int32
     with pytest.raises(ModelError, match=r"constexpr_lut_to_dense\): .*weight.bin: cannot read (the )?weight file"):
         run(data / "silero_vad_palette4_ios16.mlmodelc")
+
+
+def test_a_pipelines_intermediates_are_kept_per_stage(tmp_path):
+    """run(keep_intermediates=True) keys a pipeline's values by stage (both stages name their conv's output t0):
+    each stage's relu reads its own stage's t0, and the last stage's output is the model's."""
+    import nn_models
+    from test_fix_nn import pipeline_of, save
+
+    path = save(pipeline_of(nn_models.conv_chain(2), nn_models.conv_chain(3)), tmp_path / "pipe.mlmodel")
+    result = run(path, keep_intermediates=True)
+    kept = result.intermediates
+    first, second = (g.name for g in load(path).graphs)  # both stages make t0 (conv0), then relu it (l1)
+    assert np.array_equal(kept[f"{first}/t"], np.maximum(kept[f"{first}/t0"], 0))
+    assert np.array_equal(kept[f"{second}/t1"], np.maximum(kept[f"{second}/t0"], 0))
+    assert not np.array_equal(kept[f"{first}/t0"], kept[f"{second}/t0"])
+    assert np.array_equal(kept[f"{second}/y"], result.outputs["y"])

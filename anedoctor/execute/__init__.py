@@ -182,14 +182,18 @@ def run(
     ``inputs`` maps input names to arrays (None: generated from the input description with
     ``seed``). ``precision`` is "fp32" or "fp16" (ANE/GPU emulation, see the module docstring)
     with placement from ``devices`` (see :func:`resolve_devices`). ``keep_intermediates`` keeps every
-    top-level op's outputs; ``trace(step, results)`` sees each one instead, without keeping them. Errors raise
-    ModelError."""
+    top-level op's outputs by value name (in a pipeline, whose stages may reuse names, as ``stage/name`` with the
+    stage's graph name, the ``part`` of a report); ``trace(step, results)`` sees each one instead, without keeping
+    them. Errors raise ModelError."""
     m = load_model(model, example_inputs)
     result, steps = executing(m, inputs, precision, devices, accumulator, seed, example_inputs)
+    staged = m.format == "pipeline"
     with torch.inference_mode():
         for step, res in steps:
             if keep_intermediates:
-                result.intermediates.update(arrays_of(step, res))
+                arrays = arrays_of(step, res)
+                stage = f"{step.plan.graph.name}/" if staged else ""
+                result.intermediates.update((stage + name, a) for name, a in arrays.items())
             if trace is not None:
                 trace(step, res)
     return result
