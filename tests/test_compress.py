@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -170,6 +171,8 @@ def test_int4_per_block_leaves_the_neural_engine(conv_sweep):
     assert all(any(why.startswith("PA-29") for why in c.why) for c in convs)
     assert not by_label(conv_sweep, "int8 per-channel").changes  # per-channel int8 stays where it was
     assert "  3 ops ane → " in r.render()  # one line per kind of change, not one per op
+    page = replace(r, changes=convs * 2).html()  # the page too: a row per kind, its ops folded past the third
+    assert page.count("<td class=n>6</td><td>ane</td>") == 1 and "and 3 more</summary>" in page
 
 
 def test_a_renamed_op_after_a_placement_change_is_not_new():

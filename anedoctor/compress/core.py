@@ -117,6 +117,13 @@ class CompressReport(Exportable):
     def latency(self) -> tuple[float | None, float | None]:
         return self.summary_before.get("latency_ms"), self.summary_after.get("latency_ms")
 
+    def change_groups(self) -> list[tuple[str, str, list[str], list[PlacementChange]]]:
+        """The placement changes by kind: (before, after, why, the ops), in the order of their first op."""
+        groups: dict[tuple, list[PlacementChange]] = {}
+        for c in self.changes:
+            groups.setdefault((c.before, c.after, tuple(c.why)), []).append(c)
+        return [(before, after, list(why), changed) for (before, after, why), changed in groups.items()]
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["weight_ratio"] = self.weight_ratio
@@ -160,18 +167,20 @@ class CompressReport(Exportable):
         if len(self.formats) > SHOWN:
             lines.append(f"  … {len(self.formats) - SHOWN} more (see --json)")
         lines.append(f"placement changes: {len(self.changes) or 'none'}")
-        groups: dict[tuple, list[PlacementChange]] = {}
-        for c in self.changes:
-            groups.setdefault((c.before, c.after, tuple(c.why)), []).append(c)
-        for (before, after, why), changed in list(groups.items())[:SHOWN]:
-            ops = ", ".join(f"{c.op} ({c.type})" for c in changed[:3])
-            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        groups = self.change_groups()
+        for before, after, why, changed in groups[:SHOWN]:
             count = f"{len(changed)} ops " if len(changed) > 1 else ""
-            lines.append(f"  {count}{before} → {after}: {ops}{more} — {'; '.join(why)}")
+            lines.append(f"  {count}{before} → {after}: {first_ops(changed)} — {'; '.join(why)}")
         if len(groups) > SHOWN:
-            lines.append(f"  … {sum(len(g) for g in list(groups.values())[SHOWN:])} more in other groups (see --json)")
+            lines.append(f"  … {sum(len(g[3]) for g in groups[SHOWN:])} more in other groups (see --json)")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def first_ops(changed: list[PlacementChange], shown: int = 3) -> str:
+    """'conv0 (conv), conv1 (conv), conv2 (conv) and 5 more'."""
+    more = f" and {len(changed) - shown} more" if len(changed) > shown else ""
+    return ", ".join(f"{c.op} ({c.type})" for c in changed[:shown]) + more
 
 
 def mb(n: int) -> str:

@@ -6,6 +6,8 @@ import math
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from .core import first_ops
+
 if TYPE_CHECKING:
     from .core import CompressReport
     from .sweep import SweepReport
@@ -29,9 +31,19 @@ def table(headers: list[str], rows: list[list[Any]], classes: list[str] | None =
     body = []
     for i, row in enumerate(rows):
         cls = f" class={classes[i]}" if classes and classes[i] else ""
-        cells = "".join(f"<td{' class=n' if isinstance(c, (int, float)) else ''}>{escape(str(c))}</td>" for c in row)
+        cells = "".join(f"<td{' class=n' if isinstance(c, (int, float)) else ''}>{cell(c)}</td>" for c in row)
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table>{f'<tr>{head}</tr>' if head else ''}{''.join(body)}</table>"
+
+
+def cell(value: Any) -> str:
+    """A table cell's HTML: a list of placement changes folds into its first ops, opening to all of them."""
+    if not isinstance(value, list):
+        return escape(str(value))
+    if len(value) <= 3:
+        return escape(first_ops(value))
+    every = ", ".join(f"{c.op} ({c.type})" for c in value)
+    return f"<details><summary>{escape(first_ops(value))}</summary>{escape(every)}</details>"
 
 
 def db(x: float) -> str:
@@ -78,17 +90,17 @@ def compress_page(r: "CompressReport") -> str:
             [[f.op, f.type, f.input, f.format, f.bits, f.granularity, "; ".join(f.rules)] for f in r.formats],
         )
     )
-    body.append(
-        "<h2>Placement changes</h2>"
-        + (
+    body.append(f"<h2>Placement changes</h2><p>{len(r.changes) or 'none'}{' ops, by kind' if r.changes else ''}</p>")
+    if r.changes:
+        body.append(
             table(
-                ["op", "type", "before", "after", "why"],
-                [[c.op, c.type, c.before, c.after, "; ".join(c.why)] for c in r.changes],
+                ["ops", "before", "after", "why", "which"],
+                [
+                    [len(changed), before, after, "; ".join(why), changed]
+                    for before, after, why, changed in r.change_groups()
+                ],
             )
-            if r.changes
-            else "<p>none</p>"
         )
-    )
     body += [f"<p class=muted>note: {escape(n)}</p>" for n in r.notes]
     return page(f"anedoctor compress · {r.recipe}", "\n".join(body))
 
