@@ -11,8 +11,8 @@ notes/coreml_dispatch.md). Per-op times come from a roofline model: ``overhead +
 (peak * eff), bytes / bandwidth)``. The ANE and CPU constants are fitted to the segmenter's own
 per-op estimates on M4 (conv 3x3 64->64 @32x32: 4.67 vs 100.06 us; matmul; SDPA; upsample;
 softmax; relu; transpose) and to the MLComputePlan size thresholds of vx-lang/Vx #435-#437 (M4).
-GPU constants are the segmenter's relative anchors (GPU ~6x CPU FLOP/s, 4x bandwidth), not a
-measurement. Approximations: the launch/switch constants measured on M4 are used for every chip;
+GPU constants are the segmenter's relative anchors (6x the CPU's FLOP/s, two thirds of its bandwidth), not
+a measurement. Approximations: the launch/switch constants measured on M4 are used for every chip;
 each device's time scales with the chip's own peak and bandwidth.
 
 Whole-model latency (what the hardware does once placed) is :mod:`anedoctor.cost.latency`.

@@ -160,8 +160,8 @@ def convert_and_save(name: str, path: Path) -> None:
 def compress_package(source: Path, output: Path, options: dict) -> None:
     """Compress as ``anedoctor compress`` does (coremltools.optimize.coreml) with ``options``: ``activations: N``
     calibrates W8A8 on N random inputs (seed 0), run by anedoctor's executor, through anedoctor.compress.compress;
-    weight-only recipes apply the same coremltools calls without its report, whose accuracy run on random inputs
-    would hold every intermediate of the model (more memory than this machine has for a Stable Diffusion UNet)."""
+    weight-only recipes apply the same coremltools calls without its report, whose placement and accuracy runs a
+    benchmark model does not need (minutes and GBs for a Stable Diffusion UNet)."""
     import numpy as np
 
     import anedoctor
