@@ -81,6 +81,12 @@ class PlacementChange:
     why: list[str]
 
 
+def first_ops(changed: list[PlacementChange], shown: int = 3) -> str:
+    """'conv0 (conv), conv1 (conv), conv2 (conv) and 5 more'."""
+    more = f" and {len(changed) - shown} more" if len(changed) > shown else ""
+    return ", ".join(f"{c.op} ({c.type})" for c in changed[:shown]) + more
+
+
 def reasons(p: Any) -> dict[str, str]:
     return {f.rule.id: f"{f.rule.id}: {f.message}" for f in p.findings + p.notes}
 

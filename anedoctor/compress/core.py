@@ -16,7 +16,16 @@ from ..errors import ModelError
 from ..ir import Model
 from ..outputs import check_package_output, publish_package
 from ..util import Exportable
-from .analysis import Accuracy, OpFormat, PlacementChange, Sizes, accuracy, op_formats, placement_changes
+from .analysis import (
+    Accuracy,
+    OpFormat,
+    PlacementChange,
+    Sizes,
+    accuracy,
+    first_ops,
+    op_formats,
+    placement_changes,
+)
 from .recipe import (
     Recipe,
     apply,
@@ -175,12 +184,6 @@ class CompressReport(Exportable):
             lines.append(f"  … {sum(len(g[3]) for g in groups[SHOWN:])} more in other groups (see --json)")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
-
-
-def first_ops(changed: list[PlacementChange], shown: int = 3) -> str:
-    """'conv0 (conv), conv1 (conv), conv2 (conv) and 5 more'."""
-    more = f" and {len(changed) - shown} more" if len(changed) > shown else ""
-    return ", ".join(f"{c.op} ({c.type})" for c in changed[:shown]) + more
 
 
 def mb(n: int) -> str:

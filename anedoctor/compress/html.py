@@ -6,7 +6,7 @@ import math
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from .core import first_ops
+from .analysis import first_ops
 
 if TYPE_CHECKING:
     from .core import CompressReport
