@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 import anedoctor
 from anedoctor.compress import SWEEP, Recipe, compress, sweep
-from anedoctor.compress.analysis import placement_changes
+from anedoctor.compress.analysis import placement_changes, rescaled_values
 from anedoctor.errors import ModelError
 from anedoctor.util import quiet_coremltools
 
@@ -264,6 +264,42 @@ def test_a_model_compressed_already_is_refused_not_copied(conv_sweep, models, tm
             call()
     assert not (tmp_path / "x.mlpackage").exists() and not (tmp_path / "sweep").exists()
     assert compress(models["conv"], tmp_path / "y.mlpackage", quantize="int8").weight_ratio < 0.6
+
+
+def residual_net(path: Path, channels: int = 64, size: int = 16) -> Path:
+    """Three residual blocks x + conv(relu(conv(x))), each followed by a relu (weights of a seed of their own)."""
+    rng = np.random.default_rng(1)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, channels, size, size))], opset_version=ct.target.iOS18)
+    def prog(x):
+        for i in range(3):
+            w1 = (rng.standard_normal((channels, channels, 3, 3)) * 0.05).astype(np.float32)
+            w2 = (rng.standard_normal((channels, channels, 3, 3)) * 0.5).astype(np.float32)
+            y = mb.relu(x=mb.conv(x=x, weight=w1, pad_type="same"))
+            x = mb.relu(x=mb.add(x=x, y=mb.conv(x=y, weight=w2, pad_type="same"), name=f"res{i}"))
+        return x
+
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18).save(str(path))
+    return path
+
+
+def test_w8a8_residual_adds_are_compared_at_their_scale(tmp_path):
+    """coremltools normalises a W8A8 add's input scales (one becomes 1), so the compressed add makes the sum divided
+    by the other: compared by name, it read as PSNR 4.8 dB (and its dequantized inputs as identical) while the output
+    is at 45 dB. The add is compared at its scale, and each dequantize with the value it is the int8 copy of."""
+    source = residual_net(tmp_path / "res.mlpackage")
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.random.default_rng(2).standard_normal((4, 1, 64, 16, 16)).astype(np.float32))
+    r = compress(source, tmp_path / "w8a8.mlpackage", quantize="int8", activations=calib, chip="a17")
+    rows = [row for row in (r.accuracy.first_drift, r.accuracy.largest_growth) if row]
+    assert all(row["psnr"] > r.accuracy.min_psnr - 3 for row in rows), rows
+    growth = r.accuracy.largest_growth
+    assert growth["type"] == "dequantize" and growth["of"] and math.isinf(growth["input_psnr"])
+    assert f"(dequantize, int8 copy of {growth['of']})" in r.render()
+    compressed = anedoctor.load(tmp_path / "w8a8.mlpackage")
+    factors = rescaled_values(compressed)
+    adds = [op for op in compressed.graphs[0].ops if op.type == "add"]
+    assert adds and all(abs(factors[op.outputs[0].name] - 1) > 0.1 for op in adds)  # rescaled by the pass
 
 
 def test_calibration_data_is_checked(models, tmp_path):

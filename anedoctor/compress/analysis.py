@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,11 @@ class Accuracy:
         return min((o.psnr for o in self.outputs), default=math.inf)
 
 
+def op_kind(row: dict[str, Any]) -> str:
+    """An accuracy row's op type, with the value a W8A8 ``dequantize`` makes the int8 copy of."""
+    return f"{row['type']}, int8 copy of {row['of']}" if row.get("of") else row["type"]
+
+
 def accuracy(
     compressed: Model,
     original: Model,
@@ -166,9 +172,22 @@ def accuracy(
     """Per-output PSNR / relative error, and where along the graph the error appears and grows.
 
     The compressed model runs beside the original on ``inputs``, op by op, so only the values not yet compared are
-    held. Uses the numerics machinery of :mod:`anedoctor.drift` (same metrics, same drift test)."""
+    held. Uses the numerics machinery of :mod:`anedoctor.drift` (same metrics, same drift test). A value with no
+    reference (made by an op only the compressed model has, or rescaled beyond recovery: :func:`rescaled_values`)
+    carries the error of the inputs it was made from; a ``dequantize`` (W8A8) is compared with the value its
+    ``quantize`` read, so the error int8 adds shows where it enters."""
     from ..drift import compare, errors
     from ..execute import side_by_side
+
+    rescaled = rescaled_values(compressed)
+    stands_for = {
+        dq.outputs[0].name: q.runtime_inputs()[0].name
+        for g in compressed.graphs
+        for dq in g.ops
+        if dq.type == "dequantize" and (q := dq.runtime_inputs()[0].producer) is not None and q.type == "quantize"
+    }
+    waiting = Counter(stands_for.values())  # the dequantize ops still to compare with each quantized value
+    held: dict[str, np.ndarray] = {}  # those values' reference arrays, until then
 
     def error(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         """(PSNR, relative error); identical tensors have infinite PSNR."""
@@ -182,10 +201,29 @@ def accuracy(
 
     def visit(step, ref_vals: dict[str, np.ndarray], new_vals: dict[str, np.ndarray]) -> None:
         op = step.op
-        res, metrics = compare(op, ref_vals, new_vals, bad, drifted, threshold, min_psnr)
-        if not metrics:
-            return
+        held.update((n, a) for n, a in ref_vals.items() if waiting[n])
+        ref_vals = dict(ref_vals)
+        for v in op.outputs:
+            source = stands_for.get(v.name)
+            if source in held:
+                ref_vals[v.name] = held[source]
+                waiting[source] -= 1
+                if not waiting[source]:
+                    del held[source]
+        comparable = {
+            n: a if n not in rescaled else a / rescaled[n]
+            for n, a in new_vals.items()
+            if rescaled.get(n, 1.0) is not None
+        }
+        res, metrics = compare(op, ref_vals, comparable, bad, drifted, threshold, min_psnr)
         worst_input = min((op_psnr.get(v.name, math.inf) for v in op.runtime_inputs()), default=math.inf)
+        if not metrics:
+            inherited = any(v.name in drifted for v in op.runtime_inputs())
+            for v in op.outputs:
+                op_psnr[v.name] = worst_input
+                if inherited:
+                    drifted.add(v.name)
+            return
         op_psnr[metrics["output"]] = metrics["psnr"] if metrics["rel_err"] else math.inf
         row = {
             "op": op.name,
@@ -194,6 +232,8 @@ def accuracy(
             "rel_err": metrics["rel_err"],
             "input_psnr": worst_input,
         }
+        if op.type == "dequantize" and op.outputs[0].name in stands_for:
+            row["of"] = stands_for[op.outputs[0].name]  # the int8 copy of this value
         if res and found["first"] is None:
             found["first"] = row
         growth = found["growth"]
@@ -208,3 +248,58 @@ def accuracy(
         if name in result.outputs and np.asarray(ref).dtype.kind == "f"
     ]
     return Accuracy(outputs, found["first"], found["growth"], inputs_label)
+
+
+# ops that commute with a positive factor: op(f * x) = f * op(x) (each input scaled alike)
+HOMOGENEOUS = {
+    "add",
+    "sub",
+    "relu",
+    "leaky_relu",
+    "max_pool",
+    "avg_pool",
+    "reshape",
+    "transpose",
+    "concat",
+    "split",
+    "slice_by_index",
+    "slice_by_size",
+    "squeeze",
+    "expand_dims",
+}
+
+
+def rescaled_values(model: Model) -> dict[str, float | None]:
+    """Values the compressed model makes as a multiple of the original's: name -> the factor, None where no factor
+    makes them comparable. coremltools' W8A8 passes normalise a quantized add's or sub's input scales so that one is 1
+    (``distributive_quantized_binary_op_scale_normalization``): the ``dequantize`` ops before it take another scale
+    than their ``quantize``, the add (and a relu after it) make the sum divided by that input's scale, and the
+    ``quantize`` after them takes the factor back. Compared by name, the factor would read as error."""
+    factor: dict[str, float | None] = {}
+    for g in model.graphs:
+        for op in g.ops:
+            ins = [factor.get(v.name, 1.0) for v in op.runtime_inputs()]
+            if op.type == "dequantize" and op.runtime_inputs():
+                q = op.runtime_inputs()[0].producer
+                ratio = scale_ratio(op, q) if q is not None and q.type == "quantize" else 1.0
+                x = q.runtime_inputs()[0] if q is not None and q.type == "quantize" else None
+                base = factor.get(x.name, 1.0) if x is not None else 1.0
+                out = None if ratio is None or base is None else base * ratio
+            elif any(f is None for f in ins):
+                out = None
+            elif op.type in HOMOGENEOUS and ins and all(math.isclose(f, ins[0], rel_tol=1e-2) for f in ins):
+                out = ins[0]
+            else:
+                out = 1.0 if all(math.isclose(f, 1.0, rel_tol=1e-2) for f in ins) else None
+            if out is None or not math.isclose(out, 1.0, rel_tol=1e-2):
+                factor.update((v.name, out) for v in op.outputs)
+    return factor
+
+
+def scale_ratio(dequantize: Any, quantize: Any) -> float | None:
+    """The dequantize's scale over its quantize's (a per-tensor pair), None when they differ per channel."""
+    a, b = dequantize.input("scale"), quantize.input("scale")
+    if a is None or b is None or not (a.is_const and b.is_const):
+        return None
+    ratio = np.asarray(a.data(), np.float64) / np.asarray(b.data(), np.float64)
+    return float(ratio.flat[0]) if ratio.size and np.allclose(ratio, ratio.flat[0], rtol=1e-3) else None

@@ -24,6 +24,7 @@ from .analysis import (
     accuracy,
     first_ops,
     op_formats,
+    op_kind,
     placement_changes,
 )
 from .recipe import (
@@ -167,7 +168,7 @@ class CompressReport(Exportable):
             row = getattr(self.accuracy, key)
             if row:
                 lines.append(
-                    f"  {title} {row['op']} ({row['type']}): PSNR {fmt_db(row['psnr'])}, "
+                    f"  {title} {row['op']} ({op_kind(row)}): PSNR {fmt_db(row['psnr'])}, "
                     f"its inputs {fmt_db(row['input_psnr'])}"
                 )
         lines.append(f"compressed weights: {len(self.formats)} op input(s)")

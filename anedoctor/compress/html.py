@@ -6,7 +6,7 @@ import math
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from .analysis import first_ops
+from .analysis import first_ops, op_kind
 
 if TYPE_CHECKING:
     from .core import CompressReport
@@ -80,7 +80,7 @@ def compress_page(r: "CompressReport") -> str:
         row = getattr(r.accuracy, key)
         if row:
             body.append(
-                f"<p>{title} <b>{escape(row['op'])}</b> ({escape(row['type'])}): PSNR {db(row['psnr'])}, "
+                f"<p>{title} <b>{escape(row['op'])}</b> ({escape(op_kind(row))}): PSNR {db(row['psnr'])}, "
                 f"its inputs {db(row['input_psnr'])}</p>"
             )
     body.append(
