@@ -260,10 +260,11 @@ def fix_for(kind: str, op: Op, consumers: dict[str, list[Op]], ref: dict[str, np
 
 
 def compare(op: Op, ref: dict, emu: dict, bad: set[str], drifted: set[str], threshold: float, min_psnr: float):
-    """Classify one op's outputs; returns (kind | None, metrics) and updates the bad/drifted sets."""
+    """Classify one op's outputs; returns (kind | None, the metrics of its worst output, the metrics of each output by
+    name) and updates the bad/drifted sets."""
     inherited_bad = any(v.name in bad for v in op.runtime_inputs())
     inherited_drift = any(v.name in drifted for v in op.runtime_inputs())
-    result, metrics = None, {}
+    result, metrics, each = None, {}, {}
     for v in op.outputs:
         b, a = ref.get(v.name), emu.get(v.name)
         if a is None or b is None or a.dtype.kind != "f" or a.shape != b.shape:
@@ -275,23 +276,26 @@ def compare(op: Op, ref: dict, emu: dict, bad: set[str], drifted: set[str], thre
         new_bad = fb & ~fa
         err, p = errors(a32, b32, fa & fb)
         absmax = float(np.abs(b32 if fb.all() else b32[fb]).max()) if fb.any() else 0.0
-        metrics = {
+        each[v.name] = {
             "output": v.name,
             "rel_err": err,
             "psnr": p,
             "ref_absmax": absmax,
             "new_nonfinite": int(new_bad.sum()),
         }
+        if not metrics or (each[v.name]["new_nonfinite"], -p) > (metrics["new_nonfinite"], -metrics["psnr"]):
+            metrics = each[v.name]
         if new_bad.any() or inherited_bad:
             bad.add(v.name)
             if new_bad.any() and not inherited_bad and result is None:
                 over = new_bad & (np.abs(b32) > FP16_MAX)
-                result = ("overflow" if over.any() else "nan" if np.isnan(a32[new_bad]).any() else "inf", v, metrics)
+                kind = "overflow" if over.any() else "nan" if np.isnan(a32[new_bad]).any() else "inf"
+                result = (kind, v, each[v.name])
         elif err > threshold or p < min_psnr:
             drifted.add(v.name)
             if not inherited_drift and result is None:
-                result = ("underflow" if absmax < FP16_MIN_NORMAL * 64 else "drift", v, metrics)
-    return result, metrics
+                result = ("underflow" if absmax < FP16_MIN_NORMAL * 64 else "drift", v, each[v.name])
+    return result, metrics, each
 
 
 def describe(kind: str, out: Value, m: dict, threshold: float, min_psnr: float) -> str:
@@ -371,7 +375,7 @@ def numerics(
                 ranges[v.name] = Range.of(ref_vals[v.name], v.type.dtype)
                 if v.name in into_softmax and np.isneginf(ref_vals[v.name]).any():
                     neginf.add(v.name)
-        res, metrics = compare(op, ref_vals, emu_vals, bad, drifted, threshold, min_psnr)
+        res, metrics, _ = compare(op, ref_vals, emu_vals, bad, drifted, threshold, min_psnr)
         if metrics:
             rows.append({"op": op.name, "type": op.type, "index": op.index, "device": device, **metrics})
         warnings.extend(op_warnings(op, device, ref_vals, neginf))

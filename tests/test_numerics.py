@@ -14,7 +14,7 @@ from test_execute import mb, program_model
 from zoo import ZOO, input_names, zoo_models  # noqa: F401  (zoo_models is a fixture)
 
 from anedoctor import numerics
-from anedoctor.drift import psnr, rel_err
+from anedoctor.drift import compare, psnr, rel_err
 from anedoctor.errors import ModelError
 from anedoctor.loaders import load
 
@@ -172,3 +172,16 @@ def test_each_pipeline_stage_is_compared_with_its_own_values(tmp_path):
     path = save(pipeline_of(nn_models.conv_chain(2), nn_models.conv_chain(3)), tmp_path / "pipe.mlmodel")
     first, second = (row for row in numerics(path, devices="ane").ops if row["op"] == "conv0")
     assert first["psnr"] != second["psnr"]
+
+
+def test_each_output_of_a_split_is_compared(tmp_path):
+    """A split's outputs are compared one by one: the metrics are its worst output's (not its last's), and every
+    output's are kept, so a reader of the first is not taken to read an identical tensor."""
+    path = program_model(tmp_path / "split.mlpackage", lambda x: mb.split(x=x, num_splits=2, axis=0), [(2, 8)])
+    op = next(o for o in load(path).graphs[0].ops if o.type == "split")
+    first, last = (v.name for v in op.outputs)
+    ref = {first: np.ones(8, np.float32), last: np.ones(8, np.float32)}
+    new = {first: np.full(8, 1.5, np.float32), last: np.ones(8, np.float32)}
+    _, worst, each = compare(op, ref, new, set(), set(), 0.05, 35.0)
+    assert worst["output"] == first and set(each) == {first, last}
+    assert each[first]["rel_err"] > 0.4 and each[last]["rel_err"] == 0

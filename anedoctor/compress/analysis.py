@@ -215,16 +215,16 @@ def accuracy(
             for n, a in new_vals.items()
             if rescaled.get(n, 1.0) is not None
         }
-        res, metrics = compare(op, ref_vals, comparable, bad, drifted, threshold, min_psnr)
+        res, metrics, each = compare(op, ref_vals, comparable, bad, drifted, threshold, min_psnr)
         worst_input = min((op_psnr.get(v.name, math.inf) for v in op.runtime_inputs()), default=math.inf)
+        inherited = any(v.name in drifted for v in op.runtime_inputs())
+        for v in op.outputs:
+            m = each.get(v.name)
+            op_psnr[v.name] = worst_input if m is None else m["psnr"] if m["rel_err"] else math.inf
+            if m is None and inherited:
+                drifted.add(v.name)
         if not metrics:
-            inherited = any(v.name in drifted for v in op.runtime_inputs())
-            for v in op.outputs:
-                op_psnr[v.name] = worst_input
-                if inherited:
-                    drifted.add(v.name)
             return
-        op_psnr[metrics["output"]] = metrics["psnr"] if metrics["rel_err"] else math.inf
         row = {
             "op": op.name,
             "type": op.type,
