@@ -187,7 +187,7 @@ def accuracy(
         if dq.type == "dequantize" and (q := dq.runtime_inputs()[0].producer) is not None and q.type == "quantize"
     }
     waiting = Counter(stands_for.values())  # the dequantize ops still to compare with each quantized value
-    held: dict[str, np.ndarray] = {}  # those values' reference arrays, until then
+    held = {n: np.asarray(a) for n, a in inputs.items() if waiting[n]}  # those values' reference arrays, until then
 
     def error(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         """(PSNR, relative error); identical tensors have infinite PSNR."""
