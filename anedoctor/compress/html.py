@@ -42,7 +42,7 @@ def cell(value: Any) -> str:
         return escape(str(value))
     if len(value) <= 3:
         return escape(first_ops(value))
-    every = ", ".join(f"{c.op} ({c.type})" for c in value)
+    every = first_ops(value, shown=len(value))
     return f"<details><summary>{escape(first_ops(value))}</summary>{escape(every)}</details>"
 
 
