@@ -291,18 +291,28 @@ def test_w8a8_residual_adds_are_compared_at_their_scale(tmp_path):
     by the other: compared by name, it read as PSNR 4.8 dB (and its dequantized inputs as identical) while the output
     is at 45 dB. The add is compared at its scale, and each dequantize with the value it is the int8 copy of."""
     source = residual_net(tmp_path / "res.mlpackage")
-    calib = tmp_path / "calib.npz"
-    np.savez(calib, x=np.random.default_rng(2).standard_normal((4, 1, 64, 16, 16)).astype(np.float32))
-    r = compress(source, tmp_path / "w8a8.mlpackage", quantize="int8", activations=calib, chip="a17")
+    samples = np.random.default_rng(2).standard_normal((4, 1, 64, 16, 16)).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", x=samples)
+    r = compress(source, tmp_path / "w8a8.mlpackage", quantize="int8", activations=tmp_path / "calib.npz", chip="a17")
     rows = [row for row in (r.accuracy.first_drift, r.accuracy.largest_growth) if row]
-    assert all(row["psnr"] > r.accuracy.min_psnr - 3 for row in rows), rows
-    growth = r.accuracy.largest_growth
-    assert growth["type"] == "dequantize" and growth["of"] == "x" and math.isinf(growth["input_psnr"])
-    assert f"(dequantize, int8 copy of {growth['of']})" in r.render()
+    assert rows and all(row["psnr"] > 30 for row in rows), rows
     compressed = anedoctor.load(tmp_path / "w8a8.mlpackage")
     factors = rescaled_values(compressed)
     adds = [op for op in compressed.graphs[0].ops if op.type == "add"]
     assert adds and all(abs(factors[op.outputs[0].name] - 1) > 0.1 for op in adds)  # rescaled by the pass
+
+
+def test_w8a8_error_of_a_quantized_input_is_placed_at_its_int8_copy(tmp_path):
+    """Calibrated on samples with an outlier, the int8 copy of the model's input is coarse: the error grows most
+    there (the dequantize of the input, compared with the input itself), not at the conv that reads it."""
+    source = residual_net(tmp_path / "res.mlpackage")
+    samples = np.random.default_rng(2).standard_normal((4, 1, 64, 16, 16)).astype(np.float32)
+    samples[:, 0, 0, 0, 0] = 300.0  # in every sample: the calibration averages their ranges
+    np.savez(tmp_path / "calib.npz", x=samples)
+    r = compress(source, tmp_path / "w8a8.mlpackage", quantize="int8", activations=tmp_path / "calib.npz", chip="a17")
+    growth = r.accuracy.largest_growth
+    assert growth["type"] == "dequantize" and growth["of"] == "x" and math.isinf(growth["input_psnr"]), growth
+    assert "(dequantize, int8 copy of x)" in r.render()
 
 
 def test_calibration_data_is_checked(models, tmp_path):
