@@ -148,7 +148,7 @@ class Accuracy:
 
     outputs: list[OutputError]
     first_drift: dict[str, Any] | None  # first op whose output drifts while its inputs did not
-    largest_growth: dict[str, Any] | None  # op that adds the most error power to its worst input's (added_noise)
+    largest_growth: dict[str, Any] | None  # op reading compressed data that adds the most error power (added_noise)
     inputs: str
 
     @property
@@ -180,7 +180,9 @@ def accuracy(
     threshold: float = 0.05,
     min_psnr: float = 35.0,
 ) -> Accuracy:
-    """Per-output PSNR / relative error, and where along the graph the error appears and grows.
+    """Per-output PSNR / relative error, and where along the graph the error appears and grows. It grows where
+    compressed data is read (a compressed weight, an int8 copy); other ops pass it on, and a reduction whose mean is
+    near zero would read as a large relative error without adding any.
 
     The compressed model runs beside the original on ``inputs``, op by op, so only the values not yet compared are
     held. Uses the numerics machinery of :mod:`anedoctor.drift` (same metrics, same drift test). A value with no
@@ -248,8 +250,12 @@ def accuracy(
         if res and found["first"] is None:
             found["first"] = row
         growth = found["growth"]
-        if worst_input - metrics["psnr"] > 0.5 and (growth is None or added_noise(row) > added_noise(growth)):
-            found["growth"] = row
+        brings_error = op.type == "dequantize" or any(
+            v.producer is not None and v.producer.type.startswith("constexpr_") for v in op.input_values()
+        )
+        if brings_error and worst_input - metrics["psnr"] > 0.5:
+            if growth is None or added_noise(row) > added_noise(growth):
+                found["growth"] = row
 
     reference, result = side_by_side(original, compressed, inputs, visit)
     outputs = [
