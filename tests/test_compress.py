@@ -315,6 +315,22 @@ def test_w8a8_error_of_a_quantized_input_is_placed_at_its_int8_copy(tmp_path):
     assert "(dequantize, int8 copy of x)" in r.render()
 
 
+def test_error_grows_where_compressed_weights_are_read(tmp_path):
+    """The mean of a zero-mean conv output is near zero, so its relative error is large though the mean adds none:
+    the op where the error grows is the conv that reads the palettized weights."""
+    rng = np.random.default_rng(3)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 64, 16, 16))], opset_version=ct.target.iOS18)
+    def prog(x):
+        w = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
+        return mb.reduce_mean(x=mb.conv(x=x, weight=w, pad_type="same", name="conv"), axes=[2, 3], name="mean")
+
+    source = tmp_path / "mean.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18).save(str(source))
+    r = compress(source, tmp_path / "p2.mlpackage", palettize=2)
+    assert r.accuracy.largest_growth["type"] == "conv", r.accuracy.largest_growth
+
+
 def test_calibration_data_is_checked(models, tmp_path):
     wrong_name, wrong_shape = tmp_path / "n.npz", tmp_path / "s.npz"
     np.savez(wrong_name, y=np.zeros((1, 64, 32, 32), np.float32))
