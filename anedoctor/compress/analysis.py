@@ -194,10 +194,10 @@ def accuracy(
 
     rescaled = rescaled_values(compressed)
     stands_for = {
-        dq.outputs[0].name: q.runtime_inputs()[0].name
+        op.outputs[0].name: q.runtime_inputs()[0].name
         for g in compressed.graphs
-        for dq in g.ops
-        if dq.type == "dequantize" and (q := dq.runtime_inputs()[0].producer) is not None and q.type == "quantize"
+        for op in g.ops
+        if (q := quantize_before(op)) is not None
     }
     waiting = Counter(stands_for.values())  # the dequantize ops still to compare with each quantized value
     held = {n: np.asarray(a) for n, a in inputs.items() if waiting[n]}  # those values' reference arrays, until then
@@ -295,11 +295,9 @@ def rescaled_values(model: Model) -> dict[str, float | None]:
     for g in model.graphs:
         for op in g.ops:
             ins = [factor.get(v.name, 1.0) for v in op.runtime_inputs()]
-            if op.type == "dequantize" and op.runtime_inputs():
-                q = op.runtime_inputs()[0].producer
-                ratio = scale_ratio(op, q) if q is not None and q.type == "quantize" else 1.0
-                x = q.runtime_inputs()[0] if q is not None and q.type == "quantize" else None
-                base = factor.get(x.name, 1.0) if x is not None else 1.0
+            q = quantize_before(op)
+            if q is not None:
+                ratio, base = scale_ratio(op, q), factor.get(q.runtime_inputs()[0].name, 1.0)
                 out = None if ratio is None or base is None else base * ratio
             elif any(f is None for f in ins):
                 out = None
@@ -310,6 +308,13 @@ def rescaled_values(model: Model) -> dict[str, float | None]:
             if out is None or not math.isclose(out, 1.0, rel_tol=1e-2):
                 factor.update((v.name, out) for v in op.outputs)
     return factor
+
+
+def quantize_before(op: Any) -> Any:
+    """The ``quantize`` op a ``dequantize`` reads (the pair of an int8 copy), else None."""
+    ins = op.runtime_inputs() if op.type == "dequantize" else []
+    q = ins[0].producer if ins else None
+    return q if q is not None and q.type == "quantize" else None
 
 
 def scale_ratio(dequantize: Any, quantize: Any) -> float | None:
