@@ -33,6 +33,7 @@ def check(
     select: Iterable[str] | None = None,
     ignore: Iterable[str] | None = None,
     profile: Any = None,
+    function: str | None = None,
 ) -> Report:
     """Predict where Core ML runs every op of a model, and why ops miss the Neural Engine.
 
@@ -45,7 +46,8 @@ def check(
     by id (``PA-11``), id prefix (``PA``) or family (``parameter``): only selected, not ignored rules run.
     ``profile`` (a profile.json path or dict from ``anedoctor probes ingest``) calibrates the prediction with
     measurements of its chip/OS (rules MS-1/MS-2, cost and latency scales); chip and OS default to the
-    profile's own, and another chip is an error.
+    profile's own, and another chip is an error. A multi-function program is checked whole, its latency being its
+    default function's (``summary.function_latency_ms`` has each); ``function`` keeps that one function only.
 
         >>> report = anedoctor.check("model.mlpackage", chip="m4", compute_units="cpu_and_ne")
         >>> report.summary["ane_fraction"], report.causes[0].rule.id"""
@@ -58,6 +60,7 @@ def check(
         calibration = as_profile(profile)
         chip, os, warnings = calibration.resolve(chip, os)
     model = load(source, example_inputs, via)
+    model = model.only(function) if function else model
     size_enumerated_shapes(model)
     target = resolve_target(model.deployment_target, chip, os)
     with gc_paused():

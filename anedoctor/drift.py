@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
-from .execute import FP16_MAX, check_inputs, default_inputs, executed_graphs, load_model, side_by_side
+from .execute import FP16_MAX, check_inputs, default_inputs, load_model, side_by_side
 from .ir import Op, Value
 
 __all__ = ["numerics", "NumericsReport", "Finding", "compare", "errors", "psnr", "rel_err"]
@@ -357,7 +357,7 @@ def numerics(
         raise ModelError(f"{m.path}: the model has no neural network to execute")
     graph = m.graphs[0]
     feeds = check_inputs(graph, inputs if inputs is not None else default_inputs(m, graph, example_inputs, seed))
-    graphs = executed_graphs(m)
+    graphs = m.prediction_graphs()
     consumers = {name: ops for g in graphs for name, ops in g.consumers().items()}
     into_softmax = {v.name for g in graphs for op in g.ops if op.type in SOFTMAX_LIKE for v in op.runtime_inputs()}
     dtypes = {v.name: v.type.dtype for g in graphs for v in g.inputs}

@@ -26,6 +26,7 @@ from .util import write_atomic
 
 DEVICE_COLOURS = {"ane": "#0072b2", "gpu": "#e69f00", "cpu": "#999999", "switch": "#d55e00"}
 TOP_OPS = 10
+FUNCTIONS_NOTE = "a prediction runs one; the figures here are the default's, --function picks another"
 
 
 class Estimate:
@@ -48,7 +49,7 @@ class Estimate:
         """JSON-ready dict: totals, segments, switches, top ops, time per op type and device, time per bound,
         compute-unit comparison."""
         r, b = self.report, self.breakdown
-        ops = r.placements
+        ops = r.prediction_placements()
         total = b.latency_ms or 1.0
         bounds: dict[str, float] = {}
         by_type: dict[tuple[str, str], list] = {}  # (op type, device) -> [ops, ms, fused ops]
@@ -67,6 +68,10 @@ class Estimate:
             "os": r.target.os.id,
             "compute_units": r.compute_units,
             "latency_ms": round(b.latency_ms, 4),
+            "functions": [
+                {"name": f, "latency_ms": round(fb.latency_ms, 4), "energy_mj": round(fb.energy_total_mj, 4)}
+                for f, fb in r.function_latency.items()
+            ],
             "device_ms": {d: round(v, 4) for d, v in b.device_ms.items()},
             "energy_mj": {d: round(v, 4) for d, v in b.energy_mj.items()},
             "energy_note": ENERGY_NOTE,
@@ -162,6 +167,11 @@ class Estimate:
             + f")  {ENERGY_NOTE}",
             "time by bound: " + ", ".join(f"{k} {v:.3f} ms" for k, v in d["bounds_ms"].items() if v),
         ]
+        if d["functions"]:
+            lines.append(
+                f"functions ({FUNCTIONS_NOTE}): "
+                + ", ".join(f"{f['name']} {f['latency_ms']:.3f} ms" for f in d["functions"])
+            )
         if d["compare"]:
             lines += [
                 "",
@@ -257,6 +267,8 @@ class Estimate:
         panels = []
         if d["compare"]:
             panels.append({"title": "Compute units side by side (estimate)", "rows": d["compare"]})
+        if d["functions"]:
+            panels.append({"title": f"Functions ({FUNCTIONS_NOTE})", "rows": d["functions"]})
         panels.append(
             {
                 "title": f"Latency estimate: {d['latency_ms']:.3f} ms per inference ({d['chip_name']}, "
@@ -350,17 +362,20 @@ def estimate(
     compare_compute_units: bool = False,
     example_inputs: Any = None,
     profile: Any = None,
+    function: str | None = None,
 ) -> Estimate:
     """Estimate the latency (and energy) of one inference of a model on a chip.
 
     ``source`` is anything :func:`anedoctor.check` takes. With ``compare_compute_units`` the four
     settings (all, cpu_and_ne, cpu_and_gpu, cpu_only) are estimated too (``Estimate.compare``).
-    ``profile`` is a measured profile, as for :func:`anedoctor.check`."""
+    ``profile`` is a measured profile and ``function`` one function of a multi-function program, as for
+    :func:`anedoctor.check`."""
     if profile is not None:
         from .measure.profile import as_profile  # read once for every compute-unit setting
 
         profile = as_profile(profile)
     model = load(source, example_inputs)
+    model = model.only(function) if function else model
     report = check(model, chip=chip, os=os, compute_units=compute_units, profile=profile)
     compare = {}
     if compare_compute_units:

@@ -211,6 +211,7 @@ def test_ios18_dialect_functions_states_and_ops(tmp_path):
     folder = ios18_model(tmp_path)
     m = load_mlmodelc(folder)
     assert [g.name for g in m.graphs] == ["main", "main_2"] and m.deployment_target == "ios18"
+    assert m.functions == ["main", "main_2"] and m.prediction_graphs() == m.graphs[:1]  # a prediction runs one
     g = m.graphs[0]
     x, kv = g.inputs
     assert (x.type.dtype, x.type.shape, x.type.is_static) == ("fp16", (1, 8, None, None), False)
@@ -448,6 +449,7 @@ def test_pipeline_sub_models(tmp_path):
     (pipe / "coremldata.bin").write_bytes(b"\x00")
     m = load_mlmodelc(pipe)
     assert [g.name for g in m.graphs] == ["model0:main", "model1:main"] and m.format == "mlmodelc-mlprogram"
+    assert m.pipeline and m.functions == [] and m.prediction_graphs() == m.graphs  # the stages run one after another
     assert [len(g.ops) for g in m.graphs] == [2, 14]
     assert any(n == "pipeline of 2 compiled sub-models: model0, model1" for n in m.notes)
     assert any(n.startswith("model1/layers from model.espresso.net") for n in m.notes)

@@ -191,3 +191,54 @@ def test_estimate_says_how_far_it_was_checked_on_the_chip(model_path):
     rows = json.loads(CliRunner().invoke(app, ["chips", "--json"]).output)
     table = {r["id"]: r["published_latencies"] for r in rows}
     assert table["m1max"] == evidence["cases"] and table["m5pro"] == 0
+
+
+@pytest.fixture(scope="module")
+def two_functions(tmp_path_factory):
+    """A multi-function package, as for LLM prefill / decode: 'decode' (the default, 1 row) and 'prefill' (64 rows)
+    share the same conv weights."""
+    from coremltools.models.utils import MultiFunctionDescriptor, save_multifunction
+
+    folder = tmp_path_factory.mktemp("multi")
+    weights = [w(256, 256, 1, 1) for _ in range(4)]
+    for name, rows in (("decode", 1), ("prefill", 64)):
+
+        @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, 1, rows))], opset_version=ct.target.iOS18)
+        def prog(x):
+            for i, weight in enumerate(weights):
+                x = mb.relu(x=mb.conv(x=x, weight=weight), name=f"c{i}")
+            return x
+
+        save(prog, folder / f"{name}.mlpackage", ct.target.iOS18)
+    descriptor = MultiFunctionDescriptor()
+    for name in ("decode", "prefill"):
+        descriptor.add_function(str(folder / f"{name}.mlpackage"), "main", name)
+    descriptor.default_function_name = "decode"
+    save_multifunction(descriptor, str(folder / "both.mlpackage"))
+    return folder / "both.mlpackage"
+
+
+def test_a_prediction_of_a_multi_function_model_runs_one_function(two_functions):
+    whole = anedoctor.check(two_functions, chip="m4")
+    each = {f: anedoctor.check(two_functions, chip="m4", function=f).summary for f in ("decode", "prefill")}
+    assert whole.model.functions == ["decode", "prefill"]
+    assert whole.summary["ops"] == each["decode"]["ops"] + each["prefill"]["ops"] > 16  # both placed
+    alone = {f: s["latency_ms"] for f, s in each.items()}
+    assert alone["prefill"] > alone["decode"] > 0
+    assert whole.summary["latency_ms"] == alone["decode"]  # the default's, not the sum of both
+    assert whole.summary["function_latency_ms"] == alone
+    d = anedoctor.estimate(two_functions, chip="m4").to_dict()
+    assert [f["name"] for f in d["functions"]] == ["decode", "prefill"] and d["latency_ms"] == alone["decode"]
+    assert sum(t["ops"] for t in d["op_types"]) == each["decode"]["ops"]  # the default function's ops only
+    prefill = anedoctor.estimate(two_functions, chip="m4", function="prefill").to_dict()
+    assert prefill["latency_ms"] == alone["prefill"] and prefill["functions"] == []
+
+
+def test_run_and_cli_pick_a_function(two_functions):
+    assert anedoctor.run(two_functions, function="prefill").outputs["c3"].shape == (1, 256, 1, 64)
+    assert anedoctor.run(two_functions).outputs["c3"].shape == (1, 256, 1, 1)
+    shown = CliRunner().invoke(app, ["estimate", str(two_functions), "--chip", "m4"])
+    assert shown.exit_code == 0 and "functions (a prediction runs one" in shown.output
+    bad = CliRunner().invoke(app, ["check", str(two_functions), "--function", "train"])
+    assert bad.exit_code == 2
+    assert "no function 'train'; its functions: decode, prefill" in bad.output and bad.output.count("\n") == 1

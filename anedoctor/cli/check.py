@@ -12,7 +12,19 @@ import typer
 from rich.console import Console
 
 from ..errors import ModelError
-from .common import CHIP, COMPUTE_UNITS_OPTION, OS, PROFILE, OutputFormat, app, guarded, progress, show, split_list
+from .common import (
+    CHIP,
+    COMPUTE_UNITS_OPTION,
+    FUNCTION,
+    OS,
+    PROFILE,
+    OutputFormat,
+    app,
+    guarded,
+    progress,
+    show,
+    split_list,
+)
 
 
 def per_model_path(path: str | None, model: str, several: bool) -> str | None:
@@ -44,6 +56,7 @@ def run_check(
     input_shape=None,
     measured=None,
     profile=None,
+    function=None,
 ) -> None:
     """``anedoctor check``: settings from the options, else [tool.anedoctor], outputs checked before any work."""
     from ..api import check, gate, load
@@ -97,6 +110,7 @@ def run_check(
             for model in models:
                 with progress(f"loading {Path(model).name}"):
                     loaded = load(model, input_shapes(input_shape))
+                    loaded = loaded.only(function) if function else loaded
                 with progress(f"predicting {Path(model).name}"):
                     report = check(
                         loaded,
@@ -229,6 +243,7 @@ def check_cmd(
         "or an MLComputePlan dump): the agreement line",
     ),
     profile: Optional[str] = PROFILE,
+    function: Optional[str] = FUNCTION,
     verbose: bool = typer.Option(False, "-v", "--verbose", help="List every op"),
 ) -> None:
     """Predict where every op runs (ANE / GPU / CPU) and why ops miss the Neural Engine.
@@ -254,6 +269,7 @@ def check_cmd(
         input_shape,
         measured,
         profile,
+        function,
     )
 
 

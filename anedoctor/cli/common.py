@@ -76,6 +76,9 @@ OS = typer.Option(
     help="ios17|ios18|ios26|macos14|macos15|macos26 ... (default: the model's deployment target, "
     "or the first OS the chip ran if that is later)",
 )
+FUNCTION = typer.Option(
+    None, "--function", help="One function of a multi-function model (default: all placed, the default one timed)"
+)
 COMPUTE_UNITS_OPTION = typer.Option(
     None,
     "--compute-units",

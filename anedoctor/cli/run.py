@@ -8,16 +8,31 @@ from typing import Optional
 import typer
 
 from ..errors import ModelError
-from .common import ACCUMULATOR, CHIP, DEVICES_OPTION, INPUTS, MODEL, OS, SEED, Precision, app, guarded, progress, show
+from .common import (
+    ACCUMULATOR,
+    CHIP,
+    DEVICES_OPTION,
+    FUNCTION,
+    INPUTS,
+    MODEL,
+    OS,
+    SEED,
+    Precision,
+    app,
+    guarded,
+    progress,
+    show,
+)
 
 
-def emulation_setup(model: str, inputs, devices: str, chip, os_):
-    """Load the model once, read the --input files, and resolve --devices: 'predicted' (the check
-    report for --chip/--os, so its ops are the executor's ops) or one device for every op."""
+def emulation_setup(model: str, inputs, devices: str, chip, os_, function=None):
+    """Load the model once (its --function only, when given), read the --input files, and resolve --devices:
+    'predicted' (the check report for --chip/--os, so its ops are the executor's ops) or one device for every op."""
     from ..api import check, load
     from ..execute import load_inputs
 
     loaded = load(model)
+    loaded = loaded.only(function) if function else loaded
     arrays = load_inputs(*inputs) if inputs else None
     if devices == "predicted":
         return loaded, arrays, check(loaded, chip=chip, os=os_)
@@ -76,6 +91,7 @@ def run_cmd(
     seed: int = SEED,
     chip: Optional[str] = CHIP,
     os_: Optional[str] = OS,
+    function: Optional[str] = FUNCTION,
 ) -> None:
     """Execute a model on this machine (PyTorch backend), in fp32 or emulated ANE fp16."""
 
@@ -87,7 +103,7 @@ def run_cmd(
         outputs = Outputs(inputs=[model, *input_paths(inputs)])
         outputs.claim("--out", out)
         loaded, arrays, placement = emulation_setup(
-            model, inputs, devices if precision is Precision.fp16 else "cpu", chip, os_
+            model, inputs, devices if precision is Precision.fp16 else "cpu", chip, os_, function
         )
         with progress(f"running {Path(model).name} in {precision.value}"):
             result = run(
@@ -122,6 +138,7 @@ def numerics_cmd(
     seed: int = SEED,
     chip: Optional[str] = CHIP,
     os_: Optional[str] = OS,
+    function: Optional[str] = FUNCTION,
 ) -> None:
     """Find the first op where emulated ANE fp16 overflows, goes NaN/inf or drifts from fp32. Exit 1 if any does."""
 
@@ -136,7 +153,7 @@ def numerics_cmd(
         )
         outputs.claim("--json", json_path)
         outputs.claim("--html", html_path)
-        loaded, arrays, placement = emulation_setup(model, inputs, devices, chip, os_)
+        loaded, arrays, placement = emulation_setup(model, inputs, devices, chip, os_, function)
         with progress(f"running {Path(model).name} in fp32 and emulated fp16"):
             rep = numerics(
                 loaded,

@@ -13,6 +13,7 @@ from ..errors import ModelError
 from .common import (
     CHIP,
     COMPUTE_UNITS_OPTION,
+    FUNCTION,
     INPUTS,
     MODEL,
     OS,
@@ -154,6 +155,7 @@ def estimate_cmd(
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the estimate as JSON here ('-' for stdout)"),
     html_path: Optional[str] = typer.Option(None, "--html", help="Write the report page with a latency waterfall here"),
     profile: Optional[str] = PROFILE,
+    function: Optional[str] = FUNCTION,
 ) -> None:
     """Estimate latency and energy per inference: per op, segment and device switch (a model, not a measurement).
     Outputs are checked before any work (never an input, all or nothing); with --json - the text goes to stderr."""
@@ -170,6 +172,7 @@ def estimate_cmd(
             compute_units=compute_units or "all",
             compare_compute_units=compare,
             profile=as_profile(profile),
+            function=function,
         )
         finish(outputs, {"--json": result.to_json, "--html": result.to_html}, [])
         write_plain(result.render(), to_stderr="-" in outputs.paths.values())

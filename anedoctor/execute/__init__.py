@@ -176,6 +176,7 @@ def run(
     keep_intermediates: bool = False,
     example_inputs: Any = None,
     trace: Callable[[Step, tuple], None] | None = None,
+    function: str | None = None,
 ) -> RunResult:
     """Execute a model (path, MLModel, torch module + ``example_inputs``, or ir.Model).
 
@@ -184,10 +185,12 @@ def run(
     with placement from ``devices`` (see :func:`resolve_devices`). ``keep_intermediates`` keeps every
     top-level op's outputs by value name (in a pipeline, whose stages may reuse names, as ``stage/name`` with the
     stage's graph name, the ``part`` of a report); ``trace(step, results)`` sees each one instead, without keeping
-    them. Errors raise ModelError."""
+    them. ``function`` runs that function of a multi-function program instead of its default. Errors raise
+    ModelError."""
     m = load_model(model, example_inputs)
+    m = m.only(function) if function else m
     result, steps = executing(m, inputs, precision, devices, accumulator, seed, example_inputs)
-    staged = m.format == "pipeline"
+    staged = m.pipeline
     with torch.inference_mode():
         for step, res in steps:
             if keep_intermediates:
@@ -215,7 +218,7 @@ def executing(
     if not m.graphs:
         raise ModelError(f"{m.path}: the model has no neural network to execute")
     device_of, placement = resolve_devices(m, devices) if precision == "fp16" else (None, "")
-    graphs = executed_graphs(m)
+    graphs = m.prediction_graphs()
     feeds = dict(inputs) if inputs is not None else default_inputs(m, graphs[0], example_inputs, seed)
     given = {k: np.asarray(v) for k, v in feeds.items()}
     result = RunResult({}, precision=precision, accumulator=accumulator, placement=placement, inputs=given)
@@ -234,15 +237,14 @@ def executing(
     return result, steps()
 
 
-def executed_graphs(m: Model) -> list:
-    """The graphs a run executes: a pipeline's in order, else the first (main) function."""
-    return m.graphs if m.format == "pipeline" else m.graphs[:1]
-
-
 def step_outputs(m: Model) -> set[str]:
     """Names of the values a run of ``m`` yields as top-level step outputs (constexpr ops are folded, not run)."""
     return {
-        v.name for g in executed_graphs(m) for op in g.ops if not op.type.startswith("constexpr_") for v in op.outputs
+        v.name
+        for g in m.prediction_graphs()
+        for op in g.ops
+        if not op.type.startswith("constexpr_")
+        for v in op.outputs
     }
 
 

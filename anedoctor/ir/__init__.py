@@ -12,10 +12,11 @@ translated to their MIL equivalent where one exists and keep the layer type in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any, Iterator
 
+from ..errors import ModelError
 from .dtypes import DTYPE_BYTES
 
 
@@ -225,6 +226,33 @@ class Model:
     notes: list[str] = field(default_factory=list)  # what could not be analysed, and why
     weights_bytes: int = 0  # size of the weight files on disk
     is_updatable: bool = False
+    pipeline: bool = False  # the graphs are stages that run one after another (else alternative functions)
+
+    def __post_init__(self) -> None:
+        self.pipeline = self.pipeline or self.format == "pipeline"
+
+    @property
+    def functions(self) -> list[str]:
+        """The functions of a multi-function program, the default first (one runs per prediction); [] when the
+        model has one function or is a pipeline."""
+        return [] if self.pipeline or len(self.graphs) < 2 else [g.name for g in self.graphs]
+
+    def only(self, function: str) -> Model:
+        """This model with one of its functions, which then runs per prediction (``--function``)."""
+        chosen = [g for g in self.graphs if g.name == function]
+        if self.pipeline or not chosen:
+            names = ", ".join(self.functions or [g.name for g in self.graphs[:1]])
+            raise ModelError(
+                f"{self.path}: a pipeline runs all its stages; --function picks one function of a multi-function "
+                "program"
+                if self.pipeline
+                else f"{self.path}: no function {function!r}; its functions: {names}"
+            )
+        return replace(self, graphs=chosen)
+
+    def prediction_graphs(self) -> list[Graph]:
+        """The graphs one prediction runs: a pipeline's stages in order, else the default (first) function."""
+        return list(self.graphs) if self.pipeline else self.graphs[:1]
 
     @property
     def ops(self) -> list[Op]:

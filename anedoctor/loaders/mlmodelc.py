@@ -238,4 +238,5 @@ def load_mlmodelc(path: Path) -> Model:
         notes,
         weights,
         str(meta.get("isUpdatable", "0")) == "1",
+        pipeline=len(units) > 1,
     )

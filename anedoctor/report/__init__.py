@@ -62,7 +62,16 @@ class Report(Exportable):
         self.switches = [(a, b) for a, b in zip(self.segments, self.segments[1:]) if a.part == b.part]
         self.causes = self._causes()
         scale = profile.latency_factor if profile is not None else None
-        self.latency = breakdown(placements, target, scale=scale)  # anedoctor.cost.latency
+        self.latency = breakdown(self.prediction_placements(), target, scale=scale)  # anedoctor.cost.latency
+        self.function_latency = {  # a multi-function model's: one function runs per prediction
+            f: breakdown(self.prediction_placements(f), target, scale=scale) for f in model.functions
+        }
+
+    def prediction_placements(self, function: str | None = None) -> list[OpPlacement]:
+        """The placed ops of one prediction (:meth:`anedoctor.ir.Model.prediction_graphs`), or of the named function
+        of a multi-function model."""
+        parts = {function} if function else {g.name for g in self.model.prediction_graphs()}
+        return [p for p in self.placements if p.part in parts]
 
     # ---- queries -------------------------------------------------------------------------
     def device(self, op: Op | str) -> str | None:
@@ -128,6 +137,11 @@ class Report(Exportable):
             "flops": total_flops,
             "latency_ms": round(self.latency.latency_ms, 4),
             "energy_mj": round(self.latency.energy_total_mj, 4),
+            **(
+                {"function_latency_ms": {f: round(b.latency_ms, 4) for f, b in self.function_latency.items()}}
+                if self.function_latency
+                else {}
+            ),
         }
 
     def _segments(self) -> list[Segment]:
