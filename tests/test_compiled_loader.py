@@ -455,6 +455,35 @@ def test_pipeline_sub_models(tmp_path):
     assert any(n.startswith("model1/layers from model.espresso.net") for n in m.notes)
 
 
+STAGE = """program(1.0)
+[buildInfo = dict<tensor<string, []>, tensor<string, []>>({{"coremlc-version", "1436.100.10"}})]
+{
+    func main<ios16>(tensor<fp32, [1, 4]> IN) {
+            BODY
+        } -> (OUT);
+}
+"""
+
+
+def test_a_compiled_pipeline_runs_every_stage(tmp_path):
+    """model0 (relu) feeds model1 (x 2): a run returns model1's output; it used to stop after model0."""
+    import anedoctor
+
+    relu = 'tensor<fp32, [1, 4]> y = relu(x = x)[name = tensor<string, []>("y")];'
+    double = (
+        'tensor<fp32, []> two = const()[name = tensor<string, []>("two"), val = tensor<fp32, []>(0x1p+1)];\n'
+        '            tensor<fp32, [1, 4]> z = mul(x = y, y = two)[name = tensor<string, []>("z")];'
+    )
+    pipe = tmp_path / "pipe.mlmodelc"
+    for unit, (inp, body, out) in enumerate([("x", relu, "y"), ("y", double, "z")]):
+        (pipe / f"model{unit}").mkdir(parents=True)
+        text = STAGE.replace("IN", inp).replace("BODY", body).replace("OUT", out)
+        (pipe / f"model{unit}" / "model.mil").write_text(text)
+    (pipe / "coremldata.bin").write_bytes(b"\x00")
+    result = anedoctor.run(pipe, {"x": np.array([[-1, 2, -3, 4]], np.float32)})
+    assert list(result.outputs) == ["z"] and result.outputs["z"].tolist() == [[0, 4, 0, 8]]
+
+
 # -- speed ---------------------------------------------------------------------------
 def chain(n: int) -> str:
     """An n-op ML Program (conv with a blob weight / add with a scalar const / relu), iOS18 dialect."""
