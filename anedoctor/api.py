@@ -34,6 +34,7 @@ def check(
     ignore: Iterable[str] | None = None,
     profile: Any = None,
     function: str | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> Report:
     """Predict where Core ML runs every op of a model, and why ops miss the Neural Engine.
 
@@ -48,6 +49,7 @@ def check(
     measurements of its chip/OS (rules MS-1/MS-2, cost and latency scales); chip and OS default to the
     profile's own, and another chip is an error. A multi-function program is checked whole, its latency being its
     default function's (``summary.function_latency_ms`` has each); ``function`` keeps that one function only.
+    A flexible-shape model is sized at its default input shape, or at ``input_shapes`` (``{"x": (1, 384, 1, 128)}``).
 
         >>> report = anedoctor.check("model.mlpackage", chip="m4", compute_units="cpu_and_ne")
         >>> report.summary["ane_fraction"], report.causes[0].rule.id"""
@@ -61,7 +63,7 @@ def check(
         chip, os, warnings = calibration.resolve(chip, os)
     model = load(source, example_inputs, via)
     model = model.only(function) if function else model
-    size_enumerated_shapes(model)
+    size_enumerated_shapes(model, None if model.format == "torch" else input_shapes)  # a .pt's are its conversion's
     target = resolve_target(model.deployment_target, chip, os)
     with gc_paused():
         rules = selected_rules(select, ignore)
@@ -186,21 +188,25 @@ def numerics(
 SIZED_AT_DEFAULT = ("enumerated", "range")  # Core ML plans a range-shaped model at its default shape too (DY-1)
 
 
-def size_enumerated_shapes(model: Model) -> None:
-    """Give ops of enumerated- or range-shape graphs the shapes they take at the default input shape.
+def size_enumerated_shapes(model: Model, chosen: dict[str, tuple[int, ...]] | None = None) -> None:
+    """Give ops of enumerated- or range-shape graphs the shapes they take at the default input shape, or at the
+    ``chosen`` shapes of named flexible inputs (``--input-shape``; each must be one the input allows).
 
     The spec leaves flexible dims unknown, so such ops could not be costed. Running the graph once
-    at the default shapes (the reference executor, on generated inputs) reads every intermediate
+    at those shapes (the reference executor, on generated inputs) reads every intermediate
     shape. Where that is impossible (no torch, an op the executor lacks, weights not present) the
     graph stays unsized and a note says so."""
     graph = model.graphs[0] if model.graphs else None  # the executor runs a model's first graph
-    if (
-        graph is None
-        or not any(s.flexibility in SIZED_AT_DEFAULT for s in graph.input_specs)
-        or all(v.type.is_static for op in graph.ops for v in op.outputs)
-    ):
+    chosen = chosen_shapes(model, graph, chosen or {})
+    if graph is None:
+        return
+    sized = all(v.type.is_static for op in graph.ops for v in op.outputs)
+    if sized and all(v.type.shape == chosen.get(v.name, v.type.shape) for v in graph.inputs):
+        return  # nothing flexible left, or sized at these shapes already (by an earlier check of the same model)
+    if not chosen and not any(s.flexibility in SIZED_AT_DEFAULT for s in graph.input_specs):
         return
     try:
+        from .execute import generate_inputs
         from .execute import run as execute
 
         shapes: dict[str, tuple[int, ...]] = {}
@@ -208,19 +214,44 @@ def size_enumerated_shapes(model: Model) -> None:
         def record(step, results: tuple) -> None:
             shapes.update((v.name, tuple(t.shape)) for v, t in zip(step.op.outputs, results) if hasattr(t, "shape"))
 
-        execute(model, trace=record)
+        execute(model, generate_inputs(model, 0, graph, chosen), trace=record)
     except (ImportError, ModelError) as e:
         model.notes.append(
             f"{graph.name}: enumerated-shape ops could not be sized ({str(e)[:120]}); their costs count as 0"
         )
         return
     for v in [v for op in graph.ops for v in op.outputs] + graph.inputs:
-        if not v.type.is_static and v.name in shapes:
+        if (chosen or not v.type.is_static) and v.name in shapes:
             v.type = TensorType(v.type.dtype, tuple(shapes[v.name]), v.type.kind)
-    default = ", ".join(f"{s.name} {s.default_shape}" for s in graph.input_specs if s.flexibility in SIZED_AT_DEFAULT)
-    model.notes.append(
-        f"{graph.name}: flexible shapes sized at the default shape ({default}) by running the model once"
+    at = ", ".join(
+        f"{s.name} {chosen.get(s.name, s.default_shape)}"
+        for s in graph.input_specs
+        if s.name in chosen or s.flexibility in SIZED_AT_DEFAULT
     )
+    model.notes.append(
+        f"{graph.name}: flexible shapes sized at {'the chosen' if chosen else 'the default'} shape ({at}) by "
+        "running the model once"
+        + ("; Core ML plans a range-shaped input at its default shape (DY-1)" if chosen else "")
+    )
+
+
+def chosen_shapes(model: Model, graph, chosen: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """``chosen`` checked against the flexible inputs of ``graph``: a ModelError names an input that is not one,
+    or a shape it does not allow."""
+    specs = {s.name: s for s in graph.input_specs} if graph is not None else {}
+    for name, shape in chosen.items():
+        spec = specs.get(name)
+        flexible = [n for n, s in specs.items() if s.flexibility != "fixed"]
+        if spec is None or spec.flexibility == "fixed":
+            what = "has a fixed shape" if spec is not None else "is not an input"
+            raise ModelError(
+                f"{model.path}: --input-shape {name}: {name!r} {what}; "
+                + (f"its flexible inputs: {', '.join(flexible)}" if flexible else "the model has no flexible input")
+            )
+        if not spec.allows(shape):
+            dims = "x".join(map(str, shape))
+            raise ModelError(f"{model.path}: --input-shape {name}={dims}: {name!r} takes {spec.allowed()}")
+    return dict(chosen)
 
 
 def _ios_major(target: str) -> int:

@@ -67,6 +67,7 @@ class Estimate:
             "chip_name": r.target.chip.name,
             "os": r.target.os.id,
             "compute_units": r.compute_units,
+            "notes": list(r.notes),
             "latency_ms": round(b.latency_ms, 4),
             "functions": [
                 {"name": f, "latency_ms": round(fb.latency_ms, 4), "energy_mj": round(fb.energy_total_mj, 4)}
@@ -158,6 +159,7 @@ class Estimate:
             "ESTIMATE — from a model of the hardware calibrated on published latencies, not a measurement",
             evidence_line(d["chip_name"], d["chip_evidence"]),
             *self._profile_lines(d["calibrated_by"]),
+            *(f"note: {note}" for note in d["notes"]),
             f"latency {d['latency_ms']:.3f} ms per inference  ("
             + ", ".join(f"{DEVICE_LABELS[k]} {v:.3f} ms" for k, v in d["device_ms"].items() if v)
             + ")",
@@ -363,24 +365,24 @@ def estimate(
     example_inputs: Any = None,
     profile: Any = None,
     function: str | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> Estimate:
     """Estimate the latency (and energy) of one inference of a model on a chip.
 
     ``source`` is anything :func:`anedoctor.check` takes. With ``compare_compute_units`` the four
     settings (all, cpu_and_ne, cpu_and_gpu, cpu_only) are estimated too (``Estimate.compare``).
-    ``profile`` is a measured profile and ``function`` one function of a multi-function program, as for
-    :func:`anedoctor.check`."""
+    ``profile`` is a measured profile, ``function`` one function of a multi-function program and ``input_shapes``
+    the shapes of flexible inputs to time at, as for :func:`anedoctor.check`."""
     if profile is not None:
         from .measure.profile import as_profile  # read once for every compute-unit setting
 
         profile = as_profile(profile)
     model = load(source, example_inputs)
     model = model.only(function) if function else model
-    report = check(model, chip=chip, os=os, compute_units=compute_units, profile=profile)
+    settings = {"chip": chip, "os": os, "profile": profile, "input_shapes": input_shapes}
+    report = check(model, compute_units=compute_units, **settings)
     compare = {}
     if compare_compute_units:
         for cu in COMPUTE_UNITS:
-            compare[cu] = (
-                report if cu == compute_units else check(model, chip=chip, os=os, compute_units=cu, profile=profile)
-            )
+            compare[cu] = report if cu == compute_units else check(model, compute_units=cu, **settings)
     return Estimate(report, compare)

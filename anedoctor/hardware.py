@@ -243,15 +243,36 @@ def parse_os(text: str) -> OSVersion:
     raise ModelError(f"unknown OS {text!r}; use e.g. ios17, ios18, ios26, macos14, macos15, macos26")
 
 
-CHIP_ALIASES = {"a17pro": "a17", "a18base": "a18"}
+# The chip of each iPhone, as Apple's technical specifications list it (support.apple.com/docs/iphone, A)
+IPHONE_CHIPS = {
+    "a11": ("8", "8plus", "x"),
+    "a12": ("xs", "xsmax", "xr"),
+    "a13": ("11", "11pro", "11promax", "se2", "se2ndgeneration"),
+    "a14": ("12", "12mini", "12pro", "12promax"),
+    "a15": ("13", "13mini", "13pro", "13promax", "14", "14plus", "se3", "se3rdgeneration"),
+    "a16": ("14pro", "14promax", "15", "15plus"),
+    "a17": ("15pro", "15promax"),
+    "a18": ("16", "16plus", "16e"),
+    "a18pro": ("16pro", "16promax"),
+    "a19": ("17",),
+    "a19pro": ("17pro", "17promax", "air"),
+}
+CHIP_ALIASES = {"a17pro": "a17", "a18base": "a18", **{f"iphone{m}": c for c, ms in IPHONE_CHIPS.items() for m in ms}}
+# Macs are named by their chip: 'MacBook Air M2', 'Mac Studio M2 Ultra' (an iPad's M chip: --chip m4 --os ios18)
+MAC_PREFIXES = ("macbookair", "macbookpro", "macmini", "macstudio", "macpro", "imac")
 
 
 def parse_chip(text: str) -> Chip:
-    """A chip id from a user's spelling: 'M1 Max', 'm1max', 'm1-max', 'Apple M2 Ultra', 'A17 Pro' all work."""
+    """A chip id from a user's spelling: 'M1 Max', 'm1max', 'm1-max', 'Apple M2 Ultra', 'A17 Pro', or the device:
+    'iPhone 15 Pro', 'MacBook Air M2'."""
     key = "".join(ch for ch in text.lower().replace("apple", "") if ch.isalnum())
+    key = next((key[len(p) :] for p in MAC_PREFIXES if key.startswith(p) and len(key) > len(p)), key)
     chip = CHIPS.get(CHIP_ALIASES.get(key, key))
     if chip is None:
-        raise ModelError(f"unknown chip {text!r}; choose one of {', '.join(CHIPS)}")
+        raise ModelError(
+            f"unknown chip {text!r}; choose one of {', '.join(CHIPS)}, or name an iPhone or Mac "
+            "(iPhone 15 Pro, MacBook Air M2)"
+        )
     return chip
 
 

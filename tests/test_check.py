@@ -164,11 +164,19 @@ def test_shape_limits_depend_on_generation(tmp):
     assert m1.findings[0].apple_message.startswith("Tensor dimensions N1D1C1H1W20000 are not within supported range")
 
 
-def test_range_shape_input_keeps_whole_model_off_ane(tmp):
+def flexible_conv(path, shape):
+    """A 3 -> 8 3x3 conv traced at 32x32, converted with input ``x`` of ``shape`` (RangeDim or EnumeratedShapes)."""
     traced = torch.jit.trace(torch.nn.Conv2d(3, 8, 3).eval(), torch.randn(1, 3, 32, 32))
-    flexible = ct.TensorType(name="x", shape=(1, 3, ct.RangeDim(16, 64, 32), ct.RangeDim(16, 64, 32)))
-    ct.convert(traced, inputs=[flexible], convert_to="mlprogram").save(str(tmp / "flex.mlpackage"))
-    report = anedoctor.check(tmp / "flex.mlpackage")
+    ct.convert(traced, inputs=[ct.TensorType(name="x", shape=shape)], convert_to="mlprogram").save(str(path))
+    return path
+
+
+TWO_SIZES = ct.EnumeratedShapes(shapes=[(1, 3, 32, 32), (1, 3, 64, 64)], default=(1, 3, 32, 32))
+
+
+def test_range_shape_input_keeps_whole_model_off_ane(tmp):
+    path = flexible_conv(tmp / "flex.mlpackage", (1, 3, ct.RangeDim(16, 64, 32), ct.RangeDim(16, 64, 32)))
+    report = anedoctor.check(path)
     assert report.model.graphs[0].input_specs[0].flexibility == "range"
     assert report.placements and all("DY-1" in rule_ids(p) and not p.supported["ane"] for p in report.placements)
 
@@ -267,12 +275,7 @@ def test_non_uniform_states_on_m1_only(tmp):
 
 
 def test_enumerated_shapes_are_noted_not_blocked(tmp):
-    traced = torch.jit.trace(torch.nn.Conv2d(3, 8, 3).eval(), torch.randn(1, 3, 32, 32))
-    enum = ct.TensorType(
-        name="x", shape=ct.EnumeratedShapes(shapes=[(1, 3, 32, 32), (1, 3, 64, 64)], default=(1, 3, 32, 32))
-    )
-    ct.convert(traced, inputs=[enum], convert_to="mlprogram").save(str(tmp / "enum.mlpackage"))
-    report = anedoctor.check(tmp / "enum.mlpackage")
+    report = anedoctor.check(flexible_conv(tmp / "enum.mlpackage", TWO_SIZES))
     conv = next(p for p in report.placements if p.op.type == "conv")
     assert conv.supported["ane"] and "DY-0" not in rule_ids(conv)
     assert any(f.rule.id == "DY-2" and "2 enumerated shapes" in f.message for f in conv.notes)
@@ -280,6 +283,38 @@ def test_enumerated_shapes_are_noted_not_blocked(tmp):
         conv.op.outputs[0].type.shape == (1, 8, 30, 30) and conv.flops == 2 * 8 * 27 * 30 * 30
     )  # sized at the default
     assert any("sized at the default shape" in n for n in report.notes)
+
+
+def test_a_flexible_input_is_sized_at_a_chosen_shape(tmp):
+    flexible_conv(tmp / "enum.mlpackage", TWO_SIZES)
+    default = anedoctor.check(tmp / "enum.mlpackage")
+    chosen = anedoctor.check(tmp / "enum.mlpackage", input_shapes={"x": (1, 3, 64, 64)})
+    conv = next(p for p in chosen.placements if p.op.type == "conv")
+    assert conv.op.outputs[0].type.shape == (1, 8, 62, 62) and conv.flops == 2 * 8 * 27 * 62 * 62
+    assert chosen.summary["latency_ms"] > default.summary["latency_ms"]
+    assert any("sized at the chosen shape (x (1, 3, 64, 64))" in n for n in chosen.notes)
+    with pytest.raises(ModelError, match=r"x=1x3x48x48: 'x' takes one of 1x3x32x32, 1x3x64x64"):
+        anedoctor.check(tmp / "enum.mlpackage", input_shapes={"x": (1, 3, 48, 48)})
+    with pytest.raises(ModelError, match="'y' is not an input; its flexible inputs: x"):
+        anedoctor.check(tmp / "enum.mlpackage", input_shapes={"y": (1,)})
+    flexible_conv(tmp / "range.mlpackage", (1, 3, ct.RangeDim(16, 64, 32), 32))
+    with pytest.raises(ModelError, match=r"x=1x3x80x32: 'x' takes 1x3x16..64x32"):
+        anedoctor.check(tmp / "range.mlpackage", input_shapes={"x": (1, 3, 80, 32)})
+    ranged = anedoctor.estimate(tmp / "range.mlpackage", input_shapes={"x": (1, 3, 48, 32)}, compare_compute_units=True)
+    conv = next(p for p in ranged.report.placements if p.op.type == "conv")
+    assert conv.op.outputs[0].type.shape == (1, 8, 46, 30)
+    assert sum("sized at the chosen shape" in n for n in ranged.report.notes) == 1  # sized once for the 4 settings
+    from typer.testing import CliRunner
+
+    from anedoctor.cli import app
+
+    ran = CliRunner().invoke(app, ["run", str(tmp / "enum.mlpackage"), "--input-shape", "x=1x3x64x64"])
+    assert ran.exit_code == 0 and "float32[1, 8, 62, 62]" in ran.output
+    np.savez(tmp / "x.npz", x=np.zeros((1, 3, 64, 64), np.float32))
+    both = ["run", str(tmp / "enum.mlpackage"), "--input", str(tmp / "x.npz"), "--input-shape", "x=1x3x64x64"]
+    assert CliRunner().invoke(app, both).exit_code == 2
+    shown = CliRunner().invoke(app, ["estimate", str(tmp / "range.mlpackage"), "--input-shape", "x=1x3x48x32"])
+    assert shown.exit_code == 0 and "note: main: flexible shapes sized at the chosen shape" in shown.output
 
 
 def test_compute_units_without_ane(tmp):

@@ -29,6 +29,12 @@ from anedoctor.hardware import CHIPS, parse_chip, resolve_target
         ("a14", "a14"),
         ("m4_pro", "m4pro"),
         ("Apple M5 Pro", "m5pro"),
+        ("iPhone 15 Pro", "a17"),  # a device: the chip Apple's tech specs list for it
+        ("iPhone 15", "a16"),
+        ("iphone-16e", "a18"),
+        ("iPhone Air", "a19pro"),
+        ("MacBook Air M2", "m2"),
+        ("Mac Studio M2 Ultra", "m2ultra"),
     ],
 )
 def test_parse_chip_keeps_variants(spelling, chip_id):
@@ -38,6 +44,8 @@ def test_parse_chip_keeps_variants(spelling, chip_id):
 def test_unknown_chip_is_a_one_line_error():
     with pytest.raises(anedoctor.ModelError, match="unknown chip 'm9'"):
         parse_chip("m9")
+    with pytest.raises(anedoctor.ModelError, match="unknown chip 'iPhone 99'.*name an iPhone or Mac"):
+        parse_chip("iPhone 99")
 
 
 def test_variants_share_the_ane_but_not_memory_cpu_or_gpu():

@@ -16,11 +16,13 @@ from .common import (
     CHIP,
     COMPUTE_UNITS_OPTION,
     FUNCTION,
+    INPUT_SHAPE,
     OS,
     PROFILE,
     OutputFormat,
     app,
     guarded,
+    input_shapes,
     progress,
     show,
     split_list,
@@ -86,6 +88,7 @@ def run_check(
         if several and measured:
             raise ModelError("--measured takes one model")
         outputs = Outputs(inputs=[*models, measured, profile])
+        shapes = input_shapes(input_shape)
         measurement = None
         if measured:
             from ..measure.compare import read_measurement
@@ -109,7 +112,7 @@ def run_check(
             checked, rows = [], []
             for model in models:
                 with progress(f"loading {Path(model).name}"):
-                    loaded = load(model, input_shapes(input_shape))
+                    loaded = load(model, shapes)
                     loaded = loaded.only(function) if function else loaded
                 with progress(f"predicting {Path(model).name}"):
                     report = check(
@@ -120,6 +123,7 @@ def run_check(
                         select=split_list(select, cfg.get("select")),
                         ignore=split_list(ignore, cfg.get("ignore")),
                         profile=calibration,
+                        input_shapes=shapes,
                     )
                     data = report.to_dict()
                 failures = gate(report, **gates)
@@ -157,22 +161,6 @@ def run_check(
             raise typer.Exit(1)
 
     guarded(body)
-
-
-def input_shapes(options: list[str] | None) -> dict[str, tuple[int, ...]] | None:
-    """``--input-shape x=1x3x224x224`` options -> {"x": (1, 3, 224, 224)}."""
-    if not options:
-        return None
-    shapes = {}
-    for text in options:
-        name, _, dims = text.partition("=")
-        try:
-            shapes[name.strip()] = tuple(int(d) for d in dims.lower().replace(",", "x").split("x"))
-        except ValueError:
-            raise ModelError(f"--input-shape {text!r}: use NAME=1x3x224x224") from None
-        if not name.strip() or not shapes[name.strip()] or min(shapes[name.strip()]) < 1:
-            raise ModelError(f"--input-shape {text!r}: use NAME=1x3x224x224 with positive dimensions")
-    return shapes
 
 
 def summary_table(rows):
@@ -232,9 +220,7 @@ def check_cmd(
     ignore: Optional[str] = typer.Option(
         None, "--ignore", help="Not these rules (ids, prefixes or families, comma-separated)"
     ),
-    input_shape: Optional[list[str]] = typer.Option(
-        None, "--input-shape", help="NAME=1x3x224x224 for a TorchScript .pt file (repeatable)"
-    ),
+    input_shape: Optional[list[str]] = INPUT_SHAPE,
     explain: Optional[str] = typer.Option(None, "--explain", help="Explain one op by name"),
     measured: Optional[str] = typer.Option(
         None,

@@ -62,7 +62,9 @@ DEVICES_OPTION = typer.Option(
 ACCUMULATOR = typer.Option(Precision.fp32, help="Accumulator width emulated for ANE conv/matmul/reductions")
 SEED = typer.Option(0, help="Seed for generated inputs")
 CHIP = typer.Option(
-    None, help="a12..a19, m1..m5 and their pro/max/ultra variants (default: a17, assumed); see `anedoctor chips`"
+    None,
+    help="a12..a19, m1..m5 and their pro/max/ultra variants, or a device: 'iPhone 15 Pro', 'MacBook Air M2' "
+    "(default: a17, assumed); see `anedoctor chips`",
 )
 PROFILE = typer.Option(
     None,
@@ -75,6 +77,12 @@ OS = typer.Option(
     "--os",
     help="ios17|ios18|ios26|macos14|macos15|macos26 ... (default: the model's deployment target, "
     "or the first OS the chip ran if that is later)",
+)
+INPUT_SHAPE = typer.Option(
+    None,
+    "--input-shape",
+    help="NAME=1x384x1x128: size and time a flexible (range / enumerated) input at this shape; for a TorchScript "
+    ".pt file its input shape (repeatable)",
 )
 FUNCTION = typer.Option(
     None, "--function", help="One function of a multi-function model (default: all placed, the default one timed)"
@@ -193,3 +201,19 @@ def split_list(option: str | None, configured: list[str] | None) -> list[str] | 
 
 
 probes_app = typer.Typer(no_args_is_help=True, help="One-layer probe models (seed 000's method) and per-chip profiles.")
+
+
+def input_shapes(options: list[str] | None) -> dict[str, tuple[int, ...]] | None:
+    """``--input-shape x=1x3x224x224`` options -> {"x": (1, 3, 224, 224)}."""
+    if not options:
+        return None
+    shapes = {}
+    for text in options:
+        name, _, dims = text.partition("=")
+        try:
+            shapes[name.strip()] = tuple(int(d) for d in dims.lower().replace(",", "x").split("x"))
+        except ValueError:
+            raise ModelError(f"--input-shape {text!r}: use NAME=1x3x224x224") from None
+        if not name.strip() or not shapes[name.strip()] or min(shapes[name.strip()]) < 1:
+            raise ModelError(f"--input-shape {text!r}: use NAME=1x3x224x224 with positive dimensions")
+    return shapes

@@ -13,6 +13,7 @@ from .common import (
     CHIP,
     DEVICES_OPTION,
     FUNCTION,
+    INPUT_SHAPE,
     INPUTS,
     MODEL,
     OS,
@@ -20,22 +21,30 @@ from .common import (
     Precision,
     app,
     guarded,
+    input_shapes,
     progress,
     show,
 )
 
 
-def emulation_setup(model: str, inputs, devices: str, chip, os_, function=None):
-    """Load the model once (its --function only, when given), read the --input files, and resolve --devices:
-    'predicted' (the check report for --chip/--os, so its ops are the executor's ops) or one device for every op."""
-    from ..api import check, load
-    from ..execute import load_inputs
+def emulation_setup(model: str, inputs, devices: str, chip, os_, function=None, input_shape=None, seed=0):
+    """Load the model once (its --function only, when given), read the --input files or generate inputs at the
+    --input-shape shapes, and resolve --devices: 'predicted' (the check report for --chip/--os, so its ops are the
+    executor's ops) or one device for every op."""
+    from ..api import check, chosen_shapes, load
+    from ..execute import generate_inputs, load_inputs
 
-    loaded = load(model)
+    shapes = input_shapes(input_shape)
+    if inputs and shapes:
+        raise ModelError("--input-shape sizes generated inputs: give it or --input, not both")
+    loaded = load(model, shapes)
     loaded = loaded.only(function) if function else loaded
+    chosen = None if loaded.format == "torch" else shapes  # a .pt's shapes are its conversion's
     arrays = load_inputs(*inputs) if inputs else None
+    if chosen and loaded.graphs:
+        arrays = generate_inputs(loaded, seed, loaded.graphs[0], chosen_shapes(loaded, loaded.graphs[0], chosen))
     if devices == "predicted":
-        return loaded, arrays, check(loaded, chip=chip, os=os_)
+        return loaded, arrays, check(loaded, chip=chip, os=os_, input_shapes=chosen)
     if devices not in ("ane", "gpu", "cpu"):
         raise ModelError(f"--devices must be predicted, ane, gpu or cpu, not {devices!r}")
     return loaded, arrays, devices
@@ -92,6 +101,7 @@ def run_cmd(
     chip: Optional[str] = CHIP,
     os_: Optional[str] = OS,
     function: Optional[str] = FUNCTION,
+    input_shape: Optional[list[str]] = INPUT_SHAPE,
 ) -> None:
     """Execute a model on this machine (PyTorch backend), in fp32 or emulated ANE fp16."""
 
@@ -103,7 +113,7 @@ def run_cmd(
         outputs = Outputs(inputs=[model, *input_paths(inputs)])
         outputs.claim("--out", out)
         loaded, arrays, placement = emulation_setup(
-            model, inputs, devices if precision is Precision.fp16 else "cpu", chip, os_, function
+            model, inputs, devices if precision is Precision.fp16 else "cpu", chip, os_, function, input_shape, seed
         )
         with progress(f"running {Path(model).name} in {precision.value}"):
             result = run(
@@ -139,6 +149,7 @@ def numerics_cmd(
     chip: Optional[str] = CHIP,
     os_: Optional[str] = OS,
     function: Optional[str] = FUNCTION,
+    input_shape: Optional[list[str]] = INPUT_SHAPE,
 ) -> None:
     """Find the first op where emulated ANE fp16 overflows, goes NaN/inf or drifts from fp32. Exit 1 if any does."""
 
@@ -153,7 +164,7 @@ def numerics_cmd(
         )
         outputs.claim("--json", json_path)
         outputs.claim("--html", html_path)
-        loaded, arrays, placement = emulation_setup(model, inputs, devices, chip, os_, function)
+        loaded, arrays, placement = emulation_setup(model, inputs, devices, chip, os_, function, input_shape, seed)
         with progress(f"running {Path(model).name} in fp32 and emulated fp16"):
             rep = numerics(
                 loaded,

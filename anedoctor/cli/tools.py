@@ -14,6 +14,7 @@ from .common import (
     CHIP,
     COMPUTE_UNITS_OPTION,
     FUNCTION,
+    INPUT_SHAPE,
     INPUTS,
     MODEL,
     OS,
@@ -22,6 +23,7 @@ from .common import (
     claimed,
     finish,
     guarded,
+    input_shapes,
     progress,
     silence_stdout,
 )
@@ -156,6 +158,7 @@ def estimate_cmd(
     html_path: Optional[str] = typer.Option(None, "--html", help="Write the report page with a latency waterfall here"),
     profile: Optional[str] = PROFILE,
     function: Optional[str] = FUNCTION,
+    input_shape: Optional[list[str]] = INPUT_SHAPE,
 ) -> None:
     """Estimate latency and energy per inference: per op, segment and device switch (a model, not a measurement).
     Outputs are checked before any work (never an input, all or nothing); with --json - the text goes to stderr."""
@@ -165,8 +168,11 @@ def estimate_cmd(
         from ..measure.profile import as_profile
 
         outputs = claimed([model, profile], {"--json": json_path, "--html": html_path})
+        shapes = input_shapes(input_shape)
         result = estimate(
             model,
+            example_inputs=shapes,
+            input_shapes=shapes,
             chip=chip,
             os=os_,
             compute_units=compute_units or "all",

@@ -36,9 +36,12 @@ def input_specs(graph: Graph) -> dict[str, tuple[Value, Any]]:
     return {v.name: (v, specs.get(v.name)) for v in graph.inputs}
 
 
-def generate_inputs(model: Any, seed: int = 0, graph: Graph | None = None) -> dict[str, np.ndarray]:
-    """Random inputs from the model's input description: normal floats, images uniform in 0..255,
-    integer inputs in the range of the gather they index (token ids), else 0/1."""
+def generate_inputs(
+    model: Any, seed: int = 0, graph: Graph | None = None, shapes: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, np.ndarray]:
+    """Random inputs from the model's input description (at its default shapes, or ``shapes`` where given):
+    normal floats, images uniform in 0..255, integer inputs in the range of the gather they index (token ids),
+    else 0/1."""
     graph = graph or load_model(model).graphs[0]
     rng = np.random.default_rng(seed)
     out = {}
@@ -46,7 +49,9 @@ def generate_inputs(model: Any, seed: int = 0, graph: Graph | None = None) -> di
         if v.type.kind == "state":
             continue
         shape = tuple(
-            (spec.default_shape if spec and spec.default_shape else None) or tuple(d or 1 for d in (v.type.shape or ()))
+            (shapes or {}).get(name)
+            or (spec.default_shape if spec and spec.default_shape else None)
+            or tuple(d or 1 for d in (v.type.shape or ()))
         )
         dtype = NUMPY_DTYPES.get(v.type.dtype, np.float32)
         source = f"{model.path}: " if isinstance(model, Model) else ""

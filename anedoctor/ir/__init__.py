@@ -168,6 +168,28 @@ class InputSpec:
     enumerated_shapes: list[tuple[int, ...]] = field(default_factory=list)
     default_shape: tuple[int, ...] | None = None
     image: bool = False
+    ranges: list[tuple[int, int]] = field(default_factory=list)  # per dim (lower, upper) of a range; upper < 0: none
+
+    def allows(self, shape: tuple[int, ...]) -> bool:
+        """Whether the input may take ``shape`` (within its ranges, one of its enumerated shapes)."""
+        if self.flexibility == "enumerated":
+            return tuple(shape) in self.enumerated_shapes
+        if self.flexibility == "fixed":
+            return tuple(shape) == self.default_shape
+        rank = len(self.ranges) or (len(self.default_shape) if self.default_shape else len(shape))
+        within = all(lo <= d and (hi < 0 or d <= hi) for d, (lo, hi) in zip(shape, self.ranges))
+        return len(shape) == rank and within
+
+    def allowed(self) -> str:
+        """The shapes the input may take, as a user writes them (``1x3x224x224``, ``1x384x1x32..256``)."""
+        dims = lambda shape: "x".join(map(str, shape))  # noqa: E731
+        if self.flexibility == "enumerated":
+            return "one of " + ", ".join(map(dims, self.enumerated_shapes))
+        if self.ranges:
+            return "x".join(str(lo) if lo == hi else f"{lo}..{hi if hi >= 0 else ''}" for lo, hi in self.ranges)
+        if self.flexibility == "fixed" and self.default_shape:
+            return f"only {dims(self.default_shape)}"
+        return "any shape" + (f" of rank {len(self.default_shape)}" if self.default_shape else "")
 
 
 @dataclass

@@ -86,6 +86,7 @@ def input_specs(inputs: list[Value], schema: Any, flex: dict[str, Any], folder: 
             if not all(is_dims(r) for r in ranges):
                 raise ModelError(f"{place}: shape ranges must be [lower, upper] integer pairs, got {str(ranges)[:80]}")
             spec.flexibility = "unbounded" if any(r[1] < 0 for r in ranges if len(r) == 2) else "range"
+            spec.ranges = [(r[0], r[1]) for r in ranges] if all(len(r) == 2 for r in ranges) else []
         elif entry.get("hasSizeFlexibility") == "1" or (not v.type.is_static and not entry):
             spec.flexibility = "range" if entry else "unbounded"
         if default and is_dims(default):

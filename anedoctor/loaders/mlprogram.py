@@ -320,10 +320,10 @@ def input_specs(description) -> list[InputSpec]:
         if kind == "multiArrayType":
             t = f.type.multiArrayType
             shape = bounded_shape(tuple(int(d) for d in t.shape), f"model description, input {f.name!r}")
-            flex, enum = "fixed", []
+            flex, enum, ranges = "fixed", [], []
             which = t.WhichOneof("ShapeFlexibility")
             if which == "shapeRange" and any(r.lowerBound != r.upperBound for r in t.shapeRange.sizeRanges):
-                flex = "range"
+                flex, ranges = "range", [(int(r.lowerBound), int(r.upperBound)) for r in t.shapeRange.sizeRanges]
             elif which == "enumeratedShapes" and len(t.enumeratedShapes.shapes) > 1:
                 flex, enum = (
                     "enumerated",
@@ -332,14 +332,15 @@ def input_specs(description) -> list[InputSpec]:
                         for s in t.enumeratedShapes.shapes
                     ],
                 )
-            specs.append(InputSpec(f.name, TensorType(ARRAY_DTYPES.get(t.dataType, "fp32"), shape), flex, enum, shape))
+            dtype = ARRAY_DTYPES.get(t.dataType, "fp32")
+            specs.append(InputSpec(f.name, TensorType(dtype, shape), flex, enum, shape, ranges=ranges))
         elif kind == "imageType":
             t = f.type.imageType
             channels = 1 if t.colorSpace in (10, 40) else 3  # GRAYSCALE = 10, GRAYSCALE_FLOAT16 = 40
             shape = bounded_shape(
                 (1, channels, int(t.height), int(t.width)), f"model description, image input {f.name!r}"
             )
-            flex, enum = "fixed", []
+            flex, enum, ranges = "fixed", [], []
             which = t.WhichOneof("SizeFlexibility")
             if which == "imageSizeRange":
                 r = t.imageSizeRange
@@ -348,6 +349,9 @@ def input_specs(description) -> list[InputSpec]:
                     or r.heightRange.lowerBound != r.heightRange.upperBound
                 ):
                     flex = "range"
+                    ranges = [(1, 1), (channels, channels)] + [
+                        (int(b.lowerBound), int(b.upperBound)) for b in (r.heightRange, r.widthRange)
+                    ]
             elif which == "enumeratedSizes" and len(t.enumeratedSizes.sizes) > 1:
                 flex = "enumerated"
                 enum = [
@@ -358,7 +362,13 @@ def input_specs(description) -> list[InputSpec]:
                 ]
             specs.append(
                 InputSpec(
-                    f.name, TensorType("fp16" if t.colorSpace == 40 else "fp32", shape), flex, enum, shape, image=True
+                    f.name,
+                    TensorType("fp16" if t.colorSpace == 40 else "fp32", shape),
+                    flex,
+                    enum,
+                    shape,
+                    image=True,
+                    ranges=ranges,
                 )
             )
         else:
