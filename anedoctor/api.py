@@ -63,7 +63,7 @@ def check(
         chip, os, warnings = calibration.resolve(chip, os)
     model = load(source, example_inputs, via)
     model = model.only(function) if function else model
-    size_enumerated_shapes(model, None if model.format == "torch" else input_shapes)  # a .pt's are its conversion's
+    size_enumerated_shapes(model, input_shapes)
     target = resolve_target(model.deployment_target, chip, os)
     with gc_paused():
         rules = selected_rules(select, ignore)
@@ -237,7 +237,9 @@ def size_enumerated_shapes(model: Model, chosen: dict[str, tuple[int, ...]] | No
 
 def chosen_shapes(model: Model, graph, chosen: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
     """``chosen`` checked against the flexible inputs of ``graph``: a ModelError names an input that is not one,
-    or a shape it does not allow."""
+    or a shape it does not allow. A TorchScript file's shapes are those it was converted at (none left to choose)."""
+    if model.format == "torch":
+        return {}
     specs = {s.name: s for s in graph.input_specs} if graph is not None else {}
     for name, shape in chosen.items():
         spec = specs.get(name)

@@ -39,10 +39,9 @@ def emulation_setup(model: str, inputs, devices: str, chip, os_, function=None, 
         raise ModelError("--input-shape sizes generated inputs: give it or --input, not both")
     loaded = load(model, shapes)
     loaded = loaded.only(function) if function else loaded
-    chosen = None if loaded.format == "torch" else shapes  # a .pt's shapes are its conversion's
-    arrays = load_inputs(*inputs) if inputs else None
-    if chosen and loaded.graphs:
-        arrays = generate_inputs(loaded, seed, loaded.graphs[0], chosen_shapes(loaded, loaded.graphs[0], chosen))
+    graph = loaded.graphs[0] if loaded.graphs else None
+    chosen = chosen_shapes(loaded, graph, shapes or {})
+    arrays = load_inputs(*inputs) if inputs else generate_inputs(loaded, seed, graph, chosen) if chosen else None
     if devices == "predicted":
         return loaded, arrays, check(loaded, chip=chip, os=os_, input_shapes=chosen)
     if devices not in ("ane", "gpu", "cpu"):
