@@ -95,12 +95,14 @@ def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, fl
     # github.com/ggml-org/whisper.cpp/issues/966, C). Scaling only the activation x activation classes (matmul,
     # attention, softmax) moves whisper's large attention to the GPU before GPT-2's small per-head ops, the
     # opposite of the published plans. Core ML's estimator is a learned tree over op features (ane-guide
-    # ch. 18, R), which need not see the GPU size. It is scaled DOWN on GPUs weaker than the M4's (FLOPs and, as
+    # ch. 18, R), which need not see the GPU size. The CPU's FLOP/s are not scaled up either (the cores of a Pro/Max
+    # against the M4's: scaled, the M1 Max kept 13 of GPT-2's ops on the CPU under CPUAndNeuralEngine, 10 unscaled,
+    # published 8, smpanaro/more-ane-transformers). Both are scaled DOWN on chips weaker than the M4 (FLOPs and, as
     # for the CPU, DRAM bandwidth): unscaled, an A15's 5-core GPU looked as fast as an M4's, and an iOS 16
     # DistilBERT whose masks run on the CPU (OP-19) went wholly to it under 'all', 2.8x slower by the latency model.
     scale = {
         "ane": chip.fp16_tflops / M4.fp16_tflops,
-        "cpu": chip.cpu_gflops / M4.cpu_gflops,
+        "cpu": min(1.0, chip.cpu_gflops / M4.cpu_gflops),
         "cpu_matrix": chip.cpu_matrix_gflops / M4.cpu_matrix_gflops,
         "gpu": min(1.0, chip.gpu_tflops / M4.gpu_tflops),
     }
