@@ -244,9 +244,11 @@ def test_run_and_cli_pick_a_function(two_functions):
     assert "no function 'train'; its functions: decode, prefill" in bad.output and bad.output.count("\n") == 1
 
 
-def test_compress_says_how_to_compress_a_multi_function_model(two_functions, tmp_path):
+def test_compress_and_fix_say_how_to_handle_a_multi_function_model(two_functions, tmp_path):
     result = CliRunner().invoke(
         app, ["compress", str(two_functions), "--quantize", "int8", "-o", str(tmp_path / "q.mlpackage")]
     )
     assert result.exit_code == 2 and not (tmp_path / "q.mlpackage").exists()
     assert "has 2 functions (decode, prefill)" in result.output and "save_multifunction" in result.output
+    fixed = CliRunner().invoke(app, ["fix", str(two_functions), "-o", str(tmp_path / "f.mlpackage")])
+    assert fixed.exit_code == 2 and "fix each function's model" in fixed.output

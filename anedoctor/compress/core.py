@@ -97,12 +97,7 @@ def load_mlprogram(source: Path) -> Model:
     from ..api import load
 
     model = load(source)
-    if model.functions:
-        raise ModelError(
-            f"{source}: compress works on single-function ML Programs; this one has {len(model.functions)} functions "
-            f"({', '.join(model.functions)}), which coremltools.optimize does not take: compress each function's "
-            "model, then combine them (coremltools.utils.save_multifunction)"
-        )
+    model.refuse_functions("compress", "which coremltools.optimize does not take")
     if model.format != "mlprogram" or len(model.graphs) != 1:
         raise ModelError(f"{source}: compress works on single-function ML Programs; this is a {model.format} model")
     return model

@@ -272,6 +272,16 @@ class Model:
             )
         return replace(self, graphs=chosen)
 
+    def refuse_functions(self, command: str, why: str) -> None:
+        """Raise a ModelError when this is a multi-function model, which ``command`` does not take (``why``), saying
+        what to do instead."""
+        if self.functions:
+            raise ModelError(
+                f"{self.path}: {command} works on single-function models; this one has {len(self.functions)} "
+                f"functions ({', '.join(self.functions)}), {why}: {command} each function's model, then combine them "
+                "(coremltools.utils.save_multifunction)"
+            )
+
     def prediction_graphs(self) -> list[Graph]:
         """The graphs one prediction runs: a pipeline's stages in order, else the default (first) function."""
         return list(self.graphs) if self.pipeline else self.graphs[:1]

@@ -61,6 +61,7 @@ def fix(
         check_package_output(src, out, "fix", ".aimodel" if src.suffix == ".aimodel" else ".mlpackage")
     wanted = selected_rules(split(select), split(ignore))
     original = check(src, chip=chip, os=os, compute_units=compute_units, profile=profile)
+    original.model.refuse_functions("fix", "and a rewrite is verified by running one")
     reference = None  # the original's outputs on seeded (or given) inputs, computed when a pass is tried
     report = FixReport(src, out, dry_run, original, summary_of(original))
     work = Path(tempfile.mkdtemp(prefix=f".{src.name}.fix-", dir=out.parent if out is not None else None))
