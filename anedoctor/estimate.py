@@ -187,9 +187,11 @@ class Estimate:
             ]
         lines += ["", "segments (ops time + launch) and switches:"]
         switch_after = {s["after"]: s for s in d["switches"]}
+        staged = len({s["part"] for s in d["segments"]}) > 1  # a pipeline: say which stage each segment is in
         for s in d["segments"][:40]:
             lines.append(
-                f"  {s['index']:>3} {DEVICE_LABELS[s['device']]:<13} ops {s['start']}-{s['end']} ({s['ops']})"
+                f"  {s['index']:>3} {s['part'] + ': ' if staged else ''}{DEVICE_LABELS[s['device']]:<13} "
+                f"ops {s['start']}-{s['end']} ({s['ops']})"
                 f"  {s['ops_ms']:.3f} + {s['launch_ms']:.3f} ms   {s['first']} .. {s['last']}"
             )
             sw = switch_after.get(s["end"])

@@ -84,6 +84,11 @@ def test_mlmodel_object_and_pipeline(tmp):
     report = anedoctor.check(tmp / "pipe.mlpackage")
     assert report.model.format == "pipeline" and len(report.model.graphs) == 2
     assert {p.op.type for p in report.placements} >= {"relu", "sigmoid"}
+    assert report.model.functions == [] and report.summary["latency_ms"] > anedoctor.check(m_a).summary["latency_ms"]
+    stages = [g.name for g in report.model.graphs]  # a prediction runs both stages; the estimate names them
+    assert {s.part for s in report.latency.segments} == set(stages)
+    text = anedoctor.estimate(tmp / "pipe.mlpackage").render()
+    assert all(f"{stage}: " in text for stage in stages)
 
 
 # ---- rule families -------------------------------------------------------------------------
