@@ -48,7 +48,7 @@ def check(
     ``profile`` (a profile.json path or dict from ``anedoctor probes ingest``) calibrates the prediction with
     measurements of its chip/OS (rules MS-1/MS-2, cost and latency scales); chip and OS default to the
     profile's own, and another chip is an error. A multi-function program is checked whole, its latency being its
-    default function's (``summary.function_latency_ms`` has each); ``function`` keeps that one function only.
+    default function's (``summary.functions`` has each); ``function`` keeps that one function only.
     A flexible-shape model is sized at its default input shape, or at ``input_shapes`` (``{"x": (1, 384, 1, 128)}``).
 
         >>> report = anedoctor.check("model.mlpackage", chip="m4", compute_units="cpu_and_ne")

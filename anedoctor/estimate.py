@@ -69,10 +69,7 @@ class Estimate:
             "compute_units": r.compute_units,
             "notes": list(r.notes),
             "latency_ms": round(b.latency_ms, 4),
-            "functions": [
-                {"name": f, "latency_ms": round(fb.latency_ms, 4), "energy_mj": round(fb.energy_total_mj, 4)}
-                for f, fb in r.function_latency.items()
-            ],
+            "functions": r.function_summaries(),
             "device_ms": {d: round(v, 4) for d, v in b.device_ms.items()},
             "energy_mj": {d: round(v, 4) for d, v in b.energy_mj.items()},
             "energy_note": ENERGY_NOTE,
@@ -172,7 +169,9 @@ class Estimate:
         if d["functions"]:
             lines.append(
                 f"functions ({FUNCTIONS_NOTE}): "
-                + ", ".join(f"{f['name']} {f['latency_ms']:.3f} ms" for f in d["functions"])
+                + ", ".join(
+                    f"{f['name']} {f['latency_ms']:.3f} ms ({100 * f['ane_fraction']:.0f}% ANE)" for f in d["functions"]
+                )
             )
         if d["compare"]:
             lines += [

@@ -226,7 +226,11 @@ def test_a_prediction_of_a_multi_function_model_runs_one_function(two_functions)
     alone = {f: s["latency_ms"] for f, s in each.items()}
     assert alone["prefill"] > alone["decode"] > 0
     assert whole.summary["latency_ms"] == alone["decode"]  # the default's, not the sum of both
-    assert whole.summary["function_latency_ms"] == alone
+    assert {f["name"]: f["latency_ms"] for f in whole.summary["functions"]} == alone
+    assert [f["ops"] for f in whole.summary["functions"]] == [each["decode"]["ops"], each["prefill"]["ops"]]
+    assert [f["ane_fraction"] for f in whole.summary["functions"]] == [
+        round(each[f]["ane_fraction"], 4) for f in ("decode", "prefill")
+    ]
     d = anedoctor.estimate(two_functions, chip="m4").to_dict()
     assert [f["name"] for f in d["functions"]] == ["decode", "prefill"] and d["latency_ms"] == alone["decode"]
     assert sum(t["ops"] for t in d["op_types"]) == each["decode"]["ops"]  # the default function's ops only

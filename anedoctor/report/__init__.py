@@ -67,6 +67,24 @@ class Report(Exportable):
             f: breakdown(self.prediction_placements(f), target, scale=scale) for f in model.functions
         }
 
+    def function_summaries(self) -> list[dict[str, Any]]:
+        """Per function of a multi-function model (the default first): its ops, ANE share of ops, latency and energy
+        per prediction; [] for any other model."""
+        rows = []
+        for f, b in self.function_latency.items():
+            placed = self.prediction_placements(f)
+            ane = sum(p.device == "ane" for p in placed) / len(placed) if placed else 0.0
+            rows.append(
+                {
+                    "name": f,
+                    "ops": len(placed),
+                    "ane_fraction": round(ane, 4),
+                    "latency_ms": round(b.latency_ms, 4),
+                    "energy_mj": round(b.energy_total_mj, 4),
+                }
+            )
+        return rows
+
     def prediction_placements(self, function: str | None = None) -> list[OpPlacement]:
         """The placed ops of one prediction (:meth:`anedoctor.ir.Model.prediction_graphs`), or of the named function
         of a multi-function model."""
@@ -137,11 +155,7 @@ class Report(Exportable):
             "flops": total_flops,
             "latency_ms": round(self.latency.latency_ms, 4),
             "energy_mj": round(self.latency.energy_total_mj, 4),
-            **(
-                {"function_latency_ms": {f: round(b.latency_ms, 4) for f, b in self.function_latency.items()}}
-                if self.function_latency
-                else {}
-            ),
+            **({"functions": self.function_summaries()} if self.function_latency else {}),
         }
 
     def _segments(self) -> list[Segment]:

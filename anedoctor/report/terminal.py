@@ -99,11 +99,14 @@ def report_lines(d: dict[str, Any], verbose: bool = False) -> list[RenderableTyp
                 "`anedoctor estimate` breaks it down)"
             )
         )
-    if s.get("function_latency_ms"):
+    if s.get("functions"):
         out.append(
             Text(
                 "Functions (a prediction runs one; the latency above is the default's, --function picks another): "
-                + ", ".join(f"{safe_text(f)} ~{ms:.3f} ms" for f, ms in s["function_latency_ms"].items())
+                + ", ".join(
+                    f"{safe_text(f['name'])} ~{f['latency_ms']:.3f} ms ({100 * f['ane_fraction']:.1f}% ANE)"
+                    for f in s["functions"]
+                )
             )
         )
     out += [Text(f"note: {safe_text(note)}", style="yellow") for note in d["notes"]]
