@@ -47,7 +47,7 @@ class Estimate:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: totals, segments, switches, top ops, time per op type and device, time per bound,
-        compute-unit comparison."""
+        compute-unit comparison, each function of a multi-function model, the report's notes."""
         r, b = self.report, self.breakdown
         ops = r.prediction_placements()
         total = b.latency_ms or 1.0
