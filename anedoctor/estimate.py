@@ -15,12 +15,14 @@ import copy
 import html
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .api import check, load
 from .cost.fitted import FITTED
 from .cost.latency import chip_evidence, dispatch_ms, evidence_line
+from .errors import ModelError
 from .hardware import CHIPS, COMPUTE_UNITS, DEVICE_LABELS, ENERGY_LABELS, IOS_TO_MACOS, Chip
+from .ir import Model
 from .report import Report
 from .util import write_atomic
 
@@ -32,10 +34,13 @@ FUNCTIONS_NOTE = "a prediction runs one; the figures here are the default's, --f
 class Estimate:
     """The latency estimate of one model for one chip, OS and compute-unit setting."""
 
-    def __init__(self, report: Report, compare: dict[str, Report] | None = None):
+    def __init__(
+        self, report: Report, compare: dict[str, Report] | None = None, shapes: list[dict[str, Any]] | None = None
+    ):
         self.report = report
         self.breakdown = report.latency
         self.compare = compare or {}
+        self.shapes = shapes or []  # with each_shape: latency at each enumerated shape (estimate_each_shape)
 
     @property
     def latency_ms(self) -> float:
@@ -70,6 +75,7 @@ class Estimate:
             "notes": list(r.notes),
             "latency_ms": round(b.latency_ms, 4),
             "functions": r.function_summaries(),
+            "shapes": self.shapes,
             "device_ms": {d: round(v, 4) for d, v in b.device_ms.items()},
             "energy_mj": {d: round(v, 4) for d, v in b.energy_mj.items()},
             "energy_note": ENERGY_NOTE,
@@ -166,6 +172,15 @@ class Estimate:
             + f")  {ENERGY_NOTE}",
             "time by bound: " + ", ".join(f"{k} {v:.3f} ms" for k, v in d["bounds_ms"].items() if v),
         ]
+        if d["shapes"]:
+            lines.append(
+                f"at each enumerated shape of {d['shapes'][0]['input']}: "
+                + ", ".join(
+                    f"{x['shape']} {x['latency_ms']:.3f} ms ({100 * x['ane_fraction']:.0f}% ANE)"
+                    + (" (default)" if x["default"] else "")
+                    for x in d["shapes"]
+                )
+            )
         if d["functions"]:
             lines.append(
                 f"functions ({FUNCTIONS_NOTE}): "
@@ -272,6 +287,8 @@ class Estimate:
             panels.append({"title": "Compute units side by side (estimate)", "rows": d["compare"]})
         if d["functions"]:
             panels.append({"title": f"Functions ({FUNCTIONS_NOTE})", "rows": d["functions"]})
+        if d["shapes"]:
+            panels.append({"title": "Each enumerated shape (estimate)", "rows": d["shapes"]})
         panels.append(
             {
                 "title": f"Latency estimate: {d['latency_ms']:.3f} ms per inference ({d['chip_name']}, "
@@ -367,13 +384,15 @@ def estimate(
     profile: Any = None,
     function: str | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    each_shape: bool = False,
 ) -> Estimate:
     """Estimate the latency (and energy) of one inference of a model on a chip.
 
     ``source`` is anything :func:`anedoctor.check` takes. With ``compare_compute_units`` the four
     settings (all, cpu_and_ne, cpu_and_gpu, cpu_only) are estimated too (``Estimate.compare``).
     ``profile`` is a measured profile, ``function`` one function of a multi-function program and ``input_shapes``
-    the shapes of flexible inputs to time at, as for :func:`anedoctor.check`."""
+    the shapes of flexible inputs to time at, as for :func:`anedoctor.check`. With ``each_shape`` a model path
+    whose input has enumerated shapes is also timed at every one of them (``Estimate.shapes``)."""
     if profile is not None:
         from .measure.profile import as_profile  # read once for every compute-unit setting
 
@@ -386,4 +405,42 @@ def estimate(
     if compare_compute_units:
         for cu in COMPUTE_UNITS:
             compare[cu] = report if cu == compute_units else check(model, compute_units=cu, **settings)
-    return Estimate(report, compare)
+    shapes = []
+    if each_shape:
+        if isinstance(source, Model):
+            raise ModelError("each_shape needs the model as a path: each shape is sized on a fresh load")
+
+        def reload() -> Model:
+            fresh = load(source, example_inputs)
+            return fresh.only(function) if function else fresh
+
+        shapes = estimate_each_shape(model, reload, compute_units, settings)
+    return Estimate(report, compare, shapes)
+
+
+def estimate_each_shape(
+    model: Model, reload: Callable[[], Model], compute_units: str, settings: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Latency and ANE share at each enumerated shape of the model's one enumerated input, each on a fresh load
+    from ``reload()`` (sizing a model re-types its values in place)."""
+    graph = model.graphs[0] if model.graphs else None
+    enumerated = [s for s in graph.input_specs if s.flexibility == "enumerated"] if graph is not None else []
+    if len(enumerated) != 1:
+        raise ModelError(
+            f"{model.path}: --each-shape times the enumerated shapes of one input; this model has "
+            f"{len(enumerated) or 'no'} input{'s' if len(enumerated) != 1 else ''} with enumerated shapes"
+        )
+    spec, rows = enumerated[0], []
+    for shape in spec.enumerated_shapes:
+        r = check(reload(), compute_units=compute_units, **{**settings, "input_shapes": {spec.name: shape}})
+        rows.append(
+            {
+                "input": spec.name,
+                "shape": "x".join(map(str, shape)),
+                "default": tuple(shape) == spec.default_shape,
+                "ane_fraction": round(r.summary["ane_fraction"], 4),
+                "latency_ms": round(r.latency.latency_ms, 4),
+                "energy_mj": round(r.latency.energy_total_mj, 4),
+            }
+        )
+    return rows

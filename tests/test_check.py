@@ -322,6 +322,23 @@ def test_a_flexible_input_is_sized_at_a_chosen_shape(tmp):
     assert shown.exit_code == 0 and "note: main: flexible shapes sized at the chosen shape" in shown.output
 
 
+def test_estimate_times_each_enumerated_shape(tmp):
+    e = anedoctor.estimate(flexible_conv(tmp / "enum.mlpackage", TWO_SIZES), each_shape=True)
+    assert [r["shape"] for r in e.shapes] == ["1x3x32x32", "1x3x64x64"] and [r["default"] for r in e.shapes] == [
+        True,
+        False,
+    ]
+    assert (
+        e.shapes[0]["latency_ms"] == pytest.approx(e.latency_ms, abs=1e-4) and e.shapes[1]["latency_ms"] > e.latency_ms
+    )
+    conv = next(p for p in e.report.placements if p.op.type == "conv")
+    assert conv.op.outputs[0].type.shape == (1, 8, 30, 30)  # each shape sized on a fresh load, not this report's model
+    assert "at each enumerated shape of x: 1x3x32x32" in e.render()
+    ranged = flexible_conv(tmp / "range.mlpackage", (1, 3, ct.RangeDim(16, 64, 32), 32))
+    with pytest.raises(ModelError, match="this model has no inputs with enumerated shapes"):
+        anedoctor.estimate(ranged, each_shape=True)
+
+
 def test_compute_units_without_ane(tmp):
     path = sandwich(tmp / "cu.mlpackage", lambda x: mb.relu(x=x))
     report = anedoctor.check(path, compute_units="cpu_and_gpu")

@@ -159,6 +159,9 @@ def estimate_cmd(
     profile: Optional[str] = PROFILE,
     function: Optional[str] = FUNCTION,
     input_shape: Optional[list[str]] = INPUT_SHAPE,
+    each_shape: bool = typer.Option(
+        False, "--each-shape", help="Also estimate every enumerated shape of the model's input (each sized afresh)"
+    ),
 ) -> None:
     """Estimate latency and energy per inference: per op, segment and device switch (a model, not a measurement).
     Outputs are checked before any work (never an input, all or nothing); with --json - the text goes to stderr."""
@@ -179,6 +182,7 @@ def estimate_cmd(
             compare_compute_units=compare,
             profile=as_profile(profile),
             function=function,
+            each_shape=each_shape,
         )
         finish(outputs, {"--json": result.to_json, "--html": result.to_html}, [])
         write_plain(result.render(), to_stderr="-" in outputs.paths.values())
