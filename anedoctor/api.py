@@ -61,8 +61,7 @@ def check(
 
         calibration = as_profile(profile)
         chip, os, warnings = calibration.resolve(chip, os)
-    model = load(source, example_inputs, via)
-    model = model.only(function) if function else model
+    model = load(source, example_inputs, via).only(function)
     size_enumerated_shapes(model, input_shapes)
     target = resolve_target(model.deployment_target, chip, os)
     with gc_paused():

@@ -398,7 +398,7 @@ def estimate(
 
         profile = as_profile(profile)
     model = load(source, example_inputs)
-    model = model.only(function) if function else model
+    model = model.only(function)
     settings = {"chip": chip, "os": os, "profile": profile, "input_shapes": input_shapes}
     report = check(model, compute_units=compute_units, **settings)
     compare = {}
@@ -410,10 +410,7 @@ def estimate(
         if isinstance(source, Model):
             raise ModelError("each_shape needs the model as a path: each shape is sized on a fresh load")
 
-        def reload() -> Model:
-            fresh = load(source, example_inputs)
-            return fresh.only(function) if function else fresh
-
+        reload = lambda: load(source, example_inputs).only(function)  # noqa: E731
         shapes = estimate_each_shape(model, reload, compute_units, settings)
     return Estimate(report, compare, shapes)
 

@@ -113,7 +113,6 @@ def run_check(
             for model in models:
                 with progress(f"loading {Path(model).name}"):
                     loaded = load(model, shapes)
-                    loaded = loaded.only(function) if function else loaded
                 with progress(f"predicting {Path(model).name}"):
                     report = check(
                         loaded,
@@ -124,6 +123,7 @@ def run_check(
                         ignore=split_list(ignore, cfg.get("ignore")),
                         profile=calibration,
                         input_shapes=shapes,
+                        function=function,
                     )
                     data = report.to_dict()
                 failures = gate(report, **gates)

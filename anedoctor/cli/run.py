@@ -37,8 +37,7 @@ def emulation_setup(model: str, inputs, devices: str, chip, os_, function=None, 
     shapes = input_shapes(input_shape)
     if inputs and shapes:
         raise ModelError("--input-shape sizes generated inputs: give it or --input, not both")
-    loaded = load(model, shapes)
-    loaded = loaded.only(function) if function else loaded
+    loaded = load(model, shapes).only(function)
     graph = loaded.graphs[0] if loaded.graphs else None
     chosen = chosen_shapes(loaded, graph, shapes or {})
     arrays = load_inputs(*inputs) if inputs else generate_inputs(loaded, seed, graph, chosen) if chosen else None

@@ -187,8 +187,7 @@ def run(
     stage's graph name, the ``part`` of a report); ``trace(step, results)`` sees each one instead, without keeping
     them. ``function`` runs that function of a multi-function program instead of its default. Errors raise
     ModelError."""
-    m = load_model(model, example_inputs)
-    m = m.only(function) if function else m
+    m = load_model(model, example_inputs).only(function)
     result, steps = executing(m, inputs, precision, devices, accumulator, seed, example_inputs)
     staged = m.pipeline
     with torch.inference_mode():

@@ -259,8 +259,10 @@ class Model:
         model has one function or is a pipeline."""
         return [] if self.pipeline or len(self.graphs) < 2 else [g.name for g in self.graphs]
 
-    def only(self, function: str) -> Model:
-        """This model with one of its functions, which then runs per prediction (``--function``)."""
+    def only(self, function: str | None) -> Model:
+        """This model with one of its functions, which then runs per prediction (``--function``); itself for None."""
+        if function is None:
+            return self
         chosen = [g for g in self.graphs if g.name == function]
         if self.pipeline or not chosen:
             names = ", ".join(self.functions or [g.name for g in self.graphs[:1]])

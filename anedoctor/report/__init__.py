@@ -63,8 +63,9 @@ class Report(Exportable):
         self.causes = self._causes()
         scale = profile.latency_factor if profile is not None else None
         self.latency = breakdown(self.prediction_placements(), target, scale=scale)  # anedoctor.cost.latency
-        self.function_latency = {  # a multi-function model's: one function runs per prediction
-            f: breakdown(self.prediction_placements(f), target, scale=scale) for f in model.functions
+        self.function_latency = {  # a multi-function model's (the default's is the one above): one runs per prediction
+            f: self.latency if i == 0 else breakdown(self.prediction_placements(f), target, scale=scale)
+            for i, f in enumerate(model.functions)
         }
 
     def function_summaries(self) -> list[dict[str, Any]]:
