@@ -81,7 +81,9 @@ COMPRESSION_FORMS = {
 
 WHISPER_SIZES = ("tiny", "base", "small", "medium", "large")
 MODELS = {
-    **{f"mobileone_{v}": Model("mobileone", {"variant": v}) for v in ("s0", "s1", "s2", "s3", "s4")},
+    # ModelBench times prediction(input:) on a 224x224 BGRA CVPixelBuffer (apple/ml-mobileone
+    # ModelBench/ModelBench/ViewController.swift): the published models take an image
+    **{f"mobileone_{v}": Model("mobileone", {"variant": v}, inputs="image") for v in ("s0", "s1", "s2", "s3", "s4")},
     **{f"fastvit_{v}": Model("fastvit", {"variant": v}) for v in ("t8", "t12", "s12", "sa12", "sa24", "sa36", "ma36")},
     **{f"fastvit_{v}_ios16": Model("fastvit", {"variant": v}, target="iOS16") for v in ("t8", "ma36")},
     **{f"efficientformer_{v}": Model("efficientformer", {"variant": v}) for v in ("l1", "l3", "l7")},
