@@ -43,7 +43,9 @@ def fix(
     ops, no other blocking rule appears, the ANE share of ops and FLOPs did not drop) and executed on
     the same seeded ``inputs`` as the original (outputs within 1e-4 relative for exact passes, the
     pass's stated tolerance under fp16 emulation otherwise). A pass that fails is dropped and
-    reported. ``select``/``ignore`` restrict the rule ids (lists or "PA-11,SH"); interface-changing
+    reported; one dropped before a later pass changed the model is tried once more on the result (two blockers of
+    one segment, say a max pool's -inf padding and its window, can each gain nothing alone).
+    ``select``/``ignore`` restrict the rule ids (lists or "PA-11,SH"); interface-changing
     passes run only with ``allow_interface_changes``. The result is written atomically to ``output``
     (never over or inside the input) when at least one pass survived and the predicted ANE share
     rose or the estimated latency fell; otherwise nothing is written and the report says why.
@@ -74,35 +76,43 @@ def fix(
             current = conversion.path
             current_report = check(current, chip=chip, os=os, compute_units=compute_units, profile=profile)
             reference = run(current, inputs=nn_run.inputs)  # later passes are compared with the converted program
-        for step, cls in enumerate(coreai_target.passes(src, PASSES)):
-            rules = [r for r in cls.rules if wanted is None or r in wanted]
-            noted = ((p.op.name, f.rule.id) for p in current_report.placements for f in (*p.findings, *p.notes))
-            flagged = {name for name, rule in noted if rule in rules}
-            if not flagged:
-                continue
-            if cls.interface and not allow_interface_changes:
-                report.skipped.append((cls.name, "changes the model interface; pass allow_interface_changes"))
-                continue
-            impl = coreai_target.implementation(cls, src)
-            if impl is None:
-                report.skipped.append((cls.name, coreai_target.why_not(cls)))
-                continue
-            attempt = Attempt(cls.name, tuple(rules), cls.exact, cls.tolerance, cls.summary())
-            reference = reference or run(src, inputs=inputs, seed=0)
-            path = work / f"{step:02d}-{cls.name}{current.suffix}"
-            new_report = try_pass(
-                impl(original.target),
-                current,
-                current_report,
-                flagged,
-                path,
-                attempt,
-                reference,
-                lambda m: check(m, chip=chip, os=os, compute_units=compute_units, profile=profile),
-            )
-            (report.applied if attempt.kept else report.dropped).append(attempt)
-            if attempt.kept:
-                current, current_report = path, new_report
+        pending, kept, step = coreai_target.passes(src, PASSES), 0, 0
+        for _ in range(2):  # a pass dropped before a later one changed the model is tried once more on the result
+            retry = []
+            for cls in pending:
+                rules = [r for r in cls.rules if wanted is None or r in wanted]
+                noted = ((p.op.name, f.rule.id) for p in current_report.placements for f in (*p.findings, *p.notes))
+                flagged = {name for name, rule in noted if rule in rules}
+                if not flagged:
+                    continue
+                if cls.interface and not allow_interface_changes:
+                    report.skipped.append((cls.name, "changes the model interface; pass allow_interface_changes"))
+                    continue
+                impl = coreai_target.implementation(cls, src)
+                if impl is None:
+                    report.skipped.append((cls.name, coreai_target.why_not(cls)))
+                    continue
+                attempt = Attempt(cls.name, tuple(rules), cls.exact, cls.tolerance, cls.summary())
+                reference = reference or run(src, inputs=inputs, seed=0)
+                path = work / f"{step:02d}-{cls.name}{current.suffix}"
+                step += 1
+                new_report = try_pass(
+                    impl(original.target),
+                    current,
+                    current_report,
+                    flagged,
+                    path,
+                    attempt,
+                    reference,
+                    lambda m: check(m, chip=chip, os=os, compute_units=compute_units, profile=profile),
+                )
+                report.dropped = [a for a in report.dropped if a.pass_name != cls.name]  # a retry's result replaces it
+                (report.applied if attempt.kept else report.dropped).append(attempt)
+                if attempt.kept:
+                    current, current_report, kept = path, new_report, kept + 1
+                else:
+                    retry.append((cls, kept))
+            pending = [cls for cls, kept_then in retry if kept > kept_then]
         report.finish(current_report, summary_of(current_report), unfixed_causes(current_report, PLACEMENT_RULES))
         report.no_gain = no_gain(original, current_report) if report.applied else None
         if report.improved and out is not None and not dry_run:
