@@ -12,8 +12,8 @@ notes/coreml_dispatch.md). Per-op times come from a roofline model: ``overhead +
 per-op estimates on M4 (conv 3x3 64->64 @32x32: 4.67 vs 100.06 us; matmul; SDPA; upsample;
 softmax; relu; transpose) and to the MLComputePlan size thresholds of vx-lang/Vx #435-#437 (M4).
 GPU constants are the segmenter's relative anchors (6x the CPU's FLOP/s, two thirds of its bandwidth), not
-a measurement. Approximations: the launch/switch constants measured on M4 are used for every chip;
-each device's time scales with the chip's own peak and bandwidth.
+a measurement. Approximations: the launch/switch constants measured on M4 are used for every chip; so are the
+ANE's per-op estimates (see :func:`device_rates`); the CPU's and GPU's are scaled down on chips weaker than the M4.
 
 Whole-model latency (what the hardware does once placed) is :mod:`anedoctor.cost.latency`.
 """
@@ -31,9 +31,9 @@ SWITCH_MS = 0.125  # any backend switch (Src_*_Dest_*_ms, M4)
 OUTPUT_ON_ACCEL_MS = 0.125  # graph output produced on the accelerator
 
 # Per device: peak TFLOP/s, bandwidth GB/s, per-op overhead us, as the segmenter's estimates on M4 imply
-# them; the ANE and CPU scale from M4 to the chip by the chip's own figures (ANE fp16 peak and weight
-# bandwidth, CPU P-core FLOP/s, for MAC classes one P-cluster's matrix unit: anedoctor.hardware), so M4's fitted
-# values are unchanged.
+# them; the CPU and GPU scale from M4 to weaker chips by the chip's own figures (CPU P-core FLOP/s, for MAC classes
+# one P-cluster's matrix unit, DRAM bandwidth, GPU TFLOP/s: anedoctor.hardware), the ANE keeps M4's on every chip
+# (device_rates), so M4's fitted values are unchanged.
 # The ANE's per-op cost sits just under the CPU's (the M4 estimates put a lone relu at 2.62 us on both):
 # cheap ops at the edges of an ANE segment then stay on it, as whole-model plans show (a 6-layer RangeDim
 # encoder 217/217 on the ANE, ask-meridian.uk; DistilBERT 602/606, apple/ml-ane-transformers README).
@@ -100,18 +100,25 @@ def device_rates(target: Target) -> dict[tuple[str, str], tuple[float, float, fl
     # published 8, smpanaro/more-ane-transformers). Both are scaled DOWN on chips weaker than the M4 (FLOPs and, as
     # for the CPU, DRAM bandwidth): unscaled, an A15's 5-core GPU looked as fast as an M4's, and an iOS 16
     # DistilBERT whose masks run on the CPU (OP-19) went wholly to it under 'all', 2.8x slower by the latency model.
+    # The ANE's estimate is the M4's on every chip, its FLOP/s and its bandwidth (confidence I): the published plans
+    # of an M1 Max (macOS 13, Xcode, smpanaro/more-ane-transformers NOTES.md) are those of Core ML pricing its ANE as
+    # the M4's, not at the M1 Max's fp16 peak (0.58x the M4's). Hugging Face's DistilBERT ran 85% of its ops on the
+    # ANE there, as on an A15 (Xcode: 228 of 266, 85.7%); scaled, the segmenter moved each layer's softmax and V
+    # transpose to the CPU (80.3%). GPT-2 in the ANE layout kept 8 ops on the CPU (10 scaled, 8 unscaled), nanoGPT
+    # 86.1% of its ops on the ANE (80.3% scaled, 84.2% unscaled). What it costs: nanoGPT under 'all' puts 16.1% of its
+    # ops on the GPU, against 26.7% scaled and 24.5% published.
     scale = {
-        "ane": chip.fp16_tflops / M4.fp16_tflops,
+        "ane": 1.0,
         "cpu": min(1.0, chip.cpu_gflops / M4.cpu_gflops),
         "cpu_matrix": chip.cpu_matrix_gflops / M4.cpu_matrix_gflops,
         "gpu": min(1.0, chip.gpu_tflops / M4.gpu_tflops),
     }
-    # Bandwidth: the ANE's measured weight stream per chip. The CPU and GPU keep the M4 anchor on chips with more
+    # Bandwidth: the ANE's is the M4's, as above. The CPU and GPU keep the M4 anchor on chips with more
     # DRAM bandwidth (a CPU scaled up by the cores of a Pro/Max took a one-token lm_head that Anemll-bench measured
     # on the ANE) and are scaled down on chips with less: neither streams faster than its DRAM (an A17 Pro has
     # 51 GB/s against the M4's 120).
     dram_share = min(1.0, chip.dram_gbps / M4.dram_gbps)
-    bandwidth = {"ane": max(chip.ane_weight_gbps, 1.0) / M4.ane_weight_gbps, "cpu": dram_share, "gpu": dram_share}
+    bandwidth = {"ane": 1.0, "cpu": dram_share, "gpu": dram_share}
     rates = {}
     for cls, per_device in CLASS_EFFICIENCY.items():
         for device, (flop_eff, bw_eff) in per_device.items():
