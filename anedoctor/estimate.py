@@ -397,29 +397,27 @@ def estimate(
         from .measure.profile import as_profile  # read once for every compute-unit setting
 
         profile = as_profile(profile)
-    model = load(source, example_inputs)
-    model = model.only(function)
+    if each_shape and isinstance(source, Model):
+        raise ModelError("each_shape needs the model as a path: each shape is sized on a fresh load")
+
+    def fresh() -> Model:
+        return load(source, example_inputs).only(function)
+
+    model = fresh()
     settings = {"chip": chip, "os": os, "profile": profile, "input_shapes": input_shapes}
     report = check(model, compute_units=compute_units, **settings)
     compare = {}
     if compare_compute_units:
         for cu in COMPUTE_UNITS:
             compare[cu] = report if cu == compute_units else check(model, compute_units=cu, **settings)
-    shapes = []
-    if each_shape:
-        if isinstance(source, Model):
-            raise ModelError("each_shape needs the model as a path: each shape is sized on a fresh load")
-
-        reload = lambda: load(source, example_inputs).only(function)  # noqa: E731
-        shapes = estimate_each_shape(model, reload, compute_units, settings)
+    shapes = estimate_each_shape(report, fresh, settings) if each_shape else []
     return Estimate(report, compare, shapes)
 
 
-def estimate_each_shape(
-    model: Model, reload: Callable[[], Model], compute_units: str, settings: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """Latency and ANE share at each enumerated shape of the model's one enumerated input, each on a fresh load
-    from ``reload()`` (sizing a model re-types its values in place)."""
+def estimate_each_shape(report: Report, reload: Callable[[], Model], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Latency and ANE share at each enumerated shape of the model's one enumerated input: ``report`` at the shape it
+    was sized at, the others each on a fresh load from ``reload()`` (sizing a model re-types its values in place)."""
+    model = report.model
     graph = model.graphs[0] if model.graphs else None
     enumerated = [s for s in graph.input_specs if s.flexibility == "enumerated"] if graph is not None else []
     if len(enumerated) != 1:
@@ -428,8 +426,11 @@ def estimate_each_shape(
             f"{len(enumerated) or 'no'} input{'s' if len(enumerated) != 1 else ''} with enumerated shapes"
         )
     spec, rows = enumerated[0], []
+    sized_at = tuple((settings["input_shapes"] or {}).get(spec.name, spec.default_shape))
     for shape in spec.enumerated_shapes:
-        r = check(reload(), compute_units=compute_units, **{**settings, "input_shapes": {spec.name: shape}})
+        r = report
+        if tuple(shape) != sized_at:
+            r = check(reload(), compute_units=report.compute_units, **{**settings, "input_shapes": {spec.name: shape}})
         rows.append(
             {
                 "input": spec.name,
