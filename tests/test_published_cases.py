@@ -127,3 +127,25 @@ def test_fitted_file_knows_each_chips_published_latencies():
 
     per_chip = {chip: e["cases"] for chip, e in FITTED["fit"]["per_chip"].items()}
     assert per_chip == dict(Counter(c.chip for c in cases.LATENCY_CASES if c.latency_ms is not None))
+
+
+def test_bound_brings_a_case_beyond_2x_back(tmp_path, monkeypatch):
+    """bench/calibrate.py --bound (every case, the worst weighed first) moves the constants until a case published
+    at 0.4 times its estimate (2.5x off) is within 25% of it."""
+    import math
+
+    import calibrate
+    import numpy as np
+
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    monkeypatch.setitem(cases.MODELS, "cross_kv", cases.Model("whisper_cross_kv", {"size": "tiny", "layers": 1}))
+    latency = cases.latency("bound", "t", "cross_kv", "m4", "macos15", "cpu_only", 1.0, "", "", "D")
+    monkeypatch.setitem(cases.BY_NAME, "bound", latency)
+    built = build.build_cases([latency], log=lambda *_: None)
+    estimate = evaluate.row(latency, built)["predicted_latency_ms"]
+    case = {"name": "bound", "split": "fit", "chip": "m4", "os": "macos15", "compute_units": "cpu_only"}
+    placed = calibrate.place([{**case, "published_latency_ms": 0.4 * estimate, "package": str(built["cross_kv"])}])
+    start = np.array([calibrate.constants()[k] for k in calibrate.FREE])
+    assert calibrate.residuals(start, placed)[0] == pytest.approx(math.log(2.5), abs=1e-3)
+    best = calibrate.fit(placed, calibrate.worst_first, "linear")
+    assert abs(calibrate.residuals(np.array(list(best.values())), placed)[0]) < math.log(1.25)
