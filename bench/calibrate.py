@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     placed = place(cases)
     if args.bound:
         best = fit(placed, worst_first, "linear")
-        ratios = [(c, math.exp(x)) for (c, _), x in zip(placed, residuals(np.array(list(best.values())), placed))]
+        ratios = [(c, predict(c, r, best) / c["published_latency_ms"]) for c, r in placed]
         print(f"every case, fitted on all of them: {summary([x for _, x in ratios])}")
         for c, x in sorted(ratios, key=lambda cx: -factor(cx[1]))[:10]:
             print(f"  {c['name']:<36} {c['split']:<8} {x:.2f}x")
