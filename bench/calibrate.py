@@ -55,6 +55,7 @@ FREE = {
     "switch_ms": (0.01, 0.5),
     "cpu_select_ns": (0.0, 20.0),
     "ane_int8_speedup_before_a17": (1.0, 2.0),
+    "ane_op_us": (0.0, 5.0),
 }
 
 

@@ -12,7 +12,7 @@ from mil_models import ct, mb, save, types, w
 import anedoctor
 from anedoctor.cost import DEVICE_PEAKS, CostModel, device_rates
 from anedoctor.cost.fitted import FITTED
-from anedoctor.cost.latency import LatencyModel, ane_fill, breakdown, energy, weight_bytes
+from anedoctor.cost.latency import LatencyModel, ane_fill, breakdown, energy, op_times, weight_bytes
 from anedoctor.hardware import CHIPS, parse_chip, resolve_target
 
 
@@ -130,6 +130,26 @@ def test_hard_swish_after_a_conv_is_one_activation_unless_its_input_is_read_else
     assert gate.device == swish.device == "ane"
     assert (gate.bound == swish.bound == "fused") is not also_read
     assert (gate.time_ms + swish.time_ms == 0) is not also_read
+
+
+def test_each_ane_pass_pays_the_fixed_cost_but_a_fused_op_or_a_reshape_that_keeps_the_innermost_axis(tmp_path):
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, 32, 32))], opset_version=ct.target.iOS17)
+    def prog(x):
+        y = mb.relu(x=mb.conv(x=x, weight=w(256, 256, 3, 3), pad_type="same", name="conv"), name="act")
+        y = mb.reshape(x=y, shape=(1, 16, 16, 32, 32), name="view")
+        return mb.softmax(x=y, axis=1, name="norm")
+
+    report = anedoctor.check(save(prog, tmp_path / "passes.mlpackage"), chip="a17", compute_units="cpu_and_ne")
+    names = ("conv", "act", "view", "norm")
+    assert {by_name(report, n).device for n in names} == {"ane"}
+    at = {
+        us: dict(
+            zip((p.op.name for p in report.placements), op_times(report.placements, report.target, {"ane_op_us": us}))
+        )
+        for us in (0.0, 5.0)
+    }
+    added = {n: at[5.0][by_name(report, n).op.name].ms - at[0.0][by_name(report, n).op.name].ms for n in names}
+    assert added == pytest.approx({"conv": 0.005, "act": 0.0, "view": 0.0, "norm": 0.005})
 
 
 def test_wider_conv_takes_longer_and_fills_the_array_better(tmp_path):

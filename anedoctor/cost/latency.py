@@ -23,7 +23,8 @@ https://github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6 (notes/co
   (Anemll-bench); activations stay in the 2 MiB on-chip buffer between chained ops of one segment
   (eiln/ane docs, https://github.com/eiln/ane, R) and otherwise move at the activation DMA rate, faster (a
   fitted factor) when the tensor fits the SoC's system-level cache, which the ANE compiler plans with;
-  per op ``max(compute, memory)`` (double-buffered tiles overlap DMA and compute) plus a per-op cost;
+  per op ``max(compute, memory)`` (double-buffered tiles overlap DMA and compute) plus a fitted fixed cost per
+  pass (every op not fused into the pass before it, but a reshape that leaves the innermost axis alone);
 - each ANE segment pays one dispatch; each device switch a fitted cost plus an fp16<->fp32 copy of
   the tensors that cross (751K notes/coreml_dispatch.md, R: ~90 us for 1-2 MB on M6).
 CPU and GPU ops are rooflines over the chip's own CPU/GPU peak and memory bandwidth.
@@ -314,7 +315,7 @@ class LatencyModel:
         else:
             macs = 0.0
             compute_ms = self._pe_elements(op) / self.pe_per_ms
-        overhead_ms = k["ane_op_us"] / 1000
+        overhead_ms = k["ane_op_us"] / 1000 if op.type not in FREE or moves_last_axis(op) else 0.0
         busy = max(compute_ms, weights_ms + act_ms)  # weights and activations share the DMA engines
         if compute_ms >= weights_ms + act_ms:
             bound = "compute"
