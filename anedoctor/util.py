@@ -79,6 +79,11 @@ def safe_text(text: object) -> str:
     return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in s)
 
 
+def safe_lines(text: str) -> str:
+    """A report's lines, each through :func:`safe_text`: what reaches a terminal from a model is shown, never obeyed."""
+    return "\n".join(map(safe_text, text.split("\n")))
+
+
 def quiet_coremltools():
     """Import coremltools without its Linux-only warnings (no native runtime here)."""
     logging.getLogger("coremltools").setLevel(logging.ERROR)

@@ -469,3 +469,25 @@ def test_mutation_campaign_finds_nothing(work, seeds):
     for family in ("profile", "ingest", "measured", "fix_out"):  # calibration inputs, measurements, fix's outputs
         counts = summary["by_family"][family]
         assert sum(n for k, n in counts.items() if k not in ("modified", "leftovers")) == 10 and counts.get("ok")
+
+
+def test_names_with_escapes_and_markup_are_shown_not_obeyed(tmp_path, seeds):
+    """A name edited into the spec with terminal escapes and rich markup: ``estimate`` printed it raw."""
+    evil = "evil\x1b]0;pwned\x07\x1b[31m[/bold]"
+
+    def rename(spec):
+        first_op(spec, "conv").attributes["name"].immediateValue.tensor.strings.values[0] = evil
+
+    package = edit_spec(copy(seeds["mlpackage"], tmp_path / "e.mlpackage"), rename)
+    for argv in (["estimate", package], ["check", package, "-v", "--compute-units", "cpu_only"]):
+        result = cli(*argv)
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output and "\x07" not in result.output
+        assert "evil\\x1b]0;pwned\\x07\\x1b[31m[/bold]" in result.output
+
+
+def test_plain_lines_shown_through_rich_are_not_markup(capsys):
+    from anedoctor.cli.common import show
+
+    show(["op a[/bold] on the CPU\nnext [red]line\x1b[2J"])
+    assert capsys.readouterr().out == "op a[/bold] on the CPU\nnext [red]line\\x1b[2J\n"

@@ -17,9 +17,10 @@ from enum import Enum
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..errors import ModelError
-from ..util import safe_text
+from ..util import safe_lines, safe_text
 
 app = typer.Typer(
     add_completion=False,
@@ -128,7 +129,8 @@ def silence_stdout() -> None:
 def show(lines, to_stderr: bool = False) -> None:
     """Print rich renderables (in colour on a terminal); a closed stdout stops the printing, nothing else.
 
-    They are rendered to text first: rich itself exits the process when its stream breaks."""
+    They are rendered to text first: rich itself exits the process when its stream breaks. A plain string is printed
+    as it is (:func:`~anedoctor.util.safe_lines`), never read as rich markup: it may carry a model's names."""
     stream = sys.stderr if to_stderr else sys.stdout
     tty = stream.isatty()
     buffer = io.StringIO()
@@ -140,7 +142,7 @@ def show(lines, to_stderr: bool = False) -> None:
         width=shutil.get_terminal_size().columns if tty else None,
     )
     for line in lines:
-        console.print(line)
+        console.print(Text(safe_lines(line)) if isinstance(line, str) else line)
     try:
         stream.write(buffer.getvalue())
         stream.flush()

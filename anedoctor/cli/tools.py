@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from ..errors import ModelError
+from ..util import safe_lines
 from .common import (
     CHIP,
     COMPUTE_UNITS_OPTION,
@@ -191,10 +192,11 @@ def estimate_cmd(
 
 
 def write_plain(text: str, to_stderr: bool) -> None:
-    """Print a report as plain text (rich would wrap its long lines off a terminal); a closed stdout stops it."""
+    """Print a report as plain text (rich would wrap its long lines off a terminal), the model's names in it shown and
+    not obeyed (:func:`~anedoctor.util.safe_lines`); a closed stdout stops it."""
     stream = sys.stderr if to_stderr else sys.stdout
     try:
-        stream.write(text + "\n")
+        stream.write(safe_lines(text) + "\n")
         stream.flush()
     except BrokenPipeError:
         silence_stdout()
