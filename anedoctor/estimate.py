@@ -231,11 +231,18 @@ class Estimate:
 
     def _profile_lines(self, calibrated: dict[str, Any] | None) -> list[str]:
         if calibrated is not None:
-            factors = ", ".join(f"{DEVICE_LABELS[k]} x{v:g}" for k, v in calibrated["latency_scale"].items())
-            classes = " (and per cost class where probed)" if calibrated["class_latency_scale"] else ""
+            parts = []
+            if calibrated["latency_scale"] or calibrated["class_latency_scale"]:
+                factors = ", ".join(f"{DEVICE_LABELS[k]} x{v:g}" for k, v in calibrated["latency_scale"].items())
+                classes = " (and per cost class where probed)" if calibrated["class_latency_scale"] else ""
+                parts.append(
+                    f"op times and launches x its measured latency scale, {factors or 'per cost class'}{classes}"
+                )
+            if calibrated["ane_pass_us"] is not None:
+                parts.append(f"an ANE pass costs its measured {calibrated['ane_pass_us']:g} us")
             return [
                 f"CALIBRATED by the measured profile {Path(calibrated['profile']).name} ({calibrated['measured_on']}): "
-                f"op times and launches x its measured latency scale, {factors or 'per cost class'}{classes}"
+                + "; ".join(parts)
             ]
         if self.report.profile is not None:
             return [

@@ -316,5 +316,8 @@ def place_graph(
     placements = schedule(placements, allowed)
     segment(placements, allowed)
     explain_off_ane(placements, allowed)
-    time_ops(placements, target, profile.latency_factor if profile is not None else None)
+    if profile is None:
+        time_ops(placements, target)
+    else:
+        time_ops(placements, target, profile.latency_factor, profile.latency_overrides())
     return placements

@@ -408,6 +408,56 @@ def test_malformed_latency_scales_are_one_line_errors(tmp_path):
         load_profile(path)
 
 
+@pytest.fixture(scope="module")
+def chains(tmp_path_factory):
+    """`probes build` of the two pass chains for M4 / macOS 15."""
+    from anedoctor.measure.suite import build_suite
+
+    folder = tmp_path_factory.mktemp("chains") / "suite"
+    build_suite(folder, chip="m4", os="macos15", names=["pass_chain_1", "pass_chain_33"])
+    return folder
+
+
+def test_the_pass_chains_measure_what_an_ane_pass_costs(chains, tmp_path):
+    from anedoctor.cost.fitted import FITTED
+    from anedoctor.measure.suite import load_manifest
+
+    entries = load_manifest(chains / "manifest.json")
+    assert {e["predicted_latency_device"]["cpu_and_ne"] for e in entries.values()} == {"ane"}
+    short, long = (entries[n]["predicted_latency_ms"]["cpu_and_ne"] for n in ("pass_chain_1", "pass_chain_33"))
+    measured = {  # synthetic timings: the short chain as estimated, the long one 0.2 ms slower
+        "pass_chain_1": probe_measurement(chains, "pass_chain_1", {"cpu_and_ne": ("ane", 1.0)}),
+        "pass_chain_33": probe_measurement(chains, "pass_chain_33", {"cpu_and_ne": ("ane", (long + 0.2) / long)}),
+    }
+    path = ingested(chains, tmp_path, measured)
+    d = json.loads(path.read_text())
+    pass_us = 1000 * (long + 0.2 - short) / 32
+    assert d["ane_pass_us"] == pytest.approx(pass_us, abs=1e-3)
+    assert d["latency_scale"] == {} and d["class_latency_scale"] == {}  # the chains set no scale
+    package = chains / "pass_chain_33.mlpackage"
+    base = anedoctor.check(package, chip="m4", os="macos15", compute_units="cpu_and_ne")
+    calibrated = anedoctor.check(package, chip="m4", os="macos15", compute_units="cpu_and_ne", profile=path)
+    # every op is a pass of its own on the ANE (the conv, the pooling, the 33 adds): each costs the measured pass
+    assert {p.device for p in base.placements} == {"ane"} and len(base.placements) == 35
+    delta = (d["ane_pass_us"] - FITTED["constants"]["ane_op_us"]) / 1000
+    added = [c.time_ms - b.time_ms for c, b in zip(calibrated.placements, base.placements)]
+    assert added == pytest.approx([delta] * 35)
+    assert calibrated.summary["latency_ms"] == pytest.approx(base.summary["latency_ms"] + 35 * delta, abs=1e-4)
+    assert any(f"an ANE pass costs its measured {d['ane_pass_us']:g} us" in n for n in calibrated.notes)
+    text = estimate(package, chip="m4", os="macos15", compute_units="cpu_and_ne", profile=path).render()
+    assert (
+        "CALIBRATED by the measured profile p.json (Apple M4 (Mac16,10), macOS 15.5 (24F74)): an ANE pass costs" in text
+    )
+
+
+def test_a_pass_cost_that_is_not_a_number_of_microseconds_is_one_line_error(tmp_path):
+    path = tmp_path / "p.json"
+    for value in ("-1", '"fast"', "true"):
+        path.write_text(f'{{"kind": "profile", "ane_pass_us": {value}}}')
+        with pytest.raises(ModelError, match=r"p.json: ane_pass_us: expected a number of microseconds >= 0"):
+            load_profile(path)
+
+
 def test_ingest_refuses_a_manifest_built_for_another_chip(suite, tmp_path):
     d = probe_measurement(suite, "conv3x3", {"cpu_and_ne": ("ane", 2.0)})
     d["chip"] = {"name": "Apple M1"}

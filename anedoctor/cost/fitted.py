@@ -20,7 +20,9 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
   innermost axis alone is no pass), in us on every chip; start 0.02, the per task descriptor figure (44 cycles in the
   compiler's cost model, <= 13 ns measured on M6; 751K, R), bounds 0-5. The fit puts it near 1 us, some 80 times
   that figure, so it is not the descriptors' cost but what each layer pays however small its tensors (inferred, I:
-  e.g. its first tiles' DMA before the MAC array starts and its last write after it stops). With it the fitted
+  e.g. its first tiles' DMA before the MAC array starts and its last write after it stops); the probes pass_chain_1
+  and pass_chain_33 (`anedoctor probes build`) measure it on a Mac, and a profile's measured value replaces this
+  one (Profile.ane_pass_us). With it the fitted
   launches come near the measured per-call overheads (macOS ~0.08 ms at H16 against the M4's measured 0.0925; 0.166
   without it), and Apple's MobileViTv2 (369 ops in 1.4 ms) is no longer 0.71-0.82x. Scaled by the ANE clock instead
   (a cost in cycles) it fitted worse (fit median 1.10x against 1.09x; BENCHMARKS.md, eighteenth session).

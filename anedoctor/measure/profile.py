@@ -5,15 +5,18 @@ eligibility entry per probe (op type, whether Core ML supported it on the ANE, w
 ``cost_scale`` per device and ``class_cost_scale`` per cost class and device (measured prediction time / the
 segmenter's estimate over the probes that ran wholly on one device, median), ``latency_scale`` and
 ``class_latency_scale`` (the same against the latency model's whole-model estimate, per compute-unit setting
-measured, where the probe ran wholly on the device predicted) and the provenance of every measurement used.
+measured, where the probe ran wholly on the device predicted), ``ane_pass_us`` (what one ANE pass costs: the
+measured difference of the pass-chain probes, :data:`~anedoctor.measure.probes.PASS_CHAIN`, which set no scale) and
+the provenance of every measurement used.
 
 ``check --profile`` (:func:`anedoctor.check` ``profile=``): :func:`as_profile` loads it; :meth:`Profile.resolve`
 picks the chip/OS (the profile's own when none is asked; another chip is an error, another OS a warning note);
 ``profile.ane_eligible(op_type)`` -> True / False / None feeds the measured rules (:mod:`anedoctor.rules.measured`:
 MS-1 off the ANE, MS-2 on it); :meth:`Profile.cost_factors` multiplies the segmenter's per-op estimates
 (:class:`anedoctor.cost.CostModel`) per cost class and device; :meth:`Profile.latency_factor` the latency model's
-op times and segment launches (:mod:`anedoctor.cost.latency`: ``summary.latency_ms``, per-op ``time_ms``).
-Profiles written before the latency scales existed load with none (the latency estimate is then the model's).
+op times and segment launches (:mod:`anedoctor.cost.latency`: ``summary.latency_ms``, per-op ``time_ms``), and
+:meth:`Profile.latency_overrides` its constants (the measured cost of a pass). Profiles written before the latency
+scales existed load with none (the latency estimate is then the model's).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..hardware import DISPLAY_ORDER, parse_chip, parse_os
 from ..loaders.files import read_json_document
 from ..util import json_rows, write_atomic
 from .compare import expect, read_measurement
+from .probes import PASS_CHAIN
 
 
 def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -49,6 +53,7 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
     class_ratios: dict[tuple[str, str], list[float]] = {}
     latency: dict[str, list[float]] = {}  # device -> measured / predicted latency
     class_latency: dict[tuple[str, str], list[float]] = {}  # (cost class, device) -> the same
+    chain: dict[str, float] = {}  # pass-chain probe -> its measured median, run wholly on the ANE
     where: tuple | None = None
     first: dict[str, Any] | None = None
     for source in sources:
@@ -84,6 +89,9 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
             ratios[ratio[0]].append(ratio[1])
             class_ratios.setdefault((cost_class(op_type), ratio[0]), []).append(ratio[1])
         runs = _latency_runs(d, info)
+        if name in PASS_CHAIN:  # measures the cost of a pass, not a scale
+            chain.update((name, r["measured_ms"]) for r in runs if (r["compute_units"], r["device"]) == ANE_RUN)
+            runs = []
         for run in runs:
             ratio = run["measured_ms"] / run["predicted_ms"]
             latency.setdefault(run["device"], []).append(ratio)
@@ -110,8 +118,19 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
         "class_cost_scale": _nest({key: _median(r) for key, r in sorted(class_ratios.items())}),
         "latency_scale": {dev: _median(latency[dev]) for dev in DISPLAY_ORDER if dev in latency},
         "class_latency_scale": _nest({key: _median(r) for key, r in sorted(class_latency.items())}),
+        **({"ane_pass_us": _pass_us(chain)} if chain.keys() == PASS_CHAIN.keys() else {}),
         "provenance": provenance,
     }
+
+
+def _pass_us(chain: dict[str, float]) -> float:
+    """The cost of one ANE pass in us: the pass chains' measured difference over their extra passes (0 when the
+    longer one did not take longer)."""
+    (short, few), (long, many) = sorted(PASS_CHAIN.items(), key=lambda kv: kv[1])
+    return round(max(0.0, 1000 * (chain[long] - chain[short]) / (many - few)), 4)
+
+
+ANE_RUN = ("cpu_and_ne", "ane")  # the setting and device a pass chain is timed under
 
 
 def check_probe_entry(info: Any, where: str) -> None:
@@ -224,6 +243,7 @@ class Profile:
     coreml: dict[str, Any] = field(default_factory=dict)
     latency_scale: dict[str, float] = field(default_factory=dict)
     class_latency_scale: dict[str, dict[str, float]] = field(default_factory=dict)
+    ane_pass_us: float | None = None  # measured cost of one ANE pass (the pass chains), None when not measured
     _sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)  # op type -> source_of
 
     def ane_eligible(self, op_type: str) -> bool | None:
@@ -301,17 +321,27 @@ class Profile:
         own = self.class_latency_scale.get(cost_class, {}) if cost_class is not None else {}
         return float(own.get(device, self.latency_scale.get(device, 1.0)))
 
+    def latency_overrides(self) -> dict[str, float]:
+        """Constants of the latency model the profile measured: the cost of an ANE pass."""
+        return {} if self.ane_pass_us is None else {"ane_op_us": self.ane_pass_us}
+
     @property
     def calibrates_latency(self) -> bool:
-        return bool(self.latency_scale or self.class_latency_scale)
+        return bool(self.latency_scale or self.class_latency_scale or self.latency_overrides())
 
     def note(self) -> str:
         """The report note: which profile calibrated the prediction, and whether the latency estimate too."""
+        scaled = self.latency_scale or self.class_latency_scale
         latency = (
-            "; the latency estimate is rescaled by its measured latency per device ("
-            + ", ".join(f"{dev} x{factor:g}" for dev, factor in self.latency_scale.items())
-            + (", per cost class where measured" if self.class_latency_scale else "")
-            + ")"
+            (
+                "; the latency estimate is rescaled by its measured latency per device ("
+                + ", ".join(f"{dev} x{factor:g}" for dev, factor in self.latency_scale.items())
+                + (", per cost class where measured" if self.class_latency_scale else "")
+                + ")"
+                if scaled
+                else "; it has no latency scale"
+            )
+            + (f"; an ANE pass costs its measured {self.ane_pass_us:g} us" if self.ane_pass_us is not None else "")
             if self.calibrates_latency
             else "; it has no latency scale, so the latency estimate is the model's own"
         )
@@ -335,6 +365,7 @@ class Profile:
                 "class_cost_scale": self.class_cost_scale,
                 "latency_scale": self.latency_scale,
                 "class_latency_scale": self.class_latency_scale,
+                "ane_pass_us": self.ane_pass_us,
                 "measurements": len(self.provenance),
                 "confidence": "M",
             },
@@ -385,7 +416,16 @@ def _validated(d: Any, path: str) -> Profile:
         d.get("coreml") or {},
         _scale(d.get("latency_scale"), path, "latency_scale"),
         _class_scale(d, path, "class_latency_scale"),
+        _pass_cost(d.get("ane_pass_us"), path),
     )
+
+
+def _pass_cost(value: Any, path: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ModelError(f"{path}: ane_pass_us: expected a number of microseconds >= 0, got {value!r}")
+    return float(value)
 
 
 def _class_scale(d: dict[str, Any], path: str, key: str) -> dict[str, dict[str, float]]:

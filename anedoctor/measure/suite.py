@@ -30,7 +30,7 @@ from ..errors import ModelError
 from ..hardware import COMPUTE_UNITS, resolve_target
 from ..loaders.files import read_json_document
 from ..util import write_atomic
-from .probes import PROBES, Probe, build_probe
+from .probes import PASS_CHAIN, PROBES, Probe, build_probe
 from .profile import check_probe_entry
 
 X4 = ((1, 64, 32, 32), "fp16")
@@ -39,6 +39,21 @@ X4 = ((1, 64, 32, 32), "fp16")
 def _dilated(d: int):
     weight = np.full((64, 64, 3, 3), 0.01, np.float16)
     return lambda mb, x: mb.conv(x=x, weight=weight, dilations=[d, d], pad_type="same")
+
+
+def _chain(adds: int):
+    """A 3x3 conv pooled to 256 values, then ``adds`` adds of them onto a running sum: the conv keeps the probe on
+    the ANE, and each add is an ANE pass of its own that nothing folds away, with next to no work in it."""
+    weight = np.full((256, 64, 3, 3), 0.01, np.float16)
+
+    def build(mb, x):
+        h = mb.reduce_mean(x=mb.conv(x=x, weight=weight, pad_type="same"), axes=[2, 3], keep_dims=True)
+        y = h
+        for _ in range(adds):
+            y = mb.add(x=y, y=h)
+        return y
+
+    return build
 
 
 # Sweeps with no published measurement yet (expected ANE support unknown: the measurement decides).
@@ -57,6 +72,7 @@ SWEEPS = {
             lambda mb, x, m: mb.select(cond=mb.greater(x=m, y=np.float16(0)), a=np.float16(-np.inf), b=x),
             None,
         ),  # OP-19: masked_fill(mask, -inf), inferred off the ANE through iOS 16 / macOS 13
+        *(Probe(name, "add", (X4,), _chain(n), None) for name, n in PASS_CHAIN.items()),  # cost.latency ane_op_us
     ]
 }
 

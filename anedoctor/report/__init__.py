@@ -62,9 +62,10 @@ class Report(Exportable):
         self.switches = [(a, b) for a, b in zip(self.segments, self.segments[1:]) if a.part == b.part]
         self.causes = self._causes()
         scale = profile.latency_factor if profile is not None else None
-        self.latency = breakdown(self.prediction_placements(), target, scale=scale)  # anedoctor.cost.latency
+        measured = profile.latency_overrides() if profile is not None else None
+        self.latency = breakdown(self.prediction_placements(), target, measured, scale)  # anedoctor.cost.latency
         self.function_latency = {  # a multi-function model's (the default's is the one above): one runs per prediction
-            f: self.latency if i == 0 else breakdown(self.prediction_placements(f), target, scale=scale)
+            f: self.latency if i == 0 else breakdown(self.prediction_placements(f), target, measured, scale)
             for i, f in enumerate(model.functions)
         }
 
@@ -250,9 +251,11 @@ class Report(Exportable):
             "measured_on": profile.where,
             "latency_scale": profile.latency_scale,
             "class_latency_scale": profile.class_latency_scale,
+            "ane_pass_us": profile.ane_pass_us,
             "confidence": "M",
             "note": "op times and segment launches multiplied by the profile's measured / predicted latency of "
-            "its one-op probes (per cost class and device; the device's median where a class was not probed)",
+            "its one-op probes (per cost class and device; the device's median where a class was not probed); "
+            "each ANE pass at the cost its pass-chain probes measured, when they were",
         }
 
     def to_dict(self) -> dict[str, Any]:
