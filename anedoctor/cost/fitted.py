@@ -22,10 +22,10 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
   that figure, so it is not the descriptors' cost but what each layer pays however small its tensors (inferred, I:
   e.g. its first tiles' DMA before the MAC array starts and its last write after it stops); the probes pass_chain_1
   and pass_chain_33 (`anedoctor probes build`) measure it on a Mac, and a profile's measured value replaces this
-  one (Profile.ane_pass_us). With it the fitted
-  launches come near the measured per-call overheads (macOS ~0.08 ms at H16 against the M4's measured 0.0925; 0.166
-  without it), and Apple's MobileViTv2 (369 ops in 1.4 ms) is no longer 0.71-0.82x. Scaled by the ANE clock instead
-  (a cost in cycles) it fitted worse (fit median 1.10x against 1.09x; BENCHMARKS.md, eighteenth session).
+  one (Profile.ane_pass_us). With it the fitted launches come near the measured per-call overheads (macOS ~0.08 ms
+  at H16 against the M4's measured 0.0925; 0.166 without it), and Apple's MobileViTv2 (369 ops in 1.4 ms) is no
+  longer 0.71-0.82x. Scaled by the ANE clock instead (a cost in cycles) it fitted worse (fit median 1.10x against
+  1.09x; BENCHMARKS.md, eighteenth session).
 - ane_dispatch_ms_ios / _macos (fitted): one per ANE segment on an H16 chip (A17 Pro / M4); other generations scale
   it by their measured per-call overhead (cost.latency.CALL_OVERHEAD_US: M1 ~190 us, M4 ~92.5, M5 Pro ~70; 751K and
   maderix, R), so an A14 / M1 pays 2.05x the A17 Pro's / M4's. Start 0.08 ms (iOS 17: MobileNetV3-small runs in

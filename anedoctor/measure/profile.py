@@ -36,6 +36,8 @@ from ..util import json_rows, write_atomic
 from .compare import expect, read_measurement
 from .probes import PASS_CHAIN
 
+ANE_RUN = ("cpu_and_ne", "ane")  # the setting and device a pass chain is timed under
+
 
 def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Build a profile from probe measurements (dicts or JSON paths; a directory's ``*.json`` files).
@@ -128,9 +130,6 @@ def _pass_us(chain: dict[str, float]) -> float:
     longer one did not take longer)."""
     (short, few), (long, many) = sorted(PASS_CHAIN.items(), key=lambda kv: kv[1])
     return round(max(0.0, 1000 * (chain[long] - chain[short]) / (many - few)), 4)
-
-
-ANE_RUN = ("cpu_and_ne", "ane")  # the setting and device a pass chain is timed under
 
 
 def check_probe_entry(info: Any, where: str) -> None:
@@ -331,20 +330,19 @@ class Profile:
 
     def note(self) -> str:
         """The report note: which profile calibrated the prediction, and whether the latency estimate too."""
-        scaled = self.latency_scale or self.class_latency_scale
-        latency = (
-            (
+        if self.latency_scale or self.class_latency_scale:
+            latency = (
                 "; the latency estimate is rescaled by its measured latency per device ("
                 + ", ".join(f"{dev} x{factor:g}" for dev, factor in self.latency_scale.items())
                 + (", per cost class where measured" if self.class_latency_scale else "")
                 + ")"
-                if scaled
-                else "; it has no latency scale"
             )
-            + (f"; an ANE pass costs its measured {self.ane_pass_us:g} us" if self.ane_pass_us is not None else "")
-            if self.calibrates_latency
-            else "; it has no latency scale, so the latency estimate is the model's own"
-        )
+        else:
+            latency = "; it has no latency scale" + (
+                "" if self.calibrates_latency else ", so the latency estimate is the model's own"
+            )
+        if self.ane_pass_us is not None:
+            latency += f"; an ANE pass costs its measured {self.ane_pass_us:g} us"
         return f"calibrated by the measured profile {self.path} ({self.where}){latency}"
 
     def panel(self) -> dict[str, Any]:
