@@ -36,11 +36,6 @@ SOURCE = (
 )
 
 
-# Probes whose measured difference, over their 32 extra passes, is the cost of one ANE pass (cost.latency's
-# ane_op_us; Profile.ane_pass_us): a 3x3 conv pooled to 256 values, then this many adds (suite.SWEEPS)
-PASS_CHAIN = {"pass_chain_1": 1, "pass_chain_33": 33}
-
-
 @dataclass(frozen=True)
 class Probe:
     name: str

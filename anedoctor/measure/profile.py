@@ -6,7 +6,7 @@ eligibility entry per probe (op type, whether Core ML supported it on the ANE, w
 segmenter's estimate over the probes that ran wholly on one device, median), ``latency_scale`` and
 ``class_latency_scale`` (the same against the latency model's whole-model estimate, per compute-unit setting
 measured, where the probe ran wholly on the device predicted), ``ane_pass_us`` (what one ANE pass costs: the
-measured difference of the pass-chain probes, :data:`~anedoctor.measure.probes.PASS_CHAIN`, which set no scale) and
+measured difference of the pass-chain probes, :data:`PASS_CHAIN`, which set no scale) and
 the provenance of every measurement used.
 
 ``check --profile`` (:func:`anedoctor.check` ``profile=``): :func:`as_profile` loads it; :meth:`Profile.resolve`
@@ -34,8 +34,10 @@ from ..hardware import DISPLAY_ORDER, parse_chip, parse_os
 from ..loaders.files import read_json_document
 from ..util import json_rows, write_atomic
 from .compare import expect, read_measurement
-from .probes import PASS_CHAIN
 
+# Probes whose measured difference, over their 32 extra passes, is the cost of one ANE pass (cost.latency's
+# ane_op_us; Profile.ane_pass_us): a 3x3 conv pooled to 256 values, then this many adds (suite.SWEEPS)
+PASS_CHAIN = {"pass_chain_1": 1, "pass_chain_33": 33}
 ANE_RUN = ("cpu_and_ne", "ane")  # the setting and device a pass chain is timed under
 
 

@@ -30,8 +30,8 @@ from ..errors import ModelError
 from ..hardware import COMPUTE_UNITS, resolve_target
 from ..loaders.files import read_json_document
 from ..util import write_atomic
-from .probes import PASS_CHAIN, PROBES, Probe, build_probe
-from .profile import check_probe_entry
+from .probes import PROBES, Probe, build_probe
+from .profile import PASS_CHAIN, check_probe_entry
 
 X4 = ((1, 64, 32, 32), "fp16")
 
