@@ -72,3 +72,26 @@ def chain(path: Path, n_ops: int) -> Path:
         return x
 
     return save(prog, path)
+
+
+def two_functions(folder: Path) -> Path:
+    """A multi-function package, as for LLM prefill / decode: 'decode' (the default, 1 row) and 'prefill' (64 rows)
+    share the same conv weights."""
+    from coremltools.models.utils import MultiFunctionDescriptor, save_multifunction
+
+    weights = [w(256, 256, 1, 1) for _ in range(4)]
+    for name, rows in (("decode", 1), ("prefill", 64)):
+
+        @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, 1, rows))], opset_version=ct.target.iOS18)
+        def prog(x):
+            for i, weight in enumerate(weights):
+                x = mb.relu(x=mb.conv(x=x, weight=weight), name=f"c{i}")
+            return x
+
+        save(prog, folder / f"{name}.mlpackage", ct.target.iOS18)
+    descriptor = MultiFunctionDescriptor()
+    for name in ("decode", "prefill"):
+        descriptor.add_function(str(folder / f"{name}.mlpackage"), "main", name)
+    descriptor.default_function_name = "decode"
+    save_multifunction(descriptor, str(folder / "both.mlpackage"))
+    return folder / "both.mlpackage"

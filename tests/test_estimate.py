@@ -6,6 +6,7 @@ import json
 
 import pytest
 from mil_models import ct, mb, save, w
+from mil_models import two_functions as build_two_functions
 from typer.testing import CliRunner
 
 import anedoctor
@@ -195,27 +196,7 @@ def test_estimate_says_how_far_it_was_checked_on_the_chip(model_path):
 
 @pytest.fixture(scope="module")
 def two_functions(tmp_path_factory):
-    """A multi-function package, as for LLM prefill / decode: 'decode' (the default, 1 row) and 'prefill' (64 rows)
-    share the same conv weights."""
-    from coremltools.models.utils import MultiFunctionDescriptor, save_multifunction
-
-    folder = tmp_path_factory.mktemp("multi")
-    weights = [w(256, 256, 1, 1) for _ in range(4)]
-    for name, rows in (("decode", 1), ("prefill", 64)):
-
-        @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256, 1, rows))], opset_version=ct.target.iOS18)
-        def prog(x):
-            for i, weight in enumerate(weights):
-                x = mb.relu(x=mb.conv(x=x, weight=weight), name=f"c{i}")
-            return x
-
-        save(prog, folder / f"{name}.mlpackage", ct.target.iOS18)
-    descriptor = MultiFunctionDescriptor()
-    for name in ("decode", "prefill"):
-        descriptor.add_function(str(folder / f"{name}.mlpackage"), "main", name)
-    descriptor.default_function_name = "decode"
-    save_multifunction(descriptor, str(folder / "both.mlpackage"))
-    return folder / "both.mlpackage"
+    return build_two_functions(tmp_path_factory.mktemp("multi"))
 
 
 def test_a_prediction_of_a_multi_function_model_runs_one_function(two_functions):

@@ -421,6 +421,54 @@ def test_plan_rows_walk_coremltools_plan_objects():
     assert [r["part"] for r in staged] == ["stage0/main"] * 5 + ["stage1/main"] * 5
 
 
+def test_plan_rows_of_one_function_of_a_multi_function_plan():
+    """`measure --function`: the plan of the function asked for, its ops' part naming it."""
+    from coremltools.models import compute_device as cd
+    from coremltools.models import compute_plan as cp
+
+    ane = object.__new__(cd.MLNeuralEngineComputeDevice)
+    usage = cp.MLComputePlanDeviceUsage(preferred_compute_device=ane, supported_compute_devices=[ane])
+
+    def function(*names):
+        ops = [
+            cp.MLModelStructureProgramOperation(
+                inputs={},
+                operator_name="ios18.relu",
+                blocks=[],
+                outputs=[cp.MLModelStructureProgramNamedValueType(n, None)],
+                __proxy__=None,
+            )
+            for n in names
+        ]
+        block = cp.MLModelStructureProgramBlock(inputs=[], output_names=[], operations=ops)
+        return cp.MLModelStructureProgramFunction(inputs=[], block=block)
+
+    program = cp.MLModelStructureProgram(functions={"decode": function("d0"), "prefill": function("p0", "p1")})
+    structure = cp.MLModelStructure(neuralnetwork=None, pipeline=None, program=program)
+    plan = object.__new__(cp.MLComputePlan)
+    plan.__proxy__ = ReplayProxy(structure, {n: usage for n in ("d0", "p0", "p1")})
+    assert [(r["name"], r["part"]) for r in plan_rows(plan, "replay")] == [
+        ("d0", "decode"),
+        ("p0", "prefill"),
+        ("p1", "prefill"),
+    ]
+    rows = plan_rows(plan, "replay", function="prefill")
+    assert [(r["index"], r["name"], r["part"]) for r in rows] == [(0, "p0", "prefill"), (1, "p1", "prefill")]
+
+
+def test_measure_times_the_function_asked_for_with_its_own_inputs(tmp_path):
+    """Up to the Core ML boundary: the inputs a `measure --function` prediction is fed, and the unknown name."""
+    from mil_models import two_functions
+
+    from anedoctor.measure.macos import _inputs
+
+    package = two_functions(tmp_path)
+    assert _inputs(package, None)["x"].shape == (1, 256, 1, 1)  # the default function, decode
+    assert _inputs(package, "prefill")["x"].shape == (1, 256, 1, 64)
+    with pytest.raises(ModelError, match=r"both.mlpackage: no function 'encode'; its functions: decode, prefill"):
+        _inputs(package, "encode")
+
+
 def test_compare_and_measure_commands(tmp_path):
     from typer.testing import CliRunner
 

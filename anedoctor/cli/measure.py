@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import CHIP, MODEL, OS, app, claimed, finish, guarded, probes_app, progress, split_list
+from .common import CHIP, FUNCTION, MODEL, OS, app, claimed, finish, guarded, probes_app, progress, split_list
 
 
 @app.command("power")
@@ -87,6 +87,7 @@ def measure_cmd(
     lldb_log: Optional[str] = typer.Option(
         None, "--lldb-log", help="Count engine hits in an lldb log made with --lldb"
     ),
+    function: Optional[str] = FUNCTION,
 ) -> None:
     """Measure on this Mac (macOS 14.4+): Core ML's compute plan, timing, and optionally power and reasons."""
 
@@ -105,7 +106,9 @@ def measure_cmd(
 
         units = [parse_compute_units(u.strip()) for u in compute_units.split(",") if u.strip()]
         outputs = claimed([model, lldb_log], {"--output": out, "--html": html_path})
-        data = measure(model, units, iterations=iterations, power=power, reasons=reasons, lldb_log=lldb_log)
+        data = measure(
+            model, units, iterations=iterations, power=power, reasons=reasons, lldb_log=lldb_log, function=function
+        )
         s = data["summary"]
         lines = [
             f"{model}: measured with MLComputePlan ({data['compute_units']}) on {data['chip'].get('name')} "

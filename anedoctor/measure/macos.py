@@ -98,21 +98,26 @@ def compile_model(model_path: Path, out_dir: Path) -> tuple[Path, float | None]:
     return Path(compiled), time.perf_counter() - start
 
 
-def compute_plan(compiled: Path, compute_units: str) -> list[dict[str, Any]]:
-    """Per-op preferred/supported device and cost weight from MLComputePlan for one compute-unit setting."""
+def compute_plan(compiled: Path, compute_units: str, function: str | None = None) -> list[dict[str, Any]]:
+    """Per-op preferred/supported device and cost weight from MLComputePlan for one compute-unit setting (of one
+    function of a multi-function model when ``function`` is named)."""
     from coremltools.models.compute_plan import MLComputePlan
 
-    return plan_rows(MLComputePlan.load_from_path(str(compiled), compute_units=_units(compute_units)), str(compiled))
+    plan = MLComputePlan.load_from_path(str(compiled), compute_units=_units(compute_units))
+    return plan_rows(plan, str(compiled), function=function)
 
 
-def plan_rows(plan, name: str, structure=None, part: str | None = None) -> list[dict[str, Any]]:
+def plan_rows(
+    plan, name: str, structure=None, part: str | None = None, function: str | None = None
+) -> list[dict[str, Any]]:
     """Measured op rows from a coremltools MLComputePlan (no macOS call here; const ops have no usage).
-    Pipelines: every sub-model, its ops' ``part`` naming the stage."""
+    Pipelines: every sub-model, its ops' ``part`` naming the stage. Programs: every function, or only ``function``."""
     structure = structure or plan.model_structure
     ops: list[dict[str, Any]] = []
     if structure.program is not None:
-        for fname, function in structure.program.functions.items():
-            _walk_block(plan, function.block, f"{part}/{fname}" if part else fname, ops)
+        for fname, body in structure.program.functions.items():
+            if function is None or fname == function:
+                _walk_block(plan, body.block, f"{part}/{fname}" if part else fname, ops)
     elif structure.neuralnetwork is not None:
         for i, layer in enumerate(structure.neuralnetwork.layers):
             usage = plan.get_compute_device_usage_for_neuralnetwork_layer(layer)
@@ -146,18 +151,30 @@ def _devices(usage) -> tuple[str | None, list[str]]:
     return preferred, [d for d in supported if d]
 
 
-def timing(model_path: Path, compiled: Path, compute_units: str, iterations: int) -> dict[str, Any]:
-    """Load (cold = first in this process, warm = again) and prediction times in ms, like Xcode's report."""
+def _loaded(compiled: Path, compute_units: str, function: str | None):
+    """The compiled model loaded for predictions (of ``function``, else the default function)."""
     import coremltools as ct
 
-    from ..execute.inputs import generate_inputs
+    return ct.models.CompiledMLModel(str(compiled), compute_units=_units(compute_units), function_name=function)
 
+
+def _inputs(model_path: Path, function: str | None) -> dict[str, Any]:
+    """Random inputs for one prediction of ``function`` (else the default function), as Core ML takes them."""
+    from ..execute.inputs import generate_inputs
+    from ..loaders import load
+
+    graph = load(model_path).only(function).graphs[0]
+    return _coreml_inputs(model_path, generate_inputs(str(model_path), graph=graph))
+
+
+def timing(model_path: Path, compiled: Path, compute_units: str, iterations: int, function: str | None = None):
+    """Load (cold = first in this process, warm = again) and prediction times in ms, like Xcode's report."""
     loads = []
     for _ in range(2):
         start = time.perf_counter()
-        model = ct.models.CompiledMLModel(str(compiled), compute_units=_units(compute_units))
+        model = _loaded(compiled, compute_units, function)
         loads.append(1000 * (time.perf_counter() - start))
-    inputs = _coreml_inputs(model_path, generate_inputs(str(model_path)))
+    inputs = _inputs(model_path, function)
     model.predict(inputs)  # first prediction: may finish device specialisation
     times = []
     for _ in range(iterations):
@@ -363,13 +380,11 @@ def capture_ioreport(seconds: float, work=None, interval_ms: int = POWER_INTERVA
     return powermetrics.PowerReport("IOReport Energy Model", "ioreport", samples)
 
 
-def power_while_predicting(model_path: Path, compiled: Path, compute_units: str, iterations: int) -> dict[str, Any]:
+def power_while_predicting(
+    model_path: Path, compiled: Path, compute_units: str, iterations: int, function: str | None = None
+) -> dict[str, Any]:
     """Idle baseline, then the prediction loop, both sampled; energy per inference above idle. powermetrics
     when it can run as root, else the sudoless IOReport counters; neither: not measured, and why."""
-    import coremltools as ct
-
-    from ..execute.inputs import generate_inputs
-
     capture, method = capture_power, "powermetrics"
     why_not = powermetrics_available()
     if why_not:
@@ -377,8 +392,7 @@ def power_while_predicting(model_path: Path, compiled: Path, compute_units: str,
         if no_ioreport:
             return {"measured": False, "reason": f"{why_not}; {no_ioreport}"}
         capture, method = capture_ioreport, "ioreport"
-    model = ct.models.CompiledMLModel(str(compiled), compute_units=_units(compute_units))
-    inputs = _coreml_inputs(model_path, generate_inputs(str(model_path)))
+    model, inputs = _loaded(compiled, compute_units, function), _inputs(model_path, function)
     model.predict(inputs)
     idle = capture(IDLE_SECONDS)
 
@@ -398,7 +412,9 @@ def power_while_predicting(model_path: Path, compiled: Path, compute_units: str,
     }
 
 
-def espresso_reasons(compiled: Path, compute_units: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def espresso_reasons(
+    compiled: Path, compute_units: str, function: str | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Stream com.apple.espresso while MLComputePlan compiles the model; returns (parsed log, plan ops)."""
     os.environ["OS_ACTIVITY_DT_MODE"] = "YES"  # unmasks <private> log fields; anemll-profile sets it in-process too
     with tempfile.TemporaryFile("w+") as out:
@@ -409,7 +425,7 @@ def espresso_reasons(compiled: Path, compute_units: str) -> tuple[dict[str, Any]
         )
         try:
             time.sleep(0.8)  # let log stream attach (anemll-profile waits the same)
-            ops = compute_plan(compiled, compute_units)
+            ops = compute_plan(compiled, compute_units, function)
             time.sleep(0.5)
         finally:
             proc.terminate()
@@ -425,13 +441,20 @@ def measure(
     power: bool = False,
     reasons: bool = False,
     lldb_log: str | Path | None = None,
+    function: str | None = None,
 ) -> computeplan.Measurement:
     """Measure on this Mac: the compute plan, timing and optionally power and Core ML's rejection reasons,
-    for every compute-unit setting. The measurement's ``ops`` are those of the first setting."""
+    for every compute-unit setting (of one function of a multi-function model when ``function`` is named; else
+    the plan of every function and the default function's timing). The measurement's ``ops`` are those of the first
+    setting."""
     require_macos()
     model_path = Path(model)
     if not model_path.exists():
         raise ModelError(f"{model}: no such model")
+    if function is not None:
+        from ..loaders import load
+
+        load(model_path).only(function)  # a one-line error naming the functions there are
     unknown = [cu for cu in compute_units if cu not in COMPUTE_UNITS]
     if unknown or not compute_units:
         raise ModelError(f"unknown compute units {unknown}; choose from {', '.join(COMPUTE_UNITS)}")
@@ -442,17 +465,17 @@ def measure(
         for n, cu in enumerate(compute_units):
             compiled, compile_s = compile_model(model_path, Path(tmp) / cu)
             if reasons and n == 0:
-                log, ops = espresso_reasons(compiled, cu)
+                log, ops = espresso_reasons(compiled, cu, function)
                 notes.append(logs.attach_log(ops, log))
             else:
-                ops = compute_plan(compiled, cu)
+                ops = compute_plan(compiled, cu, function)
             run = {
                 "compile_ms": None if compile_s is None else round(1000 * compile_s, 3),
-                **timing(model_path, compiled, cu, iterations),
+                **timing(model_path, compiled, cu, iterations, function),
                 "summary": computeplan.measurement(ops)["summary"],
             }
             if power:
-                run["power"] = power_while_predicting(model_path, compiled, cu, iterations)
+                run["power"] = power_while_predicting(model_path, compiled, cu, iterations, function)
             runs[cu] = run
             first_ops = first_ops or ops
     sections: dict[str, Any] = {"runs": runs}
@@ -463,7 +486,7 @@ def measure(
             raise ModelError(f"{lldb_log}: cannot read the lldb log ({e.strerror or e})") from None
     return computeplan.measurement(
         first_ops,
-        model={"path": str(model_path), "name": model_path.name},
+        model={"path": str(model_path), "name": model_path.name, **({"function": function} if function else {})},
         compute_units=compute_units[0],
         chip=info["chip"],
         os=info["os"],
