@@ -24,6 +24,7 @@ from .errors import ModelError
 from .hardware import CHIPS, COMPUTE_UNITS, DEVICE_LABELS, ENERGY_LABELS, IOS_TO_MACOS, Chip
 from .ir import Model
 from .report import Report
+from .report.terminal import functions_text
 from .util import write_atomic
 
 DEVICE_COLOURS = {"ane": "#0072b2", "gpu": "#e69f00", "cpu": "#999999", "switch": "#d55e00"}
@@ -182,12 +183,7 @@ class Estimate:
                 )
             )
         if d["functions"]:
-            lines.append(
-                f"functions ({FUNCTIONS_NOTE}): "
-                + ", ".join(
-                    f"{f['name']} {f['latency_ms']:.3f} ms ({100 * f['ane_fraction']:.0f}% ANE)" for f in d["functions"]
-                )
-            )
+            lines.append(f"functions ({FUNCTIONS_NOTE}): {functions_text(d['functions'])}")
         if d["compare"]:
             lines += [
                 "",

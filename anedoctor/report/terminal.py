@@ -25,6 +25,13 @@ MAX_LISTED_OPS = 6
 CALIBRATED = ", calibrated by the measured profile"
 
 
+def functions_text(functions: list[dict[str, Any]]) -> str:
+    """Each function of a multi-function model with its estimated latency and ANE share, on one line."""
+    return ", ".join(
+        f"{safe_text(f['name'])} ~{f['latency_ms']:.3f} ms ({100 * f['ane_fraction']:.1f}% ANE)" for f in functions
+    )
+
+
 def headline(s: dict[str, Any]) -> str:
     """Ops per device, segments, switches and the ANE share of FLOPs, in one line."""
     flops = (
@@ -103,10 +110,7 @@ def report_lines(d: dict[str, Any], verbose: bool = False) -> list[RenderableTyp
         out.append(
             Text(
                 "Functions (a prediction runs one; the latency above is the default's, --function picks another): "
-                + ", ".join(
-                    f"{safe_text(f['name'])} ~{f['latency_ms']:.3f} ms ({100 * f['ane_fraction']:.1f}% ANE)"
-                    for f in s["functions"]
-                )
+                + functions_text(s["functions"])
             )
         )
     out += [Text(f"note: {safe_text(note)}", style="yellow") for note in d["notes"]]
