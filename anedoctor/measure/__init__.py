@@ -14,12 +14,18 @@ from .profile import Profile, ingest, load_profile
 
 
 def measure(
-    model, compute_units=("all",), iterations: int = 20, power: bool = False, reasons: bool = False, lldb_log=None
+    model,
+    compute_units=("all",),
+    iterations: int = 20,
+    power: bool = False,
+    reasons: bool = False,
+    lldb_log=None,
+    function: str | None = None,
 ) -> Measurement:
     """Measure on this Mac (see :func:`anedoctor.measure.macos.measure`); a one-line ModelError elsewhere."""
     from .macos import measure as measure_on_mac
 
-    return measure_on_mac(model, compute_units, iterations, power, reasons, lldb_log)
+    return measure_on_mac(model, compute_units, iterations, power, reasons, lldb_log, function)
 
 
 __all__ = [
