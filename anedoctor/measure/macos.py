@@ -167,7 +167,9 @@ def _inputs(model_path: Path, function: str | None) -> dict[str, Any]:
     return _coreml_inputs(model_path, generate_inputs(str(model_path), graph=graph))
 
 
-def timing(model_path: Path, compiled: Path, compute_units: str, iterations: int, function: str | None = None):
+def timing(
+    model_path: Path, compiled: Path, compute_units: str, iterations: int, function: str | None = None
+) -> dict[str, Any]:
     """Load (cold = first in this process, warm = again) and prediction times in ms, like Xcode's report."""
     loads = []
     for _ in range(2):
