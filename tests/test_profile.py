@@ -279,8 +279,9 @@ def probe_measurement(suite: Path, name: str, runs: dict[str, tuple[str, float]]
     )
 
 
-def ingested(suite: Path, tmp_path: Path, measurements: dict[str, dict]) -> Path:
-    """Measurement files -> `anedoctor probes ingest DIR --manifest manifest.json -o profile.json`."""
+def ingested(suite: Path, tmp_path: Path, measurements: dict[str, dict]) -> tuple[Path, str]:
+    """Measurement files -> `anedoctor probes ingest DIR --manifest manifest.json -o profile.json`: the profile's
+    path and what the command said."""
     folder = tmp_path / "measured"
     folder.mkdir()
     for name, d in measurements.items():
@@ -290,7 +291,7 @@ def ingested(suite: Path, tmp_path: Path, measurements: dict[str, dict]) -> Path
         ["probes", "ingest", str(folder), "--manifest", str(suite / "manifest.json"), "-o", str(tmp_path / "p.json")],
     )
     assert out.exit_code == 0, out.output
-    return tmp_path / "p.json"
+    return tmp_path / "p.json", " ".join(out.output.split())  # rich wraps the line off a terminal
 
 
 def test_manifest_records_the_latency_estimate_per_compute_units(suite):
@@ -323,7 +324,9 @@ def test_ingest_derives_latency_scales_per_class_and_device(suite, tmp_path):
         # measured on the ANE where the model predicts the CPU: left out too
         "conv3x3": probe_measurement(suite, "conv3x3", {"cpu_and_ne": ("ane", 50.0)}),
     }
-    d = json.loads(ingested(suite, tmp_path, measured).read_text())
+    path, said = ingested(suite, tmp_path, measured)
+    d = json.loads(path.read_text())
+    assert "ANE pass cost not measured (needs pass_chain_1 and pass_chain_33" in said
     assert d["latency_scale"] == {"ane": 3.0, "cpu": 3.0}  # device medians: ANE of 2 and 4
     assert d["class_latency_scale"] == {"conv": {"ane": 4.0}, "matmul": {"ane": 2.0, "cpu": 3.0}}
     used = {(p["model"], r["compute_units"]): r for p in d["provenance"] for r in p["latency_runs"]}
@@ -339,7 +342,7 @@ def test_ingest_derives_latency_scales_per_class_and_device(suite, tmp_path):
 
 
 def test_an_ane_latency_scale_of_2_doubles_the_ane_ops(suite, tmp_path, conv_stack):
-    path = ingested(
+    path, _ = ingested(
         suite, tmp_path, {"gtb_matmul_512": probe_measurement(suite, "gtb_matmul_512", {"cpu_and_ne": ("ane", 2.0)})}
     )
     assert json.loads(path.read_text())["latency_scale"] == {"ane": 2.0}
@@ -429,10 +432,11 @@ def test_the_pass_chains_measure_what_an_ane_pass_costs(chains, tmp_path):
         "pass_chain_1": probe_measurement(chains, "pass_chain_1", {"cpu_and_ne": ("ane", 1.0)}),
         "pass_chain_33": probe_measurement(chains, "pass_chain_33", {"cpu_and_ne": ("ane", (long + 0.2) / long)}),
     }
-    path = ingested(chains, tmp_path, measured)
+    path, said = ingested(chains, tmp_path, measured)
     d = json.loads(path.read_text())
     pass_us = 1000 * (long + 0.2 - short) / 32
     assert d["ane_pass_us"] == pytest.approx(pass_us, abs=1e-3)
+    assert f"ANE pass cost {d['ane_pass_us']:g} us" in said
     assert d["latency_scale"] == {} and d["class_latency_scale"] == {}  # the chains set no scale
     package = chains / "pass_chain_33.mlpackage"
     base = anedoctor.check(package, chip="m4", os="macos15", compute_units="cpu_and_ne")

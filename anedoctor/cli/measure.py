@@ -197,7 +197,13 @@ def probes_ingest_cmd(
             [
                 f"profile written to {output}: {len(profile['eligibility'])} probe(s), {eligible} ANE-eligible; "
                 f"cost scale {profile['cost_scale'] or 'not computed (no manifest or no timing)'}; "
-                f"latency scale {profile.get('latency_scale') or 'not computed (no manifest or no timing)'}"
+                f"latency scale {profile.get('latency_scale') or 'not computed (no manifest or no timing)'}; "
+                + (
+                    f"ANE pass cost {profile['ane_pass_us']:g} us"
+                    if "ane_pass_us" in profile
+                    else "ANE pass cost not measured (needs pass_chain_1 and pass_chain_33 run wholly on the ANE "
+                    "under cpu_and_ne, with the manifest)"
+                )
             ],
         )
 
