@@ -345,7 +345,7 @@ def test_power_without_powermetrics_or_ioreport_is_not_measured(monkeypatch):
 
     assert macos.ioreport_available() == "IOReport energy counters exist only on macOS"
     monkeypatch.setattr(macos, "powermetrics_available", lambda: "powermetrics needs root")
-    out = macos.power_while_predicting(Path("m.mlpackage"), Path("m.mlmodelc"), "all", 5)
+    out = macos.power_while_predicting(Path("m.mlmodelc"), "all", 5, {})
     assert out == {"measured": False, "reason": "powermetrics needs root; IOReport energy counters exist only on macOS"}
 
 

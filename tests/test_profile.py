@@ -438,6 +438,11 @@ def test_the_pass_chains_measure_what_an_ane_pass_costs(chains, tmp_path):
     assert d["ane_pass_us"] == pytest.approx(pass_us, abs=1e-3)
     assert f"ANE pass cost {d['ane_pass_us']:g} us" in said
     assert d["latency_scale"] == {} and d["class_latency_scale"] == {}  # the chains set no scale
+    timed = {p["model"]: [r["measured_ms"] for r in p["latency_runs"]] for p in d["provenance"]}
+    assert timed == {
+        "pass_chain_1.mlpackage": [pytest.approx(short)],
+        "pass_chain_33.mlpackage": [pytest.approx(long + 0.2)],
+    }
     package = chains / "pass_chain_33.mlpackage"
     base = anedoctor.check(package, chip="m4", os="macos15", compute_units="cpu_and_ne")
     calibrated = anedoctor.check(package, chip="m4", os="macos15", compute_units="cpu_and_ne", profile=path)

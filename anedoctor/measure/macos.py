@@ -168,15 +168,15 @@ def _inputs(model_path: Path, function: str | None) -> dict[str, Any]:
 
 
 def timing(
-    model_path: Path, compiled: Path, compute_units: str, iterations: int, function: str | None = None
+    compiled: Path, compute_units: str, iterations: int, inputs: dict[str, Any], function: str | None = None
 ) -> dict[str, Any]:
-    """Load (cold = first in this process, warm = again) and prediction times in ms, like Xcode's report."""
+    """Load (cold = first in this process, warm = again) and prediction times in ms, like Xcode's report; ``inputs``
+    as :func:`_inputs` makes them for ``function``."""
     loads = []
     for _ in range(2):
         start = time.perf_counter()
         model = _loaded(compiled, compute_units, function)
         loads.append(1000 * (time.perf_counter() - start))
-    inputs = _inputs(model_path, function)
     model.predict(inputs)  # first prediction: may finish device specialisation
     times = []
     for _ in range(iterations):
@@ -383,7 +383,7 @@ def capture_ioreport(seconds: float, work=None, interval_ms: int = POWER_INTERVA
 
 
 def power_while_predicting(
-    model_path: Path, compiled: Path, compute_units: str, iterations: int, function: str | None = None
+    compiled: Path, compute_units: str, iterations: int, inputs: dict[str, Any], function: str | None = None
 ) -> dict[str, Any]:
     """Idle baseline, then the prediction loop, both sampled; energy per inference above idle. powermetrics
     when it can run as root, else the sudoless IOReport counters; neither: not measured, and why."""
@@ -394,7 +394,7 @@ def power_while_predicting(
         if no_ioreport:
             return {"measured": False, "reason": f"{why_not}; {no_ioreport}"}
         capture, method = capture_ioreport, "ioreport"
-    model, inputs = _loaded(compiled, compute_units, function), _inputs(model_path, function)
+    model = _loaded(compiled, compute_units, function)
     model.predict(inputs)
     idle = capture(IDLE_SECONDS)
 
@@ -453,10 +453,7 @@ def measure(
     model_path = Path(model)
     if not model_path.exists():
         raise ModelError(f"{model}: no such model")
-    if function is not None:
-        from ..loaders import load
-
-        load(model_path).only(function)  # a one-line error naming the functions there are
+    inputs = _inputs(model_path, function)  # an unknown function is a one-line error naming those there are
     unknown = [cu for cu in compute_units if cu not in COMPUTE_UNITS]
     if unknown or not compute_units:
         raise ModelError(f"unknown compute units {unknown}; choose from {', '.join(COMPUTE_UNITS)}")
@@ -473,11 +470,11 @@ def measure(
                 ops = compute_plan(compiled, cu, function)
             run = {
                 "compile_ms": None if compile_s is None else round(1000 * compile_s, 3),
-                **timing(model_path, compiled, cu, iterations, function),
+                **timing(compiled, cu, iterations, inputs, function),
                 "summary": computeplan.measurement(ops)["summary"],
             }
             if power:
-                run["power"] = power_while_predicting(model_path, compiled, cu, iterations, function)
+                run["power"] = power_while_predicting(compiled, cu, iterations, inputs, function)
             runs[cu] = run
             first_ops = first_ops or ops
     sections: dict[str, Any] = {"runs": runs}

@@ -95,11 +95,11 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
         runs = _latency_runs(d, info)
         if name in PASS_CHAIN:  # measures the cost of a pass, not a scale
             chain.update((name, r["measured_ms"]) for r in runs if (r["compute_units"], r["device"]) == ANE_RUN)
-            runs = []
-        for run in runs:
-            ratio = run["measured_ms"] / run["predicted_ms"]
-            latency.setdefault(run["device"], []).append(ratio)
-            class_latency.setdefault((cost_class(op_type), run["device"]), []).append(ratio)
+        else:
+            for run in runs:
+                ratio = run["measured_ms"] / run["predicted_ms"]
+                latency.setdefault(run["device"], []).append(ratio)
+                class_latency.setdefault((cost_class(op_type), run["device"]), []).append(ratio)
         provenance.append(
             {
                 "source": label,
