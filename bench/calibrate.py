@@ -11,8 +11,11 @@ anedoctor/cost/fitted.py (the one place fitted constants live) with what the fit
 holdout splits, and per chip over both), and the error on the fit and holdout splits is printed.
 With --bound it fits every case instead, weighing the worst first, and only prints: not a calibration (the holdout
 is in it) but a test of the model's form, how close any setting of the constants can bring the worst case.
+With --by-family it only prints too: each family's cases (cases.Case.family) predicted by constants fitted on every
+other family's cases, fit and holdout alike, so that no figure of a model's family enters its prediction: the error
+to expect on a model unlike any in the data (the split above keeps every family on both sides).
 
-Run: python bench/calibrate.py [--rows rows.json] [--build] [--dry-run] [--bound]
+Run: python bench/calibrate.py [--rows rows.json] [--build] [--dry-run] [--bound | --by-family]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import pprint
 import statistics
 import subprocess
@@ -192,6 +196,33 @@ def fit(placed: list, objective=residuals, loss: str = "soft_l1") -> dict:
     return {k: round(float(v), 4) for k, v in zip(FREE, result.x)}
 
 
+def family(case: dict) -> str:
+    return BY_NAME[case["name"]].family
+
+
+_PLACED: list = []  # what a forked by_family worker fits on (inherited, not pickled)
+
+
+def _fit_without(name: str) -> dict:
+    return fit([(c, r) for c, r in _PLACED if family(c) != name])
+
+
+def by_family(placed: list, workers: int = 2) -> list[tuple[dict, float]]:
+    """Each case with its predicted / published latency under constants fitted on the other families' cases only
+    (one fit per family, ``workers`` at a time in forked processes)."""
+    names = sorted({family(c) for c, _ in placed})
+    _PLACED[:] = placed
+    try:
+        if workers > 1:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                fitted = dict(zip(names, pool.map(_fit_without, names)))
+        else:
+            fitted = {name: _fit_without(name) for name in names}
+    finally:
+        _PLACED.clear()
+    return [(c, predict(c, r, fitted[family(c)]) / c["published_latency_ms"]) for c, r in placed]
+
+
 def write(fitted: dict, report: dict) -> None:
     text = FITTED_PY.read_text()
     head = text[: text.index("FITTED = ")]
@@ -215,9 +246,28 @@ def main(argv: list[str] | None = None) -> int:
         help="a diagnostic: the constants that bring the worst case closest, fitted on every case (fit and holdout "
         "alike, so never written): whether the model's form can reach a target at all",
     )
+    parser.add_argument(
+        "--by-family",
+        action="store_true",
+        help="a diagnostic: each family predicted by constants fitted on the others (one fit per family; about 30 "
+        "minutes on two cores), never written",
+    )
     args = parser.parse_args(argv)
     cases = cases_from_rows(args.rows) if args.rows else cases_from_cache(args.build)
     placed = place(cases)
+    if args.by_family:
+        ratios = by_family(placed)
+        fitted_here = [(c, predict(c, r, {}) / c["published_latency_ms"]) for c, r in placed]
+        print("each family predicted by constants fitted without it (the written constants' error beside it):")
+        for name in sorted({family(c) for c, _ in placed}):
+            out = [x for c, x in ratios if family(c) == name]
+            written = [x for c, x in fitted_here if family(c) == name]
+            print(f"  {name:<22} {summary(out)}   written: {summary(written)}")
+        print(f"every case, out of its family: {summary([x for _, x in ratios])}")
+        print(f"every case, written constants: {summary([x for _, x in fitted_here])}")
+        for c, x in sorted(ratios, key=lambda cx: -factor(cx[1]))[:10]:
+            print(f"  {c['name']:<36} {x:.2f}x")
+        return 0
     if args.bound:
         best = fit(placed, worst_first, "linear")
         ratios = [(c, predict(c, r, best) / c["published_latency_ms"]) for c, r in placed]

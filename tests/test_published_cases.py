@@ -129,6 +129,30 @@ def test_fitted_file_knows_each_chips_published_latencies():
     assert per_chip == dict(Counter(c.chip for c in cases.LATENCY_CASES if c.latency_ms is not None))
 
 
+def _tiny_cases(tmp_path, monkeypatch, families: dict[str, str]) -> tuple[str, float]:
+    """One built one-layer Whisper cross-K/V model (CPU only, M4) and its estimate; a latency case of it per name,
+    in the given family, registered in cases.BY_NAME."""
+    monkeypatch.setattr(build, "CACHE", tmp_path)
+    monkeypatch.setitem(cases.MODELS, "cross_kv", cases.Model("whisper_cross_kv", {"size": "tiny", "layers": 1}))
+    for name, family in families.items():
+        latency = cases.latency(name, family, "cross_kv", "m4", "macos15", "cpu_only", 1.0, "", "", "D")
+        monkeypatch.setitem(cases.BY_NAME, name, latency)
+    built = build.build_cases([latency], log=lambda *_: None)
+    return str(built["cross_kv"]), evaluate.row(latency, built)["predicted_latency_ms"]
+
+
+def _case(name: str, published_ms: float, package: str) -> dict:
+    return {
+        "name": name,
+        "split": "fit",
+        "chip": "m4",
+        "os": "macos15",
+        "compute_units": "cpu_only",
+        "published_latency_ms": published_ms,
+        "package": package,
+    }
+
+
 def test_bound_brings_a_case_beyond_2x_back(tmp_path, monkeypatch):
     """bench/calibrate.py --bound (every case, the worst weighed first) moves the constants until a case published
     at 0.4 times its estimate (2.5x off) is within 25% of it."""
@@ -137,15 +161,22 @@ def test_bound_brings_a_case_beyond_2x_back(tmp_path, monkeypatch):
     import calibrate
     import numpy as np
 
-    monkeypatch.setattr(build, "CACHE", tmp_path)
-    monkeypatch.setitem(cases.MODELS, "cross_kv", cases.Model("whisper_cross_kv", {"size": "tiny", "layers": 1}))
-    latency = cases.latency("bound", "t", "cross_kv", "m4", "macos15", "cpu_only", 1.0, "", "", "D")
-    monkeypatch.setitem(cases.BY_NAME, "bound", latency)
-    built = build.build_cases([latency], log=lambda *_: None)
-    estimate = evaluate.row(latency, built)["predicted_latency_ms"]
-    case = {"name": "bound", "split": "fit", "chip": "m4", "os": "macos15", "compute_units": "cpu_only"}
-    placed = calibrate.place([{**case, "published_latency_ms": 0.4 * estimate, "package": str(built["cross_kv"])}])
+    package, estimate = _tiny_cases(tmp_path, monkeypatch, {"bound": "t"})
+    placed = calibrate.place([_case("bound", 0.4 * estimate, package)])
     start = np.array([calibrate.constants()[k] for k in calibrate.FREE])
     assert calibrate.residuals(start, placed)[0] == pytest.approx(math.log(2.5), abs=1e-3)
     best = calibrate.fit(placed, calibrate.worst_first, "linear")
     assert abs(calibrate.residuals(np.array(list(best.values())), placed)[0]) < math.log(1.25)
+
+
+def test_by_family_predicts_each_family_without_its_own_figures(tmp_path, monkeypatch):
+    """bench/calibrate.py --by-family: a family's cases are predicted by constants fitted on the other families
+    only. Two families of one model, published at its estimate and at twice it: each is predicted as the other's
+    figure asks (about 2x and 0.5x off), where a fit on both would put them between."""
+    import calibrate
+
+    package, estimate = _tiny_cases(tmp_path, monkeypatch, {"as_estimated": "a", "twice": "b"})
+    placed = calibrate.place([_case("as_estimated", estimate, package), _case("twice", 2 * estimate, package)])
+    ratios = {c["name"]: x for c, x in calibrate.by_family(placed, workers=1)}
+    assert ratios["as_estimated"] == pytest.approx(2.0, rel=0.1)
+    assert ratios["twice"] == pytest.approx(0.5, rel=0.1)
