@@ -467,6 +467,28 @@ def test_a_pass_cost_that_is_not_a_number_of_microseconds_is_one_line_error(tmp_
             load_profile(path)
 
 
+def test_question_probes_carry_the_assumptions_a_mac_can_refute(tmp_path):
+    """The weight-stream and layout probes run wholly on the ANE (M4, CPUAndNeuralEngine), and their estimates state
+    what a measurement would test: each 2 MiB conv of the long chain streams its weights at the M4's rate whatever
+    the chain's total (no cache residency), and the channels-last linear grows with C no faster than C squared."""
+    from anedoctor.cost.fitted import FITTED
+    from anedoctor.hardware import resolve_target
+    from anedoctor.measure.suite import LAYOUT_CHANNELS, WEIGHT_STREAM, build_suite, load_manifest
+
+    layout = [f"{kind}_{c}" for kind in ("linear_bsc", "conv_bc1s") for c in LAYOUT_CHANNELS]
+    build_suite(tmp_path / "s", chip="m4", os="macos15", names=[*WEIGHT_STREAM, *layout])
+    entries = load_manifest(tmp_path / "s" / "manifest.json")
+    assert {e["predicted_latency_device"]["cpu_and_ne"] for e in entries.values()} == {"ane"}
+    (short, few), (long, many) = sorted(WEIGHT_STREAM.items(), key=lambda kv: kv[1])
+    per_conv = (
+        entries[long]["predicted_latency_ms"]["cpu_and_ne"] - entries[short]["predicted_latency_ms"]["cpu_and_ne"]
+    ) / (many - few)
+    stream_ms = (2 << 20) / (resolve_target("ios18", "m4", "macos15").chip.ane_weight_gbps * 1e6)
+    assert per_conv == pytest.approx(stream_ms + FITTED["constants"]["ane_op_us"] / 1000, rel=0.02)
+    small, large = (entries[f"linear_bsc_{c}"]["predicted_latency_ms"]["cpu_and_ne"] for c in LAYOUT_CHANNELS)
+    assert 1.5 < large / small <= (LAYOUT_CHANNELS[1] / LAYOUT_CHANNELS[0]) ** 2
+
+
 def test_ingest_refuses_a_manifest_built_for_another_chip(suite, tmp_path):
     d = probe_measurement(suite, "conv3x3", {"cpu_and_ne": ("ane", 2.0)})
     d["chip"] = {"name": "Apple M1"}

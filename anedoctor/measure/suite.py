@@ -56,6 +56,36 @@ def _chain(adds: int):
     return build
 
 
+def _weight_stream(convs: int):
+    """``convs`` 1x1 convs over 64 pixels, each with its own 1024 x 1024 fp16 weights (2 MiB): little to compute
+    (enough that the ANE beats the CPU), every weight streamed once. The estimate streams them from DRAM whatever
+    their total; a short chain much faster per MiB than a long one on a Mac would say that a model whose weights fit
+    the system-level cache keeps them there between predictions (what Apple's 0.13 ms MobileNetV3-small on an A16,
+    5 MB of weights, suggests; BENCHMARKS.md)."""
+
+    def build(mb, x):
+        rng = np.random.default_rng(convs)
+        for _ in range(convs):
+            x = mb.conv(x=x, weight=(rng.standard_normal((1024, 1024, 1, 1)) / 32).astype(np.float16))
+        return x
+
+    return build
+
+
+def _layout(layout: str, channels: int):
+    """One C x C projection of 1,500 tokens, as a linear on (1, 1500, C) (channels last, the original Whisper
+    conversion) or as a 1x1 conv on (1, C, 1, 1500) (the ANE layout). The estimate grows both as C squared;
+    whisper.cpp's published encoders (macOS 13 / 14) grew per layer as C cubed in the original conversion
+    (BENCHMARKS.md): these measure which layout does, on one Mac."""
+    weight = (np.random.default_rng(channels).standard_normal((channels, channels)) / channels**0.5).astype(np.float16)
+    if layout == "linear":
+        return lambda mb, x: mb.linear(x=x, weight=weight)
+    return lambda mb, x: mb.conv(x=x, weight=weight[:, :, None, None])
+
+
+WEIGHT_STREAM = {"weight_stream_2": 2, "weight_stream_48": 48}  # 4 MiB (fits any chip's cache) and 96 MiB (none)
+LAYOUT_CHANNELS = (768, 1280)  # Whisper small and large
+
 # Sweeps with no published measurement yet (expected ANE support unknown: the measurement decides).
 SWEEPS = {
     p.name: p
@@ -73,6 +103,18 @@ SWEEPS = {
             None,
         ),  # OP-19: masked_fill(mask, -inf), inferred off the ANE through iOS 16 / macOS 13
         *(Probe(name, "add", (X4,), _chain(n), None) for name, n in PASS_CHAIN.items()),  # cost.latency ane_op_us
+        *(
+            Probe(name, "conv", (((1, 1024, 1, 64), "fp16"),), _weight_stream(n), None)
+            for name, n in WEIGHT_STREAM.items()
+        ),  # cost.latency: weights stream from DRAM at the chip's rate
+        *(
+            Probe(f"linear_bsc_{c}", "linear", (((1, 1500, c), "fp16"),), _layout("linear", c), None)
+            for c in LAYOUT_CHANNELS
+        ),
+        *(
+            Probe(f"conv_bc1s_{c}", "conv", (((1, c, 1, 1500), "fp16"),), _layout("conv", c), None)
+            for c in LAYOUT_CHANNELS
+        ),  # cost.latency: the linear's and the conv's time grow with their MACs
     ]
 }
 
