@@ -470,23 +470,42 @@ def test_a_pass_cost_that_is_not_a_number_of_microseconds_is_one_line_error(tmp_
 def test_question_probes_carry_the_assumptions_a_mac_can_refute(tmp_path):
     """The weight-stream and layout probes run wholly on the ANE (M4, CPUAndNeuralEngine), and their estimates state
     what a measurement would test: each 2 MiB conv of the long chain streams its weights at the M4's rate whatever
-    the chain's total (no cache residency), and the channels-last linear grows with C no faster than C squared."""
+    the chain's total (no cache residency), and the channels-last linear grows with C no faster than C squared.
+    Ingested, measurements that refute both (the short chain at 0.4x its estimate, the linear growing as C cubed)
+    are reported as such."""
+    import math
+
     from anedoctor.cost.fitted import FITTED
     from anedoctor.hardware import resolve_target
-    from anedoctor.measure.suite import LAYOUT_CHANNELS, WEIGHT_STREAM, build_suite, load_manifest
+    from anedoctor.measure.profile import ASSUMPTIONS, LAYOUT_CHANNELS, WEIGHT_STREAM
+    from anedoctor.measure.suite import build_suite, load_manifest
 
-    layout = [f"{kind}_{c}" for kind in ("linear_bsc", "conv_bc1s") for c in LAYOUT_CHANNELS]
-    build_suite(tmp_path / "s", chip="m4", os="macos15", names=[*WEIGHT_STREAM, *layout])
-    entries = load_manifest(tmp_path / "s" / "manifest.json")
+    suite = tmp_path / "s"
+    build_suite(suite, chip="m4", os="macos15", names=[name for pair in ASSUMPTIONS.values() for name in pair])
+    entries = load_manifest(suite / "manifest.json")
     assert {e["predicted_latency_device"]["cpu_and_ne"] for e in entries.values()} == {"ane"}
+    estimated = {name: e["predicted_latency_ms"]["cpu_and_ne"] for name, e in entries.items()}
     (short, few), (long, many) = sorted(WEIGHT_STREAM.items(), key=lambda kv: kv[1])
-    per_conv = (
-        entries[long]["predicted_latency_ms"]["cpu_and_ne"] - entries[short]["predicted_latency_ms"]["cpu_and_ne"]
-    ) / (many - few)
+    per_conv = (estimated[long] - estimated[short]) / (many - few)
     stream_ms = (2 << 20) / (resolve_target("ios18", "m4", "macos15").chip.ane_weight_gbps * 1e6)
     assert per_conv == pytest.approx(stream_ms + FITTED["constants"]["ane_op_us"] / 1000, rel=0.02)
-    small, large = (entries[f"linear_bsc_{c}"]["predicted_latency_ms"]["cpu_and_ne"] for c in LAYOUT_CHANNELS)
-    assert 1.5 < large / small <= (LAYOUT_CHANNELS[1] / LAYOUT_CHANNELS[0]) ** 2
+    small, large = (estimated[f"linear_bsc_{c}"] for c in LAYOUT_CHANNELS)
+    growth = LAYOUT_CHANNELS[1] / LAYOUT_CHANNELS[0]
+    assert 1.5 < large / small <= growth**2
+
+    factors = {name: 1.0 for name in entries} | {short: 0.4, "linear_bsc_1280": growth**3 * small / large}
+    measured = {name: probe_measurement(suite, name, {"cpu_and_ne": ("ane", f)}) for name, f in factors.items()}
+    path, said = ingested(suite, tmp_path, measured)
+    answers = json.loads(path.read_text())["assumptions"]
+    assert answers.keys() == ASSUMPTIONS.keys()
+    assert answers["weights_streamed_from_dram"][short] == {
+        "measured_ms": pytest.approx(0.4 * estimated[short]),
+        "estimated_ms": pytest.approx(estimated[short]),
+    }
+    assert f"measured / estimated: {short} 0.40x, {long} 1.00x" in said
+    assert "linear_bsc from C=768 to 1280: measured time grew as C^3.00, estimated as " in said
+    conv = math.log(estimated["conv_bc1s_1280"] / estimated["conv_bc1s_768"]) / math.log(growth)
+    assert f"conv_bc1s from C=768 to 1280: measured time grew as C^{conv:.2f}, estimated as C^{conv:.2f}" in said
 
 
 def test_ingest_refuses_a_manifest_built_for_another_chip(suite, tmp_path):

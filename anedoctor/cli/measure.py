@@ -184,7 +184,7 @@ def probes_ingest_cmd(
     """Turn measurements of the probe models into a per-chip profile (eligibility overrides, cost scale)."""
 
     def body():
-        from ..measure.profile import ingest
+        from ..measure.profile import assumption_lines, ingest
         from ..measure.suite import load_manifest
         from ..util import json_rows
 
@@ -203,7 +203,8 @@ def probes_ingest_cmd(
                     if "ane_pass_us" in profile
                     else "ANE pass cost not measured (needs pass_chain_1 and pass_chain_33 run wholly on the ANE "
                     "under cpu_and_ne, with the manifest)"
-                )
+                ),
+                *assumption_lines(profile["assumptions"]),
             ],
         )
 

@@ -21,6 +21,7 @@ scales existed load with none (the latency estimate is then the model's).
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,6 +39,15 @@ from .compare import expect, read_measurement
 # Probes whose measured difference, over their 32 extra passes, is the cost of one ANE pass (cost.latency's
 # ane_op_us; Profile.ane_pass_us): a 3x3 conv pooled to 256 values, then this many adds (suite.SWEEPS)
 PASS_CHAIN = {"pass_chain_1": 1, "pass_chain_33": 33}
+# Probe pairs (suite.SWEEPS) that put one assumption of the latency model to a Mac, by what they ask: their measured
+# and estimated times under cpu_and_ne, when both ran wholly on the ANE, go to the profile's ``assumptions``.
+WEIGHT_STREAM = {"weight_stream_2": 2, "weight_stream_48": 48}  # 2 MiB convs: 4 MiB fits any cache, 96 MiB none
+LAYOUT_CHANNELS = (768, 1280)  # a C x C projection of 1,500 tokens, as Whisper small and large have
+ASSUMPTIONS = {
+    "weights_streamed_from_dram": tuple(WEIGHT_STREAM),
+    "linear_grows_as_macs": tuple(f"linear_bsc_{c}" for c in LAYOUT_CHANNELS),
+    "conv_grows_as_macs": tuple(f"conv_bc1s_{c}" for c in LAYOUT_CHANNELS),
+}
 ANE_RUN = ("cpu_and_ne", "ane")  # the setting and device a pass chain is timed under
 
 
@@ -58,6 +68,7 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
     latency: dict[str, list[float]] = {}  # device -> measured / predicted latency
     class_latency: dict[tuple[str, str], list[float]] = {}  # (cost class, device) -> the same
     chain: dict[str, float] = {}  # pass-chain probe -> its measured median, run wholly on the ANE
+    asked: dict[str, dict[str, float]] = {}  # probe of an ASSUMPTIONS pair -> its run wholly on the ANE
     where: tuple | None = None
     first: dict[str, Any] | None = None
     for source in sources:
@@ -93,8 +104,10 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
             ratios[ratio[0]].append(ratio[1])
             class_ratios.setdefault((cost_class(op_type), ratio[0]), []).append(ratio[1])
         runs = _latency_runs(d, info)
+        on_ane = [r for r in runs if (r["compute_units"], r["device"]) == ANE_RUN]
+        asked.update((name, {"measured_ms": r["measured_ms"], "estimated_ms": r["predicted_ms"]}) for r in on_ane)
         if name in PASS_CHAIN:  # measures the cost of a pass, not a scale
-            chain.update((name, r["measured_ms"]) for r in runs if (r["compute_units"], r["device"]) == ANE_RUN)
+            chain.update((name, r["measured_ms"]) for r in on_ane)
         else:
             for run in runs:
                 ratio = run["measured_ms"] / run["predicted_ms"]
@@ -123,6 +136,11 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
         "latency_scale": {dev: _median(latency[dev]) for dev in DISPLAY_ORDER if dev in latency},
         "class_latency_scale": _nest({key: _median(r) for key, r in sorted(class_latency.items())}),
         **({"ane_pass_us": _pass_us(chain)} if chain.keys() == PASS_CHAIN.keys() else {}),
+        "assumptions": {
+            question: {name: asked[name] for name in pair}
+            for question, pair in ASSUMPTIONS.items()
+            if all(name in asked for name in pair)
+        },
         "provenance": provenance,
     }
 
@@ -132,6 +150,27 @@ def _pass_us(chain: dict[str, float]) -> float:
     longer one did not take longer)."""
     (short, few), (long, many) = sorted(PASS_CHAIN.items(), key=lambda kv: kv[1])
     return round(max(0.0, 1000 * (chain[long] - chain[short]) / (many - few)), 4)
+
+
+def assumption_lines(assumptions: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """What the measured probe pairs say of the latency model's assumptions, one line each."""
+    lines = []
+    for question, runs in assumptions.items():
+        (small, a), (large, b) = runs.items()
+        if question == "weights_streamed_from_dram":
+            ratios = [run["measured_ms"] / run["estimated_ms"] for run in (a, b)]
+            lines.append(
+                f"weights streamed from DRAM? measured / estimated: {small} {ratios[0]:.2f}x, {large} {ratios[1]:.2f}x "
+                "(if the first is far lower, weights that fit the system-level cache stay there)"
+            )
+            continue
+        span = math.log(LAYOUT_CHANNELS[1] / LAYOUT_CHANNELS[0])
+        grew = {key: math.log(b[key] / a[key]) / span for key in ("measured_ms", "estimated_ms")}
+        lines.append(
+            f"{small.rsplit('_', 1)[0]} from C={LAYOUT_CHANNELS[0]} to {LAYOUT_CHANNELS[1]}: measured time grew as "
+            f"C^{grew['measured_ms']:.2f}, estimated as C^{grew['estimated_ms']:.2f}"
+        )
+    return lines
 
 
 def check_probe_entry(info: Any, where: str) -> None:

@@ -31,7 +31,7 @@ from ..hardware import COMPUTE_UNITS, resolve_target
 from ..loaders.files import read_json_document
 from ..util import write_atomic
 from .probes import PROBES, Probe, build_probe
-from .profile import PASS_CHAIN, check_probe_entry
+from .profile import LAYOUT_CHANNELS, PASS_CHAIN, WEIGHT_STREAM, check_probe_entry
 
 X4 = ((1, 64, 32, 32), "fp16")
 
@@ -82,9 +82,6 @@ def _layout(layout: str, channels: int):
         return lambda mb, x: mb.linear(x=x, weight=weight)
     return lambda mb, x: mb.conv(x=x, weight=weight[:, :, None, None])
 
-
-WEIGHT_STREAM = {"weight_stream_2": 2, "weight_stream_48": 48}  # 4 MiB (fits any chip's cache) and 96 MiB (none)
-LAYOUT_CHANNELS = (768, 1280)  # Whisper small and large
 
 # Sweeps with no published measurement yet (expected ANE support unknown: the measurement decides).
 SWEEPS = {
