@@ -170,8 +170,9 @@ def test_a_segment_launch_costs_what_the_generations_measured_per_call_overhead_
     launch = {
         c: LatencyModel(resolve_target("ios17", c, None)).dispatch_ms() for c in ("a14", "a16", "a17", "m1max", "m4")
     }
-    assert launch["a17"] == k["ane_dispatch_ms_ios"] and launch["m4"] == k["ane_dispatch_ms_macos"]
-    # M1-generation (H13) requests measured at ~190 us against ~92.5 on M4 (H16); the A16 (H15) in between
+    # on a Mac the measured per-call overhead itself: ~92.5 us on M4 (H16), ~190 us on M1-generation (H13) chips
+    assert launch["a17"] == k["ane_dispatch_ms_ios"] and launch["m4"] == 0.0925 and launch["m1max"] == 0.19
+    # the A16 (H15) in between
     assert launch["a14"] / launch["a17"] == pytest.approx(190 / 92.5) == launch["m1max"] / launch["m4"]
     assert launch["a17"] < launch["a16"] < launch["a14"]
 
@@ -450,12 +451,26 @@ def test_matmul_heads_are_batches_not_output_channels(tmp_path):
     assert ane_fill(few.op, few.flops) > 0.3  # 256 output channels fill their groups; only K = 64 lanes are short
 
 
-def test_activation_spills_move_at_the_chips_own_dram_rate(tmp_path):
+def test_activation_spills_move_at_the_ane_dmas_one_rate_but_no_faster_than_the_chips_dram(tmp_path):
+    """The same spill takes as long on an A14 as on an M4 Pro (the DMA engine's rate, measured alike on an M1 and an
+    M5), unless that rate is above the A14's DRAM (34.1 GB/s), which then caps it."""
     conv = by_name(anedoctor.check(conv_model(tmp_path), chip="m4", compute_units="cpu_and_ne"), "conv")
     spill = 64 << 20  # bytes that miss the on-chip buffer
-    slow, fast = (LatencyModel(resolve_target("ios17", c, None)).ane(conv.op, 0, spill) for c in ("a14", "m4pro"))
+
+    def times(gbps: float) -> list:
+        k = {"ane_activation_gbps": gbps}
+        return [LatencyModel(resolve_target("ios17", c, None), k).ane(conv.op, 0, spill) for c in ("a14", "m4pro")]
+
+    def activation_ms(t, chip: str) -> float:  # the op's time less its pass cost and its own weights' stream
+        weights = t.dram_bytes - spill
+        return t.ms - FITTED["constants"]["ane_op_us"] / 1000 - weights / (CHIPS[chip].ane_weight_gbps * 1e6)
+
+    slow, fast = times(24.0)
     assert slow.bound == fast.bound == "activations"
-    assert slow.ms / fast.ms == pytest.approx(CHIPS["m4pro"].ane_weight_gbps / CHIPS["a14"].ane_weight_gbps, rel=0.01)
+    assert activation_ms(slow, "a14") == pytest.approx(spill / 24e6) == activation_ms(fast, "m4pro")
+    slow, fast = times(50.0)
+    assert activation_ms(slow, "a14") == pytest.approx(spill / (CHIPS["a14"].dram_gbps * 1e6))
+    assert activation_ms(fast, "m4pro") == pytest.approx(spill / 50e6)
 
 
 @pytest.mark.parametrize("device", ["cpu", "gpu"])

@@ -9,9 +9,13 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
   last axis the output channels); start 0.6 / 0.6 / 0.3 (deep conv chains reach 95-99%, standalone matmuls 25-35%,
   whole models 20-35%: maderix "Inside the M4 ANE", github.com/maderix/ANE, R).
 - ane_pe_scale (fitted): planar-engine elements per cycle relative to 751K's M6 figure (~120 G/s).
-- ane_activation_share (fitted): activation / tile DMA for tensors that miss the 2 MiB buffer, as a share of
-  the chip's measured ANE weight stream (the same DMA engines and DRAM; anedoctor.hardware); start 1.0.
-  Bryngelson measured 24 GB/s on M1 and M5 (via 751K notes/bryngelson_summary.md, R).
+- ane_activation_gbps (fitted): the rate, in GB/s, of the activation / tile DMA for tensors that miss the 2 MiB
+  buffer, the same on every chip (no faster than its DRAM): Bryngelson measured 24 GB/s on an M1 and on an M5
+  (via 751K notes/bryngelson_summary.md, R), whose DRAM (68 and 153 GB/s) and weight streams differ, so the rate is
+  the ANE's DMA engine's, not a share of the memory's; start 24. As a share of each chip's weight stream (the form
+  before the nineteenth session) it fitted 0.54 of it: 16 GB/s on an A14 / A15, 29-34 on M1-M4, 64 on an M3 Max /
+  M4 Pro / M4 Max; the engine rate took MobileCLIP-B on the A14 from 1.57x to 1.20x, the A15's Stable Diffusion from
+  1.30x to 1.16x, Depth Anything on the M3 Max from 0.83x to 0.96x (BENCHMARKS.md).
 - ane_slc_speedup (fitted): how many times faster than that DRAM rate a spilled activation that fits the SoC's
   system-level cache (16 MiB, cost.latency.SLC_BYTES) moves; start 1.0 (no faster), bounds 1-20. Apple's
   SD-2.1 UNet (8 MiB attention-score chunks) ran 1.76x faster on an A15 than on an A14, whose DRAM is the same
@@ -22,14 +26,15 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
   that figure, so it is not the descriptors' cost but what each layer pays however small its tensors (inferred, I:
   e.g. its first tiles' DMA before the MAC array starts and its last write after it stops); the probes pass_chain_1
   and pass_chain_33 (`anedoctor probes build`) measure it on a Mac, and a profile's measured value replaces this
-  one (Profile.ane_pass_us). With it the fitted launches come near the measured per-call overheads (macOS ~0.08 ms
-  at H16 against the M4's measured 0.0925; 0.166 without it), and Apple's MobileViTv2 (369 ops in 1.4 ms) is no
-  longer 0.71-0.82x. Scaled by the ANE clock instead (a cost in cycles) it fitted worse (fit median 1.10x against
+  one (Profile.ane_pass_us). With it the launches the fit found came near the measured per-call overheads (macOS
+  0.078 ms at H16 against the M4's measured 0.0925; 0.166 without it), and Apple's MobileViTv2 (369 ops in 1.4 ms)
+  is no longer 0.71-0.82x. Scaled by the ANE clock instead (a cost in cycles) it fitted worse (fit median 1.10x against
   1.09x; BENCHMARKS.md, eighteenth session).
-- ane_dispatch_ms_ios / _macos (fitted): one per ANE segment on an H16 chip (A17 Pro / M4); other generations scale
-  it by their measured per-call overhead (cost.latency.CALL_OVERHEAD_US: M1 ~190 us, M4 ~92.5, M5 Pro ~70; 751K and
-  maderix, R), so an A14 / M1 pays 2.05x the A17 Pro's / M4's. Start 0.08 ms (iOS 17: MobileNetV3-small runs in
-  0.13 ms on A16, apple.github.io/coremltools opt-quantization-perf) and 0.12 ms.
+- ane_dispatch_ms_ios (fitted): one per ANE segment on an H16 iPhone chip (A17 Pro); other generations scale it by
+  their measured per-call overhead (cost.latency.CALL_OVERHEAD_US: M1 ~190 us, M4 ~92.5, M5 Pro ~70; 751K and
+  maderix, R), so an A14 pays 2.05x the A17 Pro's. Start 0.08 ms (iOS 17: MobileNetV3-small runs in 0.13 ms on A16,
+  apple.github.io/coremltools opt-quantization-perf). On macOS a segment's launch is that measured per-call overhead
+  itself (not fitted: free, the fit drove it to its 0.01 ms bound, below every measurement).
 - cpu_mac_efficiency / gpu_mac_efficiency (fitted): fraction of one P-cluster's matrix coprocessor (AMX) fp32
   peak (anedoctor.hardware.AMX_FP32_FLOPS_PER_CYCLE) / of the GPU's fp32 peak reached on MAC ops; start 0.5 / 0.4.
 - cpu_linear_efficiency (fitted): the same fraction for constant-weight linears (channels on the last axis), which
@@ -53,26 +58,25 @@ whether the fit moves it (bounds in bench/calibrate.py FREE):
 
 FITTED = {
     "constants": {
-        "ane_conv_efficiency": 0.8969,
-        "ane_linear_efficiency": 0.3376,
-        "ane_matmul_efficiency": 0.9977,
-        "ane_pe_scale": 0.463,
-        "ane_activation_share": 0.5371,
-        "ane_slc_speedup": 3.4383,
-        "ane_op_us": 1.0761,
-        "ane_dispatch_ms_ios": 0.0424,
-        "ane_dispatch_ms_macos": 0.0776,
+        "ane_conv_efficiency": 0.899,
+        "ane_linear_efficiency": 0.4838,
+        "ane_matmul_efficiency": 1.0,
+        "ane_pe_scale": 0.5376,
+        "ane_activation_gbps": 26.2022,
+        "ane_slc_speedup": 2.0222,
+        "ane_op_us": 1.0282,
+        "ane_dispatch_ms_ios": 0.0298,
         "cpu_mac_efficiency": 0.259,
-        "cpu_linear_efficiency": 0.1228,
+        "cpu_linear_efficiency": 0.1222,
         "cpu_bandwidth_fraction": 0.5,
         "cpu_op_us": 5.0,
-        "gpu_mac_efficiency": 0.6235,
+        "gpu_mac_efficiency": 0.6238,
         "gpu_bandwidth_fraction": 0.6,
         "gpu_op_us": 8.0,
         "gpu_launch_ms": 0.15,
-        "switch_ms": 0.0377,
-        "ane_int8_speedup_before_a17": 1.5395,
-        "cpu_select_ns": 3.7563,
+        "switch_ms": 0.0595,
+        "ane_int8_speedup_before_a17": 1.4364,
+        "cpu_select_ns": 3.8987,
     },
     "fit": {
         "fit_cases": [
@@ -146,22 +150,22 @@ FITTED = {
             "llama2_mlp_x4_lut2_m4",
             "llama2_mlp_x4_w8a8_m4",
         ],
-        "fit": "n=69  median error 1.09x  within ±25%: 62/69  max error 1.89x",
-        "holdout": "n=69  median error 1.11x  within ±25%: 56/69  max error 2.37x",
+        "fit": "n=69  median error 1.09x  within ±25%: 64/69  max error 1.91x",
+        "holdout": "n=69  median error 1.09x  within ±25%: 61/69  max error 2.20x",
         "per_chip": {
-            "a14": {"cases": 34, "median_error": 1.13, "worst_error": 1.57},
-            "a15": {"cases": 7, "median_error": 1.21, "worst_error": 1.32},
-            "a16": {"cases": 17, "median_error": 1.07, "worst_error": 2.37},
-            "a17": {"cases": 15, "median_error": 1.11, "worst_error": 1.47},
-            "m1": {"cases": 2, "median_error": 1.06, "worst_error": 1.11},
-            "m1max": {"cases": 29, "median_error": 1.1, "worst_error": 1.89},
-            "m1pro": {"cases": 5, "median_error": 1.04, "worst_error": 1.59},
-            "m1ultra": {"cases": 5, "median_error": 1.06, "worst_error": 1.17},
-            "m2": {"cases": 5, "median_error": 1.05, "worst_error": 1.17},
-            "m2max": {"cases": 2, "median_error": 1.1, "worst_error": 1.19},
-            "m2ultra": {"cases": 6, "median_error": 1.4, "worst_error": 2.04},
+            "a14": {"cases": 34, "median_error": 1.13, "worst_error": 1.48},
+            "a15": {"cases": 7, "median_error": 1.16, "worst_error": 1.28},
+            "a16": {"cases": 17, "median_error": 1.06, "worst_error": 2.2},
+            "a17": {"cases": 15, "median_error": 1.09, "worst_error": 1.41},
+            "m1": {"cases": 2, "median_error": 1.09, "worst_error": 1.17},
+            "m1max": {"cases": 29, "median_error": 1.08, "worst_error": 1.91},
+            "m1pro": {"cases": 5, "median_error": 1.11, "worst_error": 1.76},
+            "m1ultra": {"cases": 5, "median_error": 1.06, "worst_error": 1.14},
+            "m2": {"cases": 5, "median_error": 1.01, "worst_error": 1.34},
+            "m2max": {"cases": 2, "median_error": 1.07, "worst_error": 1.13},
+            "m2ultra": {"cases": 6, "median_error": 1.35, "worst_error": 2.05},
             "m3": {"cases": 1, "median_error": 1.01, "worst_error": 1.01},
-            "m3max": {"cases": 4, "median_error": 1.18, "worst_error": 1.47},
+            "m3max": {"cases": 4, "median_error": 1.04, "worst_error": 1.44},
             "m4": {"cases": 4, "median_error": 1.04, "worst_error": 1.09},
             "m4max": {"cases": 1, "median_error": 1.01, "worst_error": 1.01},
             "m4pro": {"cases": 1, "median_error": 1.01, "worst_error": 1.01},

@@ -21,11 +21,13 @@ https://github.com/751K/Apple-Neural-Engine-Microarchitecture-Study-M6 (notes/co
   byte per element (W8A8);
 - weights stream from DRAM through the kernel DMA at the chip's measured ANE weight bandwidth
   (Anemll-bench); activations stay in the 2 MiB on-chip buffer between chained ops of one segment
-  (eiln/ane docs, https://github.com/eiln/ane, R) and otherwise move at the activation DMA rate, faster (a
-  fitted factor) when the tensor fits the SoC's system-level cache, which the ANE compiler plans with;
+  (eiln/ane docs, https://github.com/eiln/ane, R) and otherwise move at the activation DMA's rate (fitted, the same
+  on every chip, as measured on an M1 and an M5), faster (a fitted factor) when the tensor fits the SoC's
+  system-level cache, which the ANE compiler plans with;
   per op ``max(compute, memory)`` (double-buffered tiles overlap DMA and compute) plus a fitted fixed cost per
   pass (every op not fused into the pass before it, but a reshape that leaves the innermost axis alone);
-- each ANE segment pays one dispatch; each device switch a fitted cost plus an fp16<->fp32 copy of
+- each ANE segment pays one dispatch (on macOS the generation's measured per-call overhead, on iOS a fitted one
+  scaled by it); each device switch a fitted cost plus an fp16<->fp32 copy of
   the tensors that cross (751K notes/coreml_dispatch.md, R: ~90 us for 1-2 MB on M6).
 CPU and GPU ops are rooflines over the chip's own CPU/GPU peak and memory bandwidth.
 Energy: ANE 0.7 pJ/MAC, and apart from it the DRAM traffic at 50 pJ per byte, 10 on a system-level-cache hit (751K
@@ -291,7 +293,7 @@ class LatencyModel:
         self.ane_macs_per_ms = chip.ane_macs_per_cycle * chip.ane_ghz * 1e6
         self.pe_per_ms = PE_ELEMENTS_PER_CYCLE * chip.ane_ghz * 1e6 * k["ane_pe_scale"]
         self.weight_per_ms = chip.ane_weight_gbps * 1e6
-        self.act_per_ms = k["ane_activation_share"] * chip.ane_weight_gbps * 1e6  # the same DMA and DRAM as weights
+        self.act_per_ms = min(k["ane_activation_gbps"], chip.dram_gbps) * 1e6  # the DMA engine's rate, on any chip
         self.cpu_flops_per_ms = chip.cpu_gflops * 1e6
         self.cpu_matrix_flops_per_ms = chip.cpu_matrix_gflops * 1e6
         self.cpu_bytes_per_ms = chip.dram_gbps * k["cpu_bandwidth_fraction"] * 1e6
@@ -379,7 +381,7 @@ class LatencyModel:
 # and maderix "Inside the M4 ANE", github.com/maderix/ANE, R). Generations between two measured ones are interpolated
 # geometrically, those outside take the nearest measured one (derived, U).
 CALL_OVERHEAD_US = {13: 190.0, 16: 92.5, 17: 70.0}
-DISPATCH_REFERENCE_TIER = 16  # the fitted ane_dispatch_ms_* are an H16 (A17 Pro / M4) chip's
+DISPATCH_REFERENCE_TIER = 16  # the fitted ane_dispatch_ms_ios is an H16 (A17 Pro) chip's
 
 
 def call_overhead_us(tier: int) -> float:
@@ -392,10 +394,11 @@ def call_overhead_us(tier: int) -> float:
 
 
 def dispatch_ms(chip: Chip, k: dict) -> float:
-    """What one ANE segment's launch costs on ``chip``: the fitted dispatch of its platform (on an H16 chip) scaled
-    by its generation's measured per-call overhead."""
-    scale = call_overhead_us(chip.tier) / CALL_OVERHEAD_US[DISPATCH_REFERENCE_TIER]
-    return k[f"ane_dispatch_ms_{chip.platform}"] * scale
+    """What one ANE segment's launch costs on ``chip``: on macOS its generation's measured per-call overhead; on iOS
+    the fitted dispatch (on an H16 chip) scaled by that overhead."""
+    if chip.platform == "macos":
+        return call_overhead_us(chip.tier) / 1000
+    return k["ane_dispatch_ms_ios"] * call_overhead_us(chip.tier) / CALL_OVERHEAD_US[DISPATCH_REFERENCE_TIER]
 
 
 def _fusable(op, producer_op, device_of, consumers) -> bool:
