@@ -6,8 +6,9 @@ eligibility entry per probe (op type, whether Core ML supported it on the ANE, w
 segmenter's estimate over the probes that ran wholly on one device, median), ``latency_scale`` and
 ``class_latency_scale`` (the same against the latency model's whole-model estimate, per compute-unit setting
 measured, where the probe ran wholly on the device predicted), ``ane_pass_us`` (what one ANE pass costs: the
-measured difference of the pass-chain probes, :data:`PASS_CHAIN`, which set no scale) and
-the provenance of every measurement used.
+measured difference of the pass-chain probes, :data:`PASS_CHAIN`, which set no scale), ``assumptions`` (the measured
+and estimated times of the probe pairs of :data:`ASSUMPTIONS`, what they say of the latency model; read by people,
+not by the estimate) and the provenance of every measurement used.
 
 ``check --profile`` (:func:`anedoctor.check` ``profile=``): :func:`as_profile` loads it; :meth:`Profile.resolve`
 picks the chip/OS (the profile's own when none is asked; another chip is an error, another OS a warning note);
@@ -48,7 +49,7 @@ ASSUMPTIONS = {
     "linear_grows_as_macs": tuple(f"linear_bsc_{c}" for c in LAYOUT_CHANNELS),
     "conv_grows_as_macs": tuple(f"conv_bc1s_{c}" for c in LAYOUT_CHANNELS),
 }
-ANE_RUN = ("cpu_and_ne", "ane")  # the setting and device a pass chain is timed under
+ANE_RUN = ("cpu_and_ne", "ane")  # the setting and device a pass chain or an assumption pair is timed under
 
 
 def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def ingest(measurements: list[Any], manifest: dict[str, dict[str, Any]] | None =
     latency: dict[str, list[float]] = {}  # device -> measured / predicted latency
     class_latency: dict[tuple[str, str], list[float]] = {}  # (cost class, device) -> the same
     chain: dict[str, float] = {}  # pass-chain probe -> its measured median, run wholly on the ANE
-    asked: dict[str, dict[str, float]] = {}  # probe of an ASSUMPTIONS pair -> its run wholly on the ANE
+    asked: dict[str, dict[str, float]] = {}  # probe -> its run wholly on the ANE (for the ASSUMPTIONS pairs)
     where: tuple | None = None
     first: dict[str, Any] | None = None
     for source in sources:
