@@ -239,16 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=Path, help="rows written by bench/bench_latency.py --json")
     parser.add_argument("--dry-run", action="store_true", help="fit and print, but do not write fitted.py")
     parser.add_argument("--build", action="store_true", help="build missing models first (slow); default: cached only")
-    parser.add_argument(
+    diagnostic = parser.add_mutually_exclusive_group()
+    diagnostic.add_argument(
         "--bound",
         action="store_true",
         help="a diagnostic: the constants that bring the worst case closest, fitted on every case (fit and holdout "
         "alike, so never written): whether the model's form can reach a target at all",
     )
-    parser.add_argument(
+    diagnostic.add_argument(
         "--by-family",
         action="store_true",
-        help="a diagnostic: each family predicted by constants fitted on the others (one fit per family; about 30 "
+        help="a diagnostic: each family predicted by constants fitted on the others (one fit per family; 30-45 "
         "minutes on two cores), never written",
     )
     args = parser.parse_args(argv)
