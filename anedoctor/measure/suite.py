@@ -31,7 +31,7 @@ from ..hardware import COMPUTE_UNITS, resolve_target
 from ..loaders.files import read_json_document
 from ..util import write_atomic
 from .probes import PROBES, Probe, build_probe
-from .profile import LAYOUT_CHANNELS, PASS_CHAIN, WEIGHT_STREAM, check_probe_entry
+from .profile import ASSUMPTIONS, LAYOUT_CHANNELS, PASS_CHAIN, WEIGHT_STREAM, check_probe_entry
 
 X4 = ((1, 64, 32, 32), "fp16")
 
@@ -77,10 +77,13 @@ def _layout(layout: str, channels: int):
     conversion) or as a 1x1 conv on (1, C, 1, 1500) (the ANE layout). The estimate grows both as C squared;
     whisper.cpp's published encoders (macOS 13 / 14) grew per layer as C cubed in the original conversion
     (BENCHMARKS.md): these measure which layout does, on one Mac."""
-    weight = (np.random.default_rng(channels).standard_normal((channels, channels)) / channels**0.5).astype(np.float16)
-    if layout == "linear":
-        return lambda mb, x: mb.linear(x=x, weight=weight)
-    return lambda mb, x: mb.conv(x=x, weight=weight[:, :, None, None])
+
+    def build(mb, x):
+        rng = np.random.default_rng(channels)
+        weight = (rng.standard_normal((channels, channels)) / channels**0.5).astype(np.float16)
+        return mb.linear(x=x, weight=weight) if layout == "linear" else mb.conv(x=x, weight=weight[:, :, None, None])
+
+    return build
 
 
 # Sweeps with no published measurement yet (expected ANE support unknown: the measurement decides).
@@ -105,12 +108,12 @@ SWEEPS = {
             for name, n in WEIGHT_STREAM.items()
         ),  # cost.latency: weights stream from DRAM at the chip's rate
         *(
-            Probe(f"linear_bsc_{c}", "linear", (((1, 1500, c), "fp16"),), _layout("linear", c), None)
-            for c in LAYOUT_CHANNELS
+            Probe(name, "linear", (((1, 1500, c), "fp16"),), _layout("linear", c), None)
+            for name, c in zip(ASSUMPTIONS["linear_grows_as_macs"], LAYOUT_CHANNELS)
         ),
         *(
-            Probe(f"conv_bc1s_{c}", "conv", (((1, c, 1, 1500), "fp16"),), _layout("conv", c), None)
-            for c in LAYOUT_CHANNELS
+            Probe(name, "conv", (((1, c, 1, 1500), "fp16"),), _layout("conv", c), None)
+            for name, c in zip(ASSUMPTIONS["conv_grows_as_macs"], LAYOUT_CHANNELS)
         ),  # cost.latency: the linear's and the conv's time grow with their MACs
     ]
 }
