@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .api import check, load
+from .cost.evidence import chip_evidence, evidence_line, model_features, nearest_line, nearest_published
 from .cost.fitted import FITTED
-from .cost.latency import chip_evidence, dispatch_ms, evidence_line
+from .cost.latency import dispatch_ms
 from .errors import ModelError
 from .hardware import CHIPS, COMPUTE_UNITS, DEVICE_LABELS, ENERGY_LABELS, IOS_TO_MACOS, Chip
 from .ir import Model
@@ -143,6 +144,7 @@ class Estimate:
             ],
             "assumptions": chip_assumptions(r.target.chip),
             "chip_evidence": chip_evidence(r.target.chip),
+            "nearest_published": nearest_published(model_features(ops), r.target.chip),
             "calibration": FITTED.get("fit"),
             "calibrated_by": self.report.calibrated_by(),
         }
@@ -162,6 +164,7 @@ class Estimate:
             f"compute units {d['compute_units']}",
             "ESTIMATE — from a model of the hardware calibrated on published latencies, not a measurement",
             evidence_line(d["chip_name"], d["chip_evidence"]),
+            *filter(None, [nearest_line(self.report.target.chip, d["nearest_published"])]),
             *self._profile_lines(d["calibrated_by"]),
             *(f"note: {note}" for note in d["notes"]),
             f"latency {d['latency_ms']:.3f} ms per inference  ("
@@ -296,7 +299,14 @@ class Estimate:
             {
                 "title": f"Latency estimate: {d['latency_ms']:.3f} ms per inference ({d['chip_name']}, "
                 f"{d['compute_units']}{calibrated}); energy ~{sum(d['energy_mj'].values()):.3f} mJ (estimate)",
-                "html": f"<p>{html.escape(evidence_line(d['chip_name'], d['chip_evidence']))}</p>"
+                "html": "".join(
+                    f"<p>{html.escape(line)}</p>"
+                    for line in (
+                        evidence_line(d["chip_name"], d["chip_evidence"]),
+                        nearest_line(self.report.target.chip, d["nearest_published"]),
+                    )
+                    if line
+                )
                 + self.timeline_svg(),
                 "rows": [
                     {

@@ -8,7 +8,9 @@ least squares on log(predicted / published) over the fit split only, within phys
 includes the case's outside work, cases.Outside, as bench/bench_latency.py adds it). Chip
 figures (peaks, bandwidths, clocks) are never fitted. The result is written to
 anedoctor/cost/fitted.py (the one place fitted constants live) with what the fit achieved (on the fit and
-holdout splits, and per chip over both), and the error on the fit and holdout splits is printed.
+holdout splits, and per chip over both), each case's published and estimated latency with the features of its model
+to anedoctor/cost/published_cases.json (reports name the published cases most like a user's model from it), and the
+error on the fit and holdout splits is printed.
 With --bound it fits every case instead, weighing the worst first, and only prints: not a calibration (the holdout
 is in it) but a test of the model's form, how close any setting of the constants can bring the worst case.
 With --by-family it only prints too: each family's cases (cases.Case.family) predicted by constants fitted on every
@@ -39,10 +41,12 @@ from published.cases import BY_NAME  # noqa: E402
 from published.evaluate import factor, outside_ms, outside_units  # noqa: E402
 
 import anedoctor  # noqa: E402
+from anedoctor.cost.evidence import model_features  # noqa: E402
 from anedoctor.cost.latency import breakdown, constants  # noqa: E402
 from anedoctor.placement import time_ops  # noqa: E402
 
 FITTED_PY = Path(__file__).resolve().parent.parent / "anedoctor" / "cost" / "fitted.py"
+CASES_JSON = FITTED_PY.with_name("published_cases.json")  # anedoctor.cost.evidence reads it
 # name -> (lower, upper) physical bounds
 FREE = {
     "ane_conv_efficiency": (0.1, 1.0),
@@ -166,6 +170,23 @@ def per_chip(ratios: list[tuple[dict, float]]) -> dict:
     }
 
 
+def case_table(placed: list, predicted: list[tuple[dict, float]]) -> dict:
+    """Each case's chip, compute units, split, published and estimated latency and the features of its model
+    (anedoctor.cost.evidence.model_features), which reports use to name the published cases most like a model."""
+    estimated = {c["name"]: ms for c, ms in predicted}
+    return {
+        c["name"]: {
+            "chip": c["chip"],
+            "compute_units": c["compute_units"],
+            "split": c["split"],
+            "published_ms": c["published_latency_ms"],
+            "estimated_ms": round(estimated[c["name"]], 4),
+            **model_features(r.prediction_placements()),
+        }
+        for c, r in placed
+    }
+
+
 def worst_first(theta: np.ndarray, placed: list) -> np.ndarray:
     """Residuals that grow with the cube of a case's error in units of 2x, so the cases beyond 2x dominate."""
     r = residuals(theta, placed)
@@ -222,7 +243,12 @@ def by_family(placed: list, workers: int = 2) -> list[tuple[dict, float]]:
     return [(c, predict(c, r, fitted[family(c)]) / c["published_latency_ms"]) for c, r in placed]
 
 
-def write(fitted: dict, report: dict) -> None:
+def write(fitted: dict, report: dict, table: dict) -> None:
+    """The constants and the fit's summary to fitted.py, the case table to published_cases.json (a case a line)."""
+    lines = ",\n".join(f" {json.dumps(name)}: {json.dumps(row)}" for name, row in table.items())
+    scratch = CASES_JSON.with_name(".published_cases.json.tmp")
+    scratch.write_text("{\n" + lines + "\n}\n")
+    scratch.replace(CASES_JSON)
     text = FITTED_PY.read_text()
     head = text[: text.index("FITTED = ")]
     values = {**constants(), **fitted}
@@ -293,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {c['name']:<28} {c['split']:<8} published {c['published_latency_ms']:8.2f}  predicted {ms:8.2f}")
     print("fitted:", fitted)
     if not args.dry_run:
-        report = {"fit_cases": [c["name"] for c, _ in fit_set], "fit": after["fit"], "holdout": after["holdout"]}
-        write(fitted, {**report, "per_chip": per_chip(ratios)})
+        report = {"fit": after["fit"], "holdout": after["holdout"]}
+        write(fitted, {**report, "per_chip": per_chip(ratios)}, case_table(placed, predicted))
     return 0
 
 

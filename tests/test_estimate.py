@@ -194,6 +194,49 @@ def test_estimate_says_how_far_it_was_checked_on_the_chip(model_path):
     assert table["m1max"] == evidence["cases"] and table["m5pro"] == 0
 
 
+def test_model_features_say_what_work_a_model_is(model_path):
+    """MACs, stored weight bytes and ops of the fixture, counted from its shapes: eight 3x3 and one 17x17 128->128
+    conv over 32x32 with fp16 weights, the 17x17 one (80% of the MACs) off the Neural Engine."""
+    from anedoctor.cost.evidence import model_features
+
+    features = model_features(anedoctor.check(model_path, chip="a17", os="ios17").prediction_placements())
+    macs = 128 * 128 * 1024 * (8 * 9 + 17 * 17)
+    assert features["gmac"] == pytest.approx(macs / 1e9, rel=1e-3)
+    assert features["weight_mb"] == pytest.approx(2 * 128 * 128 * (8 * 9 + 17 * 17) / 1e6, abs=1e-3)
+    assert features["ops"] == 19  # 9 convs, 8 relus, the input and output casts
+    assert features["conv_share"] == 1.0 and features["ane_share"] == pytest.approx(8 * 9 / (8 * 9 + 17 * 17), abs=1e-3)
+
+
+def test_estimate_names_the_published_models_most_like_it(model_path, monkeypatch):
+    """The published cases nearest the model's features are listed with their published and estimated latency: on
+    the chip when it has any (a decade of MACs away counts 1, the whole model moved off the ANE 2), else on others."""
+    from anedoctor.cost import evidence
+
+    own = evidence.model_features(anedoctor.check(model_path, chip="a17", os="ios17").prediction_placements())
+    like = {"chip": "a17", "compute_units": "all", "split": "fit", "published_ms": 2.0, "estimated_ms": 3.0, **own}
+    table = {
+        "on_the_cpu_a17": {**like, "ane_share": 0.0, "published_ms": 9.0},  # 2 x 0.2 = 0.4 away
+        "tenfold_a17": {**like, "gmac": 10 * own["gmac"], "published_ms": 20.0},  # 1.0 away
+        "twin_a17": like,
+        "twin_m4": {**like, "chip": "m4"},
+    }
+    monkeypatch.setattr(evidence, "published_cases", lambda: table)
+    est = anedoctor.estimate(model_path, chip="a17", os="ios17")
+    nearest = est.to_dict()["nearest_published"]
+    assert [(n["case"], n["distance"], n["ratio"]) for n in nearest] == [
+        ("twin_a17", 0, 1.5),
+        ("on_the_cpu_a17", 0.4, 0.33),
+    ]
+    assert "on the Apple A17 Pro" in est.render() and "twin_a17 2 ms published, 3 estimated (1.50x)" in est.render()
+    assert "twin_a17 2 ms published" in est.to_html()
+    assert anedoctor.check(model_path, chip="a17", os="ios17").to_dict()["nearest_published"] == nearest
+    elsewhere = anedoctor.estimate(model_path, chip="m5pro")  # no case on it: the nearest of any chip, named
+    assert [n["case"] for n in elsewhere.to_dict()["nearest_published"]] == ["twin_a17", "twin_m4"]
+    assert (
+        "(none on the Apple M5 Pro; on other chips)" in elsewhere.render() and "twin_m4 (m4) 2 ms" in elsewhere.render()
+    )
+
+
 @pytest.fixture(scope="module")
 def two_functions(tmp_path_factory):
     return build_two_functions(tmp_path_factory.mktemp("multi"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -129,6 +130,24 @@ def test_fitted_file_knows_each_chips_published_latencies():
     assert per_chip == dict(Counter(c.chip for c in cases.LATENCY_CASES if c.latency_ms is not None))
 
 
+def test_published_cases_file_has_each_latency_case_with_its_estimate_and_features():
+    """anedoctor/cost/published_cases.json (what reports compare a user's model with) holds every latency case with
+    its split, published latency, an estimate and the features of its model: adding a case means re-running
+    python bench/calibrate.py."""
+    from anedoctor.cost.evidence import FEATURES, published_cases
+
+    table = published_cases()
+    latency = {c.name: c for c in cases.LATENCY_CASES if c.latency_ms is not None}
+    assert set(table) == set(latency)
+    for name, row in table.items():
+        assert (row["chip"], row["split"], row["published_ms"]) == (
+            latency[name].chip,
+            cases.split(latency[name]),
+            latency[name].latency_ms,
+        )
+        assert row["estimated_ms"] > 0 and set(FEATURES) <= set(row) and row["gmac"] > 0
+
+
 def _tiny_cases(tmp_path, monkeypatch, families: dict[str, str]) -> tuple[str, float]:
     """One built one-layer Whisper cross-K/V model (CPU only, M4) and its estimate; a latency case of it per name,
     in the given family, registered in cases.BY_NAME."""
@@ -180,3 +199,32 @@ def test_by_family_predicts_each_family_without_its_own_figures(tmp_path, monkey
     ratios = {c["name"]: x for c, x in calibrate.by_family(placed, workers=1)}
     assert ratios["as_estimated"] == pytest.approx(2.0, rel=0.1)
     assert ratios["twice"] == pytest.approx(0.5, rel=0.1)
+
+
+def test_calibration_writes_each_case_with_the_features_a_report_compares(tmp_path, monkeypatch):
+    """bench/calibrate.py's write puts the constants in fitted.py and each case, with its estimate and its model's
+    features, a line each in published_cases.json, which anedoctor.cost.evidence reads."""
+    import calibrate
+
+    from anedoctor.cost import evidence
+
+    package, estimate = _tiny_cases(tmp_path, monkeypatch, {"written": "t"})
+    placed = calibrate.place([_case("written", 2 * estimate, package)])
+    table = calibrate.case_table(placed, [(placed[0][0], estimate)])
+    fitted_py, cases_json = tmp_path / "fitted.py", tmp_path / "published_cases.json"
+    fitted_py.write_text('"""doc"""\n\nFITTED = {}\n')
+    monkeypatch.setattr(calibrate, "FITTED_PY", fitted_py)
+    monkeypatch.setattr(calibrate, "CASES_JSON", cases_json)
+    calibrate.write({"ane_op_us": 2.0}, {"fit": "n=1"}, table)
+    assert '"ane_op_us": 2.0' in fitted_py.read_text() and len(cases_json.read_text().splitlines()) == 3
+    row = json.loads(cases_json.read_text())["written"]
+    features = evidence.model_features(placed[0][1].prediction_placements())
+    assert row == {
+        "chip": "m4",
+        "compute_units": "cpu_only",
+        "split": "fit",
+        "published_ms": 2 * estimate,
+        "estimated_ms": round(estimate, 4),
+        **features,
+    }
+    assert features["ane_share"] == 0.0 and features["gmac"] > 0  # CPU only

@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..hardware import Chip, Target
 from ..ir.compression import stored_bytes
@@ -147,30 +146,6 @@ class Breakdown:
     @property
     def energy_total_mj(self) -> float:
         return sum(self.energy_mj.values())
-
-
-def chip_evidence(chip: Chip) -> dict[str, Any] | None:
-    """How the fitted model does on the chip's published latencies (bench/calibrate.py: case count, median and worst
-    error over its fit and holdout cases); None when no published latency was measured on it."""
-    return FITTED.get("fit", {}).get("per_chip", {}).get(chip.id)
-
-
-def published_latencies(count: int) -> str:
-    """'1 published latency', '15 published latencies': the size of a chip's evidence, as every report words it."""
-    return f"{count} published {'latency' if count == 1 else 'latencies'}"
-
-
-def evidence_line(chip_name: str, evidence: dict[str, Any] | None) -> str:
-    """One line on how far the estimate has been checked on this chip."""
-    if not evidence:
-        return (
-            f"no published latency was measured on the {chip_name}: its estimate rests on the chip's specs and on "
-            "constants fitted on other chips"
-        )
-    return (
-        f"checked on the {chip_name} against {published_latencies(evidence['cases'])}: median error "
-        f"{evidence['median_error']:.2f}x, worst {evidence['worst_error']:.2f}x (bench/bench_latency.py)"
-    )
 
 
 def constants(overrides: dict | None = None) -> dict:

@@ -9,7 +9,7 @@ from importlib.resources import files
 
 import jinja2
 
-from ..cost.latency import published_latencies
+from ..cost.evidence import published_latencies
 from ..hardware import DEVICE_LABELS, DISPLAY_ORDER
 from ..rules import CONFIDENCE
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..cost.latency import chip_evidence
+from ..cost.evidence import chip_evidence, model_features, nearest_published
 from ..ir import Value
 from ..ir.compression import op_weight_formats
 from ..placement import Finding, OpPlacement
@@ -78,6 +78,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "panels": report.panels,
         "calibrated_by": report.calibrated_by(),
         "latency_evidence": chip_evidence(report.target.chip),
+        "nearest_published": nearest_published(model_features(report.prediction_placements()), report.target.chip),
     }
 
 

@@ -14,7 +14,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..cost.latency import published_latencies
+from ..cost.evidence import published_latencies
 from ..hardware import DEVICE_LABELS, DISPLAY_ORDER
 from ..rules import CONFIDENCE, RULES
 from ..util import safe_text
