@@ -208,8 +208,9 @@ def test_model_features_say_what_work_a_model_is(model_path):
 
 
 def test_estimate_names_the_published_models_most_like_it(model_path, monkeypatch):
-    """The published cases nearest the model's features are listed with their published and estimated latency: on
-    the chip when it has any (a decade of MACs away counts 1, the whole model moved off the ANE 2), else on others."""
+    """The published cases nearest the model's features are listed with their published and estimated latency (a
+    decade of MACs away counts 1, the whole model moved off the ANE 2): the chip's own first when they are within 1,
+    else the nearest on any chip, named."""
     from anedoctor.cost import evidence
 
     own = evidence.model_features(anedoctor.check(model_path, chip="a17", os="ios17").prediction_placements())
@@ -218,7 +219,7 @@ def test_estimate_names_the_published_models_most_like_it(model_path, monkeypatc
         "on_the_cpu_a17": {**like, "ane_share": 0.0, "published_ms": 9.0},  # 2 x 0.2 = 0.4 away
         "tenfold_a17": {**like, "gmac": 10 * own["gmac"], "published_ms": 20.0},  # 1.0 away
         "twin_a17": like,
-        "twin_m4": {**like, "chip": "m4"},
+        "thousandfold_m4": {**like, "chip": "m4", "gmac": 1000 * own["gmac"]},  # 3.0 away
     }
     monkeypatch.setattr(evidence, "published_cases", lambda: table)
     est = anedoctor.estimate(model_path, chip="a17", os="ios17")
@@ -227,14 +228,18 @@ def test_estimate_names_the_published_models_most_like_it(model_path, monkeypatc
         ("twin_a17", 0, 1.5),
         ("on_the_cpu_a17", 0.4, 0.33),
     ]
-    assert "on the Apple A17 Pro" in est.render() and "twin_a17 2 ms published, 3 estimated (1.50x)" in est.render()
+    assert "twin_a17 2 ms published, 3 estimated (1.50x); on_the_cpu_a17 9 ms" in est.render()
     assert "twin_a17 2 ms published" in est.to_html()
     assert anedoctor.check(model_path, chip="a17", os="ios17").to_dict()["nearest_published"] == nearest
-    elsewhere = anedoctor.estimate(model_path, chip="m5pro")  # no case on it: the nearest of any chip, named
-    assert [n["case"] for n in elsewhere.to_dict()["nearest_published"]] == ["twin_a17", "twin_m4"]
-    assert (
-        "(none on the Apple M5 Pro; on other chips)" in elsewhere.render() and "twin_m4 (m4) 2 ms" in elsewhere.render()
-    )
+    for chip in ("m4", "m5pro"):  # the M4's one case is too unlike it, the M5 Pro has none
+        elsewhere = anedoctor.estimate(model_path, chip=chip)
+        assert [n["case"] for n in elsewhere.to_dict()["nearest_published"]] == ["twin_a17", "on_the_cpu_a17"]
+        assert "twin_a17 (a17) 2 ms published" in elsewhere.render()
+    table["twin_m4"] = {**like, "chip": "m4", "gmac": 3 * own["gmac"]}  # 0.48 away: the M4's own comes first
+    assert [n["case"] for n in anedoctor.estimate(model_path, chip="m4").to_dict()["nearest_published"]] == [
+        "twin_m4",
+        "twin_a17",
+    ]
 
 
 @pytest.fixture(scope="module")

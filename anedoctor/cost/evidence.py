@@ -20,6 +20,7 @@ from .fitted import FITTED
 from .latency import mac_kind, weight_bytes
 
 NEAREST = 2  # published cases listed beside an estimate
+NEAR = 1.0  # a case on the user's chip this close (a decade of MACs) is listed before nearer ones on other chips
 # feature -> (scale, value): on a log scale with that floor (MACs, weights and ops span decades), or a share in 0..1
 # weighted by that value (the ANE share counts twice: a model on the CPU runs nothing like one on the Neural Engine)
 FEATURES = {
@@ -95,11 +96,11 @@ def published_cases() -> dict[str, dict[str, Any]]:
 
 
 def nearest_published(features: dict[str, float], chip: Chip, count: int = NEAREST) -> list[dict[str, Any]]:
-    """The published cases most like a model with these features, measured on ``chip`` (on any chip when none
-    was), each with its published and estimated latency and their ratio; [] before the first calibration."""
-    cases = published_cases()
-    pool = {n: c for n, c in cases.items() if c["chip"] == chip.id} or cases
-    ranked = sorted(pool.items(), key=lambda nc: feature_distance(features, nc[1]))[:count]
+    """The published cases most like a model with these features, each with its published and estimated latency and
+    their ratio: those measured on ``chip`` first when they are within :data:`NEAR` of it, then the nearest on any
+    chip; [] before the first calibration."""
+    ranked = sorted(published_cases().items(), key=lambda nc: feature_distance(features, nc[1]))
+    here = [(n, c) for n, c in ranked if c["chip"] == chip.id and feature_distance(features, c) <= NEAR]
     return [
         {
             "case": name,
@@ -110,19 +111,18 @@ def nearest_published(features: dict[str, float], chip: Chip, count: int = NEARE
             "ratio": round(c["estimated_ms"] / c["published_ms"], 2),
             "distance": round(feature_distance(features, c), 3),
         }
-        for name, c in ranked
+        for name, c in (here + [nc for nc in ranked if nc not in here])[:count]
     ]
 
 
 def nearest_line(chip: Chip, nearest: list[dict[str, Any]]) -> str:
-    """One line naming the published cases most like the model and how far the estimate was from each."""
+    """One line naming the published cases most like the model (with their chip when it is not ``chip``) and how far
+    the estimate was from each."""
     if not nearest:
         return ""
-    here = all(n["chip"] == chip.id for n in nearest)
     cases = "; ".join(
-        f"{n['case']}{'' if here else ' (' + n['chip'] + ')'} {n['published_ms']:g} ms published, "
+        f"{n['case']}{'' if n['chip'] == chip.id else ' (' + n['chip'] + ')'} {n['published_ms']:g} ms published, "
         f"{n['estimated_ms']:.3g} estimated ({n['ratio']:.2f}x)"
         for n in nearest
     )
-    where = f"on the {chip.name}" if here else f"(none on the {chip.name}; on other chips)"
-    return f"published models most like this one {where}, by MACs, weights, ops and device mix: {cases}"
+    return f"published models most like this one, by MACs, weights, ops and device mix: {cases}"
