@@ -89,6 +89,11 @@ def test_page_shows_the_latency_estimate_and_how_far_it_was_checked(mil_report):
     assert f"~{mil_report['summary']['latency_ms']:.3f} ms" in html and evidence["cases"] > 0
     assert f"checked against {evidence['cases']} published latencies on this chip" in html
     assert "no published latency was measured" in render_html({**mil_report, "latency_evidence": None})
+    nearest = mil_report["nearest_published"]  # the published models most like it, with what the estimate gave them
+    assert len(nearest) == 2 and f"published models most like it: {nearest[0]['case']} ({nearest[0]['chip']})" in html
+    assert f"({nearest[1]['ratio']:.2f}x)" in html and "most like it" not in render_html(
+        {**mil_report, "nearest_published": []}
+    )
 
 
 def test_10k_page_is_small():
