@@ -8,9 +8,9 @@ least squares on log(predicted / published) over the fit split only, within phys
 includes the case's outside work, cases.Outside, as bench/bench_latency.py adds it). Chip
 figures (peaks, bandwidths, clocks) are never fitted. The result is written to
 anedoctor/cost/fitted.py (the one place fitted constants live) with what the fit achieved (on the fit and
-holdout splits, and per chip over both), each case's published and estimated latency with the features of its model
-to anedoctor/cost/published_cases.json (reports name the published cases most like a user's model from it), and the
-error on the fit and holdout splits is printed.
+holdout splits), each case's published and estimated latency with the features of its model to
+anedoctor/cost/published_cases.json (reports read from it how far the estimate was checked on a chip and which
+published cases are most like a user's model), and the error on the fit and holdout splits is printed.
 With --bound it fits every case instead, weighing the worst first, and only prints: not a calibration (the holdout
 is in it) but a test of the model's form, how close any setting of the constants can bring the worst case.
 With --by-family it only prints too: each family's cases (cases.Case.family) predicted by constants fitted on every
@@ -153,23 +153,6 @@ def summary(ratios: list[float]) -> str:
     )
 
 
-def per_chip(ratios: list[tuple[dict, float]]) -> dict:
-    """For each chip, how the fitted model does on all its published latencies (fit and holdout; ``ratios``: each
-    case with its predicted / published latency): what ``anedoctor estimate`` and ``anedoctor chips`` tell a user
-    about their chip."""
-    by_chip: dict[str, list[float]] = {}
-    for c, x in ratios:
-        by_chip.setdefault(c["chip"], []).append(x)
-    return {
-        chip: {
-            "cases": len(rs),
-            "median_error": round(statistics.median(factor(x) for x in rs), 2),
-            "worst_error": round(max(factor(x) for x in rs), 2),
-        }
-        for chip, rs in sorted(by_chip.items())
-    }
-
-
 def case_table(placed: list, predicted: list[tuple[dict, float]]) -> dict:
     """Each case's chip, compute units, split, published and estimated latency and the features of its model
     (anedoctor.cost.evidence.model_features), which reports use to name the published cases most like a model."""
@@ -309,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         for which, s in (("fit", fit_set), ("holdout", hold_set))
     }
     fitted = fit(fit_set)
-    predicted = [(c, predict(c, r, fitted)) for c, r in placed]  # once: the summaries, the table, per chip
+    predicted = [(c, predict(c, r, fitted)) for c, r in placed]  # once: the summaries and the case table
     ratios = [(c, ms / c["published_latency_ms"]) for c, ms in predicted]
     after = {}
     for which in ("fit", "holdout"):
@@ -319,8 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {c['name']:<28} {c['split']:<8} published {c['published_latency_ms']:8.2f}  predicted {ms:8.2f}")
     print("fitted:", fitted)
     if not args.dry_run:
-        report = {"fit": after["fit"], "holdout": after["holdout"]}
-        write(fitted, {**report, "per_chip": per_chip(ratios)}, case_table(placed, predicted))
+        write(fitted, after, case_table(placed, predicted))
     return 0
 
 

@@ -174,11 +174,25 @@ def test_cli_chips_lists_every_variant():
     assert ids == set(CHIPS) and {"m1max", "m2ultra", "m3pro", "m4max", "m5pro", "a19pro"} <= ids
 
 
+def test_chip_evidence_is_the_median_and_worst_error_of_the_chips_cases(monkeypatch):
+    from anedoctor.cost import evidence
+
+    table = {
+        "right": {"chip": "a16", "published_ms": 1.0, "estimated_ms": 1.0},
+        "twice": {"chip": "a16", "published_ms": 1.0, "estimated_ms": 2.0},
+        "quarter": {"chip": "a16", "published_ms": 4.0, "estimated_ms": 1.0},
+        "elsewhere": {"chip": "m4", "published_ms": 1.0, "estimated_ms": 9.0},
+    }
+    monkeypatch.setattr(evidence, "published_cases", lambda: table)
+    assert evidence.chip_evidence(CHIPS["a16"]) == {"cases": 3, "median_error": 2.0, "worst_error": 4.0}
+    assert evidence.chip_evidence(CHIPS["a17"]) is None
+
+
 def test_estimate_says_how_far_it_was_checked_on_the_chip(model_path):
-    from anedoctor.cost.fitted import FITTED
+    from anedoctor.cost.evidence import chip_evidence
 
     checked = anedoctor.estimate(model_path, chip="m1max", os="macos13")
-    evidence = FITTED["fit"]["per_chip"]["m1max"]
+    evidence = chip_evidence(CHIPS["m1max"])
     assert checked.to_dict()["chip_evidence"] == evidence and evidence["cases"] >= 10
     assert f"checked on the Apple M1 Max against {evidence['cases']} published latencies" in checked.render()
     unchecked = anedoctor.estimate(model_path, chip="m5pro")  # no published latency on it

@@ -119,14 +119,15 @@ def test_outside_work_is_estimated_apart_and_added(tmp_path, monkeypatch, device
     assert row["predicted_latency_ms"] == pytest.approx(alone["predicted_latency_ms"] + expected)
 
 
-def test_fitted_file_knows_each_chips_published_latencies():
-    """anedoctor/cost/fitted.py's per-chip evidence (what `anedoctor estimate` tells a user about their chip) counts
-    the latency cases of each chip: adding a case means re-running python bench/calibrate.py."""
+def test_chip_evidence_counts_each_chips_published_latencies():
+    """The per-chip evidence (what `anedoctor estimate` tells a user about their chip) counts the latency cases of
+    each chip: adding a case means re-running python bench/calibrate.py."""
     from collections import Counter
 
-    from anedoctor.cost.fitted import FITTED
+    from anedoctor.cost.evidence import chip_evidence
+    from anedoctor.hardware import CHIPS
 
-    per_chip = {chip: e["cases"] for chip, e in FITTED["fit"]["per_chip"].items()}
+    per_chip = {chip.id: e["cases"] for chip in CHIPS.values() if (e := chip_evidence(chip))}
     assert per_chip == dict(Counter(c.chip for c in cases.LATENCY_CASES if c.latency_ms is not None))
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..hardware import Chip
-from .fitted import FITTED
 from .latency import mac_kind, weight_bytes
 
 NEAREST = 2  # published cases listed beside an estimate
@@ -32,10 +32,22 @@ FEATURES = {
 }
 
 
+def factor(ratio: float) -> float:
+    """How far off an estimate is, as a factor >= 1 (0.5x and 2x are both 2)."""
+    return math.exp(abs(math.log(ratio)))
+
+
 def chip_evidence(chip: Chip) -> dict[str, Any] | None:
-    """How the fitted model does on the chip's published latencies (bench/calibrate.py: case count, median and worst
-    error over its fit and holdout cases); None when no published latency was measured on it."""
-    return FITTED.get("fit", {}).get("per_chip", {}).get(chip.id)
+    """How the fitted model does on the chip's published latencies (:func:`published_cases`, fit and holdout alike):
+    case count, median and worst error; None when no published latency was measured on it."""
+    errors = [factor(c["estimated_ms"] / c["published_ms"]) for c in published_cases().values() if c["chip"] == chip.id]
+    if not errors:
+        return None
+    return {
+        "cases": len(errors),
+        "median_error": round(statistics.median(errors), 2),
+        "worst_error": round(max(errors), 2),
+    }
 
 
 def published_latencies(count: int) -> str:

@@ -81,23 +81,5 @@ FITTED = {
     "fit": {
         "fit": "n=69  median error 1.09x  within ±25%: 64/69  max error 1.91x",
         "holdout": "n=69  median error 1.09x  within ±25%: 61/69  max error 2.20x",
-        "per_chip": {
-            "a14": {"cases": 34, "median_error": 1.13, "worst_error": 1.48},
-            "a15": {"cases": 7, "median_error": 1.16, "worst_error": 1.28},
-            "a16": {"cases": 17, "median_error": 1.06, "worst_error": 2.2},
-            "a17": {"cases": 15, "median_error": 1.09, "worst_error": 1.41},
-            "m1": {"cases": 2, "median_error": 1.09, "worst_error": 1.17},
-            "m1max": {"cases": 29, "median_error": 1.08, "worst_error": 1.91},
-            "m1pro": {"cases": 5, "median_error": 1.11, "worst_error": 1.76},
-            "m1ultra": {"cases": 5, "median_error": 1.06, "worst_error": 1.14},
-            "m2": {"cases": 5, "median_error": 1.01, "worst_error": 1.34},
-            "m2max": {"cases": 2, "median_error": 1.07, "worst_error": 1.13},
-            "m2ultra": {"cases": 6, "median_error": 1.35, "worst_error": 2.05},
-            "m3": {"cases": 1, "median_error": 1.01, "worst_error": 1.01},
-            "m3max": {"cases": 4, "median_error": 1.04, "worst_error": 1.44},
-            "m4": {"cases": 4, "median_error": 1.04, "worst_error": 1.09},
-            "m4max": {"cases": 1, "median_error": 1.01, "worst_error": 1.01},
-            "m4pro": {"cases": 1, "median_error": 1.01, "worst_error": 1.01},
-        },
     },
 }

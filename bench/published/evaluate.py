@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 from pathlib import Path
 
+from anedoctor.cost.evidence import factor
 from anedoctor.hardware import Chip
 
 from .build import BuildError, build_cases
@@ -141,11 +141,6 @@ def dump(path: Path | None, data: list[dict]) -> None:
     scratch.write_text(json.dumps(data, indent=1) + "\n")
     scratch.replace(path)
     print(f"rows written to {path}")
-
-
-def factor(ratio: float) -> float:
-    """How far off a prediction is, as a factor >= 1 (0.5x and 2x are both 2)."""
-    return math.exp(abs(math.log(ratio)))
 
 
 def latency_summary(ratios: list[float]) -> str:
